@@ -1,0 +1,112 @@
+//! Every Prometheus metric name Neptune processes export, in one place.
+//!
+//! The driver, the executor and the operator register metrics under these names; the Grafana
+//! dashboard in the Helm chart may only query names listed in [`ALL`] (a test checks it).
+//! Units are base units (seconds, bytes), names pass `promtool check metrics`.
+
+/// Executor: tasks currently running, label `kind`.
+pub const EXECUTOR_TASKS_RUNNING: &str = "neptune_executor_tasks_running";
+/// Executor: tasks currently suspended (parked coroutines), label `kind`.
+pub const EXECUTOR_TASKS_SUSPENDED: &str = "neptune_executor_tasks_suspended";
+/// Executor: suspend request received → task parked, histogram in seconds.
+pub const EXECUTOR_SUSPEND_LATENCY: &str = "neptune_executor_task_suspend_latency_seconds";
+/// Executor: suspensions performed.
+pub const EXECUTOR_SUSPENSIONS: &str = "neptune_executor_suspensions_total";
+/// Executor: resumptions performed.
+pub const EXECUTOR_RESUMPTIONS: &str = "neptune_executor_resumptions_total";
+/// Executor: tasks killed.
+pub const EXECUTOR_KILLS: &str = "neptune_executor_kills_total";
+/// Executor: tasks finished, labels `kind`, `outcome` (`succeeded`, `failed`, `killed`).
+pub const EXECUTOR_TASKS_FINISHED: &str = "neptune_executor_tasks_finished_total";
+/// Executor: records processed by tasks, label `kind`.
+pub const EXECUTOR_RECORDS: &str = "neptune_executor_records_processed_total";
+/// Executor: memory in use (process RSS or cgroup), bytes.
+pub const EXECUTOR_MEMORY_USED: &str = "neptune_executor_memory_used_bytes";
+/// Executor: memory budget (`--memory`), bytes.
+pub const EXECUTOR_MEMORY_LIMIT: &str = "neptune_executor_memory_limit_bytes";
+/// Executor: bytes spilled to disk.
+pub const EXECUTOR_SPILLED: &str = "neptune_executor_spilled_bytes_total";
+/// Executor: bytes retained by suspended tasks.
+pub const EXECUTOR_SUSPENDED_RETAINED: &str = "neptune_executor_suspended_retained_bytes";
+/// Executor: task slots (`--cores`).
+pub const EXECUTOR_SLOTS: &str = "neptune_executor_slots";
+
+/// Driver: stream micro-batch end-to-end latency (due time → results committed), label `job`.
+pub const DRIVER_STREAM_LATENCY: &str = "neptune_driver_stream_latency_seconds";
+/// Driver: records processed per job, labels `job`, `kind` (use `rate()` for records/s).
+pub const DRIVER_JOB_RECORDS: &str = "neptune_driver_job_records_total";
+/// Driver: batch records per second over the last window, label `job`.
+pub const DRIVER_BATCH_RECORDS_PER_SECOND: &str = "neptune_driver_batch_records_per_second";
+/// Driver: completed runs (micro-batches or epochs), labels `job`, `kind`.
+pub const DRIVER_JOB_RUNS: &str = "neptune_driver_job_runs_total";
+/// Driver: tasks waiting for a slot, label `kind`.
+pub const DRIVER_TASKS_QUEUED: &str = "neptune_driver_tasks_queued";
+/// Driver: tasks running, label `kind`.
+pub const DRIVER_TASKS_RUNNING: &str = "neptune_driver_tasks_running";
+/// Driver: tasks suspended, cluster-wide.
+pub const DRIVER_TASKS_SUSPENDED: &str = "neptune_driver_tasks_suspended";
+/// Driver: time to handle one scheduler event, histogram in seconds.
+pub const DRIVER_SCHEDULING_DECISION: &str = "neptune_driver_scheduling_decision_seconds";
+/// Driver: executors registered and alive.
+pub const DRIVER_EXECUTORS: &str = "neptune_driver_executors_registered";
+/// Driver: suspensions confirmed.
+pub const DRIVER_SUSPENSIONS: &str = "neptune_driver_suspensions_total";
+/// Driver: resumptions confirmed.
+pub const DRIVER_RESUMPTIONS: &str = "neptune_driver_resumptions_total";
+/// Driver: tasks killed by the `kill` policy.
+pub const DRIVER_KILLS: &str = "neptune_driver_kills_total";
+/// Driver: executors lost (connection closed or heartbeats missing).
+pub const DRIVER_EXECUTORS_LOST: &str = "neptune_driver_executors_lost_total";
+
+/// Operator: reconciliations run.
+pub const OPERATOR_RECONCILES: &str = "neptune_operator_reconciles_total";
+/// Operator: reconcile errors, label `category`.
+pub const OPERATOR_RECONCILE_ERRORS: &str = "neptune_operator_reconcile_errors_total";
+/// Operator: reconcile duration, histogram in seconds.
+pub const OPERATOR_RECONCILE_DURATION: &str = "neptune_operator_reconcile_duration_seconds";
+/// Operator: apps by phase, label `phase`.
+pub const OPERATOR_APPS: &str = "neptune_operator_apps";
+
+/// Every metric name above. Histograms also export `_bucket`, `_sum` and `_count` series.
+pub const ALL: &[&str] = &[
+    EXECUTOR_TASKS_RUNNING,
+    EXECUTOR_TASKS_SUSPENDED,
+    EXECUTOR_SUSPEND_LATENCY,
+    EXECUTOR_SUSPENSIONS,
+    EXECUTOR_RESUMPTIONS,
+    EXECUTOR_KILLS,
+    EXECUTOR_TASKS_FINISHED,
+    EXECUTOR_RECORDS,
+    EXECUTOR_MEMORY_USED,
+    EXECUTOR_MEMORY_LIMIT,
+    EXECUTOR_SPILLED,
+    EXECUTOR_SUSPENDED_RETAINED,
+    EXECUTOR_SLOTS,
+    DRIVER_STREAM_LATENCY,
+    DRIVER_JOB_RECORDS,
+    DRIVER_BATCH_RECORDS_PER_SECOND,
+    DRIVER_JOB_RUNS,
+    DRIVER_TASKS_QUEUED,
+    DRIVER_TASKS_RUNNING,
+    DRIVER_TASKS_SUSPENDED,
+    DRIVER_SCHEDULING_DECISION,
+    DRIVER_EXECUTORS,
+    DRIVER_SUSPENSIONS,
+    DRIVER_RESUMPTIONS,
+    DRIVER_KILLS,
+    DRIVER_EXECUTORS_LOST,
+    OPERATOR_RECONCILES,
+    OPERATOR_RECONCILE_ERRORS,
+    OPERATOR_RECONCILE_DURATION,
+    OPERATOR_APPS,
+];
+
+/// Whether `series` (e.g. `neptune_driver_stream_latency_seconds_bucket`) belongs to a known metric.
+pub fn is_known_series(series: &str) -> bool {
+    ALL.iter().any(|m| {
+        series == *m
+            || ["_bucket", "_sum", "_count"]
+                .iter()
+                .any(|s| series.strip_prefix(m) == Some(s))
+    })
+}

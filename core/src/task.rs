@@ -1,0 +1,271 @@
+//! The task context: what a running task sees, and the yield point that makes it suspendable.
+//!
+//! Every operator loop calls [`TaskContext::yield_point`] once per record. When nothing is asked of
+//! the task this is one relaxed atomic load. When the executor has asked the task to suspend or die,
+//! the slow path hands control to the executor's [`YieldHook`], which parks the task's coroutine
+//! (suspend) or tells the task to stop (kill). The hook is how the `may` runtime plugs in without
+//! this crate knowing about coroutines.
+
+use crate::ids::{JobKind, TaskId};
+use crate::state::Broadcasts;
+use std::cell::Cell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+
+/// Control state: keep running.
+pub const RUN: u8 = 0;
+/// Control state: park at the next yield point.
+pub const SUSPEND: u8 = 1;
+/// Control state: stop at the next yield point; the task's result is discarded.
+pub const KILL: u8 = 2;
+
+/// Control block shared by the executor (which writes requests) and the task (which reads them at
+/// its yield points). Cheap to read: one relaxed load on the fast path.
+#[derive(Debug, Default)]
+pub struct TaskControl {
+    state: AtomicU8,
+    /// Records processed so far, published every [`PUBLISH_EVERY`] records (progress for metrics and
+    /// for counting work lost to kills).
+    progress: AtomicU64,
+    /// Bytes the task holds that stay resident while it is suspended (aggregation state, buffers).
+    retained: AtomicU64,
+}
+
+/// How often (in records) a task publishes its record count to [`TaskControl::progress`].
+pub const PUBLISH_EVERY: u64 = 1024;
+
+impl TaskControl {
+    /// A control block in state [`RUN`].
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Current request (`RUN`, `SUSPEND` or `KILL`).
+    #[inline]
+    pub fn state(&self) -> u8 {
+        self.state.load(Ordering::Acquire)
+    }
+
+    /// Ask the task to park at its next yield point. Returns false if it was killed already.
+    pub fn request_suspend(&self) -> bool {
+        self.state
+            .compare_exchange(RUN, SUSPEND, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    }
+
+    /// Clear a suspend request. Returns false if the task was killed meanwhile.
+    pub fn request_resume(&self) -> bool {
+        self.state
+            .compare_exchange(SUSPEND, RUN, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+            || self.state() == RUN
+    }
+
+    /// Ask the task to stop at its next yield point (wins over suspend).
+    pub fn request_kill(&self) {
+        self.state.store(KILL, Ordering::Release);
+    }
+
+    /// Records processed as last published by the task.
+    pub fn progress(&self) -> u64 {
+        self.progress.load(Ordering::Relaxed)
+    }
+
+    /// Bytes retained by the task (as declared by its operators).
+    pub fn retained_bytes(&self) -> u64 {
+        self.retained.load(Ordering::Relaxed)
+    }
+}
+
+/// The executor side of a yield point: called on the task's own coroutine when the control state is
+/// not [`RUN`].
+pub trait YieldHook: Send + Sync {
+    /// Block (park the coroutine) while the task is asked to suspend; return `true` to go on, or
+    /// `false` when the task was killed and must stop.
+    fn on_yield(&self, control: &TaskControl) -> bool;
+}
+
+/// A hook for code that runs outside any runtime (tests, the driver's local evaluation): suspend
+/// requests are ignored, kill stops the task.
+#[derive(Debug, Default)]
+pub struct NoSuspend;
+
+impl YieldHook for NoSuspend {
+    fn on_yield(&self, control: &TaskControl) -> bool {
+        control.state() != KILL
+    }
+}
+
+/// What a running task sees: its id, its control block, shared broadcast state.
+///
+/// Owned by the task's coroutine; not shared across threads (the record counter is a `Cell`).
+pub struct TaskContext {
+    id: TaskId,
+    attempt: u32,
+    kind: JobKind,
+    control: Arc<TaskControl>,
+    hook: Arc<dyn YieldHook>,
+    broadcasts: Arc<Broadcasts>,
+    records: Cell<u64>,
+}
+
+impl std::fmt::Debug for TaskContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TaskContext")
+            .field("id", &self.id)
+            .field("attempt", &self.attempt)
+            .field("kind", &self.kind)
+            .field("records", &self.records.get())
+            .finish()
+    }
+}
+
+impl TaskContext {
+    /// A context for task `id`.
+    pub fn new(
+        id: TaskId,
+        attempt: u32,
+        kind: JobKind,
+        control: Arc<TaskControl>,
+        hook: Arc<dyn YieldHook>,
+        broadcasts: Arc<Broadcasts>,
+    ) -> Self {
+        Self { id, attempt, kind, control, hook, broadcasts, records: Cell::new(0) }
+    }
+
+    /// A context that runs outside any executor: never suspends; for tests and local evaluation.
+    pub fn detached(id: TaskId, kind: JobKind) -> Self {
+        Self::new(
+            id,
+            0,
+            kind,
+            Arc::new(TaskControl::new()),
+            Arc::new(NoSuspend),
+            Arc::new(Broadcasts::default()),
+        )
+    }
+
+    /// The task's id.
+    pub fn id(&self) -> TaskId {
+        self.id
+    }
+
+    /// Attempt number (0 for the first launch; reruns after a kill or a lost executor count up).
+    pub fn attempt(&self) -> u32 {
+        self.attempt
+    }
+
+    /// Kind of the task's job.
+    pub fn kind(&self) -> JobKind {
+        self.kind
+    }
+
+    /// The run (micro-batch or epoch) this task belongs to.
+    pub fn run(&self) -> u64 {
+        self.id.run
+    }
+
+    /// The partition this task computes.
+    pub fn partition(&self) -> u32 {
+        self.id.partition
+    }
+
+    /// Shared broadcast state as held by this executor.
+    pub fn broadcasts(&self) -> &Broadcasts {
+        &self.broadcasts
+    }
+
+    /// The yield point. Returns `true` to go on, `false` when the task was killed and must stop
+    /// (operators then end their iteration; the executor discards the result).
+    ///
+    /// # Guarantees
+    /// On the fast path (nothing requested) this is a single relaxed atomic load and a branch.
+    #[inline]
+    pub fn yield_point(&self) -> bool {
+        if self.control.state.load(Ordering::Relaxed) == RUN {
+            true
+        } else {
+            self.yield_slow()
+        }
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn yield_slow(&self) -> bool {
+        self.control.progress.store(self.records.get(), Ordering::Relaxed);
+        self.hook.on_yield(&self.control)
+    }
+
+    /// Count one record read by a source (for progress, metrics and lost-work accounting).
+    #[inline]
+    pub fn count_record(&self) {
+        let n = self.records.get() + 1;
+        self.records.set(n);
+        if n % PUBLISH_EVERY == 0 {
+            self.control.progress.store(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Count `n` records at once.
+    pub fn count_records(&self, n: u64) {
+        let total = self.records.get() + n;
+        self.records.set(total);
+        self.control.progress.store(total, Ordering::Relaxed);
+    }
+
+    /// Records read so far by this task.
+    pub fn records(&self) -> u64 {
+        self.records.get()
+    }
+
+    /// Declare how many bytes the task currently holds (stays resident while suspended).
+    pub fn set_retained_bytes(&self, bytes: u64) {
+        self.control.retained.store(bytes, Ordering::Relaxed);
+    }
+
+    /// Whether the task has been asked to die.
+    pub fn is_killed(&self) -> bool {
+        self.control.state() == KILL
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tid() -> TaskId {
+        TaskId { job: 0, run: 0, stage: 0, partition: 0 }
+    }
+
+    #[test]
+    fn yield_point_goes_on_until_killed() {
+        let ctx = TaskContext::detached(tid(), JobKind::Batch);
+        assert!(ctx.yield_point());
+        ctx.control.request_suspend();
+        assert!(ctx.yield_point(), "NoSuspend ignores suspend requests");
+        ctx.control.request_kill();
+        assert!(!ctx.yield_point());
+        assert!(ctx.is_killed());
+    }
+
+    #[test]
+    fn resume_after_kill_is_refused() {
+        let c = TaskControl::new();
+        assert!(c.request_suspend());
+        c.request_kill();
+        assert!(!c.request_resume());
+        assert!(!c.request_suspend());
+    }
+
+    #[test]
+    fn progress_is_published_on_yield_slow_path() {
+        let ctx = TaskContext::detached(tid(), JobKind::Batch);
+        for _ in 0..10 {
+            ctx.count_record();
+        }
+        assert_eq!(ctx.control.progress(), 0, "not yet published");
+        ctx.control.request_kill();
+        ctx.yield_point();
+        assert_eq!(ctx.control.progress(), 10);
+    }
+}

@@ -1,0 +1,1 @@
+//! neptune-crds (work in progress).

@@ -1,0 +1,1 @@
+//! neptune-driver (work in progress).

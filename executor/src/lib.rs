@@ -1,0 +1,1 @@
+//! neptune-executor (work in progress).

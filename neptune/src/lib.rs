@@ -1,0 +1,1 @@
+//! The neptune facade crate (work in progress).

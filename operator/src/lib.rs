@@ -1,0 +1,1 @@
+//! neptune-operator (work in progress).

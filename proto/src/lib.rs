@@ -1,0 +1,1 @@
+//! neptune-proto (work in progress).
