@@ -35,7 +35,9 @@ impl std::str::FromStr for JobKind {
         match s {
             "stream" => Ok(JobKind::Stream),
             "batch" => Ok(JobKind::Batch),
-            other => Err(format!("unknown job kind `{other}` (expected `stream` or `batch`)")),
+            other => Err(format!(
+                "unknown job kind `{other}` (expected `stream` or `batch`)"
+            )),
         }
     }
 }
@@ -60,7 +62,11 @@ pub struct TaskId {
 
 impl fmt::Display for TaskId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "j{}.r{}.s{}.p{}", self.job, self.run, self.stage, self.partition)
+        write!(
+            f,
+            "j{}.r{}.s{}.p{}",
+            self.job, self.run, self.stage, self.partition
+        )
     }
 }
 

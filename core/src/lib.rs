@@ -4,7 +4,19 @@
 //! This crate is runtime-agnostic: it knows nothing about `may`, tokio or gRPC. The executor plugs
 //! its coroutine runtime in through [`task::YieldHook`].
 
+pub mod action;
+pub mod app;
+pub mod config;
+pub mod dataset;
 pub mod ids;
 pub mod metric_names;
+pub mod source;
 pub mod state;
 pub mod task;
+
+pub use action::Action;
+pub use app::{App, AppEntry, CommitCtx, JobDef, State};
+pub use config::Config;
+pub use dataset::Dataset;
+pub use ids::{JobKind, TaskId};
+pub use task::TaskContext;

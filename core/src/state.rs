@@ -36,7 +36,11 @@ impl Broadcasts {
         if map.get(name).is_some_and(|e| e.version >= version) {
             return false;
         }
-        let entry = Entry { version, bytes: Arc::new(bytes), decoded: OnceLock::new() };
+        let entry = Entry {
+            version,
+            bytes: Arc::new(bytes),
+            decoded: OnceLock::new(),
+        };
         map.insert(name.to_string(), Arc::new(entry));
         true
     }
@@ -77,10 +81,8 @@ impl Broadcasts {
                 None => return Ok(None),
             }
         };
-        if let Some(v) = entry.decoded.get() {
-            if let Ok(t) = v.clone().downcast::<T>() {
-                return Ok(Some((entry.version, t)));
-            }
+        if let Some(Ok(t)) = entry.decoded.get().map(|v| v.clone().downcast::<T>()) {
+            return Ok(Some((entry.version, t)));
         }
         let value: Arc<T> = Arc::new(postcard::from_bytes(&entry.bytes)?);
         let _ = entry.decoded.set(value.clone());

@@ -8,7 +8,7 @@
 
 use crate::ids::{JobKind, TaskId};
 use crate::state::Broadcasts;
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
 
@@ -107,6 +107,7 @@ pub struct TaskContext {
     hook: Arc<dyn YieldHook>,
     broadcasts: Arc<Broadcasts>,
     records: Cell<u64>,
+    error: RefCell<Option<String>>,
 }
 
 impl std::fmt::Debug for TaskContext {
@@ -130,7 +131,16 @@ impl TaskContext {
         hook: Arc<dyn YieldHook>,
         broadcasts: Arc<Broadcasts>,
     ) -> Self {
-        Self { id, attempt, kind, control, hook, broadcasts, records: Cell::new(0) }
+        Self {
+            id,
+            attempt,
+            kind,
+            control,
+            hook,
+            broadcasts,
+            records: Cell::new(0),
+            error: RefCell::new(None),
+        }
     }
 
     /// A context that runs outside any executor: never suspends; for tests and local evaluation.
@@ -192,7 +202,9 @@ impl TaskContext {
     #[cold]
     #[inline(never)]
     fn yield_slow(&self) -> bool {
-        self.control.progress.store(self.records.get(), Ordering::Relaxed);
+        self.control
+            .progress
+            .store(self.records.get(), Ordering::Relaxed);
         self.hook.on_yield(&self.control)
     }
 
@@ -201,7 +213,7 @@ impl TaskContext {
     pub fn count_record(&self) {
         let n = self.records.get() + 1;
         self.records.set(n);
-        if n % PUBLISH_EVERY == 0 {
+        if n.is_multiple_of(PUBLISH_EVERY) {
             self.control.progress.store(n, Ordering::Relaxed);
         }
     }
@@ -223,6 +235,30 @@ impl TaskContext {
         self.control.retained.store(bytes, Ordering::Relaxed);
     }
 
+    /// Record an error found while iterating (a source that cannot read its input): operators stop
+    /// and the task fails with this message. The first error wins.
+    pub fn fail(&self, message: impl Into<String>) {
+        let mut e = self.error.borrow_mut();
+        if e.is_none() {
+            *e = Some(message.into());
+        }
+    }
+
+    /// Whether [`TaskContext::fail`] was called.
+    pub fn has_failed(&self) -> bool {
+        self.error.borrow().is_some()
+    }
+
+    /// Take the error recorded by [`TaskContext::fail`].
+    pub fn take_error(&self) -> Option<String> {
+        self.error.borrow_mut().take()
+    }
+
+    /// The control block (the executor holds another handle to it).
+    pub fn control(&self) -> &Arc<TaskControl> {
+        &self.control
+    }
+
     /// Whether the task has been asked to die.
     pub fn is_killed(&self) -> bool {
         self.control.state() == KILL
@@ -234,7 +270,12 @@ mod tests {
     use super::*;
 
     fn tid() -> TaskId {
-        TaskId { job: 0, run: 0, stage: 0, partition: 0 }
+        TaskId {
+            job: 0,
+            run: 0,
+            stage: 0,
+            partition: 0,
+        }
     }
 
     #[test]

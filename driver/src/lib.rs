@@ -1,1 +1,188 @@
-//! neptune-driver (work in progress).
+//! Neptune driver: the job manager (DAG side), the task scheduler (a pure synchronous state
+//! machine with the `neptune`/LMA and baseline policies), the executor registry fed by heartbeats,
+//! and the gRPC and HTTP servers around them.
+//!
+//! [`Driver::bind`] opens the sockets (so callers learn the real ports before anything runs);
+//! [`Driver::run`] serves until the app finishes, fails, or shutdown is requested.
+
+pub mod config;
+pub mod event_loop;
+pub mod http;
+pub mod jobs;
+pub mod metrics;
+pub mod scheduler;
+pub mod server;
+pub mod stats;
+pub mod status;
+
+pub use config::DriverConfig;
+pub use status::Status;
+
+use event_loop::{EventLoop, LoopEnd};
+use metrics::DriverMetrics;
+use neptune_core::app::App;
+use std::net::SocketAddr;
+use std::sync::{Arc, RwLock};
+use tokio::net::TcpListener;
+
+/// Why the driver stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum DriverError {
+    /// A listen address could not be bound.
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        /// Which server.
+        what: &'static str,
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The gRPC server failed.
+    #[error("gRPC server failed: {0}")]
+    Grpc(#[from] tonic::transport::Error),
+    /// A job failed (a task failed too often, or a commit failed).
+    #[error("{0}")]
+    JobFailed(String),
+}
+
+/// How the driver ended without error.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Every job committed all its runs.
+    Finished,
+    /// Shutdown was requested (Ctrl-C, SIGTERM, `--duration`).
+    Stopped,
+}
+
+/// A driver with its sockets bound.
+pub struct Driver {
+    cfg: DriverConfig,
+    app: Arc<App>,
+    grpc: TcpListener,
+    http: TcpListener,
+    metrics: DriverMetrics,
+    status: Arc<RwLock<Status>>,
+}
+
+impl std::fmt::Debug for Driver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Driver")
+            .field("app", &self.cfg.app)
+            .finish()
+    }
+}
+
+impl Driver {
+    /// Bind the gRPC and HTTP listeners.
+    ///
+    /// # Errors
+    /// [`DriverError::Bind`] naming the address.
+    pub async fn bind(cfg: DriverConfig, app: Arc<App>) -> Result<Self, DriverError> {
+        let grpc = TcpListener::bind(cfg.listen)
+            .await
+            .map_err(|source| DriverError::Bind {
+                what: "--listen",
+                addr: cfg.listen,
+                source,
+            })?;
+        let http = TcpListener::bind(cfg.http)
+            .await
+            .map_err(|source| DriverError::Bind {
+                what: "--http",
+                addr: cfg.http,
+                source,
+            })?;
+        let status = Arc::new(RwLock::new(Status {
+            app: app.name().to_string(),
+            policy: cfg.scheduler.policy.as_str().to_string(),
+            placement: cfg.scheduler.placement.as_str().to_string(),
+            executors_expected: cfg.executors,
+            ..Status::default()
+        }));
+        Ok(Self {
+            cfg,
+            app,
+            grpc,
+            http,
+            metrics: DriverMetrics::new(),
+            status,
+        })
+    }
+
+    /// The bound gRPC address.
+    pub fn grpc_addr(&self) -> SocketAddr {
+        self.grpc.local_addr().unwrap_or(self.cfg.listen)
+    }
+
+    /// The bound HTTP address.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http.local_addr().unwrap_or(self.cfg.http)
+    }
+
+    /// A live view of the status (for progress displays).
+    pub fn status(&self) -> Arc<RwLock<Status>> {
+        self.status.clone()
+    }
+
+    /// Serve until the app finishes, a job fails, or `shutdown` resolves; returns the final status.
+    ///
+    /// # Errors
+    /// [`DriverError::JobFailed`] when a job failed; [`DriverError::Grpc`] when the server died.
+    pub async fn run(
+        self,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) -> Result<(Outcome, Status), DriverError> {
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let pairs = self
+            .cfg
+            .config
+            .pairs()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let svc_state = Arc::new(server::ServiceState::new(
+            self.cfg.app.clone(),
+            pairs,
+            self.cfg.heartbeat_interval,
+            tx,
+        ));
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let grpc = {
+            let stop = stop.clone();
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.grpc);
+            let svc = neptune_proto::driver_server::DriverServer::new(server::DriverService::new(
+                svc_state,
+            ))
+            .max_decoding_message_size(256 << 20);
+            tokio::spawn(async move {
+                tonic::transport::Server::builder()
+                    .tcp_nodelay(true)
+                    .add_service(svc)
+                    .serve_with_incoming_shutdown(incoming, async move { stop.notified().await })
+                    .await
+            })
+        };
+        let http = {
+            let stop = stop.clone();
+            let router = http::router(self.metrics.clone(), self.status.clone());
+            let listener = self.http;
+            tokio::spawn(async move {
+                axum::serve(listener, router)
+                    .with_graceful_shutdown(async move { stop.notified().await })
+                    .await
+            })
+        };
+        let lp = EventLoop::new(self.cfg, self.app, self.metrics, self.status);
+        let (end, status) = lp.run(rx, shutdown).await;
+        // Give executors a moment to read the Shutdown message before the streams close.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        stop.notify_waiters();
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), grpc).await;
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(2), http).await;
+        match end {
+            LoopEnd::Finished => Ok((Outcome::Finished, status)),
+            LoopEnd::Stopped => Ok((Outcome::Stopped, status)),
+            LoopEnd::Failed(f) => Err(DriverError::JobFailed(f)),
+        }
+    }
+}

@@ -1,1 +1,22 @@
-//! The neptune facade crate (work in progress).
+//! The `neptune` facade: the CLI (`local`, `driver`, `executor`, `apps`), the built-in example
+//! apps, and [`main_with`], the entry point a user's own app binary calls with its own registry:
+//!
+//! ```no_run
+//! use neptune::core::{App, AppEntry, Dataset};
+//! fn my_app(app: &mut App) -> Result<(), String> {
+//!     let ds = Dataset::from_fn(4, |ctx| Box::new(0..1_000u64 * u64::from(ctx.partition())));
+//!     app.batch("count", ds.count());
+//!     Ok(())
+//! }
+//! const APPS: &[AppEntry] = &[AppEntry { name: "mine", description: "my app", build: my_app }];
+//! fn main() { neptune::main_with(APPS) }
+//! ```
+
+pub mod apps;
+pub mod cli;
+pub mod local;
+pub mod report;
+pub mod run;
+
+pub use neptune_core as core;
+pub use run::main_with;

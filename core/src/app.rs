@@ -1,0 +1,479 @@
+//! The app model: an [`App`] holds named jobs, each marked stream or batch by one call, built from
+//! a dataset pipeline ending in an action, plus shared versioned [`State`].
+//!
+//! The same function builds the same `App` on the driver and on every executor (same-binary
+//! model), so tasks are addressed by ids and only data and small parameters travel.
+
+use crate::action::{Action, TaskFn};
+use crate::config::{Config, ConfigError};
+use crate::ids::JobKind;
+use crate::state::Broadcasts;
+use crate::task::TaskContext;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Default micro-batch interval of a stream job.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(500);
+
+/// Largest run result (as JSON) kept for the report and `/status`; bigger ones are summarised.
+const MAX_RESULT_JSON: usize = 4096;
+
+/// Driver-side handling of a run's task results: merge, user callback, JSON value for the report.
+pub type CommitFn = Arc<
+    dyn Fn(&mut CommitCtx<'_>, Vec<Vec<u8>>) -> Result<serde_json::Value, String> + Send + Sync,
+>;
+
+/// One stage of a job's plan: `partitions` tasks running `run_task`.
+#[derive(Clone)]
+pub struct StageDef {
+    /// Tasks per run of this stage.
+    pub partitions: u32,
+    /// What each task runs.
+    pub run_task: TaskFn,
+}
+
+impl std::fmt::Debug for StageDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageDef")
+            .field("partitions", &self.partitions)
+            .finish()
+    }
+}
+
+/// A job: its kind, its cadence and its plan (stages → tasks).
+#[derive(Clone)]
+pub struct JobDef {
+    /// Unique name in the app.
+    pub name: String,
+    /// Stream or batch (config `jobs.<name>.kind` overrides the app's choice).
+    pub kind: JobKind,
+    /// Micro-batch interval (stream jobs).
+    pub interval: Duration,
+    /// How many runs to do; `None` repeats until the app stops (batch: epoch after epoch).
+    pub runs: Option<u64>,
+    /// Target end-to-end latency of a micro-batch (reported, not enforced).
+    pub latency_target: Option<Duration>,
+    /// Stages in execution order (the last one produces the task results the commit merges).
+    pub stages: Vec<StageDef>,
+    /// Merge and commit on the driver.
+    pub commit: CommitFn,
+}
+
+impl std::fmt::Debug for JobDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobDef")
+            .field("name", &self.name)
+            .field("kind", &self.kind)
+            .field("interval", &self.interval)
+            .field("runs", &self.runs)
+            .field("stages", &self.stages)
+            .finish()
+    }
+}
+
+/// What a job's commit callback can do on the driver: read and publish shared state.
+pub struct CommitCtx<'a> {
+    /// The run being committed.
+    pub run: u64,
+    /// Records the run's tasks read.
+    pub records: u64,
+    broadcasts: &'a Broadcasts,
+    published: Vec<(String, u64)>,
+}
+
+impl std::fmt::Debug for CommitCtx<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CommitCtx").field("run", &self.run).finish()
+    }
+}
+
+impl<'a> CommitCtx<'a> {
+    /// A commit context over the driver's broadcast store.
+    pub fn new(run: u64, records: u64, broadcasts: &'a Broadcasts) -> Self {
+        Self {
+            run,
+            records,
+            broadcasts,
+            published: Vec::new(),
+        }
+    }
+
+    /// State versions published during this commit (the driver sends them to executors).
+    pub fn published(&self) -> &[(String, u64)] {
+        &self.published
+    }
+}
+
+/// Shared, versioned state: written on the driver when a job's run commits, read by tasks.
+#[derive(Debug)]
+pub struct State<T> {
+    name: String,
+    initial: Arc<T>,
+    _t: PhantomData<fn() -> T>,
+}
+
+impl<T> Clone for State<T> {
+    fn clone(&self) -> Self {
+        Self {
+            name: self.name.clone(),
+            initial: self.initial.clone(),
+            _t: PhantomData,
+        }
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> State<T> {
+    /// Name of the broadcast variable.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The latest version this executor holds (version 0 is the initial value every process builds
+    /// itself). A value that does not decode fails the task and yields the initial value.
+    pub fn get(&self, ctx: &TaskContext) -> (u64, Arc<T>) {
+        match ctx.broadcasts().get::<T>(&self.name) {
+            Ok(Some(v)) => v,
+            Ok(None) => (0, self.initial.clone()),
+            Err(e) => {
+                ctx.fail(format!("shared state `{}` does not decode: {e}", self.name));
+                (0, self.initial.clone())
+            }
+        }
+    }
+
+    /// The latest version on the driver.
+    pub fn latest(&self, ctx: &CommitCtx<'_>) -> (u64, Arc<T>) {
+        match ctx.broadcasts.get::<T>(&self.name) {
+            Ok(Some(v)) => v,
+            _ => (0, self.initial.clone()),
+        }
+    }
+
+    /// Publish a new version; executors receive it once, before any task launched after it.
+    ///
+    /// # Errors
+    /// When the value cannot be encoded.
+    pub fn publish(&self, ctx: &mut CommitCtx<'_>, value: &T) -> Result<u64, String> {
+        let bytes = postcard::to_stdvec(value)
+            .map_err(|e| format!("cannot encode shared state `{}`: {e}", self.name))?;
+        let version = ctx.broadcasts.version(&self.name).unwrap_or(0) + 1;
+        ctx.broadcasts.put(&self.name, version, bytes);
+        ctx.published.push((self.name.clone(), version));
+        Ok(version)
+    }
+}
+
+/// Builder returned by [`App::stream`] and [`App::batch`].
+pub struct JobBuilder<'a, R> {
+    job: &'a mut JobDef,
+    merge: crate::action::MergeFn<R>,
+}
+
+impl<R> std::fmt::Debug for JobBuilder<'_, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JobBuilder")
+            .field("job", &self.job.name)
+            .finish()
+    }
+}
+
+impl<R: Serialize + 'static> JobBuilder<'_, R> {
+    /// Micro-batch interval (stream jobs; config `jobs.<name>.interval_ms` overrides).
+    pub fn interval(self, interval: Duration) -> Self {
+        self.job.interval = interval;
+        self
+    }
+
+    /// Number of runs (`None`: until the app stops; config `jobs.<name>.runs` overrides).
+    pub fn runs(self, runs: Option<u64>) -> Self {
+        self.job.runs = runs;
+        self
+    }
+
+    /// Called on the driver with each run's merged result, in run order per job.
+    pub fn on_result(
+        self,
+        f: impl Fn(&mut CommitCtx<'_>, R) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        let merge = self.merge.clone();
+        self.job.commit = Arc::new(move |ctx, parts| {
+            let r = merge(parts)?;
+            let v = report_value(&r);
+            f(ctx, r)?;
+            Ok(v)
+        });
+        self
+    }
+}
+
+fn report_value<R: Serialize>(r: &R) -> serde_json::Value {
+    match serde_json::to_string(r) {
+        Ok(s) if s.len() <= MAX_RESULT_JSON => serde_json::from_str(&s).unwrap_or_default(),
+        Ok(s) => serde_json::json!({ "truncated": true, "json_bytes": s.len() }),
+        Err(e) => serde_json::json!({ "unserializable": e.to_string() }),
+    }
+}
+
+/// An application: named jobs over shared code and state.
+pub struct App {
+    name: String,
+    config: Arc<Config>,
+    jobs: Vec<JobDef>,
+}
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("name", &self.name)
+            .field("jobs", &self.jobs)
+            .finish()
+    }
+}
+
+impl App {
+    /// An empty app reading its settings from `config`.
+    pub fn new(name: impl Into<String>, config: Arc<Config>) -> Self {
+        Self {
+            name: name.into(),
+            config,
+            jobs: Vec::new(),
+        }
+    }
+
+    /// The app's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// `--set` values (app-specific keys are read from here).
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The jobs, in definition order (a job's index is its [`JobId`](crate::ids::JobId)).
+    pub fn jobs(&self) -> &[JobDef] {
+        &self.jobs
+    }
+
+    /// Declare shared state named `name` with an initial value (version 0).
+    pub fn state<T>(&mut self, name: &str, initial: T) -> State<T> {
+        State {
+            name: name.to_string(),
+            initial: Arc::new(initial),
+            _t: PhantomData,
+        }
+    }
+
+    /// Add a latency-sensitive job run as micro-batches.
+    pub fn stream<R: Serialize + 'static>(
+        &mut self,
+        name: &str,
+        action: Action<R>,
+    ) -> JobBuilder<'_, R> {
+        self.add(name, JobKind::Stream, action)
+    }
+
+    /// Add a latency-tolerant job (run after run, until its run count or the app's end).
+    pub fn batch<R: Serialize + 'static>(
+        &mut self,
+        name: &str,
+        action: Action<R>,
+    ) -> JobBuilder<'_, R> {
+        self.add(name, JobKind::Batch, action)
+    }
+
+    fn add<R: Serialize + 'static>(
+        &mut self,
+        name: &str,
+        kind: JobKind,
+        action: Action<R>,
+    ) -> JobBuilder<'_, R> {
+        assert!(
+            !self.jobs.iter().any(|j| j.name == name),
+            "job `{name}` is defined twice in app `{}`",
+            self.name
+        );
+        let merge = action.merge_fn();
+        let m = merge.clone();
+        let commit: CommitFn = Arc::new(move |_, parts| Ok(report_value(&m(parts)?)));
+        self.jobs.push(JobDef {
+            name: name.to_string(),
+            kind,
+            interval: DEFAULT_INTERVAL,
+            runs: None,
+            latency_target: None,
+            stages: vec![StageDef {
+                partitions: action.partitions(),
+                run_task: action.task_fn(),
+            }],
+            commit,
+        });
+        let job = self.jobs.last_mut().expect("just pushed");
+        JobBuilder { job, merge }
+    }
+
+    /// Apply per-job config overrides (`jobs.<name>.kind|interval_ms|runs|latency_target_ms`).
+    ///
+    /// # Errors
+    /// A [`ConfigError`] naming the key with a bad value.
+    pub fn apply_overrides(&mut self) -> Result<(), ConfigError> {
+        let cfg = self.config.clone();
+        for job in &mut self.jobs {
+            let key = |k: &str| format!("jobs.{}.{k}", job.name);
+            job.kind = cfg.get(&key("kind"), job.kind)?;
+            let ms = cfg.get_in(
+                &key("interval_ms"),
+                job.interval.as_millis() as u64,
+                1,
+                3_600_000,
+            )?;
+            job.interval = Duration::from_millis(ms);
+            if let Some(raw) = cfg.raw(&key("runs")) {
+                let runs: u64 = cfg.get_in(&key("runs"), 0, 0, u64::MAX)?;
+                let _ = raw;
+                job.runs = (runs > 0).then_some(runs);
+            }
+            if cfg.raw(&key("latency_target_ms")).is_some() {
+                let t = cfg.get_in(&key("latency_target_ms"), 1, 1, 3_600_000)?;
+                job.latency_target = Some(Duration::from_millis(t));
+            }
+        }
+        Ok(())
+    }
+
+    /// Index of the job called `name`.
+    pub fn job_index(&self, name: &str) -> Option<usize> {
+        self.jobs.iter().position(|j| j.name == name)
+    }
+}
+
+/// Builds an app's jobs from its config.
+pub type AppFn = fn(&mut App) -> Result<(), String>;
+
+/// An app registered by name in a binary.
+#[derive(Debug, Clone, Copy)]
+pub struct AppEntry {
+    /// Name used with `--app`.
+    pub name: &'static str,
+    /// One line for `neptune apps` and `--help`.
+    pub description: &'static str,
+    /// The builder.
+    pub build: AppFn,
+}
+
+/// Why an app could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// No app of that name is registered in this binary.
+    #[error("unknown app `{name}` (known: {known})")]
+    UnknownApp {
+        /// The name asked for.
+        name: String,
+        /// Registered names.
+        known: String,
+    },
+    /// The app's builder refused its config.
+    #[error("app `{app}`: {message}")]
+    App {
+        /// The app.
+        app: String,
+        /// The builder's message.
+        message: String,
+    },
+    /// A per-job override has a bad value.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Build app `name` from `entries` with `config` (per-job overrides applied).
+///
+/// # Errors
+/// [`BuildError`] naming the unknown app, or the config key at fault.
+pub fn build_app(entries: &[AppEntry], name: &str, config: Arc<Config>) -> Result<App, BuildError> {
+    let entry = entries
+        .iter()
+        .find(|e| e.name == name)
+        .ok_or_else(|| BuildError::UnknownApp {
+            name: name.to_string(),
+            known: entries
+                .iter()
+                .map(|e| e.name)
+                .collect::<Vec<_>>()
+                .join(", "),
+        })?;
+    let mut app = App::new(name, config);
+    (entry.build)(&mut app).map_err(|message| BuildError::App {
+        app: name.to_string(),
+        message,
+    })?;
+    app.apply_overrides()?;
+    Ok(app)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::Dataset;
+
+    fn demo(app: &mut App) -> Result<(), String> {
+        let n: u64 = app.config().get("n", 10).map_err(|e| e.to_string())?;
+        let model = app.state("model", 0u64);
+        let ds = Dataset::from_fn(2, move |_| Box::new(0..n));
+        let m = model.clone();
+        app.batch("train", ds.count())
+            .on_result(move |ctx, count| m.publish(ctx, &count).map(|_| ()));
+        app.stream("score", Dataset::from_fn(1, |_| Box::new(0..1u64)).count());
+        Ok(())
+    }
+
+    const APPS: &[AppEntry] = &[AppEntry {
+        name: "demo",
+        description: "test",
+        build: demo,
+    }];
+
+    #[test]
+    fn config_overrides_job_kind_and_interval() {
+        let cfg =
+            Config::from_args(&["jobs.score.kind=batch", "jobs.train.interval_ms=50"]).unwrap();
+        let app = build_app(APPS, "demo", Arc::new(cfg)).unwrap();
+        assert_eq!(app.jobs()[1].kind, JobKind::Batch);
+        assert_eq!(app.jobs()[0].interval, Duration::from_millis(50));
+    }
+
+    #[test]
+    fn bad_override_names_the_key() {
+        let cfg = Config::from_args(&["jobs.score.kind=sometimes"]).unwrap();
+        let e = build_app(APPS, "demo", Arc::new(cfg))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("jobs.score.kind"), "{e}");
+    }
+
+    #[test]
+    fn unknown_app_lists_known_ones() {
+        let e = build_app(APPS, "nope", Arc::new(Config::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope") && e.contains("demo"), "{e}");
+    }
+
+    #[test]
+    fn commit_publishes_state_versions() {
+        let app = build_app(APPS, "demo", Arc::new(Config::default())).unwrap();
+        let job = &app.jobs()[0];
+        let b = Broadcasts::default();
+        let parts = vec![
+            postcard::to_stdvec(&10u64).unwrap(),
+            postcard::to_stdvec(&10u64).unwrap(),
+        ];
+        let mut ctx = CommitCtx::new(0, 20, &b);
+        let v = (job.commit)(&mut ctx, parts).unwrap();
+        assert_eq!(v, serde_json::json!(20));
+        assert_eq!(ctx.published(), &[("model".to_string(), 1)]);
+        assert_eq!(*b.get::<u64>("model").unwrap().unwrap().1, 20);
+    }
+}

@@ -1,0 +1,260 @@
+//! Sources: a seeded generator (rate-controlled for stream jobs) and files (text lines, JSON lines,
+//! CSV), each partition read inside a task with a yield point per record.
+
+use crate::dataset::Dataset;
+use crate::task::TaskContext;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::de::DeserializeOwned;
+use std::io::BufRead;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The generator's RNG: seeded per (seed, run, partition), so every attempt of a task — on any
+/// executor — sees the same records.
+pub type Rng = ChaCha8Rng;
+
+fn rng_for(seed: u64, run: u64, partition: u32) -> Rng {
+    // SplitMix-style mixing so neighbouring (run, partition) pairs get unrelated streams.
+    let mut z = seed
+        ^ run.wrapping_mul(0x9E37_79B9_7F4A_7C15)
+        ^ u64::from(partition).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    Rng::seed_from_u64(z ^ (z >> 31))
+}
+
+/// Records per partition per micro-batch for a stream source producing `rate_per_sec` records in
+/// total every second, split over `partitions`, cut into micro-batches of `interval`.
+pub fn records_per_micro_batch(rate_per_sec: u64, interval: Duration, partitions: u32) -> u64 {
+    let total = (u128::from(rate_per_sec) * interval.as_millis()) / 1000;
+    (total as u64).div_ceil(u64::from(partitions.max(1)))
+}
+
+/// A generated dataset: partition `p` of run `r` holds `count(r, p)` records, record `i` being
+/// `make(rng, r, i)` with an RNG seeded from `(seed, r, p)`. Deterministic across attempts.
+pub fn generate<T: 'static>(
+    partitions: u32,
+    seed: u64,
+    count: impl Fn(u64, u32) -> u64 + Send + Sync + 'static,
+    make: impl Fn(&mut Rng, u64, u64) -> T + Send + Sync + 'static,
+) -> Dataset<T> {
+    let make = Arc::new(make);
+    Dataset::from_fn(partitions, move |ctx: &TaskContext| {
+        let (run, part) = (ctx.run(), ctx.partition());
+        let n = count(run, part);
+        let mut rng = rng_for(seed, run, part);
+        let make = make.clone();
+        Box::new((0..n).map(move |i| {
+            ctx.count_record();
+            make(&mut rng, run, i)
+        }))
+    })
+}
+
+/// Files matching `pattern` (a glob, or a directory meaning all files in it), sorted by path.
+///
+/// # Errors
+/// A message naming the pattern when it is invalid or matches nothing.
+pub fn list_files(pattern: &str) -> Result<Vec<PathBuf>, String> {
+    let path = std::path::Path::new(pattern);
+    let pat = if path.is_dir() {
+        format!("{}/*", pattern.trim_end_matches('/'))
+    } else {
+        pattern.to_string()
+    };
+    let mut files: Vec<PathBuf> = glob::glob(&pat)
+        .map_err(|e| format!("invalid input pattern `{pattern}`: {e}"))?
+        .filter_map(Result::ok)
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(format!("input `{pattern}` matches no files"));
+    }
+    Ok(files)
+}
+
+/// Lines of the files matching `pattern`, one partition per file (read in every run).
+///
+/// # Errors
+/// A message naming the pattern when it matches nothing.
+pub fn text_files(pattern: &str) -> Result<Dataset<String>, String> {
+    let files = Arc::new(list_files(pattern)?);
+    let n = files.len() as u32;
+    Ok(Dataset::from_fn(n, move |ctx: &TaskContext| {
+        let path = files[ctx.partition() as usize].clone();
+        match std::fs::File::open(&path) {
+            Err(e) => {
+                ctx.fail(format!("cannot open {}: {e}", path.display()));
+                Box::new(std::iter::empty())
+            }
+            Ok(f) => {
+                let mut lines = std::io::BufReader::new(f).lines();
+                Box::new(std::iter::from_fn(move || match lines.next()? {
+                    Ok(l) => {
+                        ctx.count_record();
+                        Some(l)
+                    }
+                    Err(e) => {
+                        ctx.fail(format!("cannot read {}: {e}", path.display()));
+                        None
+                    }
+                }))
+            }
+        }
+    }))
+}
+
+/// Records of JSON-lines files matching `pattern`, one partition per file. A line that does not
+/// parse fails the task with a message naming the file and the line number.
+///
+/// # Errors
+/// A message naming the pattern when it matches nothing.
+pub fn json_lines<T: DeserializeOwned + 'static>(pattern: &str) -> Result<Dataset<T>, String> {
+    let files = Arc::new(list_files(pattern)?);
+    let lines = text_files(pattern)?;
+    Ok(Dataset::from_fn(
+        lines.partitions(),
+        move |ctx: &TaskContext| {
+            let path = files[ctx.partition() as usize].clone();
+            Box::new(lines.iter(ctx).enumerate().filter_map(move |(i, l)| {
+                if l.trim().is_empty() {
+                    return None;
+                }
+                match serde_json::from_str::<T>(&l) {
+                    Ok(v) => Some(v),
+                    Err(e) => {
+                        ctx.fail(format!(
+                            "{}:{}: malformed JSON record: {e}",
+                            path.display(),
+                            i + 1
+                        ));
+                        None
+                    }
+                }
+            }))
+        },
+    ))
+}
+
+/// Records of CSV files (with a header row) matching `pattern`, one partition per file. A row that
+/// does not parse fails the task with a message naming the file and the line number.
+///
+/// # Errors
+/// A message naming the pattern when it matches nothing.
+pub fn csv_files<T: DeserializeOwned + 'static>(pattern: &str) -> Result<Dataset<T>, String> {
+    let files = Arc::new(list_files(pattern)?);
+    Ok(Dataset::from_fn(
+        files.len() as u32,
+        move |ctx: &TaskContext| {
+            let path = files[ctx.partition() as usize].clone();
+            let reader = match csv::Reader::from_path(&path) {
+                Ok(r) => r,
+                Err(e) => {
+                    ctx.fail(format!("cannot open {}: {e}", path.display()));
+                    return Box::new(std::iter::empty());
+                }
+            };
+            let mut rows = reader.into_deserialize::<T>();
+            Box::new(std::iter::from_fn(move || match rows.next()? {
+                Ok(v) => {
+                    ctx.count_record();
+                    Some(v)
+                }
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    ctx.fail(format!(
+                        "{}:{line}: malformed CSV record: {e}",
+                        path.display()
+                    ));
+                    None
+                }
+            }))
+        },
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{JobKind, TaskId};
+    use rand::Rng as _;
+
+    fn ctx(run: u64, partition: u32) -> TaskContext {
+        TaskContext::detached(
+            TaskId {
+                job: 0,
+                run,
+                stage: 0,
+                partition,
+            },
+            JobKind::Stream,
+        )
+    }
+
+    #[test]
+    fn generated_records_are_deterministic_per_run_and_partition() {
+        let ds = generate(2, 7, |_, _| 5, |rng, _, _| rng.random::<u32>());
+        let a: Vec<_> = ds.iter(&ctx(1, 0)).collect();
+        let b: Vec<_> = ds.iter(&ctx(1, 0)).collect();
+        let c: Vec<_> = ds.iter(&ctx(2, 0)).collect();
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        assert_eq!(a.len(), 5);
+    }
+
+    #[test]
+    fn micro_batch_size_follows_rate_and_interval() {
+        assert_eq!(
+            records_per_micro_batch(10_000, Duration::from_millis(200), 4),
+            500
+        );
+        assert_eq!(
+            records_per_micro_batch(3, Duration::from_millis(1000), 2),
+            2
+        );
+    }
+
+    #[test]
+    fn malformed_json_line_names_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.jsonl");
+        std::fs::write(&f, "1\n2\nthree\n4\n").unwrap();
+        let ds = json_lines::<u32>(dir.path().to_str().unwrap()).unwrap();
+        let c = ctx(0, 0);
+        let got: Vec<u32> = ds.iter(&c).collect();
+        assert_eq!(got, vec![1, 2]);
+        let e = c.take_error().unwrap();
+        assert!(e.contains("a.jsonl:3"), "{e}");
+    }
+
+    #[test]
+    fn csv_rows_parse_into_records() {
+        #[derive(serde::Deserialize, Debug, PartialEq)]
+        struct Row {
+            name: String,
+            n: u32,
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("x.csv"), "name,n\na,1\nb,oops\n").unwrap();
+        let ds = csv_files::<Row>(&format!("{}/*.csv", dir.path().display())).unwrap();
+        let c = ctx(0, 0);
+        let got: Vec<Row> = ds.iter(&c).collect();
+        assert_eq!(
+            got,
+            vec![Row {
+                name: "a".into(),
+                n: 1
+            }]
+        );
+        assert!(c.take_error().unwrap().contains("x.csv:3"));
+    }
+
+    #[test]
+    fn empty_input_pattern_is_an_error_naming_it() {
+        let e = text_files("/nonexistent/dir/*.txt").unwrap_err();
+        assert!(e.contains("/nonexistent/dir/*.txt"));
+    }
+}

@@ -1,0 +1,185 @@
+//! The driver's Prometheus metrics, in a registry of its own (no globals).
+
+use neptune_core::metric_names as n;
+use prometheus::{
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
+};
+
+/// Driver metrics.
+#[derive(Clone)]
+pub struct DriverMetrics {
+    registry: Registry,
+    /// Micro-batch end-to-end latency per stream job.
+    pub stream_latency: HistogramVec,
+    /// Records per job.
+    pub job_records: IntCounterVec,
+    /// Batch records/s per job over the last window.
+    pub batch_rps: GaugeVec,
+    /// Runs committed per job.
+    pub job_runs: IntCounterVec,
+    /// Queued tasks by kind.
+    pub tasks_queued: IntGaugeVec,
+    /// Running tasks by kind.
+    pub tasks_running: IntGaugeVec,
+    /// Suspended tasks.
+    pub tasks_suspended: IntGauge,
+    /// Scheduler event handling time.
+    pub decision: Histogram,
+    /// Executors registered.
+    pub executors: IntGauge,
+    /// Suspensions confirmed.
+    pub suspensions: IntCounter,
+    /// Resumptions confirmed.
+    pub resumptions: IntCounter,
+    /// Kills.
+    pub kills: IntCounter,
+    /// Executors lost.
+    pub executors_lost: IntCounter,
+}
+
+impl std::fmt::Debug for DriverMetrics {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("DriverMetrics")
+    }
+}
+
+fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> T {
+    r.register(Box::new(c.clone()))
+        .expect("metric names are unique");
+    c
+}
+
+impl DriverMetrics {
+    /// Register every driver metric in a fresh registry.
+    pub fn new() -> Self {
+        let r = Registry::new();
+        let latency_buckets = vec![
+            0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0,
+        ];
+        Self {
+            stream_latency: reg(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        n::DRIVER_STREAM_LATENCY,
+                        "Stream micro-batch end-to-end latency: due time to results committed.",
+                    )
+                    .buckets(latency_buckets),
+                    &["job"],
+                )
+                .expect("valid"),
+            ),
+            job_records: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(n::DRIVER_JOB_RECORDS, "Records read by successful tasks."),
+                    &["job", "kind"],
+                )
+                .expect("valid"),
+            ),
+            batch_rps: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        n::DRIVER_BATCH_RECORDS_PER_SECOND,
+                        "Batch records per second since the job started.",
+                    ),
+                    &["job"],
+                )
+                .expect("valid"),
+            ),
+            job_runs: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        n::DRIVER_JOB_RUNS,
+                        "Runs (micro-batches or epochs) committed.",
+                    ),
+                    &["job", "kind"],
+                )
+                .expect("valid"),
+            ),
+            tasks_queued: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(n::DRIVER_TASKS_QUEUED, "Tasks waiting for a slot."),
+                    &["kind"],
+                )
+                .expect("valid"),
+            ),
+            tasks_running: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(n::DRIVER_TASKS_RUNNING, "Tasks holding a slot."),
+                    &["kind"],
+                )
+                .expect("valid"),
+            ),
+            tasks_suspended: reg(
+                &r,
+                IntGauge::new(n::DRIVER_TASKS_SUSPENDED, "Tasks suspended on executors.")
+                    .expect("valid"),
+            ),
+            decision: reg(
+                &r,
+                Histogram::with_opts(
+                    HistogramOpts::new(
+                        n::DRIVER_SCHEDULING_DECISION,
+                        "Time to handle one scheduler event.",
+                    )
+                    .buckets(prometheus::exponential_buckets(1e-6, 4.0, 10).expect("valid")),
+                )
+                .expect("valid"),
+            ),
+            executors: reg(
+                &r,
+                IntGauge::new(n::DRIVER_EXECUTORS, "Executors registered and alive.")
+                    .expect("valid"),
+            ),
+            suspensions: reg(
+                &r,
+                IntCounter::new(
+                    n::DRIVER_SUSPENSIONS,
+                    "Task suspensions confirmed by executors.",
+                )
+                .expect("valid"),
+            ),
+            resumptions: reg(
+                &r,
+                IntCounter::new(
+                    n::DRIVER_RESUMPTIONS,
+                    "Task resumptions confirmed by executors.",
+                )
+                .expect("valid"),
+            ),
+            kills: reg(
+                &r,
+                IntCounter::new(n::DRIVER_KILLS, "Tasks killed to make room (kill policy).")
+                    .expect("valid"),
+            ),
+            executors_lost: reg(
+                &r,
+                IntCounter::new(
+                    n::DRIVER_EXECUTORS_LOST,
+                    "Executors lost: connection closed or heartbeats missing.",
+                )
+                .expect("valid"),
+            ),
+            registry: r,
+        }
+    }
+
+    /// The text exposition of every metric.
+    pub fn encode(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+impl Default for DriverMetrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,218 @@
+//! The scheduler's inputs ([`Event`]) and outputs ([`Command`]): what the driver's I/O adapters
+//! feed it and carry out. Plain data, no I/O.
+
+use neptune_core::ids::{ExecutorId, JobId, JobKind, TaskId};
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// One task to place, as handed over by the DAG scheduler (and echoed in [`Command::Launch`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskSpec {
+    /// The task.
+    pub id: TaskId,
+    /// Stream or batch: decides queue, priority and preemptibility.
+    pub kind: JobKind,
+    /// Attempt number, from 0. The scheduler bumps it on every re-queue; executors echo it in
+    /// their task events so late events of an older attempt are recognised and ignored.
+    pub attempt: u32,
+    /// Executors holding this task's input (locality preferences), best first. Used by `lma`.
+    pub preferred: Vec<ExecutorId>,
+}
+
+/// Memory metrics carried by one executor heartbeat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct ExecutorMetrics {
+    /// Bytes in use now.
+    pub memory_used: u64,
+    /// The executor's memory limit in bytes (0: use the limit given at registration).
+    pub memory_limit: u64,
+    /// Bytes spilled to disk since the executor started (monotonic counter).
+    pub spilled_bytes_total: u64,
+    /// Bytes held by suspended tasks now.
+    pub suspended_retained_bytes: u64,
+}
+
+/// Something that happened, fed to [`Scheduler::handle`](super::Scheduler::handle) with the
+/// monotonic time since driver start.
+///
+/// Task events carry the `attempt` of the [`TaskSpec`] they refer to: an event whose executor is
+/// not (or no longer) registered, or whose task is not placed on that executor with that attempt,
+/// is stale and ignored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Event {
+    /// An executor connected. Re-registering a known id first handles the old one as lost.
+    ExecutorRegistered {
+        /// Executor id.
+        id: ExecutorId,
+        /// Task slots.
+        cores: u32,
+        /// Memory limit in bytes.
+        memory_limit: u64,
+    },
+    /// The executor's connection closed.
+    ExecutorLost {
+        /// Executor id.
+        id: ExecutorId,
+    },
+    /// A heartbeat: proves liveness and feeds the LMA metrics window.
+    Heartbeat {
+        /// Executor id.
+        id: ExecutorId,
+        /// Its metrics now.
+        metrics: ExecutorMetrics,
+    },
+    /// One task set (a stage of one run of a job), appended to its queue in the given order.
+    /// Ids already known to the scheduler are ignored.
+    TasksSubmitted {
+        /// The tasks.
+        tasks: Vec<TaskSpec>,
+    },
+    /// The executor parked the task (it was the victim of a [`Preempt`] by suspension). Its slot
+    /// now runs the task launched with that preemption.
+    TaskSuspended {
+        /// Task.
+        id: TaskId,
+        /// Attempt of the task.
+        attempt: u32,
+        /// Reporting executor.
+        executor: ExecutorId,
+    },
+    /// The executor resumed the task after a [`Command::Resume`].
+    TaskResumed {
+        /// Task.
+        id: TaskId,
+        /// Attempt of the task.
+        attempt: u32,
+        /// Reporting executor.
+        executor: ExecutorId,
+    },
+    /// The task succeeded; its slot is free.
+    TaskFinished {
+        /// Task.
+        id: TaskId,
+        /// Attempt of the task.
+        attempt: u32,
+        /// Reporting executor.
+        executor: ExecutorId,
+    },
+    /// The task failed; its slot is free.
+    TaskFailed {
+        /// Task.
+        id: TaskId,
+        /// Attempt of the task.
+        attempt: u32,
+        /// Reporting executor.
+        executor: ExecutorId,
+        /// Why, for logs and [`Command::TaskAbandoned`].
+        reason: String,
+    },
+    /// The task was killed (after a [`Preempt`] by kill or a [`Command::Kill`]); its slot is free.
+    TaskKilled {
+        /// Task.
+        id: TaskId,
+        /// Attempt of the task.
+        attempt: u32,
+        /// Reporting executor.
+        executor: ExecutorId,
+        /// Records the task had processed, now lost.
+        records_lost: u64,
+    },
+    /// Drop the job's queued tasks and kill its placed ones (shutdown, or the job failed).
+    JobCancelled {
+        /// The job.
+        job: JobId,
+    },
+    /// Periodic: heartbeat timeouts and anti-starvation quantum expiry are checked here.
+    Tick,
+}
+
+/// How a [`Preempt`] frees its slot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PreemptHow {
+    /// Park the victim at its next yield point; it keeps its progress and its executor.
+    Suspend,
+    /// Abort the victim; it is re-queued and its work is lost.
+    Kill,
+}
+
+/// "Free a slot by preempting `task`", carried in the same message as the launch it makes room
+/// for.
+///
+/// # Executor contract
+/// The executor preempts `task` (if it is still running; if it already ended, the slot is already
+/// free) and starts the launched task in the freed slot. It reports the victim's outcome
+/// ([`Event::TaskSuspended`], [`Event::TaskKilled`], or the [`Event::TaskFinished`] /
+/// [`Event::TaskFailed`] it sent if the victim ended first) before any event of the launched task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Preempt {
+    /// The batch task to preempt (same executor).
+    pub task: TaskId,
+    /// Suspend or kill.
+    pub how: PreemptHow,
+}
+
+/// Why a task went back to its queue (attempt bumped).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequeueReason {
+    /// Its executor's connection closed.
+    ExecutorLost,
+    /// Its executor missed heartbeats for longer than `heartbeat_timeout`.
+    HeartbeatTimeout,
+    /// It was killed to make room for a stream task (`kill` policy) or by the executor.
+    Killed,
+    /// It failed (fewer than `max_task_failures` times so far).
+    Failed,
+}
+
+/// What the driver's adapters must do (or, for the informative ones, record).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Start `task` on `executor`, first preempting `preempt.task` there if given.
+    Launch {
+        /// The task, with its current attempt.
+        task: TaskSpec,
+        /// Target executor.
+        executor: ExecutorId,
+        /// The task to preempt to make room, in the same message.
+        preempt: Option<Preempt>,
+    },
+    /// Resume the suspended `task` on `executor` (always the executor it was suspended on).
+    Resume {
+        /// Task.
+        task: TaskId,
+        /// Its executor.
+        executor: ExecutorId,
+    },
+    /// Kill `task` on `executor` (its job was cancelled).
+    Kill {
+        /// Task.
+        task: TaskId,
+        /// Its executor.
+        executor: ExecutorId,
+    },
+    /// Close the executor's connection: it missed heartbeats. Its tasks are already re-queued.
+    DropExecutor {
+        /// Executor id.
+        id: ExecutorId,
+        /// How long it had been silent.
+        silent_for: Duration,
+    },
+    /// Informative: `task` is queued again with a bumped attempt.
+    Requeued {
+        /// Task.
+        task: TaskId,
+        /// Why.
+        reason: RequeueReason,
+    },
+    /// `task` failed `failures` (= `max_task_failures`) times: the job must fail.
+    TaskAbandoned {
+        /// Task.
+        task: TaskId,
+        /// Failures counted.
+        failures: u32,
+        /// Reason given by the last failure.
+        reason: String,
+    },
+}

@@ -1,0 +1,329 @@
+//! Event handlers: how each [`Event`](super::Event) moves tasks and executors between states.
+//!
+//! Placement decisions are not made here: after every event [`dispatch`](super::dispatch) fills
+//! whatever slots are free.
+
+use super::executors::Seq;
+use super::protocol::{Command, ExecutorMetrics, PreemptHow, RequeueReason, TaskSpec};
+use super::{Scheduler, TaskEntry, TaskState};
+use neptune_core::ids::{ExecutorId, JobId, JobKind, TaskId};
+use std::time::Duration;
+use tracing::{debug, warn};
+
+impl Scheduler {
+    pub(super) fn on_registered(
+        &mut self,
+        now: Duration,
+        id: ExecutorId,
+        cores: u32,
+        memory_limit: u64,
+        out: &mut Vec<Command>,
+    ) {
+        if let Some(old) = self.execs.seq_of(&id) {
+            debug!(executor = %id, "executor re-registered: its previous incarnation is lost");
+            self.remove_executor(old, RequeueReason::ExecutorLost, out);
+        }
+        self.execs.register(id, cores, memory_limit, now);
+    }
+
+    pub(super) fn on_lost(&mut self, id: &str, out: &mut Vec<Command>) {
+        match self.execs.seq_of(id) {
+            Some(seq) => self.remove_executor(seq, RequeueReason::ExecutorLost, out),
+            None => debug!(executor = id, "loss of an unknown executor ignored"),
+        }
+    }
+
+    pub(super) fn on_heartbeat(&mut self, now: Duration, id: &str, metrics: ExecutorMetrics) {
+        match self.execs.seq_of(id) {
+            Some(seq) => self.execs.heartbeat(seq, now, metrics),
+            None => debug!(executor = id, "heartbeat of an unknown executor ignored"),
+        }
+    }
+
+    pub(super) fn on_submitted(&mut self, tasks: Vec<TaskSpec>) {
+        for spec in tasks {
+            if self.tasks.contains_key(&spec.id) {
+                warn!(task = %spec.id, "task submitted twice; the second submission is ignored");
+                continue;
+            }
+            let (id, kind) = (spec.id, spec.kind);
+            self.tasks.insert(
+                id,
+                TaskEntry {
+                    spec,
+                    state: TaskState::Queued,
+                    failures: 0,
+                    preemptions: 0,
+                    protected_until: Duration::ZERO,
+                    protected: false,
+                    started_at: Duration::ZERO,
+                    resume_pending: false,
+                    cancelled: false,
+                },
+            );
+            self.lanes.push_back(id, kind);
+        }
+    }
+
+    /// The executor of a task event, if the event is current: the executor is registered, the
+    /// task is placed on it, and the attempt matches. `None` means stale: ignore the event.
+    fn current(&self, id: TaskId, attempt: u32, executor: &str) -> Option<(Seq, TaskState)> {
+        let seq = self.execs.seq_of(executor)?;
+        let entry = self.tasks.get(&id)?;
+        let current = entry.spec.attempt == attempt && entry.state.exec() == Some(seq);
+        if !current {
+            debug!(task = %id, attempt, executor, "stale task event ignored");
+            return None;
+        }
+        if let TaskState::Reserved { victim, .. } = entry.state {
+            warn!(task = %id, %victim, executor, "event for a task before its victim's outcome ignored");
+            return None;
+        }
+        Some((seq, entry.state))
+    }
+
+    /// The task that inherits `state`'s slot, if `state` is a victim of a preemption in flight.
+    fn heir(state: TaskState) -> Option<TaskId> {
+        match state {
+            TaskState::Preempting { by, .. } => Some(by),
+            _ => None,
+        }
+    }
+
+    /// Gives a reserved task the slot its victim just vacated.
+    fn inherit_slot(&mut self, heir: TaskId, out: &mut Vec<Command>) {
+        let Some(TaskState::Reserved { exec, .. }) = self.tasks.get(&heir).map(|e| e.state) else {
+            return;
+        };
+        self.relocate(heir, TaskState::Running { exec });
+        if self.tasks[&heir].cancelled {
+            out.push(Command::Kill {
+                task: heir,
+                executor: self.execs.get(exec).name.clone(),
+            });
+        }
+    }
+
+    pub(super) fn on_suspended(
+        &mut self,
+        id: TaskId,
+        attempt: u32,
+        executor: &str,
+        out: &mut Vec<Command>,
+    ) {
+        let Some((
+            exec,
+            TaskState::Preempting {
+                by,
+                how: PreemptHow::Suspend,
+                ..
+            },
+        )) = self.current(id, attempt, executor)
+        else {
+            debug!(task = %id, executor, "suspension not asked for ignored");
+            return;
+        };
+        self.totals.suspensions += 1;
+        let entry = self.tasks.get_mut(&id).expect("current task");
+        entry.preemptions += 1;
+        let next = if entry.cancelled {
+            TaskState::Killing { exec }
+        } else {
+            self.next_order += 1;
+            TaskState::Suspended {
+                exec,
+                order: self.next_order,
+            }
+        };
+        self.relocate(id, next);
+        self.inherit_slot(by, out);
+    }
+
+    pub(super) fn on_resumed(&mut self, now: Duration, id: TaskId, attempt: u32, executor: &str) {
+        let Some((_, TaskState::Running { .. })) = self.current(id, attempt, executor) else {
+            return;
+        };
+        let max = self.cfg.max_suspensions;
+        let quantum = self.cfg.quantum;
+        let entry = self.tasks.get_mut(&id).expect("current task");
+        if !entry.resume_pending {
+            return;
+        }
+        entry.resume_pending = false;
+        entry.started_at = now;
+        if entry.preemptions > max {
+            let until = now + quantum;
+            entry.protected_until = until;
+            entry.protected = true;
+            self.protections.insert((until, id));
+        }
+        self.totals.resumptions += 1;
+        self.refresh(id);
+    }
+
+    pub(super) fn on_finished(
+        &mut self,
+        id: TaskId,
+        attempt: u32,
+        executor: &str,
+        out: &mut Vec<Command>,
+    ) {
+        let Some((_, state)) = self.current(id, attempt, executor) else {
+            return;
+        };
+        self.forget(id);
+        if let Some(heir) = Self::heir(state) {
+            self.inherit_slot(heir, out);
+        }
+    }
+
+    pub(super) fn on_failed(
+        &mut self,
+        id: TaskId,
+        attempt: u32,
+        executor: &str,
+        reason: String,
+        out: &mut Vec<Command>,
+    ) {
+        let Some((_, state)) = self.current(id, attempt, executor) else {
+            return;
+        };
+        let max = self.cfg.max_task_failures;
+        let entry = self.tasks.get_mut(&id).expect("current task");
+        entry.failures += 1;
+        let failures = entry.failures;
+        if entry.cancelled {
+            self.forget(id);
+        } else if failures >= max {
+            warn!(task = %id, failures, %reason, "task abandoned");
+            self.forget(id);
+            self.totals.abandoned += 1;
+            out.push(Command::TaskAbandoned {
+                task: id,
+                failures,
+                reason,
+            });
+        } else {
+            debug!(task = %id, failures, %reason, "task failed; re-queued");
+            self.requeue(id, RequeueReason::Failed, out);
+        }
+        if let Some(heir) = Self::heir(state) {
+            self.inherit_slot(heir, out);
+        }
+    }
+
+    pub(super) fn on_killed(
+        &mut self,
+        id: TaskId,
+        attempt: u32,
+        executor: &str,
+        records_lost: u64,
+        out: &mut Vec<Command>,
+    ) {
+        let Some((_, state)) = self.current(id, attempt, executor) else {
+            return;
+        };
+        let heir = Self::heir(state);
+        if heir.is_some() {
+            // A preemptive kill: the work lost is the price of the `kill` policy.
+            self.totals.kills += 1;
+            self.totals.records_lost += records_lost;
+            self.tasks.get_mut(&id).expect("current task").preemptions += 1;
+        }
+        if self.tasks[&id].cancelled {
+            self.forget(id);
+        } else {
+            self.requeue(id, RequeueReason::Killed, out);
+        }
+        if let Some(heir) = heir {
+            self.inherit_slot(heir, out);
+        }
+    }
+
+    pub(super) fn on_job_cancelled(&mut self, job: JobId, out: &mut Vec<Command>) {
+        for id in self.lanes.remove_job(job) {
+            self.forget(id);
+        }
+        let first = TaskId {
+            job,
+            run: 0,
+            stage: 0,
+            partition: 0,
+        };
+        let last = TaskId {
+            job,
+            run: u64::MAX,
+            stage: u32::MAX,
+            partition: u32::MAX,
+        };
+        let placed: Vec<TaskId> = self.tasks.range(first..=last).map(|(id, _)| *id).collect();
+        for id in placed {
+            let entry = self.tasks.get_mut(&id).expect("task in range");
+            if entry.cancelled {
+                continue;
+            }
+            entry.cancelled = true;
+            let state = entry.state;
+            let kill_on = match state {
+                // Killed once its victim's slot is granted (see `inherit_slot`).
+                TaskState::Queued | TaskState::Reserved { .. } | TaskState::Killing { .. } => None,
+                TaskState::Running { exec } | TaskState::Preempting { exec, .. } => {
+                    self.refresh(id);
+                    Some(exec)
+                }
+                TaskState::Suspended { exec, .. } => {
+                    self.relocate(id, TaskState::Killing { exec });
+                    Some(exec)
+                }
+            };
+            if let Some(exec) = kill_on {
+                out.push(Command::Kill {
+                    task: id,
+                    executor: self.execs.get(exec).name.clone(),
+                });
+            }
+        }
+    }
+
+    pub(super) fn on_tick(&mut self, now: Duration, out: &mut Vec<Command>) {
+        for seq in self.execs.timed_out(now, self.cfg.heartbeat_timeout) {
+            let e = self.execs.get(seq);
+            warn!(executor = %e.name, "executor missed heartbeats; dropping it");
+            out.push(Command::DropExecutor {
+                id: e.name.clone(),
+                silent_for: now.saturating_sub(e.last_seen),
+            });
+            self.remove_executor(seq, RequeueReason::HeartbeatTimeout, out);
+        }
+    }
+
+    /// Re-queues every task of the executor (stream tasks ahead of batch tasks, each in id
+    /// order, all ahead of what was queued) and removes it.
+    fn remove_executor(&mut self, seq: Seq, reason: RequeueReason, out: &mut Vec<Command>) {
+        let all = self.execs.get(seq).all_tasks();
+        let (stream, batch): (Vec<TaskId>, Vec<TaskId>) = all
+            .into_iter()
+            .partition(|id| self.tasks[id].spec.kind == JobKind::Stream);
+        // Pushed to the front in reverse, so the first pushed ends up last.
+        for id in batch.into_iter().rev().chain(stream.into_iter().rev()) {
+            if self.tasks[&id].cancelled {
+                self.forget(id);
+            } else {
+                self.requeue(id, reason.clone(), out);
+            }
+        }
+        self.execs.remove(seq);
+    }
+
+    /// Puts a task back at the head of its lane with attempt + 1.
+    pub(super) fn requeue(&mut self, id: TaskId, reason: RequeueReason, out: &mut Vec<Command>) {
+        self.relocate(id, TaskState::Queued);
+        let entry = self.tasks.get_mut(&id).expect("requeueing a known task");
+        entry.spec.attempt += 1;
+        entry.resume_pending = false;
+        let kind = entry.spec.kind;
+        self.lanes.push_front(id, kind);
+        self.totals.requeued += 1;
+        out.push(Command::Requeued { task: id, reason });
+    }
+}

@@ -1,0 +1,103 @@
+//! The driver's status document (`/status`, live progress, the final report's source).
+
+use crate::stats::Percentiles;
+use serde::Serialize;
+
+/// One executor as the driver sees it.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ExecutorStatus {
+    /// Executor id.
+    pub id: String,
+    /// Task slots.
+    pub cores: u32,
+    /// Tasks running.
+    pub running: usize,
+    /// Tasks suspended.
+    pub suspended: usize,
+    /// Memory in use (last heartbeat), bytes.
+    pub memory_used_bytes: u64,
+    /// Memory budget, bytes.
+    pub memory_limit_bytes: u64,
+    /// HTTP address of the executor's `/metrics`.
+    pub http: String,
+}
+
+/// One job.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JobStatus {
+    /// Job name.
+    pub name: String,
+    /// `stream` or `batch`.
+    pub kind: String,
+    /// Runs committed (micro-batches or epochs).
+    pub runs: u64,
+    /// Records read by successful tasks.
+    pub records: u64,
+    /// Records per second since the jobs started.
+    pub records_per_sec: f64,
+    /// Micro-batch end-to-end latency (stream jobs), milliseconds.
+    pub latency_ms: Percentiles,
+    /// Runs in flight.
+    pub active_runs: usize,
+    /// Result of the last committed run.
+    pub result: serde_json::Value,
+    /// Why the job failed, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+}
+
+/// Cluster-wide counters.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Totals {
+    /// Suspensions confirmed by executors.
+    pub suspensions: u64,
+    /// Resumptions confirmed by executors.
+    pub resumptions: u64,
+    /// Tasks killed.
+    pub kills: u64,
+    /// Records processed by killed tasks (work lost).
+    pub records_lost: u64,
+    /// Executor-measured suspend latency (request received → parked), microseconds.
+    pub suspend_latency_us: SuspendLatency,
+    /// Executors lost.
+    pub executors_lost: u64,
+    /// Tasks queued, waiting for a slot.
+    pub queued: usize,
+}
+
+/// p50/p99 of suspend latency.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct SuspendLatency {
+    /// Median.
+    pub p50: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+/// Everything `/status` shows.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Status {
+    /// App name.
+    pub app: String,
+    /// Scheduling policy.
+    pub policy: String,
+    /// Placement for stream tasks (neptune and kill policies).
+    pub placement: String,
+    /// Executors expected.
+    pub executors_expected: usize,
+    /// Whether jobs have started (enough executors registered).
+    pub ready: bool,
+    /// Seconds since jobs started.
+    pub elapsed_s: f64,
+    /// Whether the app has finished (every job committed all its runs, or failed).
+    pub finished: bool,
+    /// First job failure.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failure: Option<String>,
+    /// Executors.
+    pub executors: Vec<ExecutorStatus>,
+    /// Jobs.
+    pub jobs: Vec<JobStatus>,
+    /// Totals.
+    pub totals: Totals,
+}

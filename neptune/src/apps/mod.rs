@@ -1,0 +1,25 @@
+//! Built-in example apps, registered by name in the default `neptune` binary.
+
+pub mod fraud;
+pub mod synthetic;
+
+use neptune_core::AppEntry;
+
+/// Every app built into the `neptune` binary.
+pub const BUILTIN: &[AppEntry] = &[
+    AppEntry {
+        name: "fraud-detection",
+        description: "batch retrains a logistic-regression model; stream scores transactions with it",
+        build: fraud::build,
+    },
+    AppEntry {
+        name: "synthetic",
+        description: "CPU-bound stream and batch jobs with configurable size and cost (benchmarks)",
+        build: synthetic::build,
+    },
+];
+
+/// Turn a config error into the builder's error string.
+pub(crate) fn cfg<T>(r: Result<T, neptune_core::config::ConfigError>) -> Result<T, String> {
+    r.map_err(|e| e.to_string())
+}

@@ -1,0 +1,114 @@
+//! `synthetic`: CPU-bound stream and batch jobs with configurable task counts, per-record cost,
+//! stream rate and interval — the workload for benchmarks and the scheduler integration tests.
+//!
+//! Every record is a seeded random `u64` put through `cost` rounds of a mixing function (real work
+//! the optimiser cannot drop); each run's result is `(records, checksum)`, so a run disturbed by
+//! suspensions, kills or lost executors can be compared exactly with an undisturbed one.
+//!
+//! Keys: `seed`, `batch.tasks`, `batch.records` (per task), `batch.cost`, `stream.tasks`,
+//! `stream.rate` (records/s over all stream tasks), `stream.cost`; per-job keys
+//! `jobs.{batch,stream}.{kind,interval_ms,runs}` as for every app. Stream interval defaults to
+//! 200 ms.
+
+use super::cfg;
+use neptune_core::source::{generate, records_per_micro_batch};
+use neptune_core::{App, Dataset};
+use rand::Rng as _;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A run's result: how many records and a checksum over all of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct Digest {
+    /// Records processed.
+    pub records: u64,
+    /// Wrapping sum of every record's mixed value.
+    pub checksum: u64,
+}
+
+/// `rounds` rounds of the SplitMix64 finaliser: a few ns each, impossible to constant-fold.
+#[inline]
+pub fn burn(mut x: u64, rounds: u32) -> u64 {
+    for _ in 0..rounds {
+        x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        x ^= x >> 31;
+    }
+    x
+}
+
+fn digest(ds: &Dataset<u64>) -> neptune_core::Action<Digest> {
+    ds.action(
+        |_, it| {
+            it.fold(Digest::default(), |d, x| Digest {
+                records: d.records + 1,
+                checksum: d.checksum.wrapping_add(x),
+            })
+        },
+        |parts| {
+            parts.into_iter().fold(Digest::default(), |a, b| Digest {
+                records: a.records + b.records,
+                checksum: a.checksum.wrapping_add(b.checksum),
+            })
+        },
+    )
+}
+
+/// Build the synthetic app.
+///
+/// # Errors
+/// A message naming the config key with a bad value.
+pub fn build(app: &mut App) -> Result<(), String> {
+    let c = app.config();
+    let seed: u64 = cfg(c.get("seed", 42))?;
+    let batch_tasks: u32 = cfg(c.get_in("batch.tasks", 4, 0, 100_000))?;
+    let batch_records: u64 = cfg(c.get_in("batch.records", 3_000_000, 1, u64::MAX))?;
+    let batch_cost: u32 = cfg(c.get_in("batch.cost", 20, 0, 1_000_000))?;
+    let stream_tasks: u32 = cfg(c.get_in("stream.tasks", 2, 0, 100_000))?;
+    let stream_rate: u64 = cfg(c.get_in("stream.rate", 20_000, 1, u64::MAX))?;
+    let stream_cost: u32 = cfg(c.get_in("stream.cost", 20, 0, 1_000_000))?;
+    let interval_ms: u64 = cfg(c.get_in("jobs.stream.interval_ms", 200, 1, 3_600_000))?;
+    let per_batch = records_per_micro_batch(stream_rate, Duration::from_millis(interval_ms), stream_tasks);
+
+    if batch_tasks > 0 {
+        let ds = generate(batch_tasks, seed, move |_, _| batch_records, |rng, _, _| rng.random::<u64>())
+            .map(move |x| burn(x, batch_cost));
+        app.batch("batch", digest(&ds));
+    }
+    if stream_tasks > 0 {
+        let ds = generate(stream_tasks, seed ^ 0x5EED, move |_, _| per_batch, |rng, _, _| {
+            rng.random::<u64>()
+        })
+        .map(move |x| burn(x, stream_cost));
+        app.stream("stream", digest(&ds)).interval(Duration::from_millis(interval_ms));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neptune_core::config::Config;
+    use std::sync::Arc;
+
+    #[test]
+    fn builds_a_stream_and_a_batch_job_from_config() {
+        let cfg = Config::from_args(&["batch.tasks=3", "stream.tasks=1", "jobs.stream.interval_ms=100"]);
+        let app = neptune_core::app::build_app(super::super::BUILTIN, "synthetic", Arc::new(cfg.unwrap()))
+            .unwrap();
+        assert_eq!(app.jobs().len(), 2);
+        assert_eq!(app.jobs()[0].stages[0].partitions, 3);
+        assert_eq!(app.jobs()[1].interval, Duration::from_millis(100));
+        assert!(app.config().check_all_used().is_ok());
+    }
+
+    #[test]
+    fn bad_cost_names_the_key() {
+        let cfg = Config::from_args(&["batch.cost=-1"]).unwrap();
+        let e = neptune_core::app::build_app(super::super::BUILTIN, "synthetic", Arc::new(cfg))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("batch.cost"), "{e}");
+    }
+}

@@ -1,0 +1,156 @@
+//! The `neptune` command line (contract in DESIGN.md): `local`, `driver`, `executor`, `apps`.
+//! Every flag also reads an environment variable. Parsing and validation errors name the flag or
+//! config key and exit non-zero.
+
+use clap::{Args, Parser, Subcommand};
+use neptune_driver::scheduler::Policy;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Neptune: unified stream/batch applications with suspendable batch tasks.
+#[derive(Debug, Parser)]
+#[command(name = "neptune", version, about, propagate_version = true)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an app on a local cluster: a driver and N executor processes on loopback.
+    Local(LocalArgs),
+    /// Run the driver of an app (one per app; executors connect to it).
+    Driver(DriverArgs),
+    /// Run an executor that connects to a driver.
+    Executor(ExecutorArgs),
+    /// List the apps built into this binary.
+    Apps,
+}
+
+/// Flags shared by `local` and `driver`.
+#[derive(Debug, Args, Clone)]
+pub struct AppArgs {
+    /// Registered app name (see `neptune apps`).
+    #[arg(long, env = "NEPTUNE_APP")]
+    pub app: String,
+    /// Number of executors.
+    #[arg(long, env = "NEPTUNE_EXECUTORS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub executors: u32,
+    /// Scheduling policy: neptune, fifo, fair, kill, static.
+    #[arg(long, env = "NEPTUNE_POLICY", default_value = "neptune")]
+    pub policy: Policy,
+    /// Stop after this long (e.g. 30s, 2m); default: until the app finishes or Ctrl-C.
+    #[arg(long, env = "NEPTUNE_DURATION", value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Config value KEY=VALUE (repeatable): app keys, `jobs.<job>.kind|interval_ms|runs`,
+    /// `scheduler.placement|max_suspensions|quantum_ms|...`, `heartbeat.interval_ms|timeout_ms`.
+    #[arg(long = "set", env = "NEPTUNE_SET", value_delimiter = ',', value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Write a JSON report here when the run ends.
+    #[arg(long, env = "NEPTUNE_REPORT")]
+    pub report: Option<PathBuf>,
+}
+
+/// `neptune local`.
+#[derive(Debug, Args)]
+pub struct LocalArgs {
+    /// App, policy, config.
+    #[command(flatten)]
+    pub app: AppArgs,
+    /// Task slots per executor.
+    #[arg(long, env = "NEPTUNE_CORES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub cores: u32,
+    /// Memory budget per executor (bytes, or with Ki/Mi/Gi suffix).
+    #[arg(long, env = "NEPTUNE_MEMORY", default_value = "1Gi", value_parser = parse_size)]
+    pub memory: u64,
+    /// Driver HTTP address (`/status`, `/metrics`); port 0 picks a free port.
+    #[arg(long, env = "NEPTUNE_HTTP", default_value = "127.0.0.1:4040")]
+    pub http: SocketAddr,
+    /// No live progress; only the final summary.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// `neptune driver`.
+#[derive(Debug, Args)]
+pub struct DriverArgs {
+    /// App, policy, config.
+    #[command(flatten)]
+    pub app: AppArgs,
+    /// gRPC address executors connect to.
+    #[arg(long, env = "NEPTUNE_LISTEN", default_value = "0.0.0.0:7077")]
+    pub listen: SocketAddr,
+    /// HTTP address for /metrics, /healthz, /readyz, /status.
+    #[arg(long, env = "NEPTUNE_HTTP", default_value = "0.0.0.0:4040")]
+    pub http: SocketAddr,
+}
+
+/// `neptune executor`.
+#[derive(Debug, Args)]
+pub struct ExecutorArgs {
+    /// Driver gRPC URL, e.g. http://127.0.0.1:7077.
+    #[arg(long, env = "NEPTUNE_DRIVER_URL")]
+    pub driver: String,
+    /// Task slots.
+    #[arg(long, env = "NEPTUNE_CORES", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    pub cores: u32,
+    /// Memory budget (bytes, or with Ki/Mi/Gi suffix).
+    #[arg(long, env = "NEPTUNE_MEMORY", value_parser = parse_size)]
+    pub memory: u64,
+    /// HTTP address for /metrics, /healthz, /readyz.
+    #[arg(long, env = "NEPTUNE_HTTP", default_value = "0.0.0.0:4041")]
+    pub http: SocketAddr,
+    /// Executor id (default: assigned by the driver).
+    #[arg(long, env = "NEPTUNE_EXECUTOR_ID")]
+    pub id: Option<String>,
+    /// How long to keep trying to reach the driver at start.
+    #[arg(long, env = "NEPTUNE_CONNECT_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
+    pub connect_timeout: Duration,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = if let Ok(secs) = s.parse::<f64>() {
+        if !(secs.is_finite() && secs >= 0.0) {
+            return Err(format!("`{s}` is not a duration"));
+        }
+        Duration::from_secs_f64(secs)
+    } else {
+        humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration (e.g. 30s, 2m, 500ms): {e}"))?
+    };
+    if d.is_zero() {
+        return Err("must be greater than zero".into());
+    }
+    Ok(d)
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    neptune_executor::memory::parse_size(s)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_flags_name_the_flag() {
+        let e = Cli::try_parse_from(["neptune", "local", "--app", "x", "--policy", "lifo"]).unwrap_err();
+        assert!(e.to_string().contains("--policy"), "{e}");
+        let e = Cli::try_parse_from(["neptune", "local", "--app", "x", "--cores", "0"]).unwrap_err();
+        assert!(e.to_string().contains("--cores"), "{e}");
+        let e = Cli::try_parse_from(["neptune", "local", "--app", "x", "--duration", "soon"]).unwrap_err();
+        assert!(e.to_string().contains("--duration"), "{e}");
+        let e = Cli::try_parse_from(["neptune", "executor", "--driver", "http://x", "--cores", "1", "--memory", "lots"]).unwrap_err();
+        assert!(e.to_string().contains("--memory"), "{e}");
+    }
+
+    #[test]
+    fn durations_and_sets_parse() {
+        let c = Cli::try_parse_from(["neptune", "local", "--app", "x", "--duration", "1.5", "--set", "a=1", "--set", "b=2"]).unwrap();
+        let Command::Local(l) = c.command else { panic!("local") };
+        assert_eq!(l.app.duration, Some(Duration::from_millis(1500)));
+        assert_eq!(l.app.set, vec!["a=1", "b=2"]);
+    }
+}

@@ -1,0 +1,163 @@
+//! `neptune local`: a driver (in this process) and N executor processes (this same binary, run as
+//! `neptune executor`) on loopback — the same binaries and protocol as on Kubernetes. Shows live
+//! progress, stops on Ctrl-C or after `--duration`, and writes the JSON report.
+
+use crate::cli::LocalArgs;
+use crate::report::Report;
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use neptune_core::app::AppEntry;
+use neptune_driver::{Driver, DriverError, Outcome, Status};
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+/// Run the local cluster; returns the process exit code.
+///
+/// # Errors
+/// Bad flags or config (naming them), sockets that cannot be bound, executors that cannot start.
+pub async fn run_local(args: LocalArgs, apps: &'static [AppEntry]) -> anyhow::Result<i32> {
+    let (app, cfg) =
+        crate::run::prepare(&args.app, apps, "127.0.0.1:0".parse().expect("addr"), args.http)?;
+    let n = args.app.executors;
+    let driver = Driver::bind(cfg, app).await?;
+    let grpc = driver.grpc_addr();
+    eprintln!(
+        "neptune local: app {} on {n} executors x {} cores, policy {}; driver http://{} (/status, /metrics)",
+        args.app.app,
+        args.cores,
+        args.app.policy.as_str(),
+        driver.http_addr()
+    );
+    let exe = std::env::current_exe().context("cannot find the neptune binary")?;
+    let mut children = Vec::new();
+    for i in 0..n {
+        let mut cmd = tokio::process::Command::new(&exe);
+        cmd.arg("executor")
+            .args(["--driver", &format!("http://{grpc}")])
+            .args(["--cores", &args.cores.to_string()])
+            .args(["--memory", &args.memory.to_string()])
+            .args(["--http", "127.0.0.1:0"])
+            .args(["--id", &format!("exec-{i}")])
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        let child = cmd.spawn().with_context(|| format!("cannot start executor {i} ({})", exe.display()))?;
+        eprintln!("neptune local: executor exec-{i} pid {}", child.id().unwrap_or(0));
+        children.push(child);
+    }
+
+    let status = driver.status();
+    let progress = (!args.quiet).then(|| tokio::spawn(show_progress(status.clone())));
+    let duration = args.app.duration;
+    let stop = async move {
+        match duration {
+            Some(d) => tokio::select! { () = crate::run::termination() => {}, () = tokio::time::sleep(d) => {} },
+            None => crate::run::termination().await,
+        }
+    };
+    let result = driver.run(stop).await;
+    if let Some(p) = progress {
+        p.abort();
+        let _ = p.await;
+    }
+    // Executors got a Shutdown message; give them a moment, then make sure none is left.
+    for mut c in children {
+        if tokio::time::timeout(Duration::from_secs(5), c.wait()).await.is_err() {
+            let _ = c.kill().await;
+        }
+    }
+    let (code, final_status) = match result {
+        Ok((outcome, st)) => {
+            let how = match outcome {
+                Outcome::Finished => "finished",
+                Outcome::Stopped => "stopped",
+            };
+            eprintln!("neptune local: {how} after {:.1}s", st.elapsed_s);
+            (0, st)
+        }
+        Err(DriverError::JobFailed(f)) => {
+            eprintln!("error: {f}");
+            let st = status.read().unwrap_or_else(|e| e.into_inner()).clone();
+            (1, st)
+        }
+        Err(e) => return Err(e.into()),
+    };
+    eprint!("{}", summary(&final_status));
+    if let Some(path) = &args.app.report {
+        write_report(path, &final_status, n as usize, args.cores)?;
+        eprintln!("neptune local: report written to {}", path.display());
+    }
+    Ok(code)
+}
+
+/// Write the JSON report for `status`.
+///
+/// # Errors
+/// When the file cannot be written (naming it).
+pub fn write_report(path: &Path, status: &Status, executors: usize, cores: u32) -> anyhow::Result<()> {
+    let report = Report::from_status(status, executors, cores);
+    let json = serde_json::to_string_pretty(&report)?;
+    std::fs::write(path, json + "\n").with_context(|| format!("cannot write --report {}", path.display()))
+}
+
+/// A line per job plus totals, for the terminal.
+pub fn summary(st: &Status) -> String {
+    let mut s = String::new();
+    for j in &st.jobs {
+        if j.kind == "stream" {
+            s += &format!(
+                "  {:<12} stream  runs {:>6}  records {:>12}  latency ms p50 {:>7.1} p99 {:>7.1} max {:>7.1}\n",
+                j.name, j.runs, j.records, j.latency_ms.p50, j.latency_ms.p99, j.latency_ms.max
+            );
+        } else {
+            s += &format!(
+                "  {:<12} batch   runs {:>6}  records {:>12}  {:>12.0} records/s\n",
+                j.name, j.runs, j.records, j.records_per_sec
+            );
+        }
+    }
+    let t = &st.totals;
+    s += &format!(
+        "  suspensions {}  resumptions {}  kills {} (records lost {})  suspend latency us p50 {:.1} p99 {:.1}  executors lost {}\n",
+        t.suspensions, t.resumptions, t.kills, t.records_lost, t.suspend_latency_us.p50, t.suspend_latency_us.p99, t.executors_lost
+    );
+    s
+}
+
+fn progress_line(st: &Status) -> String {
+    if !st.ready {
+        return format!("waiting for executors ({}/{})", st.executors.len(), st.executors_expected);
+    }
+    let mut parts = vec![format!("{:>6.1}s", st.elapsed_s)];
+    for j in &st.jobs {
+        if j.kind == "stream" {
+            parts.push(format!("{} {} mb p99 {:.0}ms", j.name, j.runs, j.latency_ms.p99));
+        } else {
+            parts.push(format!("{} {} runs {:.2}M rec/s", j.name, j.runs, j.records_per_sec / 1e6));
+        }
+    }
+    let running: usize = st.executors.iter().map(|e| e.running).sum();
+    let suspended: usize = st.executors.iter().map(|e| e.suspended).sum();
+    parts.push(format!("tasks {running} run {suspended} susp"));
+    parts.push(format!("suspensions {} kills {}", st.totals.suspensions, st.totals.kills));
+    parts.join(" | ")
+}
+
+async fn show_progress(status: Arc<RwLock<Status>>) {
+    let bar = ProgressBar::new_spinner();
+    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").expect("valid template"));
+    let plain = bar.is_hidden();
+    let mut tick = tokio::time::interval(Duration::from_millis(if plain { 2000 } else { 250 }));
+    loop {
+        tick.tick().await;
+        let line = progress_line(&status.read().unwrap_or_else(|e| e.into_inner()));
+        if plain {
+            eprintln!("neptune local: {line}");
+        } else {
+            bar.set_message(line);
+            bar.tick();
+        }
+    }
+}

@@ -1,0 +1,76 @@
+//! The JSON report `neptune local --report FILE` writes, built from the driver's final status.
+
+use neptune_driver::Status;
+use neptune_driver::stats::Percentiles;
+use serde::Serialize;
+
+/// One job in the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct JobReport {
+    /// Job name.
+    pub name: String,
+    /// `stream` or `batch`.
+    pub kind: String,
+    /// Runs committed.
+    pub runs: u64,
+    /// Records read by successful tasks.
+    pub records: u64,
+    /// Records per second over the run.
+    pub records_per_sec: f64,
+    /// Micro-batch latency (due time → committed), ms; zeros for batch jobs.
+    pub latency_ms: Percentiles,
+    /// Result of the last committed run.
+    pub result: serde_json::Value,
+}
+
+/// The report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// App.
+    pub app: String,
+    /// Policy.
+    pub policy: String,
+    /// Placement.
+    pub placement: String,
+    /// Executors.
+    pub executors: usize,
+    /// Cores per executor.
+    pub cores: u32,
+    /// Seconds the jobs ran.
+    pub duration_s: f64,
+    /// Whether every job finished its runs.
+    pub finished: bool,
+    /// Jobs.
+    pub jobs: Vec<JobReport>,
+    /// Totals.
+    pub totals: neptune_driver::status::Totals,
+}
+
+impl Report {
+    /// Build from the driver's final status.
+    pub fn from_status(st: &Status, executors: usize, cores: u32) -> Self {
+        Self {
+            app: st.app.clone(),
+            policy: st.policy.clone(),
+            placement: st.placement.clone(),
+            executors,
+            cores,
+            duration_s: st.elapsed_s,
+            finished: st.finished,
+            jobs: st
+                .jobs
+                .iter()
+                .map(|j| JobReport {
+                    name: j.name.clone(),
+                    kind: j.kind.clone(),
+                    runs: j.runs,
+                    records: j.records,
+                    records_per_sec: j.records_per_sec,
+                    latency_ms: j.latency_ms,
+                    result: j.result.clone(),
+                })
+                .collect(),
+            totals: st.totals.clone(),
+        }
+    }
+}

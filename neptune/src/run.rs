@@ -1,0 +1,154 @@
+//! Entry points: [`main_with`] parses the CLI and runs the chosen role with an app registry. The
+//! default `neptune` binary passes the built-in apps; a user's own binary passes its own.
+
+use crate::cli::{AppArgs, Cli, Command, DriverArgs, ExecutorArgs};
+use anyhow::Context as _;
+use clap::Parser;
+use neptune_core::app::{App, AppEntry, build_app};
+use neptune_core::config::Config;
+use neptune_driver::{Driver, DriverConfig};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// Parse the command line, run, and exit the process with the right code.
+pub fn main_with(apps: &'static [AppEntry]) -> ! {
+    let cli = Cli::parse();
+    let code = match run(cli, apps) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            2
+        }
+    };
+    std::process::exit(code)
+}
+
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}
+
+fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    // Few threads: network I/O only; tasks run on the executor's `may` workers.
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")
+}
+
+fn run(cli: Cli, apps: &'static [AppEntry]) -> anyhow::Result<i32> {
+    match cli.command {
+        Command::Apps => {
+            for a in apps {
+                println!("{:<20} {}", a.name, a.description);
+            }
+            Ok(0)
+        }
+        Command::Local(args) => {
+            init_tracing("warn");
+            tokio_runtime()?.block_on(crate::local::run_local(args, apps))
+        }
+        Command::Driver(args) => {
+            init_tracing("info");
+            tokio_runtime()?.block_on(run_driver(args, apps))
+        }
+        Command::Executor(args) => {
+            init_tracing("info");
+            tokio_runtime()?.block_on(run_executor(args, apps))
+        }
+    }
+}
+
+/// Build the app and the driver config from flags; error if any `--set` key is unknown.
+pub(crate) fn prepare(
+    args: &AppArgs,
+    apps: &'static [AppEntry],
+    listen: SocketAddr,
+    http: SocketAddr,
+) -> anyhow::Result<(Arc<App>, DriverConfig)> {
+    let config = Config::from_args(&args.set)?;
+    let cfg = DriverConfig::new(
+        args.app.clone(),
+        listen,
+        http,
+        args.executors as usize,
+        args.policy,
+        config.clone(),
+    )?;
+    let app = build_app(apps, &args.app, Arc::new(cfg.config.clone()))?;
+    // The app's config is a copy of the driver's taken after the driver read its keys, so a key
+    // nobody read is unknown to both.
+    app.config().check_all_used()?;
+    Ok((Arc::new(app), cfg))
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub(crate) async fn termination() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(t) => t,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn run_driver(args: DriverArgs, apps: &'static [AppEntry]) -> anyhow::Result<i32> {
+    let (app, cfg) = prepare(&args.app, apps, args.listen, args.http)?;
+    let report = args.app.report.clone();
+    let duration = args.app.duration;
+    let driver = Driver::bind(cfg, app).await?;
+    tracing::info!(grpc = %driver.grpc_addr(), http = %driver.http_addr(), "driver listening");
+    let stop = async move {
+        match duration {
+            Some(d) => tokio::select! { () = termination() => {}, () = tokio::time::sleep(d) => {} },
+            None => termination().await,
+        }
+    };
+    match driver.run(stop).await {
+        Ok((outcome, status)) => {
+            if let Some(path) = report {
+                let cores = status.executors.first().map_or(0, |e| e.cores);
+                crate::local::write_report(&path, &status, status.executors.len(), cores)?;
+            }
+            tracing::info!(?outcome, "driver finished");
+            Ok(0)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(1)
+        }
+    }
+}
+
+async fn run_executor(args: ExecutorArgs, apps: &'static [AppEntry]) -> anyhow::Result<i32> {
+    let cfg = neptune_executor::ExecutorConfig {
+        driver_url: args.driver,
+        cores: args.cores,
+        memory: args.memory,
+        http: args.http,
+        id: args.id,
+        connect_timeout: args.connect_timeout,
+    };
+    match neptune_executor::run_executor(cfg, apps, termination()).await {
+        Ok(()) => Ok(0),
+        Err(e) => {
+            eprintln!("error: executor: {e}");
+            Ok(3)
+        }
+    }
+}

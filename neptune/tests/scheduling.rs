@@ -1,0 +1,95 @@
+//! Multi-process tests of the scheduling policies on a real local cluster (driver + executor
+//! processes, gRPC, `may` coroutines): preemption by suspension keeps batch results exact, `kill`
+//! reruns killed tasks, `fifo` never preempts.
+
+mod common;
+
+use common::*;
+use neptune_core::app::build_app;
+use neptune_core::config::Config;
+use neptune_core::{JobKind, TaskContext, TaskId};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Every slot (2 executors x 2 cores) holds a long batch task; stream micro-batches arrive
+/// every 100 ms. The app ends when the single batch run and 10 micro-batches committed.
+const WORKLOAD: &[&str] = &[
+    "batch.tasks=4",
+    "batch.records=1500000",
+    "batch.cost=40",
+    "jobs.batch.runs=1",
+    "stream.tasks=1",
+    "stream.rate=2000",
+    "jobs.stream.interval_ms=100",
+    "jobs.stream.runs=10",
+];
+
+fn run_policy(policy: &str, extra: &[&str]) -> serde_json::Value {
+    let dir = tempfile::tempdir().unwrap();
+    let report = report_path(&dir, policy);
+    let mut cmd = neptune();
+    cmd.args(["local", "--app", "synthetic", "--executors", "2", "--cores", "2", "--quiet"])
+        .args(["--http", "127.0.0.1:0", "--policy", policy])
+        .arg("--report")
+        .arg(&report);
+    for s in WORKLOAD.iter().chain(extra) {
+        cmd.args(["--set", s]);
+    }
+    let out = run_with_timeout(cmd, Duration::from_secs(240));
+    assert!(
+        out.status.success(),
+        "neptune local --policy {policy} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    read_report(&report)
+}
+
+/// The batch job's result computed in this process, undisturbed (no executor, no suspension).
+fn undisturbed_batch_result() -> serde_json::Value {
+    let cfg = Config::from_args(WORKLOAD).unwrap();
+    let app = build_app(neptune::apps::BUILTIN, "synthetic", Arc::new(cfg)).unwrap();
+    let j = app.job_index("batch").unwrap();
+    let job = &app.jobs()[j];
+    let parts = (0..job.stages[0].partitions)
+        .map(|p| {
+            let id = TaskId { job: j as u32, run: 0, stage: 0, partition: p };
+            (job.stages[0].run_task)(&TaskContext::detached(id, JobKind::Batch)).unwrap()
+        })
+        .collect();
+    let b = neptune_core::state::Broadcasts::default();
+    let mut ctx = neptune_core::app::CommitCtx::new(0, 0, &b);
+    (job.commit)(&mut ctx, parts).unwrap()
+}
+
+#[test]
+fn neptune_suspends_batch_tasks_for_stream_tasks_and_keeps_batch_results_exact() {
+    let r = run_policy("neptune", &[]);
+    let t = &r["totals"];
+    assert!(t["suspensions"].as_u64().unwrap() >= 1, "no suspension happened: {r}");
+    assert_eq!(t["resumptions"], t["suspensions"], "every suspended task resumed: {r}");
+    assert_eq!(t["kills"], 0);
+    assert_eq!(job(&r, "stream")["runs"], 10);
+    assert_eq!(job(&r, "batch")["runs"], 1);
+    assert_eq!(job(&r, "batch")["result"], undisturbed_batch_result());
+    assert!(t["suspend_latency_us"]["p99"].as_f64().unwrap() > 0.0);
+}
+
+#[test]
+fn kill_policy_reruns_killed_tasks_and_the_result_is_still_right() {
+    let r = run_policy("kill", &[]);
+    let t = &r["totals"];
+    assert!(t["kills"].as_u64().unwrap() >= 1, "nothing was killed: {r}");
+    assert_eq!(t["suspensions"], 0);
+    assert!(t["records_lost"].as_u64().unwrap() > 0, "killed work is counted: {r}");
+    assert_eq!(job(&r, "batch")["result"], undisturbed_batch_result());
+}
+
+#[test]
+fn fifo_never_preempts() {
+    let r = run_policy("fifo", &[]);
+    let t = &r["totals"];
+    assert_eq!(t["suspensions"], 0);
+    assert_eq!(t["kills"], 0);
+    assert_eq!(job(&r, "batch")["result"], undisturbed_batch_result());
+    assert_eq!(job(&r, "stream")["runs"], 10);
+}
