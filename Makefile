@@ -23,7 +23,7 @@ unit:
 	$(CARGO) test --workspace --profile $(PROFILE)
 
 k8s:
-	bash scripts/k8s-checks.sh
+	CARGO_PROFILE=$(PROFILE) bash scripts/k8s-checks.sh
 
 ## The main example on a local cluster.
 example:

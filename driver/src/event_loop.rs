@@ -422,15 +422,11 @@ impl EventLoop {
 
     fn refresh_job_metrics(&self) {
         let elapsed = self.jobs.started_at().map(|s| self.now().saturating_sub(s));
+        let Some(e) = elapsed.filter(|e| !e.is_zero()) else { return };
         for (j, def) in self.app.jobs().iter().enumerate() {
-            let st = self.jobs.stats(j);
             if def.kind == JobKind::Batch {
-                if let Some(e) = elapsed.filter(|e| !e.is_zero()) {
-                    self.metrics
-                        .batch_rps
-                        .with_label_values(&[&def.name])
-                        .set(st.records as f64 / e.as_secs_f64());
-                }
+                let rps = self.jobs.stats(j).records as f64 / e.as_secs_f64();
+                self.metrics.batch_rps.with_label_values(&[&def.name]).set(rps);
             }
         }
     }

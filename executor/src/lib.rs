@@ -1,1 +1,11 @@
-//! neptune-executor (work in progress).
+//! Neptune executor: runs a share of an app's tasks on `cores` slots, each task a stackful `may`
+//! coroutine that can be suspended, resumed and killed at its yield points ([`runtime`]); holds the
+//! session with the driver ([`service`]); serves metrics and health ([`http`]).
+
+pub mod http;
+pub mod memory;
+pub mod metrics;
+pub mod runtime;
+pub mod service;
+
+pub use service::{ExecutorConfig, ExecutorError, run_executor};

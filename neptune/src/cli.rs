@@ -47,7 +47,12 @@ pub struct AppArgs {
     pub duration: Option<Duration>,
     /// Config value KEY=VALUE (repeatable): app keys, `jobs.<job>.kind|interval_ms|runs`,
     /// `scheduler.placement|max_suspensions|quantum_ms|...`, `heartbeat.interval_ms|timeout_ms`.
-    #[arg(long = "set", env = "NEPTUNE_SET", value_delimiter = ',', value_name = "KEY=VALUE")]
+    #[arg(
+        long = "set",
+        env = "NEPTUNE_SET",
+        value_delimiter = ',',
+        value_name = "KEY=VALUE"
+    )]
     pub set: Vec<String>,
     /// Write a JSON report here when the run ends.
     #[arg(long, env = "NEPTUNE_REPORT")]
@@ -118,7 +123,8 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         }
         Duration::from_secs_f64(secs)
     } else {
-        humantime::parse_duration(s).map_err(|e| format!("`{s}` is not a duration (e.g. 30s, 2m, 500ms): {e}"))?
+        humantime::parse_duration(s)
+            .map_err(|e| format!("`{s}` is not a duration (e.g. 30s, 2m, 500ms): {e}"))?
     };
     if d.is_zero() {
         return Err("must be greater than zero".into());
@@ -136,20 +142,40 @@ mod tests {
 
     #[test]
     fn bad_flags_name_the_flag() {
-        let e = Cli::try_parse_from(["neptune", "local", "--app", "x", "--policy", "lifo"]).unwrap_err();
+        let e = Cli::try_parse_from(["neptune", "local", "--app", "x", "--policy", "lifo"])
+            .unwrap_err();
         assert!(e.to_string().contains("--policy"), "{e}");
-        let e = Cli::try_parse_from(["neptune", "local", "--app", "x", "--cores", "0"]).unwrap_err();
+        let e =
+            Cli::try_parse_from(["neptune", "local", "--app", "x", "--cores", "0"]).unwrap_err();
         assert!(e.to_string().contains("--cores"), "{e}");
-        let e = Cli::try_parse_from(["neptune", "local", "--app", "x", "--duration", "soon"]).unwrap_err();
+        let e = Cli::try_parse_from(["neptune", "local", "--app", "x", "--duration", "soon"])
+            .unwrap_err();
         assert!(e.to_string().contains("--duration"), "{e}");
-        let e = Cli::try_parse_from(["neptune", "executor", "--driver", "http://x", "--cores", "1", "--memory", "lots"]).unwrap_err();
+        let e = Cli::try_parse_from([
+            "neptune", "executor", "--driver", "http://x", "--cores", "1", "--memory", "lots",
+        ])
+        .unwrap_err();
         assert!(e.to_string().contains("--memory"), "{e}");
     }
 
     #[test]
     fn durations_and_sets_parse() {
-        let c = Cli::try_parse_from(["neptune", "local", "--app", "x", "--duration", "1.5", "--set", "a=1", "--set", "b=2"]).unwrap();
-        let Command::Local(l) = c.command else { panic!("local") };
+        let c = Cli::try_parse_from([
+            "neptune",
+            "local",
+            "--app",
+            "x",
+            "--duration",
+            "1.5",
+            "--set",
+            "a=1",
+            "--set",
+            "b=2",
+        ])
+        .unwrap();
+        let Command::Local(l) = c.command else {
+            panic!("local")
+        };
         assert_eq!(l.app.duration, Some(Duration::from_millis(1500)));
         assert_eq!(l.app.set, vec!["a=1", "b=2"]);
     }

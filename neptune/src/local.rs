@@ -18,8 +18,12 @@ use std::time::Duration;
 /// # Errors
 /// Bad flags or config (naming them), sockets that cannot be bound, executors that cannot start.
 pub async fn run_local(args: LocalArgs, apps: &'static [AppEntry]) -> anyhow::Result<i32> {
-    let (app, cfg) =
-        crate::run::prepare(&args.app, apps, "127.0.0.1:0".parse().expect("addr"), args.http)?;
+    let (app, cfg) = crate::run::prepare(
+        &args.app,
+        apps,
+        "127.0.0.1:0".parse().expect("addr"),
+        args.http,
+    )?;
     let n = args.app.executors;
     let driver = Driver::bind(cfg, app).await?;
     let grpc = driver.grpc_addr();
@@ -40,11 +44,19 @@ pub async fn run_local(args: LocalArgs, apps: &'static [AppEntry]) -> anyhow::Re
             .args(["--memory", &args.memory.to_string()])
             .args(["--http", "127.0.0.1:0"])
             .args(["--id", &format!("exec-{i}")])
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
             .stdin(Stdio::null())
             .kill_on_drop(true);
-        let child = cmd.spawn().with_context(|| format!("cannot start executor {i} ({})", exe.display()))?;
-        eprintln!("neptune local: executor exec-{i} pid {}", child.id().unwrap_or(0));
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start executor {i} ({})", exe.display()))?;
+        eprintln!(
+            "neptune local: executor exec-{i} pid {}",
+            child.id().unwrap_or(0)
+        );
         children.push(child);
     }
 
@@ -53,7 +65,9 @@ pub async fn run_local(args: LocalArgs, apps: &'static [AppEntry]) -> anyhow::Re
     let duration = args.app.duration;
     let stop = async move {
         match duration {
-            Some(d) => tokio::select! { () = crate::run::termination() => {}, () = tokio::time::sleep(d) => {} },
+            Some(d) => {
+                tokio::select! { () = crate::run::termination() => {}, () = tokio::time::sleep(d) => {} }
+            }
             None => crate::run::termination().await,
         }
     };
@@ -64,7 +78,10 @@ pub async fn run_local(args: LocalArgs, apps: &'static [AppEntry]) -> anyhow::Re
     }
     // Executors got a Shutdown message; give them a moment, then make sure none is left.
     for mut c in children {
-        if tokio::time::timeout(Duration::from_secs(5), c.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(5), c.wait())
+            .await
+            .is_err()
+        {
             let _ = c.kill().await;
         }
     }
@@ -96,10 +113,16 @@ pub async fn run_local(args: LocalArgs, apps: &'static [AppEntry]) -> anyhow::Re
 ///
 /// # Errors
 /// When the file cannot be written (naming it).
-pub fn write_report(path: &Path, status: &Status, executors: usize, cores: u32) -> anyhow::Result<()> {
+pub fn write_report(
+    path: &Path,
+    status: &Status,
+    executors: usize,
+    cores: u32,
+) -> anyhow::Result<()> {
     let report = Report::from_status(status, executors, cores);
     let json = serde_json::to_string_pretty(&report)?;
-    std::fs::write(path, json + "\n").with_context(|| format!("cannot write --report {}", path.display()))
+    std::fs::write(path, json + "\n")
+        .with_context(|| format!("cannot write --report {}", path.display()))
 }
 
 /// A line per job plus totals, for the terminal.
@@ -121,27 +144,48 @@ pub fn summary(st: &Status) -> String {
     let t = &st.totals;
     s += &format!(
         "  suspensions {}  resumptions {}  kills {} (records lost {})  suspend latency us p50 {:.1} p99 {:.1}  executors lost {}\n",
-        t.suspensions, t.resumptions, t.kills, t.records_lost, t.suspend_latency_us.p50, t.suspend_latency_us.p99, t.executors_lost
+        t.suspensions,
+        t.resumptions,
+        t.kills,
+        t.records_lost,
+        t.suspend_latency_us.p50,
+        t.suspend_latency_us.p99,
+        t.executors_lost
     );
     s
 }
 
 fn progress_line(st: &Status) -> String {
     if !st.ready {
-        return format!("waiting for executors ({}/{})", st.executors.len(), st.executors_expected);
+        return format!(
+            "waiting for executors ({}/{})",
+            st.executors.len(),
+            st.executors_expected
+        );
     }
     let mut parts = vec![format!("{:>6.1}s", st.elapsed_s)];
     for j in &st.jobs {
         if j.kind == "stream" {
-            parts.push(format!("{} {} mb p99 {:.0}ms", j.name, j.runs, j.latency_ms.p99));
+            parts.push(format!(
+                "{} {} mb p99 {:.0}ms",
+                j.name, j.runs, j.latency_ms.p99
+            ));
         } else {
-            parts.push(format!("{} {} runs {:.2}M rec/s", j.name, j.runs, j.records_per_sec / 1e6));
+            parts.push(format!(
+                "{} {} runs {:.2}M rec/s",
+                j.name,
+                j.runs,
+                j.records_per_sec / 1e6
+            ));
         }
     }
     let running: usize = st.executors.iter().map(|e| e.running).sum();
     let suspended: usize = st.executors.iter().map(|e| e.suspended).sum();
     parts.push(format!("tasks {running} run {suspended} susp"));
-    parts.push(format!("suspensions {} kills {}", st.totals.suspensions, st.totals.kills));
+    parts.push(format!(
+        "suspensions {} kills {}",
+        st.totals.suspensions, st.totals.kills
+    ));
     parts.join(" | ")
 }
 

@@ -26,7 +26,10 @@ pub fn main_with(apps: &'static [AppEntry]) -> ! {
 fn init_tracing(default: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn tokio_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -89,13 +92,14 @@ pub(crate) async fn termination() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(t) => t,
-            Err(_) => {
-                let _ = ctrl_c.await;
-                return;
-            }
-        };
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}
@@ -115,7 +119,9 @@ async fn run_driver(args: DriverArgs, apps: &'static [AppEntry]) -> anyhow::Resu
     tracing::info!(grpc = %driver.grpc_addr(), http = %driver.http_addr(), "driver listening");
     let stop = async move {
         match duration {
-            Some(d) => tokio::select! { () = termination() => {}, () = tokio::time::sleep(d) => {} },
+            Some(d) => {
+                tokio::select! { () = termination() => {}, () = tokio::time::sleep(d) => {} }
+            }
             None => termination().await,
         }
     };

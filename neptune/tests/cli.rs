@@ -10,8 +10,16 @@ fn fails_naming(args: &[&str], needle: &str) {
     cmd.args(args);
     let out = run_with_timeout(cmd, Duration::from_secs(60));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "`neptune {}` should fail", args.join(" "));
-    assert!(err.contains(needle), "`neptune {}`: expected `{needle}` in:\n{err}", args.join(" "));
+    assert!(
+        !out.status.success(),
+        "`neptune {}` should fail",
+        args.join(" ")
+    );
+    assert!(
+        err.contains(needle),
+        "`neptune {}`: expected `{needle}` in:\n{err}",
+        args.join(" ")
+    );
 }
 
 #[test]
@@ -26,17 +34,51 @@ fn bad_flags_and_config_values_are_refused_by_name() {
     fails_naming(&with(&["--memory", "lots"]), "--memory");
     fails_naming(&with(&["--set", "batch.cost=cheap"]), "batch.cost");
     fails_naming(&with(&["--set", "no.such.key=1"]), "no.such.key");
-    fails_naming(&with(&["--set", "jobs.stream.kind=sometimes"]), "jobs.stream.kind");
-    fails_naming(&with(&["--set", "scheduler.placement=nearest"]), "scheduler.placement");
-    fails_naming(&with(&["--set", "heartbeat.interval_ms=0"]), "heartbeat.interval_ms");
-    fails_naming(&with(&["--set", "novalue"]), "novalue");
-    fails_naming(&["local", "--app", "nope", "--http", "127.0.0.1:0"], "unknown app `nope`");
     fails_naming(
-        &["executor", "--driver", "not a url", "--cores", "1", "--memory", "1Gi", "--http", "127.0.0.1:0"],
+        &with(&["--set", "jobs.stream.kind=sometimes"]),
+        "jobs.stream.kind",
+    );
+    fails_naming(
+        &with(&["--set", "scheduler.placement=nearest"]),
+        "scheduler.placement",
+    );
+    fails_naming(
+        &with(&["--set", "heartbeat.interval_ms=0"]),
+        "heartbeat.interval_ms",
+    );
+    fails_naming(&with(&["--set", "novalue"]), "novalue");
+    fails_naming(
+        &["local", "--app", "nope", "--http", "127.0.0.1:0"],
+        "unknown app `nope`",
+    );
+    fails_naming(
+        &[
+            "executor",
+            "--driver",
+            "not a url",
+            "--cores",
+            "1",
+            "--memory",
+            "1Gi",
+            "--http",
+            "127.0.0.1:0",
+        ],
         "--driver",
     );
     fails_naming(
-        &["executor", "--driver", "http://127.0.0.1:1", "--cores", "1", "--memory", "1Gi", "--http", "127.0.0.1:0", "--connect-timeout", "1s"],
+        &[
+            "executor",
+            "--driver",
+            "http://127.0.0.1:1",
+            "--cores",
+            "1",
+            "--memory",
+            "1Gi",
+            "--http",
+            "127.0.0.1:0",
+            "--connect-timeout",
+            "1s",
+        ],
         "cannot reach the driver",
     );
 }
@@ -48,5 +90,8 @@ fn apps_lists_the_built_in_apps() {
     let out = run_with_timeout(cmd, Duration::from_secs(30));
     let s = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success());
-    assert!(s.contains("fraud-detection") && s.contains("synthetic"), "{s}");
+    assert!(
+        s.contains("fraud-detection") && s.contains("synthetic"),
+        "{s}"
+    );
 }

@@ -16,7 +16,12 @@ fn promtool_check(name: &str, text: &str) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("promtool is installed (scripts/install-test-tools.sh)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert!(
         out.status.success(),
@@ -31,25 +36,47 @@ fn metrics_of_a_running_local_cluster_pass_promtool() {
     let port = free_port();
     let addr = format!("127.0.0.1:{port}");
     let child = neptune()
-        .args(["local", "--app", "fraud-detection", "--executors", "2", "--cores", "1", "--quiet"])
+        .args([
+            "local",
+            "--app",
+            "fraud-detection",
+            "--executors",
+            "2",
+            "--cores",
+            "1",
+            "--quiet",
+        ])
         .args(["--http", &addr, "--duration", "25s"])
-        .args(["--set", "history.records=20000", "--set", "jobs.score.interval_ms=100"])
+        .args([
+            "--set",
+            "history.records=20000",
+            "--set",
+            "jobs.score.interval_ms=100",
+        ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let status: serde_json::Value = wait_for(Duration::from_secs(60), "a committed micro-batch", || {
-        let (code, body) = http_get(&addr, "/status").ok()?;
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        let runs = v["jobs"].as_array()?.iter().find(|j| j["name"] == "score")?["runs"].as_u64()?;
-        (code == 200 && runs >= 2 && v["executors"].as_array()?.len() == 2).then_some(v)
-    });
+    let status: serde_json::Value =
+        wait_for(Duration::from_secs(60), "a committed micro-batch", || {
+            let (code, body) = http_get(&addr, "/status").ok()?;
+            let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+            let runs = v["jobs"]
+                .as_array()?
+                .iter()
+                .find(|j| j["name"] == "score")?["runs"]
+                .as_u64()?;
+            (code == 200 && runs >= 2 && v["executors"].as_array()?.len() == 2).then_some(v)
+        });
     assert_eq!(http_get(&addr, "/healthz").unwrap().0, 200);
     assert_eq!(http_get(&addr, "/readyz").unwrap().0, 200);
 
     let (code, driver_metrics) = http_get(&addr, "/metrics").unwrap();
     assert_eq!(code, 200);
-    assert!(driver_metrics.contains("neptune_driver_stream_latency_seconds_bucket"), "{driver_metrics}");
+    assert!(
+        driver_metrics.contains("neptune_driver_stream_latency_seconds_bucket"),
+        "{driver_metrics}"
+    );
     promtool_check("driver", &driver_metrics);
     for e in status["executors"].as_array().unwrap() {
         let http = e["http"].as_str().unwrap();

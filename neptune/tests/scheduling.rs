@@ -11,12 +11,12 @@ use neptune_core::{JobKind, TaskContext, TaskId};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Every slot (2 executors x 2 cores) holds a long batch task; stream micro-batches arrive
+/// Every slot (2 executors x 2 cores) holds a batch task of about a second; stream micro-batches arrive
 /// every 100 ms. The app ends when the single batch run and 10 micro-batches committed.
 const WORKLOAD: &[&str] = &[
     "batch.tasks=4",
-    "batch.records=1500000",
-    "batch.cost=40",
+    "batch.records=1000000",
+    "batch.cost=500",
     "jobs.batch.runs=1",
     "stream.tasks=1",
     "stream.rate=2000",
@@ -28,10 +28,19 @@ fn run_policy(policy: &str, extra: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let report = report_path(&dir, policy);
     let mut cmd = neptune();
-    cmd.args(["local", "--app", "synthetic", "--executors", "2", "--cores", "2", "--quiet"])
-        .args(["--http", "127.0.0.1:0", "--policy", policy])
-        .arg("--report")
-        .arg(&report);
+    cmd.args([
+        "local",
+        "--app",
+        "synthetic",
+        "--executors",
+        "2",
+        "--cores",
+        "2",
+        "--quiet",
+    ])
+    .args(["--http", "127.0.0.1:0", "--policy", policy])
+    .arg("--report")
+    .arg(&report);
     for s in WORKLOAD.iter().chain(extra) {
         cmd.args(["--set", s]);
     }
@@ -52,7 +61,12 @@ fn undisturbed_batch_result() -> serde_json::Value {
     let job = &app.jobs()[j];
     let parts = (0..job.stages[0].partitions)
         .map(|p| {
-            let id = TaskId { job: j as u32, run: 0, stage: 0, partition: p };
+            let id = TaskId {
+                job: j as u32,
+                run: 0,
+                stage: 0,
+                partition: p,
+            };
             (job.stages[0].run_task)(&TaskContext::detached(id, JobKind::Batch)).unwrap()
         })
         .collect();
@@ -65,8 +79,14 @@ fn undisturbed_batch_result() -> serde_json::Value {
 fn neptune_suspends_batch_tasks_for_stream_tasks_and_keeps_batch_results_exact() {
     let r = run_policy("neptune", &[]);
     let t = &r["totals"];
-    assert!(t["suspensions"].as_u64().unwrap() >= 1, "no suspension happened: {r}");
-    assert_eq!(t["resumptions"], t["suspensions"], "every suspended task resumed: {r}");
+    assert!(
+        t["suspensions"].as_u64().unwrap() >= 1,
+        "no suspension happened: {r}"
+    );
+    assert_eq!(
+        t["resumptions"], t["suspensions"],
+        "every suspended task resumed: {r}"
+    );
     assert_eq!(t["kills"], 0);
     assert_eq!(job(&r, "stream")["runs"], 10);
     assert_eq!(job(&r, "batch")["runs"], 1);
@@ -80,7 +100,10 @@ fn kill_policy_reruns_killed_tasks_and_the_result_is_still_right() {
     let t = &r["totals"];
     assert!(t["kills"].as_u64().unwrap() >= 1, "nothing was killed: {r}");
     assert_eq!(t["suspensions"], 0);
-    assert!(t["records_lost"].as_u64().unwrap() > 0, "killed work is counted: {r}");
+    assert!(
+        t["records_lost"].as_u64().unwrap() > 0,
+        "killed work is counted: {r}"
+    );
     assert_eq!(job(&r, "batch")["result"], undisturbed_batch_result());
 }
 

@@ -9,7 +9,7 @@
 //! write alerts to; default: collected to the driver and counted).
 
 use super::cfg;
-use neptune_core::source::{generate, records_per_micro_batch, Rng};
+use neptune_core::source::{Rng, generate, records_per_micro_batch};
 use neptune_core::{App, Dataset};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
@@ -46,7 +46,11 @@ pub struct Model {
 impl Model {
     /// Probability of fraud.
     pub fn score(&self, f: &[f64; FEATURES]) -> f64 {
-        let z = self.weights[0] + f.iter().zip(&self.weights[1..]).map(|(x, w)| x * w).sum::<f64>();
+        let z = self.weights[0]
+            + f.iter()
+                .zip(&self.weights[1..])
+                .map(|(x, w)| x * w)
+                .sum::<f64>();
         1.0 / (1.0 + (-z).exp())
     }
 }
@@ -56,9 +60,18 @@ fn transaction(rng: &mut Rng, id: u64) -> Transaction {
     for f in &mut features {
         *f = rng.random_range(-1.0..1.0);
     }
-    let z = TRUE_WEIGHTS[0] + features.iter().zip(&TRUE_WEIGHTS[1..]).map(|(x, w)| x * w).sum::<f64>();
+    let z = TRUE_WEIGHTS[0]
+        + features
+            .iter()
+            .zip(&TRUE_WEIGHTS[1..])
+            .map(|(x, w)| x * w)
+            .sum::<f64>();
     let p = 1.0 / (1.0 + (-z).exp());
-    Transaction { id, features, fraud: rng.random_bool(p) }
+    Transaction {
+        id,
+        features,
+        fraud: rng.random_bool(p),
+    }
 }
 
 /// Per-partition gradient of the log loss, plus loss and count.
@@ -121,14 +134,29 @@ pub fn build(app: &mut App) -> Result<(), String> {
         return Err("invalid value for config key `train.learning_rate`: must be > 0".into());
     }
 
-    let model = app.state("model", Model { weights: vec![0.0; FEATURES + 1], epoch: 0 });
+    let model = app.state(
+        "model",
+        Model {
+            weights: vec![0.0; FEATURES + 1],
+            epoch: 0,
+        },
+    );
 
     // Batch: one full-batch gradient step per epoch over the (fixed, seeded) history.
-    let history = generate(parts, seed, move |_, _| per_part, move |rng, _, i| transaction(rng, i));
+    let history = generate(
+        parts,
+        seed,
+        move |_, _| per_part,
+        move |rng, _, i| transaction(rng, i),
+    );
     let m = model.clone();
     let grads: Dataset<Gradient> = history.map_partitions(move |ctx, it| {
         let (_, w) = m.get(ctx);
-        let mut g = Gradient { sum: vec![0.0; FEATURES + 1], loss: 0.0, n: 0 };
+        let mut g = Gradient {
+            sum: vec![0.0; FEATURES + 1],
+            loss: 0.0,
+            n: 0,
+        };
         for t in it {
             let p = w.score(&t.features).clamp(1e-9, 1.0 - 1e-9);
             let y = if t.fraud { 1.0 } else { 0.0 };
@@ -143,30 +171,50 @@ pub fn build(app: &mut App) -> Result<(), String> {
         vec![g]
     });
     let m = model.clone();
-    app.batch("train", grads.reduce(Gradient::add)).on_result(move |ctx, g| {
-        let Some(g) = g else { return Ok(()) };
-        let (_, cur) = m.latest(ctx);
-        let n = g.n.max(1) as f64;
-        let weights = cur.weights.iter().zip(&g.sum).map(|(w, d)| w - lr * d / n).collect();
-        let next = Model { weights, epoch: cur.epoch + 1 };
-        let v = m.publish(ctx, &next)?;
-        tracing::debug!(epoch = next.epoch, version = v, loss = g.loss / n, "model retrained");
-        Ok(())
-    });
+    app.batch("train", grads.reduce(Gradient::add))
+        .on_result(move |ctx, g| {
+            let Some(g) = g else { return Ok(()) };
+            let (_, cur) = m.latest(ctx);
+            let n = g.n.max(1) as f64;
+            let weights = cur
+                .weights
+                .iter()
+                .zip(&g.sum)
+                .map(|(w, d)| w - lr * d / n)
+                .collect();
+            let next = Model {
+                weights,
+                epoch: cur.epoch + 1,
+            };
+            let v = m.publish(ctx, &next)?;
+            tracing::debug!(
+                epoch = next.epoch,
+                version = v,
+                loss = g.loss / n,
+                "model retrained"
+            );
+            Ok(())
+        });
 
     // Stream: score live transactions with the latest model.
     let per_batch = records_per_micro_batch(rate, Duration::from_millis(interval_ms), score_parts);
-    let live = generate(score_parts, seed ^ 0xF00D, move |_, _| per_batch, move |rng, run, i| {
-        transaction(rng, run * 1_000_000_000 + i)
-    });
+    let live = generate(
+        score_parts,
+        seed ^ 0xF00D,
+        move |_, _| per_batch,
+        move |rng, run, i| transaction(rng, run * 1_000_000_000 + i),
+    );
     let m = model.clone();
     let alerts = live
-        .map_with(move |ctx| m.get(ctx), |(v, model), t| Alert {
-            id: t.id,
-            score: model.score(&t.features),
-            model_version: *v,
-            fraud: t.fraud,
-        })
+        .map_with(
+            move |ctx| m.get(ctx),
+            |(v, model), t| Alert {
+                id: t.id,
+                score: model.score(&t.features),
+                model_version: *v,
+                fraud: t.fraud,
+            },
+        )
         .filter(move |a| a.score >= threshold);
     let job = match alerts_dir {
         Some(dir) => app.stream(
@@ -175,10 +223,11 @@ pub fn build(app: &mut App) -> Result<(), String> {
         ),
         None => {
             let total = Arc::new(AtomicU64::new(0));
-            app.stream("score", alerts.map(|a| u64::from(a.fraud)).count()).on_result(move |_, n| {
-                total.fetch_add(n, Ordering::Relaxed);
-                Ok(())
-            })
+            app.stream("score", alerts.map(|a| u64::from(a.fraud)).count())
+                .on_result(move |_, n| {
+                    total.fetch_add(n, Ordering::Relaxed);
+                    Ok(())
+                })
         }
     };
     job.interval(Duration::from_millis(interval_ms));
@@ -199,7 +248,12 @@ mod tests {
         let stage = &job.stages[0];
         let parts = (0..stage.partitions)
             .map(|p| {
-                let id = TaskId { job: j as u32, run, stage: 0, partition: p };
+                let id = TaskId {
+                    job: j as u32,
+                    run,
+                    stage: 0,
+                    partition: p,
+                };
                 let ctx = TaskContext::new(
                     id,
                     0,

@@ -69,19 +69,32 @@ pub fn build(app: &mut App) -> Result<(), String> {
     let stream_rate: u64 = cfg(c.get_in("stream.rate", 20_000, 1, u64::MAX))?;
     let stream_cost: u32 = cfg(c.get_in("stream.cost", 20, 0, 1_000_000))?;
     let interval_ms: u64 = cfg(c.get_in("jobs.stream.interval_ms", 200, 1, 3_600_000))?;
-    let per_batch = records_per_micro_batch(stream_rate, Duration::from_millis(interval_ms), stream_tasks);
+    let per_batch = records_per_micro_batch(
+        stream_rate,
+        Duration::from_millis(interval_ms),
+        stream_tasks,
+    );
 
     if batch_tasks > 0 {
-        let ds = generate(batch_tasks, seed, move |_, _| batch_records, |rng, _, _| rng.random::<u64>())
-            .map(move |x| burn(x, batch_cost));
+        let ds = generate(
+            batch_tasks,
+            seed,
+            move |_, _| batch_records,
+            |rng, _, _| rng.random::<u64>(),
+        )
+        .map(move |x| burn(x, batch_cost));
         app.batch("batch", digest(&ds));
     }
     if stream_tasks > 0 {
-        let ds = generate(stream_tasks, seed ^ 0x5EED, move |_, _| per_batch, |rng, _, _| {
-            rng.random::<u64>()
-        })
+        let ds = generate(
+            stream_tasks,
+            seed ^ 0x5EED,
+            move |_, _| per_batch,
+            |rng, _, _| rng.random::<u64>(),
+        )
         .map(move |x| burn(x, stream_cost));
-        app.stream("stream", digest(&ds)).interval(Duration::from_millis(interval_ms));
+        app.stream("stream", digest(&ds))
+            .interval(Duration::from_millis(interval_ms));
     }
     Ok(())
 }
@@ -94,9 +107,17 @@ mod tests {
 
     #[test]
     fn builds_a_stream_and_a_batch_job_from_config() {
-        let cfg = Config::from_args(&["batch.tasks=3", "stream.tasks=1", "jobs.stream.interval_ms=100"]);
-        let app = neptune_core::app::build_app(super::super::BUILTIN, "synthetic", Arc::new(cfg.unwrap()))
-            .unwrap();
+        let cfg = Config::from_args(&[
+            "batch.tasks=3",
+            "stream.tasks=1",
+            "jobs.stream.interval_ms=100",
+        ]);
+        let app = neptune_core::app::build_app(
+            super::super::BUILTIN,
+            "synthetic",
+            Arc::new(cfg.unwrap()),
+        )
+        .unwrap();
         assert_eq!(app.jobs().len(), 2);
         assert_eq!(app.jobs()[0].stages[0].partitions, 3);
         assert_eq!(app.jobs()[1].interval, Duration::from_millis(100));

@@ -16,7 +16,11 @@ pub fn neptune() -> Command {
 
 /// Run `cmd` to completion, failing the test (after killing it) if it takes longer than `limit`.
 pub fn run_with_timeout(mut cmd: Command, limit: Duration) -> Output {
-    let child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn neptune");
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn neptune");
     wait_with_timeout(child, limit)
 }
 
@@ -46,7 +50,8 @@ pub fn report_path(dir: &tempfile::TempDir, name: &str) -> PathBuf {
 
 /// Parse a report file.
 pub fn read_report(path: &PathBuf) -> serde_json::Value {
-    let s = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("report {}: {e}", path.display()));
+    let s =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("report {}: {e}", path.display()));
     serde_json::from_str(&s).expect("report is JSON")
 }
 
@@ -68,13 +73,21 @@ pub fn http_get(addr: &str, path: &str) -> std::io::Result<(u16, String)> {
     let mut buf = String::new();
     s.read_to_string(&mut buf)?;
     let (head, body) = buf.split_once("\r\n\r\n").unwrap_or((&buf, ""));
-    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
     Ok((code, body.to_string()))
 }
 
 /// A free loopback port (bind to 0, read, close).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Poll `f` until it returns `Some`, failing after `limit`.

@@ -1,0 +1,442 @@
+//! `StreamBatchApp` spec: what the user asks for (image, app, driver/executor pods, scheduling,
+//! per-job overrides, restart policy, suspend, TTL, monitoring).
+//!
+//! Schema rules here are enforced by the apiserver at apply time; the operator's `validate`
+//! checks the same things again (and a few that need arithmetic, like memory sizes) and reports
+//! an `InvalidSpec` condition naming the field.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{EnvVar, LocalObjectReference, Toleration};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::StreamBatchAppStatus;
+
+/// A unified stream/batch application run by one driver pod and N executor pods.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "neptune.dev",
+    version = "v1alpha1",
+    kind = "StreamBatchApp",
+    plural = "streambatchapps",
+    shortname = "sba",
+    category = "neptune",
+    namespaced,
+    doc = "A Neptune stream/batch application: one driver and N executors",
+    status = "StreamBatchAppStatus",
+    derive = "PartialEq",
+    validation = Rule::new("self.metadata.name.size() <= 48").message("metadata.name: must be at most 48 characters so child names and labels stay valid"),
+    printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
+    printcolumn(name = "Policy", type_ = "string", json_path = ".spec.scheduling.policy"),
+    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.executors.ready", description = "executors ready"),
+    printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.executor.replicas", description = "executors desired"),
+    printcolumn(name = "Stream-P99", type_ = "string", json_path = ".status.streamP99", description = "stream p99 latency per job, as reported by the driver"),
+    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
+    scale(
+        spec_replicas_path = ".spec.executor.replicas",
+        status_replicas_path = ".status.executors.ready",
+        label_selector_path = ".status.executors.selector"
+    )
+)]
+#[x_kube(validation = Rule::new("self.scheduling.policy != 'static' || self.scheduling.staticStreamExecutors < self.executor.replicas || self.executor.replicas == 0").message("scheduling.staticStreamExecutors: must be below executor.replicas so batch jobs keep at least one executor").field_path(".scheduling.staticStreamExecutors"))]
+#[serde(rename_all = "camelCase")]
+pub struct StreamBatchAppSpec {
+    /// Container image holding the `neptune` binary (or a user binary built on the `neptune` crate).
+    #[schemars(length(min = 1, max = 512))]
+    pub image: String,
+    /// Image pull policy of every pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image_pull_policy: Option<ImagePullPolicy>,
+    /// Secrets used to pull the image.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub image_pull_secrets: Vec<LocalObjectReference>,
+    /// Service account the driver and executor pods run as (default: the namespace's `default`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub service_account_name: Option<String>,
+    /// Which registered application to run, and its configuration.
+    pub app: AppSpec,
+    /// The driver pod.
+    #[serde(default)]
+    pub driver: DriverSpec,
+    /// The executor pods.
+    #[serde(default)]
+    pub executor: ExecutorSpec,
+    /// Task scheduling (policy, placement, suspensions, heartbeats).
+    #[serde(default)]
+    pub scheduling: SchedulingSpec,
+    /// Per-job overrides, keyed by job name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub jobs: BTreeMap<String, JobOverride>,
+    /// What to do when the driver exits.
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    /// `true` deletes every pod and sets phase `Suspended`; `false` brings them back.
+    #[serde(default)]
+    pub suspend: bool,
+    /// Delete the app this many seconds after it Succeeded or Failed (unset: keep it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0))]
+    pub ttl_seconds_after_finished: Option<i64>,
+    /// Pods Pending (unscheduled, image not pullable, ...) longer than this are reported in the
+    /// `Degraded` condition with the reason.
+    #[serde(default = "default_pending_deadline")]
+    #[schemars(range(min = 10, max = 86400))]
+    pub pending_deadline_seconds: i64,
+    /// Metrics ports and scrape annotations.
+    #[serde(default)]
+    pub monitoring: MonitoringSpec,
+}
+
+fn default_pending_deadline() -> i64 {
+    300
+}
+
+/// Kubernetes image pull policy.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ImagePullPolicy {
+    /// Always pull.
+    Always,
+    /// Pull when the image is not on the node.
+    IfNotPresent,
+    /// Never pull.
+    Never,
+}
+
+impl ImagePullPolicy {
+    /// The value Kubernetes expects.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Always => "Always",
+            Self::IfNotPresent => "IfNotPresent",
+            Self::Never => "Never",
+        }
+    }
+}
+
+/// The application: a name registered in the binary, extra arguments, configuration.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct AppSpec {
+    /// Registered app name (built-ins: `fraud-detection`, `synthetic`, `wordcount`).
+    #[schemars(length(min = 1, max = 63))]
+    #[schemars(regex(pattern = r"^[a-z0-9]([-a-z0-9_]*[a-z0-9])?$"))]
+    pub name: String,
+    /// Path of the binary in the image (default `/usr/local/bin/neptune`); set it when the image
+    /// carries your own binary built on the `neptune` crate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 1024))]
+    pub binary: Option<String>,
+    /// Extra arguments appended to the driver's command line, for a user binary's own flags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 64))]
+    pub args: Vec<String>,
+    /// App configuration, passed to the driver as repeated `--set key=value`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 256))]
+    pub config: BTreeMap<String, String>,
+}
+
+/// Resources and placement shared by the driver and executor pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("!has(self.labels) || !self.labels.exists(k, k.startsWith('neptune.dev/') || k.startsWith('app.kubernetes.io/'))").message("labels: keys under neptune.dev/ and app.kubernetes.io/ belong to the operator").field_path(".labels"))]
+#[serde(rename_all = "camelCase")]
+pub struct PodSpec {
+    /// CPU cores; for executors also the number of task slots (`--cores`).
+    #[serde(default = "default_cores")]
+    #[schemars(range(min = 1, max = 256))]
+    pub cores: i32,
+    /// Memory for the process, e.g. `2Gi`; executors get it as `--memory` in bytes.
+    #[serde(default = "default_memory")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"))]
+    pub memory: String,
+    /// Extra memory on top of `memory` for the container limit (default: 10%, at least 64Mi).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$"))]
+    pub memory_overhead: Option<String>,
+    /// Extra environment variables.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Extra pod labels (cannot override the operator's own labels).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub labels: BTreeMap<String, String>,
+    /// Extra pod annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub annotations: BTreeMap<String, String>,
+    /// Node selector.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(extend("maxProperties" = 64))]
+    pub node_selector: BTreeMap<String, String>,
+    /// Tolerations.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+}
+
+fn default_cores() -> i32 {
+    1
+}
+
+fn default_memory() -> String {
+    "1Gi".to_string()
+}
+
+impl Default for PodSpec {
+    fn default() -> Self {
+        Self {
+            cores: default_cores(),
+            memory: default_memory(),
+            memory_overhead: None,
+            env: Vec::new(),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            node_selector: BTreeMap::new(),
+            tolerations: Vec::new(),
+        }
+    }
+}
+
+/// The driver pod.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct DriverSpec {
+    /// Resources and placement.
+    #[serde(flatten)]
+    pub pod: PodSpec,
+}
+
+/// The executor pods.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutorSpec {
+    /// Number of executor pods (also the scale subresource).
+    #[serde(default = "default_replicas")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub replicas: i32,
+    /// Failed executor pods replaced (with exponential backoff) before the app is `Degraded`.
+    #[serde(default = "default_max_executor_failures")]
+    #[schemars(range(min = 0, max = 10000))]
+    pub max_failures: i32,
+    /// Resources and placement.
+    #[serde(flatten)]
+    pub pod: PodSpec,
+}
+
+fn default_replicas() -> i32 {
+    2
+}
+
+fn default_max_executor_failures() -> i32 {
+    10
+}
+
+impl Default for ExecutorSpec {
+    fn default() -> Self {
+        Self {
+            replicas: default_replicas(),
+            max_failures: default_max_executor_failures(),
+            pod: PodSpec::default(),
+        }
+    }
+}
+
+/// Scheduling policy of the driver (`--policy`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Policy {
+    /// Stream first, suspend batch tasks, LMA placement (the default).
+    #[default]
+    Neptune,
+    /// First in, first out.
+    Fifo,
+    /// Fair sharing.
+    Fair,
+    /// Kill batch tasks to make room for stream tasks.
+    Kill,
+    /// Static partition of executors between stream and batch.
+    Static,
+}
+
+/// Executor placement for stream tasks (`scheduler.placement`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Placement {
+    /// Locality- and memory-aware.
+    Lma,
+    /// Load balancing.
+    Lb,
+    /// Random.
+    Random,
+}
+
+/// Task scheduling settings, passed to the driver as `--policy` and `--set scheduler.*`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = Rule::new("!has(self.heartbeatIntervalMs) || !has(self.heartbeatTimeoutMs) || self.heartbeatTimeoutMs > self.heartbeatIntervalMs").message("scheduling.heartbeatTimeoutMs: must be greater than scheduling.heartbeatIntervalMs").field_path(".heartbeatTimeoutMs"))]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulingSpec {
+    /// Scheduling policy.
+    #[serde(default)]
+    pub policy: Policy,
+    /// Stream task placement (driver default when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub placement: Option<Placement>,
+    /// How many times one batch task may be suspended before it is protected (anti-starvation).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 1000000))]
+    pub max_suspensions: Option<i64>,
+    /// Time slice in milliseconds for the `fair` policy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 3600000))]
+    pub quantum_ms: Option<i64>,
+    /// Executors reserved for stream jobs under the `static` policy.
+    #[serde(default)]
+    #[schemars(range(min = 0, max = 1000))]
+    pub static_stream_executors: i32,
+    /// Executor heartbeat interval in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 10, max = 600000))]
+    pub heartbeat_interval_ms: Option<i64>,
+    /// An executor missing heartbeats this long is lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 20, max = 3600000))]
+    pub heartbeat_timeout_ms: Option<i64>,
+}
+
+/// Kind of a job.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum JobKind {
+    /// Latency-sensitive micro-batches.
+    Stream,
+    /// Latency-tolerant, suspendable.
+    Batch,
+}
+
+impl JobKind {
+    /// The config value (`stream` / `batch`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Stream => "stream",
+            Self::Batch => "batch",
+        }
+    }
+}
+
+/// Overrides for one job, passed as `--set jobs.<job>.*`.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[x_kube(validation = Rule::new("!has(self.latencyTargetMs) || !has(self.kind) || self.kind == 'stream'").message("jobs.*.latencyTargetMs: only stream jobs have a latency target").field_path(".latencyTargetMs"))]
+#[serde(rename_all = "camelCase")]
+pub struct JobOverride {
+    /// Job kind (overrides the app's code).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<JobKind>,
+    /// Micro-batch interval in milliseconds (stream jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400000))]
+    pub interval_ms: Option<i64>,
+    /// Stream latency target in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 86400000))]
+    pub latency_target_ms: Option<i64>,
+}
+
+/// When the driver exits: `Never` restart, restart `OnFailure`, or `Always`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum RestartType {
+    /// The app ends with the driver.
+    Never,
+    /// Restart after a non-zero exit (the default).
+    #[default]
+    OnFailure,
+    /// Restart after any exit.
+    Always,
+}
+
+/// Driver restart policy, with exponential backoff between attempts.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.backoffMaxSeconds >= self.backoffInitialSeconds").message("restartPolicy.backoffMaxSeconds: must be at least backoffInitialSeconds").field_path(".backoffMaxSeconds"))]
+#[serde(rename_all = "camelCase")]
+pub struct RestartPolicy {
+    /// `Never`, `OnFailure` or `Always`.
+    #[serde(rename = "type", default)]
+    pub type_: RestartType,
+    /// Driver restarts allowed before the app is `Failed`.
+    #[serde(default = "default_max_retries")]
+    #[schemars(range(min = 0, max = 1000))]
+    pub max_retries: i32,
+    /// First backoff delay; doubles on every retry.
+    #[serde(default = "default_backoff_initial")]
+    #[schemars(range(min = 1, max = 3600))]
+    pub backoff_initial_seconds: i64,
+    /// Upper bound of the backoff delay.
+    #[serde(default = "default_backoff_max")]
+    #[schemars(range(min = 1, max = 86400))]
+    pub backoff_max_seconds: i64,
+}
+
+fn default_max_retries() -> i32 {
+    3
+}
+
+fn default_backoff_initial() -> i64 {
+    10
+}
+
+fn default_backoff_max() -> i64 {
+    300
+}
+
+impl Default for RestartPolicy {
+    fn default() -> Self {
+        Self {
+            type_: RestartType::default(),
+            max_retries: default_max_retries(),
+            backoff_initial_seconds: default_backoff_initial(),
+            backoff_max_seconds: default_backoff_max(),
+        }
+    }
+}
+
+/// Metrics ports and Prometheus scrape annotations.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new("self.driverPort != 7077").message("monitoring.driverPort: 7077 is the driver's gRPC port").field_path(".driverPort"))]
+#[serde(rename_all = "camelCase")]
+pub struct MonitoringSpec {
+    /// Driver HTTP port (`/metrics`, `/healthz`, `/readyz`, `/status`).
+    #[serde(default = "default_driver_port")]
+    #[schemars(range(min = 1024, max = 65535))]
+    pub driver_port: i32,
+    /// Executor HTTP port (`/metrics`, `/healthz`, `/readyz`).
+    #[serde(default = "default_executor_port")]
+    #[schemars(range(min = 1024, max = 65535))]
+    pub executor_port: i32,
+    /// Add `prometheus.io/scrape`, `/port`, `/path` annotations to every pod.
+    #[serde(default = "default_true")]
+    pub annotate_pods: bool,
+}
+
+fn default_driver_port() -> i32 {
+    crate::ports::DRIVER_HTTP
+}
+
+fn default_executor_port() -> i32 {
+    crate::ports::EXECUTOR_HTTP
+}
+
+fn default_true() -> bool {
+    true
+}
+
+impl Default for MonitoringSpec {
+    fn default() -> Self {
+        Self {
+            driver_port: default_driver_port(),
+            executor_port: default_executor_port(),
+            annotate_pods: true,
+        }
+    }
+}

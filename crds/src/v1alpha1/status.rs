@@ -1,0 +1,145 @@
+//! `StreamBatchApp` status: phase, standard conditions, executor counts, attempts, timing and the
+//! stream latency the driver reports. Written only by the operator (status subresource).
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Observed state of a `StreamBatchApp`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamBatchAppStatus {
+    /// Lifecycle phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phase: Option<Phase>,
+    /// Standard conditions: `DriverReady`, `ExecutorsReady`, `InvalidSpec`, `Degraded`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
+    pub conditions: Vec<Condition>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Name of the current driver pod.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_pod: Option<String>,
+    /// Executor pods desired and ready.
+    #[serde(default)]
+    pub executors: ExecutorsStatus,
+    /// Driver attempts started (1 for the first run).
+    #[serde(default)]
+    pub attempts: i32,
+    /// Executor pods that failed and were (or will be) replaced.
+    #[serde(default)]
+    pub executor_failures: i32,
+    /// When the first driver attempt started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the app Succeeded or Failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// Human-readable summary of the current state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Per-job figures the driver reports on `/status` (stream jobs carry p99 latency).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub jobs: Vec<JobStatus>,
+    /// Stream p99 latency per job, for `kubectl get` (e.g. `score=12ms`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream_p99: Option<String>,
+}
+
+/// Executor counts (the scale subresource reads `ready` and `selector`).
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ExecutorsStatus {
+    /// `spec.executor.replicas` (0 while suspended or finished).
+    #[serde(default)]
+    pub desired: i32,
+    /// Executor pods Ready.
+    #[serde(default)]
+    pub ready: i32,
+    /// Label selector of the executor pods (for `kubectl scale` and HPAs).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub selector: String,
+}
+
+/// What the driver reports about one job.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStatus {
+    /// Job name.
+    pub name: String,
+    /// `stream` or `batch`.
+    pub kind: String,
+    /// Micro-batches or epochs completed.
+    #[serde(default)]
+    pub runs: i64,
+    /// Stream p99 end-to-end latency in milliseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub p99_ms: Option<f64>,
+    /// Records per second (batch throughput).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub records_per_second: Option<f64>,
+}
+
+/// Lifecycle phase of a `StreamBatchApp`.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// Pods are being created or scheduled; the driver is not Ready yet.
+    Pending,
+    /// The driver is Ready.
+    Running,
+    /// The driver failed (or exited under `Always`) and a restart waits for its backoff.
+    Restarting,
+    /// The driver exited 0 (batch-only app finished).
+    Succeeded,
+    /// The driver failed and no retries are left.
+    Failed,
+    /// `spec.suspend` is true; no pods exist.
+    Suspended,
+    /// The spec is invalid (see the `InvalidSpec` condition); nothing is created.
+    Invalid,
+}
+
+impl Phase {
+    /// Every phase, for metrics that report zero too.
+    pub const ALL: [Phase; 7] = [
+        Phase::Pending,
+        Phase::Running,
+        Phase::Restarting,
+        Phase::Succeeded,
+        Phase::Failed,
+        Phase::Suspended,
+        Phase::Invalid,
+    ];
+
+    /// The phase as written in the status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Running => "Running",
+            Self::Restarting => "Restarting",
+            Self::Succeeded => "Succeeded",
+            Self::Failed => "Failed",
+            Self::Suspended => "Suspended",
+            Self::Invalid => "Invalid",
+        }
+    }
+
+    /// Succeeded or Failed: no pods will be created again.
+    pub fn is_finished(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed)
+    }
+}
+
+/// Condition types the operator sets.
+pub mod condition_types {
+    /// The driver pod is Ready.
+    pub const DRIVER_READY: &str = "DriverReady";
+    /// All desired executor pods are Ready.
+    pub const EXECUTORS_READY: &str = "ExecutorsReady";
+    /// The spec failed validation (the message names the field).
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    /// Something needs attention: pods stuck Pending, executor failure limit reached.
+    pub const DEGRADED: &str = "Degraded";
+}

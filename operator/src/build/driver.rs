@@ -1,0 +1,111 @@
+//! The driver pod: `neptune driver --app NAME --listen 0.0.0.0:7077 --http 0.0.0.0:PORT
+//! [--policy P] [--set k=v]... [app args] --executors N`.
+
+use k8s_openapi::api::core::v1::Pod;
+use neptune_crds::v1alpha1::StreamBatchAppSpec;
+use neptune_crds::{StreamBatchApp, ports};
+
+use super::Role;
+use super::pod::{PodParts, build_pod};
+use crate::validate::Sizes;
+
+/// Name of the driver pod of the app called `app_name`.
+pub fn driver_pod_name(app_name: &str) -> String {
+    format!("{app_name}-driver")
+}
+
+/// The driver's command-line arguments (after the binary).
+///
+/// `--executors N` comes last so the spec hash can leave it out: scaling executors must not
+/// restart the driver.
+pub fn driver_args(spec: &StreamBatchAppSpec) -> Vec<String> {
+    let mut args: Vec<String> = vec![
+        "driver".into(),
+        "--app".into(),
+        spec.app.name.clone(),
+        "--listen".into(),
+        format!("0.0.0.0:{}", ports::DRIVER_GRPC),
+        "--http".into(),
+        format!("0.0.0.0:{}", spec.monitoring.driver_port),
+        "--policy".into(),
+        policy_name(spec),
+    ];
+    let mut set = |k: String, v: String| {
+        args.push("--set".into());
+        args.push(format!("{k}={v}"));
+    };
+    let s = &spec.scheduling;
+    if let Some(p) = s.placement {
+        set("scheduler.placement".into(), serde_plain(&p));
+    }
+    if let Some(v) = s.max_suspensions {
+        set("scheduler.max_suspensions".into(), v.to_string());
+    }
+    if let Some(v) = s.quantum_ms {
+        set("scheduler.quantum_ms".into(), v.to_string());
+    }
+    if s.policy == neptune_crds::v1alpha1::Policy::Static {
+        set(
+            "scheduler.static_stream_executors".into(),
+            s.static_stream_executors.to_string(),
+        );
+    }
+    if let Some(v) = s.heartbeat_interval_ms {
+        set("heartbeat.interval_ms".into(), v.to_string());
+    }
+    if let Some(v) = s.heartbeat_timeout_ms {
+        set("heartbeat.timeout_ms".into(), v.to_string());
+    }
+    for (job, o) in &spec.jobs {
+        if let Some(k) = o.kind {
+            set(format!("jobs.{job}.kind"), k.as_str().into());
+        }
+        if let Some(v) = o.interval_ms {
+            set(format!("jobs.{job}.interval_ms"), v.to_string());
+        }
+        if let Some(v) = o.latency_target_ms {
+            set(format!("jobs.{job}.latency_target_ms"), v.to_string());
+        }
+    }
+    for (k, v) in &spec.app.config {
+        set(k.clone(), v.clone());
+    }
+    args.extend(spec.app.args.iter().cloned());
+    args.push("--executors".into());
+    args.push(spec.executor.replicas.to_string());
+    args
+}
+
+fn policy_name(spec: &StreamBatchAppSpec) -> String {
+    serde_plain(&spec.scheduling.policy)
+}
+
+/// A unit enum's serde name (`lma`, `neptune`, ...).
+fn serde_plain<T: serde::Serialize>(v: &T) -> String {
+    serde_json::to_value(v)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default()
+}
+
+/// The driver pod.
+pub fn driver_pod(app: &StreamBatchApp, sizes: &Sizes) -> Pod {
+    let name = app.metadata.name.as_deref().unwrap_or_default();
+    let http_port = app.spec.monitoring.driver_port;
+    build_pod(
+        app,
+        &app.spec.driver.pod,
+        PodParts {
+            name: driver_pod_name(name),
+            role: Role::Driver,
+            container: "driver",
+            args: driver_args(&app.spec),
+            extra_env: Vec::new(),
+            ports: vec![("grpc", ports::DRIVER_GRPC), ("http", http_port)],
+            http_port,
+            memory_limit: sizes.driver_limit,
+            extra_labels: Default::default(),
+            unhashed_args: 2,
+        },
+    )
+}

@@ -1,0 +1,76 @@
+//! Labels, selectors, owner references and the spec hash shared by every child.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::Resource;
+use neptune_crds::StreamBatchApp;
+use neptune_crds::labels as l;
+
+use super::Role;
+
+/// Labels the operator puts on every child of `app` with `role` (user labels first, ours win).
+pub fn child_labels(
+    app: &StreamBatchApp,
+    role: Role,
+    user: &BTreeMap<String, String>,
+) -> BTreeMap<String, String> {
+    let name = app.metadata.name.clone().unwrap_or_default();
+    let mut labels = user.clone();
+    labels.extend([
+        (l::NAME.to_string(), "neptune".to_string()),
+        (l::INSTANCE.to_string(), name.clone()),
+        (l::COMPONENT.to_string(), role.as_str().to_string()),
+        (l::MANAGED_BY.to_string(), l::MANAGED_BY_VALUE.to_string()),
+        (l::APP.to_string(), name),
+        (l::ROLE.to_string(), role.as_str().to_string()),
+    ]);
+    labels
+}
+
+/// Selector of the children of `app` with `role`.
+pub fn role_selector(app: &StreamBatchApp, role: Role) -> BTreeMap<String, String> {
+    BTreeMap::from([
+        (
+            l::APP.to_string(),
+            app.metadata.name.clone().unwrap_or_default(),
+        ),
+        (l::ROLE.to_string(), role.as_str().to_string()),
+    ])
+}
+
+/// Executor label selector as text, for the scale subresource and `kubectl get -l`.
+pub fn executor_selector(app: &StreamBatchApp) -> String {
+    role_selector(app, Role::Executor)
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Controller owner reference to `app`, so deleting the app garbage-collects every child.
+pub fn owner_reference(app: &StreamBatchApp) -> OwnerReference {
+    app.controller_owner_ref(&())
+        .unwrap_or_else(|| OwnerReference {
+            api_version: "neptune.dev/v1alpha1".into(),
+            kind: "StreamBatchApp".into(),
+            name: app.metadata.name.clone().unwrap_or_default(),
+            uid: app.metadata.uid.clone().unwrap_or_default(),
+            controller: Some(true),
+            block_owner_deletion: Some(true),
+        })
+}
+
+/// Stable 64-bit FNV-1a hash of a JSON value, as 16 hex digits.
+///
+/// Stable across Rust versions and processes (unlike `DefaultHasher`), so a restarted or
+/// upgraded operator compares hashes its predecessor wrote.
+pub fn spec_hash_of(value: &serde_json::Value) -> String {
+    let bytes = serde_json::to_vec(value).unwrap_or_default();
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    format!("{h:016x}")
+}

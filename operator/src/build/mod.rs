@@ -1,0 +1,37 @@
+//! Pure builders of the children of a `StreamBatchApp`: labels, the driver Service, the driver
+//! pod and executor pods. No I/O; every function is a function of the app (and validated sizes).
+
+mod driver;
+mod executor;
+mod labels;
+mod pod;
+mod service;
+
+pub use driver::{driver_args, driver_pod, driver_pod_name};
+pub use executor::{executor_index, executor_pod, executor_pod_name};
+pub use labels::{child_labels, executor_selector, owner_reference, role_selector, spec_hash_of};
+pub use service::{driver_service, driver_service_name, driver_url};
+
+/// Role of a child pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// The driver pod.
+    Driver,
+    /// An executor pod.
+    Executor,
+}
+
+impl Role {
+    /// Value of the `neptune.dev/role` label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Driver => "driver",
+            Self::Executor => "executor",
+        }
+    }
+}
+
+/// Default binary in the image.
+pub const DEFAULT_BINARY: &str = "/usr/local/bin/neptune";
+/// UID/GID the pods run as (matches the image's non-root user).
+pub const RUN_AS_USER: i64 = 65532;

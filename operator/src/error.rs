@@ -1,0 +1,80 @@
+//! Reconcile errors: one variant per failing operation, each with a stable category used for the
+//! `neptune_operator_reconcile_errors_total{category}` metric and the retry delay.
+
+use std::time::Duration;
+
+/// A reconcile step that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Listing the app's pods failed.
+    #[error("listing pods: {0}")]
+    ListPods(#[source] kube::Error),
+    /// Server-side apply of a child (pod or Service) failed.
+    #[error("applying {kind} {name}: {source}")]
+    ApplyChild {
+        /// Kind of the child.
+        kind: &'static str,
+        /// Name of the child.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Deleting a pod failed.
+    #[error("deleting pod {name}: {source}")]
+    DeletePod {
+        /// Pod name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
+    /// Deleting the app after its TTL failed.
+    #[error("deleting the app after its TTL: {0}")]
+    DeleteApp(#[source] kube::Error),
+    /// Writing the status subresource failed.
+    #[error("patching status: {0}")]
+    PatchStatus(#[source] kube::Error),
+    /// Serializing an object failed (a bug).
+    #[error("serializing: {0}")]
+    Serialize(#[source] serde_json::Error),
+    /// The object has no namespace or name (cluster-scoped copy or a bug).
+    #[error("the object has no {0}")]
+    MissingMetadata(&'static str),
+}
+
+impl Error {
+    /// Stable label for metrics.
+    pub fn category(&self) -> &'static str {
+        match self {
+            Self::ListPods(_) => "list",
+            Self::ApplyChild { source, .. } | Self::DeletePod { source, .. } => {
+                api_category(source, "apply")
+            }
+            Self::DeleteApp(_) => "delete",
+            Self::PatchStatus(source) => api_category(source, "status"),
+            Self::Serialize(_) => "bug",
+            Self::MissingMetadata(_) => "bug",
+        }
+    }
+
+    /// How long to wait before retrying.
+    pub fn retry_after(&self) -> Duration {
+        match self.category() {
+            "conflict" => Duration::from_secs(1),
+            "forbidden" | "invalid" => Duration::from_secs(60),
+            "bug" => Duration::from_secs(300),
+            _ => Duration::from_secs(5),
+        }
+    }
+}
+
+fn api_category(e: &kube::Error, default: &'static str) -> &'static str {
+    match e {
+        kube::Error::Api(s) if s.code == 409 => "conflict",
+        kube::Error::Api(s) if s.code == 403 => "forbidden",
+        kube::Error::Api(s) if s.code == 422 => "invalid",
+        kube::Error::Api(s) if s.code >= 500 => "server",
+        _ => default,
+    }
+}

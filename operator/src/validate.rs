@@ -1,0 +1,302 @@
+//! Validation of a `StreamBatchApp` spec: synchronous, never touches the API.
+//!
+//! The CRD schema and its CEL rules refuse most bad specs at apply time; this module checks the
+//! same things again (a CRD may be stale, or the object predates a rule) plus what needs
+//! arithmetic, and returns every problem with the field it concerns, for the `InvalidSpec`
+//! condition.
+
+use neptune_crds::ports;
+use neptune_crds::quantity::{self, QuantityError};
+use neptune_crds::v1alpha1::{PodSpec, Policy, StreamBatchApp};
+
+/// Smallest memory a driver or executor may be given.
+pub const MIN_MEMORY_BYTES: u64 = 64 << 20;
+/// Longest `metadata.name`: child names (`<name>-executor-<n>`) and label values must stay valid.
+pub const MAX_NAME_LEN: usize = 48;
+
+/// One problem with a spec: the field (JSON path under the object) and what is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// Path of the field, e.g. `spec.executor.memory`.
+    pub field: String,
+    /// What is wrong with it.
+    pub message: String,
+}
+
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
+
+/// Every problem found in a spec (never empty).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InvalidSpec(pub Vec<FieldError>);
+
+impl std::fmt::Display for InvalidSpec {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let parts: Vec<String> = self.0.iter().map(ToString::to_string).collect();
+        f.write_str(&parts.join("; "))
+    }
+}
+
+impl std::error::Error for InvalidSpec {}
+
+/// Values derived while validating, which the builders need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Sizes {
+    /// Driver process memory in bytes.
+    pub driver_memory: u64,
+    /// Driver container memory limit (memory + overhead) in bytes.
+    pub driver_limit: u64,
+    /// Executor `--memory` in bytes.
+    pub executor_memory: u64,
+    /// Executor container memory limit (memory + overhead) in bytes.
+    pub executor_limit: u64,
+}
+
+/// Checks a `StreamBatchApp`.
+///
+/// # Errors
+/// [`InvalidSpec`] listing every field that is wrong.
+pub fn validate(app: &StreamBatchApp) -> Result<Sizes, InvalidSpec> {
+    let mut errs = Errors::default();
+    let spec = &app.spec;
+    let name = app.metadata.name.as_deref().unwrap_or_default();
+    if name.len() > MAX_NAME_LEN {
+        errs.push(
+            "metadata.name",
+            format!("must be at most {MAX_NAME_LEN} characters"),
+        );
+    }
+    if spec.image.trim().is_empty() {
+        errs.push("spec.image", "must name a container image");
+    }
+    if !is_app_name(&spec.app.name) {
+        errs.push(
+            "spec.app.name",
+            "must be a registered app name: lowercase letters, digits, '-' or '_'",
+        );
+    }
+    if let Some(binary) = &spec.app.binary
+        && !binary.starts_with('/')
+    {
+        errs.push("spec.app.binary", "must be an absolute path in the image");
+    }
+    for key in spec.app.config.keys() {
+        let field = format!("spec.app.config[{key}]");
+        if key.is_empty() || key.contains('=') || key.contains(char::is_whitespace) {
+            errs.push(&field, "keys must be non-empty, without '=' or spaces");
+        } else if ["scheduler.", "heartbeat.", "jobs."]
+            .iter()
+            .any(|p| key.starts_with(p))
+        {
+            errs.push(
+                &field,
+                "set scheduler.*, heartbeat.* and jobs.* through spec.scheduling and spec.jobs",
+            );
+        }
+    }
+    let driver = pod_sizes(&spec.driver.pod, "spec.driver", &mut errs);
+    let executor = pod_sizes(&spec.executor.pod, "spec.executor", &mut errs);
+    if !(0..=1000).contains(&spec.executor.replicas) {
+        errs.push("spec.executor.replicas", "must be between 0 and 1000");
+    }
+    if spec.executor.max_failures < 0 {
+        errs.push("spec.executor.maxFailures", "must not be negative");
+    }
+    let sched = &spec.scheduling;
+    if sched.policy == Policy::Static
+        && spec.executor.replicas > 0
+        && sched.static_stream_executors >= spec.executor.replicas
+    {
+        errs.push(
+            "spec.scheduling.staticStreamExecutors",
+            "must be below spec.executor.replicas so batch jobs keep at least one executor",
+        );
+    }
+    if sched.static_stream_executors < 0 {
+        errs.push(
+            "spec.scheduling.staticStreamExecutors",
+            "must not be negative",
+        );
+    }
+    if let (Some(i), Some(t)) = (sched.heartbeat_interval_ms, sched.heartbeat_timeout_ms)
+        && t <= i
+    {
+        errs.push(
+            "spec.scheduling.heartbeatTimeoutMs",
+            "must be greater than spec.scheduling.heartbeatIntervalMs",
+        );
+    }
+    positive(
+        sched.heartbeat_interval_ms,
+        "spec.scheduling.heartbeatIntervalMs",
+        &mut errs,
+    );
+    positive(sched.quantum_ms, "spec.scheduling.quantumMs", &mut errs);
+    if sched.max_suspensions.is_some_and(|m| m < 0) {
+        errs.push("spec.scheduling.maxSuspensions", "must not be negative");
+    }
+    for (job, o) in &spec.jobs {
+        if !is_job_name(job) {
+            errs.push(
+                &format!("spec.jobs[{job}]"),
+                "job names are lowercase letters, digits, '-', '_' or '.', at most 63 characters",
+            );
+        }
+        if o.latency_target_ms.is_some() && o.kind == Some(neptune_crds::v1alpha1::JobKind::Batch) {
+            errs.push(
+                &format!("spec.jobs[{job}].latencyTargetMs"),
+                "only stream jobs have a latency target",
+            );
+        }
+        positive(
+            o.latency_target_ms,
+            &format!("spec.jobs[{job}].latencyTargetMs"),
+            &mut errs,
+        );
+        positive(
+            o.interval_ms,
+            &format!("spec.jobs[{job}].intervalMs"),
+            &mut errs,
+        );
+    }
+    let rp = &spec.restart_policy;
+    if rp.max_retries < 0 {
+        errs.push("spec.restartPolicy.maxRetries", "must not be negative");
+    }
+    if rp.backoff_initial_seconds < 1 {
+        errs.push(
+            "spec.restartPolicy.backoffInitialSeconds",
+            "must be at least 1",
+        );
+    }
+    if rp.backoff_max_seconds < rp.backoff_initial_seconds {
+        errs.push(
+            "spec.restartPolicy.backoffMaxSeconds",
+            "must be at least spec.restartPolicy.backoffInitialSeconds",
+        );
+    }
+    if spec.ttl_seconds_after_finished.is_some_and(|t| t < 0) {
+        errs.push("spec.ttlSecondsAfterFinished", "must not be negative");
+    }
+    if spec.pending_deadline_seconds < 10 {
+        errs.push("spec.pendingDeadlineSeconds", "must be at least 10");
+    }
+    let m = &spec.monitoring;
+    for (port, field) in [
+        (m.driver_port, "spec.monitoring.driverPort"),
+        (m.executor_port, "spec.monitoring.executorPort"),
+    ] {
+        if !(1024..=65535).contains(&port) {
+            errs.push(field, "must be between 1024 and 65535");
+        } else if port == ports::DRIVER_GRPC && field.ends_with("driverPort") {
+            errs.push(field, "7077 is the driver's gRPC port");
+        }
+    }
+    match (driver, executor, errs.0.is_empty()) {
+        (Some((driver_memory, driver_limit)), Some((executor_memory, executor_limit)), true) => {
+            Ok(Sizes {
+                driver_memory,
+                driver_limit,
+                executor_memory,
+                executor_limit,
+            })
+        }
+        _ => Err(InvalidSpec(errs.0)),
+    }
+}
+
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn push(&mut self, field: &str, message: impl Into<String>) {
+        self.0.push(FieldError {
+            field: field.to_string(),
+            message: message.into(),
+        });
+    }
+}
+
+fn positive(v: Option<i64>, field: &str, errs: &mut Errors) {
+    if v.is_some_and(|v| v < 1) {
+        errs.push(field, "must be at least 1");
+    }
+}
+
+/// Memory in bytes and the container limit (memory + overhead), or `None` after recording errors.
+fn pod_sizes(pod: &PodSpec, prefix: &str, errs: &mut Errors) -> Option<(u64, u64)> {
+    if !(1..=256).contains(&pod.cores) {
+        errs.push(&format!("{prefix}.cores"), "must be between 1 and 256");
+    }
+    for key in pod.labels.keys() {
+        if key.starts_with("neptune.dev/") || key.starts_with("app.kubernetes.io/") {
+            errs.push(
+                &format!("{prefix}.labels[{key}]"),
+                "keys under neptune.dev/ and app.kubernetes.io/ belong to the operator",
+            );
+        }
+    }
+    let memory = match quantity::parse_bytes(&pod.memory) {
+        Ok(b) if b < MIN_MEMORY_BYTES => {
+            errs.push(&format!("{prefix}.memory"), "must be at least 64Mi");
+            None
+        }
+        Ok(b) => Some(b),
+        Err(e) => {
+            errs.push(&format!("{prefix}.memory"), quantity_message(&e));
+            None
+        }
+    };
+    let overhead = match &pod.memory_overhead {
+        // 10% rounded up to whole MiB, so limits read like 1127Mi rather than raw bytes.
+        None => memory.map(|m| (m / 10).max(MIN_MEMORY_BYTES).div_ceil(1 << 20) << 20),
+        Some(text) => match quantity::parse_bytes(text) {
+            Ok(b) => Some(b),
+            Err(e) => {
+                errs.push(&format!("{prefix}.memoryOverhead"), quantity_message(&e));
+                None
+            }
+        },
+    };
+    let (memory, overhead) = (memory?, overhead?);
+    match memory.checked_add(overhead) {
+        Some(limit) if limit <= i64::MAX as u64 => Some((memory, limit)),
+        _ => {
+            errs.push(
+                &format!("{prefix}.memoryOverhead"),
+                "memory plus overhead is too large",
+            );
+            None
+        }
+    }
+}
+
+fn quantity_message(e: &QuantityError) -> String {
+    e.to_string()
+}
+
+fn is_app_name(s: &str) -> bool {
+    is_name(s, false) && s.len() <= 63
+}
+
+fn is_job_name(s: &str) -> bool {
+    is_name(s, true) && s.len() <= 63
+}
+
+fn is_name(s: &str, allow_dot: bool) -> bool {
+    let inner = |c: char| {
+        c.is_ascii_lowercase()
+            || c.is_ascii_digit()
+            || c == '-'
+            || c == '_'
+            || (allow_dot && c == '.')
+    };
+    let edge = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !s.is_empty()
+        && s.chars().all(inner)
+        && s.chars().next().is_some_and(edge)
+        && s.chars().last().is_some_and(edge)
+}
