@@ -124,7 +124,7 @@ impl EventLoop {
                 _ = tick.tick() => {
                     self.maybe_start();
                     self.schedule(Event::Tick);
-                    self.publish_status();
+                    self.publish_status(false);
                 }
             }
             if let Some(f) = self.jobs.any_failed() {
@@ -146,7 +146,7 @@ impl EventLoop {
             });
             let _ = c.outbox.send(Ok(DriverMessage { msg: Some(msg) }));
         }
-        self.publish_status();
+        self.publish_status(true);
         let status = self
             .status
             .read()
@@ -422,16 +422,22 @@ impl EventLoop {
 
     fn refresh_job_metrics(&self) {
         let elapsed = self.jobs.started_at().map(|s| self.now().saturating_sub(s));
-        let Some(e) = elapsed.filter(|e| !e.is_zero()) else { return };
+        let Some(e) = elapsed.filter(|e| !e.is_zero()) else {
+            return;
+        };
         for (j, def) in self.app.jobs().iter().enumerate() {
             if def.kind == JobKind::Batch {
                 let rps = self.jobs.stats(j).records as f64 / e.as_secs_f64();
-                self.metrics.batch_rps.with_label_values(&[&def.name]).set(rps);
+                self.metrics
+                    .batch_rps
+                    .with_label_values(&[&def.name])
+                    .set(rps);
             }
         }
     }
 
-    fn publish_status(&mut self) {
+    /// Refresh the shared status (and gauges); the final one also carries latency series.
+    fn publish_status(&mut self, final_status: bool) {
         let snap = self.scheduler.snapshot();
         let elapsed = self
             .jobs
@@ -499,6 +505,11 @@ impl EventLoop {
                     },
                     latency_ms: st.latency_ms.percentiles(),
                     active_runs: self.jobs.active_runs(j),
+                    latency_series: if final_status {
+                        st.latency_series.clone()
+                    } else {
+                        Vec::new()
+                    },
                     result: st.last_result.clone(),
                     failed: st.failed.clone(),
                 }

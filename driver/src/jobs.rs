@@ -24,6 +24,8 @@ pub struct JobStats {
     pub records: u64,
     /// Micro-batch end-to-end latencies (stream jobs), milliseconds.
     pub latency_ms: Samples,
+    /// (seconds since the jobs started, latency ms) per committed micro-batch, in commit order.
+    pub latency_series: Vec<(f64, f64)>,
     /// Result of the last committed run (JSON), as the app's action shaped it.
     pub last_result: serde_json::Value,
     /// Failure, if the job failed.
@@ -268,6 +270,10 @@ impl JobManager {
                 if job.kind == JobKind::Stream {
                     let ms = now.saturating_sub(st.due).as_secs_f64() * 1000.0;
                     job.stats.latency_ms.push(ms);
+                    let t = now
+                        .saturating_sub(self.started_at.unwrap_or_default())
+                        .as_secs_f64();
+                    job.stats.latency_series.push((t, ms));
                     step.committed.push((j as u32, Some(ms)));
                 } else {
                     step.committed.push((j as u32, None));

@@ -39,6 +39,9 @@ pub struct JobStatus {
     pub latency_ms: Percentiles,
     /// Runs in flight.
     pub active_runs: usize,
+    /// (seconds since start, latency ms) of every committed micro-batch (not in `/status`).
+    #[serde(skip)]
+    pub latency_series: Vec<(f64, f64)>,
     /// Result of the last committed run.
     pub result: serde_json::Value,
     /// Why the job failed, if it did.

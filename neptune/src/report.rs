@@ -21,6 +21,8 @@ pub struct JobReport {
     pub latency_ms: Percentiles,
     /// Result of the last committed run.
     pub result: serde_json::Value,
+    /// `[seconds since start, latency ms]` per committed micro-batch (stream jobs).
+    pub latency_series: Vec<(f64, f64)>,
 }
 
 /// The report.
@@ -68,6 +70,7 @@ impl Report {
                     records_per_sec: j.records_per_sec,
                     latency_ms: j.latency_ms,
                     result: j.result.clone(),
+                    latency_series: j.latency_series.clone(),
                 })
                 .collect(),
             totals: st.totals.clone(),
