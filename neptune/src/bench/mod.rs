@@ -114,7 +114,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     bar.finish_and_clear();
 
     let sums = results::summarise(&runs);
-    let table = results::table(&sums, if args.sweep.is_some() { "point" } else { "" });
+    let mut table = results::table(&sums, if args.sweep.is_some() { "point" } else { "" });
+    table += &results::paired(&runs);
     println!("{table}");
     std::fs::write(out.join("table.txt"), &table)?;
     let meta = serde_json::json!({

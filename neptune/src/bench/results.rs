@@ -161,6 +161,43 @@ pub fn ratios(sums: &[Summary]) -> String {
     s
 }
 
+/// Median over repetitions of the per-repetition ratio `f(a) / f(b)`: the two runs of one
+/// repetition ran back to back, so slow drift of a shared machine cancels out of each ratio.
+/// `None` if no repetition has both runs.
+pub fn paired_ratio(
+    runs: &[RunRecord],
+    a: &str,
+    b: &str,
+    f: impl Fn(&RunRecord) -> f64,
+) -> Option<f64> {
+    let get = |label: &str, rep: u32| {
+        runs.iter()
+            .find(|r| r.point.is_empty() && r.label == label && r.rep == rep && r.ok())
+    };
+    let reps = runs.iter().map(|r| r.rep).max()?;
+    let ratios: Vec<f64> = (0..=reps)
+        .filter_map(|rep| Some(f(get(a, rep)?) / f(get(b, rep)?).max(1e-12)))
+        .collect();
+    (!ratios.is_empty()).then(|| median(ratios))
+}
+
+/// Paired ratios of `neptune-lma` against the baselines, as text.
+pub fn paired(runs: &[RunRecord]) -> String {
+    let mut s = String::new();
+    for base in ["fifo", "fair"] {
+        let lat = paired_ratio(runs, base, "neptune-lma", |r| r.stream_p99_ms);
+        let thr = paired_ratio(runs, "neptune-lma", base, |r| r.batch_records_per_sec);
+        if let (Some(lat), Some(thr)) = (lat, thr) {
+            let _ = writeln!(
+                s,
+                "paired per repetition (median): {base} p99 / neptune-lma p99 = {lat:.1}x; neptune-lma batch rec/s / {base} = {:.1}%",
+                100.0 * thr
+            );
+        }
+    }
+    s
+}
+
 /// Write `runs.csv`, `summary.csv` and `results.json` (with `meta`) into `dir`.
 ///
 /// # Errors
