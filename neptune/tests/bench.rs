@@ -28,8 +28,16 @@ fn quick_bench_writes_table_csv_json_and_plots_for_every_policy() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bench-out");
     let mut cmd = neptune();
-    cmd.args(["bench", "--quick", "--reps", "1", "--duration", "2s", "--out"])
-        .arg(&out);
+    cmd.args([
+        "bench",
+        "--quick",
+        "--reps",
+        "1",
+        "--duration",
+        "2s",
+        "--out",
+    ])
+    .arg(&out);
     let o = run_with_timeout(cmd, Duration::from_secs(110));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
@@ -37,7 +45,14 @@ fn quick_bench_writes_table_csv_json_and_plots_for_every_policy() {
         "bench failed\nstdout:\n{stdout}\nstderr:\n{}",
         String::from_utf8_lossy(&o.stderr)
     );
-    for label in ["neptune-lma", "neptune-lb", "neptune-random", "fifo", "fair", "kill"] {
+    for label in [
+        "neptune-lma",
+        "neptune-lb",
+        "neptune-random",
+        "fifo",
+        "fair",
+        "kill",
+    ] {
         assert!(stdout.contains(label), "table lacks {label}:\n{stdout}");
     }
     assert!(stdout.contains("vs fifo"), "{stdout}");
@@ -57,7 +72,11 @@ fn quick_bench_writes_table_csv_json_and_plots_for_every_policy() {
     assert_eq!(lma["reps"], 1);
     assert!(lma["stream_p99_ms"].as_f64().unwrap() > 0.0);
     assert!(doc["meta"]["machine"]["logical_cpus"].as_u64().unwrap() >= 1);
-    for f in ["latency-cdf.svg", "latency-over-time.svg", "batch-throughput.svg"] {
+    for f in [
+        "latency-cdf.svg",
+        "latency-over-time.svg",
+        "batch-throughput.svg",
+    ] {
         svg(&out.join(f));
     }
     assert!(out.join("table.txt").exists());

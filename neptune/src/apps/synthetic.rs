@@ -49,7 +49,7 @@ struct Retained(Vec<u8>);
 
 impl Retained {
     fn new(ctx: &neptune_core::TaskContext, mb: u64, every: u32) -> Self {
-        if ctx.partition() % every != 0 {
+        if !ctx.partition().is_multiple_of(every) {
             return Self(Vec::new());
         }
         let len = usize::try_from(mb << 20).unwrap_or(usize::MAX);

@@ -177,7 +177,7 @@ impl Sim {
                 self.r.placements += 1;
                 if preempt.is_some() {
                     self.r.preemptions += 1;
-                    if exec_index(executor) % self.cfg.pressured_every == 0 {
+                    if exec_index(executor).is_multiple_of(self.cfg.pressured_every) {
                         self.r.preempted_on_pressured_pct += 1.0;
                     }
                 }
@@ -197,7 +197,7 @@ impl Sim {
         self.push(at, Ev::Done(id, g));
     }
 
-    fn to_driver(&mut self, at: Duration, ev: Event) {
+    fn send_to_driver(&mut self, at: Duration, ev: Event) {
         self.push(at + self.cfg.net, Ev::ToDriver(ev));
     }
 
@@ -234,7 +234,7 @@ impl Sim {
                             }
                         }
                     };
-                    self.to_driver(begin, ev);
+                    self.send_to_driver(begin, ev);
                 }
                 let remaining = match task.kind {
                     JobKind::Stream => self.cfg.stream_task,
@@ -262,7 +262,7 @@ impl Sim {
                         attempt: a,
                         executor,
                     };
-                    self.to_driver(at, ev);
+                    self.send_to_driver(at, ev);
                 }
             }
             _ => {}
@@ -282,7 +282,7 @@ impl Sim {
             attempt: task.attempt,
             executor: exec_id(task.exec),
         };
-        self.to_driver(t, ev);
+        self.send_to_driver(t, ev);
         let _ = task.kind;
     }
 
@@ -327,7 +327,7 @@ impl Sim {
             }
             Ev::Heartbeat(i) => {
                 let limit = 8u64 << 30;
-                let pct = if i % self.cfg.pressured_every == 0 {
+                let pct = if i.is_multiple_of(self.cfg.pressured_every) {
                     80
                 } else {
                     20
