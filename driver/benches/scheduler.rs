@@ -1,11 +1,12 @@
 //! Scheduler hot-path benchmark: one suspend/resume cycle (stream task arrives at a full
-//! cluster, suspension confirmed, stream task finishes, resume confirmed) and one heartbeat, at
-//! 1,000 and 10,000 simulated executors of 8 cores each.
+//! cluster, suspension confirmed, stream task finishes, resume confirmed) and one heartbeat
+//! (under `lma`, which re-ranks the executor, and `lb`, which ignores memory), at 100, 1,000 and
+//! 10,000 simulated executors of 8 cores each.
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
 use neptune_core::ids::{JobKind, TaskId};
 use neptune_driver::scheduler::{
-    Command, Event, ExecutorMetrics, Scheduler, SchedulerConfig, TaskSpec,
+    Command, Event, ExecutorMetrics, Placement, Scheduler, SchedulerConfig, TaskSpec,
 };
 use std::hint::black_box;
 use std::time::Duration;
@@ -27,8 +28,9 @@ fn task(job: u32, run: u64, partition: u32, kind: JobKind) -> TaskSpec {
 }
 
 /// A cluster whose every slot runs a batch task, with more batch tasks queued.
-fn full_cluster(executors: u32) -> Scheduler {
+fn full_cluster(executors: u32, placement: Placement) -> Scheduler {
     let mut s = Scheduler::new(SchedulerConfig {
+        placement,
         heartbeat_timeout: Duration::from_secs(3600),
         // The loop preempts far faster than real time: keep anti-starvation out of the way.
         max_suspensions: u32::MAX,
@@ -55,8 +57,8 @@ fn full_cluster(executors: u32) -> Scheduler {
 
 fn suspend_resume_cycle(c: &mut Criterion) {
     let mut group = c.benchmark_group("suspend_resume_cycle");
-    for executors in [1_000, 10_000] {
-        let mut s = full_cluster(executors);
+    for executors in [100, 1_000, 10_000] {
+        let mut s = full_cluster(executors, Placement::Lma);
         let mut run = 0u64;
         let mut now = Duration::ZERO;
         group.bench_with_input(
@@ -117,9 +119,14 @@ fn suspend_resume_cycle(c: &mut Criterion) {
 }
 
 fn heartbeat(c: &mut Criterion) {
-    let mut group = c.benchmark_group("heartbeat");
-    for executors in [1_000u32, 10_000] {
-        let mut s = full_cluster(executors);
+    heartbeat_with(c, "heartbeat", Placement::Lma);
+    heartbeat_with(c, "heartbeat_lb", Placement::Lb);
+}
+
+fn heartbeat_with(c: &mut Criterion, name: &str, placement: Placement) {
+    let mut group = c.benchmark_group(name);
+    for executors in [100u32, 1_000, 10_000] {
+        let mut s = full_cluster(executors, placement);
         let mut i = 0u32;
         let mut now = Duration::ZERO;
         group.bench_with_input(

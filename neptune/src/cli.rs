@@ -1,4 +1,5 @@
-//! The `neptune` command line (contract in DESIGN.md): `local`, `driver`, `executor`, `apps`.
+//! The `neptune` command line (contract in DESIGN.md): `local`, `driver`, `executor`, `apps`,
+//! and `bench` (the evaluation harness, `crate::bench`).
 //! Every flag also reads an environment variable. Parsing and validation errors name the flag or
 //! config key and exit non-zero.
 
@@ -28,6 +29,45 @@ pub enum Command {
     Executor(ExecutorArgs),
     /// List the apps built into this binary.
     Apps,
+    /// Evaluate the policies: run `synthetic` under every policy on local clusters, or a sweep,
+    /// or the scheduler simulation; print a table, write CSV, JSON and SVG plots.
+    Bench(BenchArgs),
+}
+
+/// `neptune bench`.
+#[derive(Debug, Args, Clone)]
+pub struct BenchArgs {
+    /// Short mode (< 2 minutes): one repetition, short runs.
+    #[arg(long)]
+    pub quick: bool,
+    /// Output directory for the table, CSV, JSON and SVG plots.
+    #[arg(long, default_value = "bench-out")]
+    pub out: PathBuf,
+    /// Repetitions of every configuration (default 3, or 1 with --quick).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub reps: Option<u32>,
+    /// Length of each run (default 15s, or 6s with --quick).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<Duration>,
+    /// Executors per local cluster.
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub executors: u32,
+    /// Task slots per executor.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub cores: u32,
+    /// Run a sweep instead of the policy comparison: rate, interval, task-length, topology,
+    /// memory.
+    #[arg(long, value_name = "NAME")]
+    pub sweep: Option<crate::bench::plan::Sweep>,
+    /// Run the scheduler simulation (virtual clock, simulated executors) instead.
+    #[arg(long, conflicts_with = "sweep")]
+    pub simulate: bool,
+    /// Simulated cluster sizes for --simulate.
+    #[arg(long, value_delimiter = ',', default_value = "100,1000,10000")]
+    pub sim_executors: Vec<u32>,
+    /// Extra workload config KEY=VALUE for every run (repeatable), after the bench's own.
+    #[arg(long = "set", value_delimiter = ',', value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
 }
 
 /// Flags shared by `local` and `driver`.

@@ -1,4 +1,4 @@
-//! The `neptune` facade: the CLI (`local`, `driver`, `executor`, `apps`), the built-in example
+//! The `neptune` facade: the CLI (`local`, `driver`, `executor`, `apps`, `bench`), the built-in example
 //! apps, and [`main_with`], the entry point a user's own app binary calls with its own registry:
 //!
 //! ```no_run
@@ -13,6 +13,7 @@
 //! ```
 
 pub mod apps;
+pub mod bench;
 pub mod cli;
 pub mod local;
 pub mod report;

@@ -49,6 +49,7 @@ fn run(cli: Cli, apps: &'static [AppEntry]) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Bench(args) => crate::bench::run(&args),
         Command::Local(args) => {
             init_tracing("warn");
             tokio_runtime()?.block_on(crate::local::run_local(args, apps))

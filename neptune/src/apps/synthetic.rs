@@ -9,6 +9,11 @@
 //! `stream.rate` (records/s over all stream tasks), `stream.cost`; per-job keys
 //! `jobs.{batch,stream}.{kind,interval_ms,runs}` as for every app. Stream interval defaults to
 //! 200 ms.
+//!
+//! Memory pressure (the LMA benchmark): `batch.retain_mb` (default 0) makes every
+//! `batch.retain_every`-th batch task (by partition, default 2) allocate and touch that many MiB
+//! for its whole life and declare them with `TaskContext::set_retained_bytes`, so its executor's
+//! memory use (and, while it is suspended, its retained bytes) show up in heartbeats.
 
 use super::cfg;
 use neptune_core::source::{generate, records_per_micro_batch};
@@ -38,6 +43,36 @@ pub fn burn(mut x: u64, rounds: u32) -> u64 {
     x
 }
 
+/// A buffer a batch task holds for its whole life (the memory-pressure scenario): really
+/// allocated and touched, so it is resident, and declared as the task's retained bytes.
+struct Retained(Vec<u8>);
+
+impl Retained {
+    fn new(ctx: &neptune_core::TaskContext, mb: u64, every: u32) -> Self {
+        if !ctx.partition().is_multiple_of(every) {
+            return Self(Vec::new());
+        }
+        let len = usize::try_from(mb << 20).unwrap_or(usize::MAX);
+        let mut buf = vec![0u8; len];
+        // Touch every page so the memory is resident, not just reserved.
+        for (i, page) in buf.chunks_mut(4096).enumerate() {
+            page[0] = i as u8 | 1;
+        }
+        ctx.set_retained_bytes(len as u64);
+        Self(buf)
+    }
+
+    /// Read one byte of the buffer per record (0 without a buffer), so it stays live.
+    #[inline]
+    fn probe(&self, x: u64) -> u64 {
+        if self.0.is_empty() {
+            0
+        } else {
+            u64::from(self.0[(x % self.0.len() as u64) as usize] & 1)
+        }
+    }
+}
+
 fn digest(ds: &Dataset<u64>) -> neptune_core::Action<Digest> {
     ds.action(
         |_, it| {
@@ -65,6 +100,8 @@ pub fn build(app: &mut App) -> Result<(), String> {
     let batch_tasks: u32 = cfg(c.get_in("batch.tasks", 4, 0, 100_000))?;
     let batch_records: u64 = cfg(c.get_in("batch.records", 3_000_000, 1, u64::MAX))?;
     let batch_cost: u32 = cfg(c.get_in("batch.cost", 20, 0, 1_000_000))?;
+    let retain_mb: u64 = cfg(c.get_in("batch.retain_mb", 0, 0, 1 << 20))?;
+    let retain_every: u32 = cfg(c.get_in("batch.retain_every", 2, 1, 100_000))?;
     let stream_tasks: u32 = cfg(c.get_in("stream.tasks", 2, 0, 100_000))?;
     let stream_rate: u64 = cfg(c.get_in("stream.rate", 20_000, 1, u64::MAX))?;
     let stream_cost: u32 = cfg(c.get_in("stream.cost", 20, 0, 1_000_000))?;
@@ -81,8 +118,15 @@ pub fn build(app: &mut App) -> Result<(), String> {
             seed,
             move |_, _| batch_records,
             |rng, _, _| rng.random::<u64>(),
-        )
-        .map(move |x| burn(x, batch_cost));
+        );
+        let ds = if retain_mb == 0 {
+            ds.map(move |x| burn(x, batch_cost))
+        } else {
+            ds.map_with(
+                move |ctx| Retained::new(ctx, retain_mb, retain_every),
+                move |buf, x| burn(x, batch_cost) ^ buf.probe(x),
+            )
+        };
         app.batch("batch", digest(&ds));
     }
     if stream_tasks > 0 {

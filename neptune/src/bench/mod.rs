@@ -1,0 +1,255 @@
+//! `neptune bench`: the evaluation harness.
+//!
+//! Runs the `synthetic` workload under every policy (or one sweep) as real `neptune local`
+//! child processes, interleaved — repetition r runs every configuration once, in an order
+//! rotated by r, so machine drift (this machine is shared) hits every configuration alike — then
+//! prints a table of medians over repetitions and writes `runs.csv`, `summary.csv`,
+//! `results.json`, `table.txt` and SVG plots into `--out`. With `--simulate` it drives the
+//! driver's scheduler state machine with simulated executors instead ([`simulate`]).
+//!
+//! Timings are measured here, never asserted: the test only checks that the outputs parse.
+
+pub mod plan;
+pub mod plots;
+pub mod results;
+pub mod runner;
+mod sim_model;
+pub mod simulate;
+
+use crate::cli::BenchArgs;
+use anyhow::Context as _;
+use indicatif::{ProgressBar, ProgressStyle};
+use plan::Point;
+use runner::RunRecord;
+use std::path::Path;
+use std::time::Duration;
+
+/// Run the bench; returns the process exit code (non-zero if any run failed).
+///
+/// # Errors
+/// When the output directory or a result file cannot be written.
+pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
+    if args.simulate {
+        return simulate::run(args);
+    }
+    let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 });
+    let duration = args.duration.unwrap_or(if args.quick {
+        Duration::from_secs(6)
+    } else {
+        Duration::from_secs(15)
+    });
+    let mut workload = plan::base_workload();
+    workload.extend(args.set.iter().cloned());
+    let (points, out) = match args.sweep {
+        None => (
+            vec![Point {
+                x: 0.0,
+                label: String::new(),
+                variants: plan::policy_variants(args.executors, args.cores, &workload),
+            }],
+            args.out.clone(),
+        ),
+        Some(s) => (
+            plan::sweep_points(s, args.executors, args.cores, &workload),
+            args.out.join(format!("sweep-{}", s.name())),
+        ),
+    };
+    let runs_dir = out.join("runs");
+    std::fs::create_dir_all(&runs_dir)
+        .with_context(|| format!("cannot create {}", runs_dir.display()))?;
+
+    // Interleave: every repetition visits every (point, variant), rotated by the repetition.
+    let pairs: Vec<(usize, usize)> = points
+        .iter()
+        .enumerate()
+        .flat_map(|(p, pt)| (0..pt.variants.len()).map(move |v| (p, v)))
+        .collect();
+    let mut schedule = Vec::new();
+    for rep in 0..reps {
+        let mut order = pairs.clone();
+        order.rotate_left(rep as usize % pairs.len().max(1));
+        schedule.extend(order.into_iter().map(|(p, v)| (rep, p, v)));
+    }
+    let est = schedule.len() as f64 * (duration.as_secs_f64() + 1.5);
+    eprintln!(
+        "neptune bench: {} runs of {:.0?} ({} configurations x {reps} repetitions), about {:.0}s; writing to {}",
+        schedule.len(),
+        duration,
+        pairs.len(),
+        est,
+        out.display()
+    );
+    let load_start = runner::loadavg();
+    let bar = ProgressBar::new(schedule.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{elapsed_precise} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let plain = bar.is_hidden();
+    let mut runs: Vec<RunRecord> = Vec::new();
+    for (i, &(rep, p, v)) in schedule.iter().enumerate() {
+        let (pt, var) = (&points[p], &points[p].variants[v]);
+        let what = format!("rep {} {} {}", rep + 1, pt.label, var.label);
+        bar.set_message(what.clone());
+        if plain {
+            eprintln!("neptune bench: [{}/{}] {what}", i + 1, schedule.len());
+        }
+        let stem = format!(
+            "{}{}-r{rep}",
+            if pt.label.is_empty() {
+                String::new()
+            } else {
+                format!("{}-", pt.label)
+            },
+            var.label
+        );
+        let rec = runner::run_one(var, &pt.label, rep, duration, &runs_dir, &stem);
+        if !rec.ok() {
+            bar.println(format!("neptune bench: {what} failed: {}", rec.error));
+        }
+        runs.push(rec);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    let sums = results::summarise(&runs);
+    let mut table = results::table(&sums, if args.sweep.is_some() { "point" } else { "" });
+    table += &results::paired(&runs);
+    println!("{table}");
+    std::fs::write(out.join("table.txt"), &table)?;
+    let meta = serde_json::json!({
+        "mode": if args.quick { "quick" } else { "default" },
+        "sweep": args.sweep.map(|s| s.name()),
+        "reps": reps,
+        "duration_s": duration.as_secs_f64(),
+        "executors": args.executors,
+        "cores": args.cores,
+        "workload": workload,
+        "machine": machine(),
+        "loadavg_start": load_start,
+        "loadavg_end": runner::loadavg(),
+        "points": points,
+    });
+    results::write_all(&out, &runs, &sums, meta)?;
+    match args.sweep {
+        None => comparison_plots(&out, &runs, &sums)?,
+        Some(s) => sweep_plots(&out, s, &points, &sums)?,
+    }
+    eprintln!(
+        "neptune bench: wrote table.txt, runs.csv, summary.csv, results.json and SVG plots to {}",
+        out.display()
+    );
+    Ok(i32::from(runs.iter().any(|r| !r.ok())))
+}
+
+/// CPU model, logical CPUs and kernel, for the record.
+fn machine() -> serde_json::Value {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    serde_json::json!({
+        "cpu": model,
+        "logical_cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
+        "kernel": std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default().trim(),
+    })
+}
+
+/// Latency CDF and latency over time (stream-carrying configurations), batch throughput bars
+/// (batch-carrying configurations).
+fn comparison_plots(
+    out: &Path,
+    runs: &[RunRecord],
+    sums: &[results::Summary],
+) -> anyhow::Result<()> {
+    fn ok<'a>(runs: &'a [RunRecord], label: &'a str) -> impl Iterator<Item = &'a RunRecord> {
+        runs.iter().filter(move |r| r.label == label && r.ok())
+    }
+    let stream: Vec<&str> = sums
+        .iter()
+        .map(|s| s.label.as_str())
+        .filter(|l| *l != "batch-alone")
+        .collect();
+    let cdf: Vec<(String, Vec<f64>)> = stream
+        .iter()
+        .map(|l| {
+            let v = ok(runs, l).flat_map(|r| r.latency_series.iter().map(|p| p.1));
+            (l.to_string(), v.collect())
+        })
+        .collect();
+    plots::latency_cdf(
+        &out.join("latency-cdf.svg"),
+        "Stream micro-batch latency CDF (all repetitions)",
+        &cdf,
+    )?;
+    let over_time: Vec<(String, Vec<(f64, f64)>)> = stream
+        .iter()
+        .filter_map(|l| Some((l.to_string(), ok(runs, l).next()?.latency_series.clone())))
+        .collect();
+    plots::lines(
+        &out.join("latency-over-time.svg"),
+        "Stream micro-batch latency over time (first repetition)",
+        ("time since start (s)", "latency (ms, log scale)"),
+        &over_time,
+        true,
+    )?;
+    let bars: Vec<(String, f64)> = sums
+        .iter()
+        .filter(|s| s.label != "stream-alone")
+        .map(|s| (s.label.clone(), s.batch_records_per_sec))
+        .collect();
+    plots::bars(
+        &out.join("batch-throughput.svg"),
+        "Batch throughput per policy (median over repetitions)",
+        "batch records/s",
+        &bars,
+    )
+}
+
+/// Stream p99 and batch records/s against the swept value, one line per variant.
+fn sweep_plots(
+    out: &Path,
+    sweep: plan::Sweep,
+    points: &[Point],
+    sums: &[results::Summary],
+) -> anyhow::Result<()> {
+    let mut labels: Vec<String> = Vec::new();
+    for v in points.iter().flat_map(|p| &p.variants) {
+        if !labels.contains(&v.label) {
+            labels.push(v.label.clone());
+        }
+    }
+    let series = |f: &dyn Fn(&results::Summary) -> f64, skip: &str| {
+        labels
+            .iter()
+            .filter(|l| *l != skip)
+            .map(|l| {
+                let pts = points
+                    .iter()
+                    .filter_map(|p| results::find(sums, &p.label, l).map(|s| (p.x, f(s))))
+                    .collect();
+                (l.clone(), pts)
+            })
+            .collect::<Vec<_>>()
+    };
+    let axis = sweep.axis();
+    plots::lines(
+        &out.join(format!("sweep-{}-stream-p99.svg", sweep.name())),
+        &format!("Stream p99 latency vs {axis}"),
+        (axis, "stream p99 (ms, log scale)"),
+        &series(&|s| s.stream_p99_ms, ""),
+        true,
+    )?;
+    plots::lines(
+        &out.join(format!("sweep-{}-batch.svg", sweep.name())),
+        &format!("Batch throughput vs {axis}"),
+        (axis, "batch records/s"),
+        &series(&|s| s.batch_records_per_sec, "stream-alone"),
+        false,
+    )
+}

@@ -1,0 +1,226 @@
+//! Runs one configuration as a real `neptune local` child process (this same binary) with
+//! `--report`, and turns its JSON report into a [`RunRecord`]. A run that fails or overruns is
+//! recorded with its error rather than aborting the bench.
+
+use super::plan::Variant;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// One run's figures (one row of `runs.csv`; the latency series only goes to JSON).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunRecord {
+    /// Sweep value label, or `""` for the policy comparison.
+    pub point: String,
+    /// Variant label.
+    pub label: String,
+    /// Policy.
+    pub policy: String,
+    /// Placement as the driver reported it.
+    pub placement: String,
+    /// Executors.
+    pub executors: u32,
+    /// Cores per executor.
+    pub cores: u32,
+    /// Repetition, from 0.
+    pub rep: u32,
+    /// Seconds the jobs ran.
+    pub duration_s: f64,
+    /// Committed micro-batches.
+    pub stream_runs: u64,
+    /// Stream micro-batch latency p50, ms.
+    pub stream_p50_ms: f64,
+    /// p95, ms.
+    pub stream_p95_ms: f64,
+    /// p99, ms.
+    pub stream_p99_ms: f64,
+    /// max, ms.
+    pub stream_max_ms: f64,
+    /// Committed batch runs.
+    pub batch_runs: u64,
+    /// Batch records per second (records of successful tasks).
+    pub batch_records_per_sec: f64,
+    /// Suspensions.
+    pub suspensions: u64,
+    /// Resumptions.
+    pub resumptions: u64,
+    /// Preemptive kills.
+    pub kills: u64,
+    /// Records processed by killed tasks, thrown away.
+    pub records_lost: u64,
+    /// Executor-measured suspend latency p50, µs.
+    pub suspend_p50_us: f64,
+    /// p99, µs.
+    pub suspend_p99_us: f64,
+    /// 1-minute load average when the run started (the machine is shared).
+    pub loadavg_start: f64,
+    /// Wall time of the child process, s.
+    pub wall_s: f64,
+    /// Error, if the run failed (its figures are then zero and it is left out of summaries).
+    pub error: String,
+    /// `[s since start, ms]` per micro-batch (JSON only).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub latency_series: Vec<(f64, f64)>,
+}
+
+impl RunRecord {
+    /// Whether the run produced figures.
+    pub fn ok(&self) -> bool {
+        self.error.is_empty()
+    }
+}
+
+/// 1-minute load average, or 0 where unavailable.
+pub fn loadavg() -> f64 {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse().ok())
+        .unwrap_or(0.0)
+}
+
+/// Run `v` for `duration`, writing its report and log under `dir` as `<stem>.json|.log`.
+pub fn run_one(
+    v: &Variant,
+    point: &str,
+    rep: u32,
+    duration: Duration,
+    dir: &Path,
+    stem: &str,
+) -> RunRecord {
+    let mut rec = RunRecord {
+        point: point.to_string(),
+        label: v.label.clone(),
+        policy: v.policy.as_str().to_string(),
+        executors: v.executors,
+        cores: v.cores,
+        rep,
+        loadavg_start: loadavg(),
+        ..RunRecord::default()
+    };
+    let start = Instant::now();
+    if let Err(e) = spawn_and_read(v, duration, dir, stem, &mut rec) {
+        rec.error = e;
+    }
+    rec.wall_s = start.elapsed().as_secs_f64();
+    rec
+}
+
+fn spawn_and_read(
+    v: &Variant,
+    duration: Duration,
+    dir: &Path,
+    stem: &str,
+    rec: &mut RunRecord,
+) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| format!("cannot find own binary: {e}"))?;
+    let report = dir.join(format!("{stem}.json"));
+    let log_path = dir.join(format!("{stem}.log"));
+    let log = std::fs::File::create(&log_path)
+        .map_err(|e| format!("cannot create {}: {e}", log_path.display()))?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("local")
+        .args(["--app", "synthetic"])
+        .args(["--executors", &v.executors.to_string()])
+        .args(["--cores", &v.cores.to_string()])
+        .args(["--policy", v.policy.as_str()])
+        .args(["--duration", &format!("{}ms", duration.as_millis())])
+        .args(["--http", "127.0.0.1:0", "--quiet"])
+        .arg("--report")
+        .arg(&report)
+        .env_remove("NEPTUNE_SET")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log);
+    for kv in &v.set {
+        cmd.args(["--set", kv]);
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("cannot start: {e}"))?;
+    // Startup (executors registering) plus shutdown take a few seconds at most.
+    let limit = duration + Duration::from_secs(60);
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(st)) => break st,
+            Ok(None) if start.elapsed() > limit => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!("overran {limit:?}; log {}", log_path.display()));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(50)),
+            Err(e) => return Err(format!("wait: {e}")),
+        }
+    };
+    if !status.success() {
+        return Err(format!("exited with {status}; log {}", log_path.display()));
+    }
+    let text = std::fs::read_to_string(&report)
+        .map_err(|e| format!("no report {}: {e}", report.display()))?;
+    let json: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| format!("bad report: {e}"))?;
+    fill(rec, &json);
+    Ok(())
+}
+
+/// Copy the figures of a `neptune local --report` JSON into `rec`.
+pub fn fill(rec: &mut RunRecord, r: &serde_json::Value) {
+    let f = |v: &serde_json::Value| v.as_f64().unwrap_or(0.0);
+    let u = |v: &serde_json::Value| v.as_u64().unwrap_or(0);
+    rec.placement = r["placement"].as_str().unwrap_or("").to_string();
+    rec.duration_s = f(&r["duration_s"]);
+    for j in r["jobs"].as_array().into_iter().flatten() {
+        if j["kind"] == "stream" {
+            rec.stream_runs = u(&j["runs"]);
+            let l = &j["latency_ms"];
+            rec.stream_p50_ms = f(&l["p50"]);
+            rec.stream_p95_ms = f(&l["p95"]);
+            rec.stream_p99_ms = f(&l["p99"]);
+            rec.stream_max_ms = f(&l["max"]);
+            rec.latency_series = j["latency_series"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|p| Some((p.get(0)?.as_f64()?, p.get(1)?.as_f64()?)))
+                .collect();
+        } else {
+            rec.batch_runs = u(&j["runs"]);
+            rec.batch_records_per_sec = f(&j["records_per_sec"]);
+        }
+    }
+    let t = &r["totals"];
+    rec.suspensions = u(&t["suspensions"]);
+    rec.resumptions = u(&t["resumptions"]);
+    rec.kills = u(&t["kills"]);
+    rec.records_lost = u(&t["records_lost"]);
+    rec.suspend_p50_us = f(&t["suspend_latency_us"]["p50"]);
+    rec.suspend_p99_us = f(&t["suspend_latency_us"]["p99"]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_fills_the_record() {
+        let r = serde_json::json!({
+            "placement": "lma", "duration_s": 10.0,
+            "jobs": [
+                {"kind": "batch", "runs": 3, "records_per_sec": 1.5e7},
+                {"kind": "stream", "runs": 50,
+                 "latency_ms": {"p50": 2.0, "p95": 5.0, "p99": 9.0, "max": 12.0},
+                 "latency_series": [[0.2, 2.0], [0.4, 9.0]]}
+            ],
+            "totals": {"suspensions": 7, "resumptions": 7, "kills": 0, "records_lost": 0,
+                       "suspend_latency_us": {"p50": 30.0, "p99": 90.0}}
+        });
+        let mut rec = RunRecord::default();
+        fill(&mut rec, &r);
+        assert_eq!(rec.stream_runs, 50);
+        assert_eq!(rec.stream_p99_ms, 9.0);
+        assert_eq!(rec.batch_records_per_sec, 1.5e7);
+        assert_eq!(rec.suspensions, 7);
+        assert_eq!(rec.suspend_p99_us, 90.0);
+        assert_eq!(rec.latency_series, vec![(0.2, 2.0), (0.4, 9.0)]);
+        assert!(rec.ok());
+    }
+}

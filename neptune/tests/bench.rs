@@ -1,0 +1,110 @@
+//! `neptune bench`: a shortened `--quick` policy comparison and a small `--simulate` write every
+//! output (table, CSV, JSON, SVG) and the outputs parse. Behavioural only: no timing asserts.
+
+mod common;
+
+use common::{neptune, run_with_timeout};
+use std::path::Path;
+use std::time::Duration;
+
+fn csv_rows(path: &Path) -> Vec<csv::StringRecord> {
+    let mut r = csv::Reader::from_path(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let rows: Vec<_> = r.records().map(|x| x.expect("CSV row parses")).collect();
+    assert!(!rows.is_empty(), "{} has no rows", path.display());
+    rows
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    let s = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&s).expect("JSON parses")
+}
+
+fn svg(path: &Path) {
+    neptune::bench::plots::check_svg(path).unwrap();
+}
+
+#[test]
+fn quick_bench_writes_table_csv_json_and_plots_for_every_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench-out");
+    let mut cmd = neptune();
+    cmd.args([
+        "bench",
+        "--quick",
+        "--reps",
+        "1",
+        "--duration",
+        "2s",
+        "--out",
+    ])
+    .arg(&out);
+    let o = run_with_timeout(cmd, Duration::from_secs(110));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "bench failed\nstdout:\n{stdout}\nstderr:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for label in [
+        "neptune-lma",
+        "neptune-lb",
+        "neptune-random",
+        "fifo",
+        "fair",
+        "kill",
+    ] {
+        assert!(stdout.contains(label), "table lacks {label}:\n{stdout}");
+    }
+    assert!(stdout.contains("vs fifo"), "{stdout}");
+
+    let runs = csv_rows(&out.join("runs.csv"));
+    assert_eq!(runs.len(), 9, "one run per configuration");
+    let sums = csv_rows(&out.join("summary.csv"));
+    assert_eq!(sums.len(), 9);
+    let doc = json(&out.join("results.json"));
+    assert_eq!(doc["runs"].as_array().unwrap().len(), 9);
+    let lma = doc["summary"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["label"] == "neptune-lma")
+        .expect("neptune-lma summarised");
+    assert_eq!(lma["reps"], 1);
+    assert!(lma["stream_p99_ms"].as_f64().unwrap() > 0.0);
+    assert!(doc["meta"]["machine"]["logical_cpus"].as_u64().unwrap() >= 1);
+    for f in [
+        "latency-cdf.svg",
+        "latency-over-time.svg",
+        "batch-throughput.svg",
+    ] {
+        svg(&out.join(f));
+    }
+    assert!(out.join("table.txt").exists());
+}
+
+#[test]
+fn simulation_reports_placements_at_each_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = neptune();
+    cmd.args([
+        "bench",
+        "--simulate",
+        "--quick",
+        "--sim-executors",
+        "10,50",
+        "--duration",
+        "1s",
+        "--out",
+    ])
+    .arg(dir.path());
+    let o = run_with_timeout(cmd, Duration::from_secs(60));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let rows = csv_rows(&dir.path().join("simulation.csv"));
+    assert_eq!(rows.len(), 6, "3 placements x 2 sizes");
+    let doc = json(&dir.path().join("simulation.json"));
+    for r in doc["results"].as_array().unwrap() {
+        assert!(r["placements"].as_u64().unwrap() > 0, "{r}");
+        assert!(r["micro_batches"].as_u64().unwrap() > 0, "{r}");
+    }
+    svg(&dir.path().join("simulation.svg"));
+}
