@@ -99,7 +99,14 @@ impl<T: 'static> Dataset<T> {
         let parent = self.compute.clone();
         Dataset {
             partitions: self.partitions,
-            compute: Arc::new(move |ctx: &TaskContext| yielding(ctx, g(ctx, parent(ctx)))),
+            compute: Arc::new(move |ctx: &TaskContext| {
+                // A yield point before the operator's set-up code (e.g. `map_with`'s `setup`,
+                // which may allocate or load a model), so a suspension never waits for it.
+                if !ctx.yield_point() {
+                    return Box::new(std::iter::empty());
+                }
+                yielding(ctx, g(ctx, parent(ctx)))
+            }),
         }
     }
 
@@ -135,7 +142,8 @@ impl<T: 'static> Dataset<T> {
     }
 
     /// Map every record with per-partition state built once by `setup` (e.g. the latest model
-    /// version read from shared state).
+    /// version read from shared state). A yield point precedes `setup`; a long set-up should
+    /// call [`TaskContext::yield_point`] itself between steps.
     pub fn map_with<S, U>(
         &self,
         setup: impl Fn(&TaskContext) -> S + Send + Sync + 'static,

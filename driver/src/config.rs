@@ -68,6 +68,16 @@ impl DriverConfig {
         )?;
         scheduler.heartbeat_timeout = Duration::from_millis(timeout);
         let start = config.get_in("driver.start_timeout_ms", 60_000u64, 0, 3_600_000)?;
+        if policy == Policy::Static && scheduler.static_stream_executors >= executors {
+            return Err(ConfigError::Invalid {
+                key: "scheduler.static_stream_executors".into(),
+                value: scheduler.static_stream_executors.to_string(),
+                reason: format!(
+                    "policy `static` needs fewer stream-only executors than --executors ({executors}), \
+                     or batch jobs never run"
+                ),
+            });
+        }
         scheduler.validate().map_err(|e| ConfigError::Invalid {
             key: format!("scheduler.{}", validation_key(&e)),
             value: String::new(),
@@ -115,6 +125,21 @@ mod tests {
         assert_eq!(c.scheduler.placement.as_str(), "lb");
         assert_eq!(c.scheduler.max_suspensions, 3);
         assert!(c.config.unused_keys().is_empty());
+    }
+
+    #[test]
+    fn static_policy_must_leave_executors_for_batch() {
+        let e = DriverConfig::new(
+            "synthetic".into(),
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+            1,
+            Policy::Static,
+            Config::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("scheduler.static_stream_executors"), "{e}");
     }
 
     #[test]

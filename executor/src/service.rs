@@ -364,7 +364,10 @@ impl Running {
             // A launch that cannot start is a failed attempt: the driver frees the slot and
             // re-queues the task (a bare rejection would leave the slot held forever).
             let reason = format!("cannot start task {id} on this executor: {e}");
-            self.update(key, task_update::State::Failed(neptune_proto::Failed { reason, records: 0 }));
+            self.update(
+                key,
+                task_update::State::Failed(neptune_proto::Failed { reason, records: 0 }),
+            );
         }
     }
 
