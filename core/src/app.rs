@@ -15,6 +15,10 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 use std::time::Duration;
 
+/// Reserved config key carrying the app's own arguments (after `--` on the CLI) as a JSON array,
+/// so they reach executors with the rest of the config.
+pub const ARGS_KEY: &str = "app.args";
+
 /// Default micro-batch interval of a stream job.
 pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -253,6 +257,19 @@ impl App {
         &self.config
     }
 
+    /// The app's own arguments (given after `--` on the command line).
+    ///
+    /// # Errors
+    /// When the reserved key `app.args` was set by hand to something that is not a JSON array of
+    /// strings.
+    pub fn args(&self) -> Result<Vec<String>, String> {
+        match self.config.raw(ARGS_KEY) {
+            None => Ok(Vec::new()),
+            Some(s) => serde_json::from_str(s)
+                .map_err(|e| format!("invalid value for config key `{ARGS_KEY}`: {e}")),
+        }
+    }
+
     /// The jobs, in definition order (a job's index is its [`JobId`](crate::ids::JobId)).
     pub fn jobs(&self) -> &[JobDef] {
         &self.jobs
@@ -405,6 +422,8 @@ pub fn build_app(entries: &[AppEntry], name: &str, config: Arc<Config>) -> Resul
                 .join(", "),
         })?;
     let mut app = App::new(name, config);
+    // Passing arguments to an app that reads none is not a typo worth failing on.
+    app.config.raw(ARGS_KEY);
     (entry.build)(&mut app).map_err(|message| BuildError::App {
         app: name.to_string(),
         message,
@@ -451,6 +470,15 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("jobs.score.kind"), "{e}");
+    }
+
+    #[test]
+    fn app_args_round_trip_through_the_config() {
+        let mut cfg = Config::default();
+        cfg.set(ARGS_KEY, r#"["--model-dir","/tmp/m"]"#);
+        let app = build_app(APPS, "demo", Arc::new(cfg)).unwrap();
+        assert_eq!(app.args().unwrap(), vec!["--model-dir", "/tmp/m"]);
+        assert!(app.config().check_all_used().is_ok());
     }
 
     #[test]

@@ -97,6 +97,9 @@ pub struct AppArgs {
     /// Write a JSON report here when the run ends.
     #[arg(long, env = "NEPTUNE_REPORT")]
     pub report: Option<PathBuf>,
+    /// Arguments after `--` are the app's own (`App::args`), sent to executors with the config.
+    #[arg(last = true, value_name = "APP_ARGS")]
+    pub app_args: Vec<String>,
 }
 
 /// `neptune local`.
@@ -196,6 +199,27 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("--memory"), "{e}");
+    }
+
+    #[test]
+    fn arguments_after_double_dash_belong_to_the_app() {
+        let c = Cli::try_parse_from([
+            "neptune",
+            "driver",
+            "--app",
+            "x",
+            "--executors",
+            "2",
+            "--",
+            "--model-dir",
+            "/m",
+        ])
+        .unwrap();
+        let Command::Driver(d) = c.command else {
+            panic!("driver")
+        };
+        assert_eq!(d.app.app_args, vec!["--model-dir", "/m"]);
+        assert_eq!(d.app.executors, 2);
     }
 
     #[test]

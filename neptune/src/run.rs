@@ -66,13 +66,22 @@ fn run(cli: Cli, apps: &'static [AppEntry]) -> anyhow::Result<i32> {
 }
 
 /// Build the app and the driver config from flags; error if any `--set` key is unknown.
-pub(crate) fn prepare(
+///
+/// # Errors
+/// Naming the bad `--set` argument, config key or app.
+pub fn prepare(
     args: &AppArgs,
     apps: &'static [AppEntry],
     listen: SocketAddr,
     http: SocketAddr,
 ) -> anyhow::Result<(Arc<App>, DriverConfig)> {
-    let config = Config::from_args(&args.set)?;
+    let mut config = Config::from_args(&args.set)?;
+    if !args.app_args.is_empty() {
+        config.set(
+            neptune_core::app::ARGS_KEY,
+            &serde_json::to_string(&args.app_args)?,
+        );
+    }
     let cfg = DriverConfig::new(
         args.app.clone(),
         listen,

@@ -130,7 +130,7 @@ pub struct AppSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 1024))]
     pub binary: Option<String>,
-    /// Extra arguments appended to the driver's command line, for a user binary's own flags.
+    /// Extra arguments for the app, passed after `--` on the driver's command line (`App::args`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 64))]
     pub args: Vec<String>,

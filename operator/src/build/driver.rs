@@ -1,5 +1,5 @@
 //! The driver pod: `neptune driver --app NAME --listen 0.0.0.0:7077 --http 0.0.0.0:PORT
-//! [--policy P] [--set k=v]... [app args] --executors N`.
+//! [--policy P] [--set k=v]... --executors N [-- app args]`.
 
 use k8s_openapi::api::core::v1::Pod;
 use neptune_crds::v1alpha1::StreamBatchAppSpec;
@@ -70,9 +70,13 @@ pub fn driver_args(spec: &StreamBatchAppSpec) -> Vec<String> {
     for (k, v) in &spec.app.config {
         set(k.clone(), v.clone());
     }
-    args.extend(spec.app.args.iter().cloned());
     args.push("--executors".into());
     args.push(spec.executor.replicas.to_string());
+    if !spec.app.args.is_empty() {
+        // After `--`, the CLI hands them to the app (`App::args`) instead of parsing them.
+        args.push("--".into());
+        args.extend(spec.app.args.iter().cloned());
+    }
     args
 }
 
