@@ -316,6 +316,8 @@ impl JobManager {
             for run in runs {
                 let st = self.jobs[j].active.get_mut(&run).expect("listed");
                 let rerun = st.lose(executor, None);
+                self.jobs[j].stats.recomputed += rerun.len() as u64;
+                let st = self.jobs[j].active.get_mut(&run).expect("listed");
                 st.held.extend(rerun);
                 self.pump(j, run, &mut step);
             }

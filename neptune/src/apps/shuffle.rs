@@ -3,7 +3,9 @@
 //! shuffle throughput, spill and recovery tests.
 //!
 //! Keys: `seed`, `shuffle.records` (total), `shuffle.keys` (distinct keys drawn from),
-//! `shuffle.maps` (map tasks), `shuffle.reduces` (reduce partitions), `stream.tasks` (0: no
+//! `shuffle.maps` (map tasks), `shuffle.reduces` (reduce partitions), `shuffle.cost` (rounds of
+//! the mixing function per record before the shuffle and per key after it; 0 default),
+//! `stream.tasks` (0: no
 //! stream job), `stream.rate`, `stream.cost`; per-job keys `jobs.{sum,stream}.*`. The batch job
 //! runs once unless `jobs.sum.runs` says otherwise. Its result is a [`KeyDigest`], the same for
 //! any placement, suspension or recovery of its tasks.
@@ -27,13 +29,15 @@ pub struct KeyDigest {
     pub checksum: u64,
 }
 
-fn digest(ds: &Dataset<(u64, u64)>) -> Action<KeyDigest> {
+fn digest(ds: &Dataset<(u64, u64)>, cost: u32) -> Action<KeyDigest> {
     ds.action(
-        |_, it| {
+        move |_, it| {
             it.fold(KeyDigest::default(), |d, (k, v)| KeyDigest {
                 keys: d.keys + 1,
                 total: d.total + v,
-                checksum: d.checksum.wrapping_add(burn(k, 1).wrapping_mul(v)),
+                checksum: d
+                    .checksum
+                    .wrapping_add(burn(k, 1).wrapping_mul(v) ^ (burn(k, cost) & 1)),
             })
         },
         |parts| {
@@ -59,6 +63,7 @@ pub fn build(app: &mut App) -> Result<(), String> {
     let keys: u64 = cfg(c.get_in("shuffle.keys", 100_000, 1, u64::MAX))?;
     let maps: u32 = cfg(c.get_in("shuffle.maps", 4, 1, 100_000))?;
     let reduces: u32 = cfg(c.get_in("shuffle.reduces", 4, 1, 100_000))?;
+    let cost: u32 = cfg(c.get_in("shuffle.cost", 0, 0, 1_000_000))?;
     let stream_tasks: u32 = cfg(c.get_in("stream.tasks", 0, 0, 100_000))?;
     let stream_rate: u64 = cfg(c.get_in("stream.rate", 20_000, 1, u64::MAX))?;
     let stream_cost: u32 = cfg(c.get_in("stream.cost", 20, 0, 1_000_000))?;
@@ -70,9 +75,13 @@ pub fn build(app: &mut App) -> Result<(), String> {
         seed,
         move |_, p| per_map.min(records.saturating_sub(u64::from(p) * per_map)),
         move |rng, _, _| (rng.random_range(0..keys), 1u64),
-    );
+    )
+    .map(move |(k, v)| {
+        std::hint::black_box(burn(k, cost));
+        (k, v)
+    });
     let sums = pairs.reduce_by_key(reduces, |a, b| a + b);
-    app.batch("sum", digest(&sums)).runs(Some(1));
+    app.batch("sum", digest(&sums, cost)).runs(Some(1));
 
     if stream_tasks > 0 {
         let per_batch = records_per_micro_batch(
