@@ -122,7 +122,7 @@ fn a_shuffle_job_preempted_by_a_stream_job_is_suspended_in_shuffle_write_and_red
     run_ok(local("shuffle", 1, &alone, &work));
     let a = read_report(&alone);
     assert_eq!(job(&r, "sum")["result"], job(&a, "sum")["result"]);
-    assert_eq!(job(&a, "sum")["result"]["total"], 6_000_000);
+    assert_eq!(job(&a, "sum")["result"]["total"], 4_000_000);
 }
 
 #[test]

@@ -140,7 +140,7 @@ pub fn key_hash<K: Hash + ?Sized>(key: &K, seed: u64) -> u64 {
 
 /// The reduce partition of `key` among `partitions`.
 pub fn partition_of<K: Hash + ?Sized>(key: &K, partitions: u32) -> u32 {
-    (key_hash(key, 0x5_4AFF_1E) % u64::from(partitions.max(1))) as u32
+    (key_hash(key, 0x054A_FF1E) % u64::from(partitions.max(1))) as u32
 }
 
 /// An in-process block store (tests, and evaluating a plan without executors): blocks live in a

@@ -20,14 +20,19 @@ use std::sync::Arc;
 /// Bytes a map task buffers per executor core before it writes its buffers as block segments.
 const WRITE_BUFFER: usize = 4 << 20;
 
+/// Folds one value into a combiner.
+pub type MergeValue<V, C> = Arc<dyn Fn(&mut C, V) + Send + Sync>;
+/// Merges a combiner into another.
+pub type MergeCombiners<C> = Arc<dyn Fn(&mut C, C) + Send + Sync>;
+
 /// How values of one key are combined: the three functions of a combine-by-key.
 pub struct Combiner<V, C> {
     /// First value of a key → combiner.
     pub create: Arc<dyn Fn(V) -> C + Send + Sync>,
     /// Fold one more value into a combiner.
-    pub merge_value: Arc<dyn Fn(&mut C, V) + Send + Sync>,
+    pub merge_value: MergeValue<V, C>,
     /// Merge two combiners of the same key (map outputs meeting on the reduce side).
-    pub merge_combiners: Arc<dyn Fn(&mut C, C) + Send + Sync>,
+    pub merge_combiners: MergeCombiners<C>,
 }
 
 impl<V, C> Clone for Combiner<V, C> {
@@ -155,7 +160,7 @@ where
                     drain(ctx, &mut map, &mut writer)?;
                 }
                 map.insert(k, (combiner.create)(v));
-                if map.len() % 4096 == 0 {
+                if map.len().is_multiple_of(4096) {
                     ctx.set_retained_bytes(map.len() as u64 * entry_bytes + writer.buffered as u64);
                 }
             }

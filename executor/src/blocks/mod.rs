@@ -24,7 +24,7 @@ pub const TASKS_SHARE: f64 = 0.3;
 
 enum Segment {
     Mem(Arc<Vec<u8>>),
-    Disk { path: PathBuf, len: u64 },
+    Disk { path: PathBuf },
 }
 
 #[derive(Default)]
@@ -102,7 +102,8 @@ impl BlockStore {
     /// # Errors
     /// When a spilled segment cannot be read back.
     pub fn get(&self, id: BlockId) -> std::io::Result<Option<Vec<u8>>> {
-        let parts: Vec<Result<Arc<Vec<u8>>, (PathBuf, u64)>> = {
+        // Segments to copy, read outside the lock: bytes in memory, or a spill file.
+        let parts: Vec<Result<Arc<Vec<u8>>, PathBuf>> = {
             let inner = self.lock();
             let Some(segs) = inner.blocks.get(&id) else {
                 return Ok(None);
@@ -110,7 +111,7 @@ impl BlockStore {
             segs.iter()
                 .map(|s| match s {
                     Segment::Mem(b) => Ok(b.clone()),
-                    Segment::Disk { path, len } => Err((path.clone(), *len)),
+                    Segment::Disk { path, .. } => Err(path.clone()),
                 })
                 .collect()
         };
@@ -118,7 +119,7 @@ impl BlockStore {
         for p in parts {
             match p {
                 Ok(b) => out.extend_from_slice(&b),
-                Err((path, _)) => out.extend_from_slice(&std::fs::read(&path)?),
+                Err(path) => out.extend_from_slice(&std::fs::read(&path)?),
             }
         }
         Ok(Some(out))
@@ -173,7 +174,7 @@ impl Blocks for BlockStore {
             .blocks
             .entry(id)
             .or_default()
-            .push(Segment::Disk { path, len });
+            .push(Segment::Disk { path });
         Ok(())
     }
 
