@@ -100,7 +100,7 @@ fn a_shuffle_job_preempted_by_a_stream_job_is_suspended_in_shuffle_write_and_red
         "stream.tasks=2",
         "stream.rate=2000",
         "jobs.stream.interval_ms=50",
-        "jobs.stream.runs=200",
+        "jobs.stream.runs=600",
     ]);
     run_ok(local("shuffle", 2, &report, &sets));
     let r = read_report(&report);
