@@ -18,6 +18,8 @@ pub type MergeFn<R> = Arc<dyn Fn(Vec<Vec<u8>>) -> Result<R, String> + Send + Syn
 /// A dataset plus what to do with it: the unit a job is made of.
 pub struct Action<R> {
     pub(crate) partitions: u32,
+    pub(crate) deps: Vec<crate::plan::StageDef>,
+    pub(crate) reads: Vec<u32>,
     pub(crate) run_task: TaskFn,
     pub(crate) merge: MergeFn<R>,
 }
@@ -41,6 +43,8 @@ impl<R: 'static> Action<R> {
         P: Serialize + DeserializeOwned + 'static,
     {
         let partitions = ds.partitions();
+        let deps = ds.lineage().to_vec();
+        let reads = ds.reads().to_vec();
         let run_task: TaskFn = Arc::new(move |ctx: &TaskContext| {
             let partial = run(ctx, ds.iter(ctx));
             if let Some(e) = ctx.take_error() {
@@ -61,9 +65,23 @@ impl<R: 'static> Action<R> {
         });
         Self {
             partitions,
+            deps,
+            reads,
             run_task,
             merge,
         }
+    }
+
+    /// The job's plan: the dataset's lineage followed by the stage running this action.
+    pub fn stages(&self) -> Vec<crate::plan::StageDef> {
+        let mut stages = self.deps.clone();
+        stages.push(crate::plan::StageDef {
+            partitions: self.partitions,
+            run_task: self.run_task.clone(),
+            reads: self.reads.clone(),
+            shuffle_out: None,
+        });
+        stages
     }
 
     /// Tasks per run.

@@ -4,7 +4,7 @@
 //! The same function builds the same `App` on the driver and on every executor (same-binary
 //! model), so tasks are addressed by ids and only data and small parameters travel.
 
-use crate::action::{Action, TaskFn};
+use crate::action::Action;
 use crate::config::{Config, ConfigError};
 use crate::ids::JobKind;
 use crate::state::Broadcasts;
@@ -30,22 +30,7 @@ pub type CommitFn = Arc<
     dyn Fn(&mut CommitCtx<'_>, Vec<Vec<u8>>) -> Result<serde_json::Value, String> + Send + Sync,
 >;
 
-/// One stage of a job's plan: `partitions` tasks running `run_task`.
-#[derive(Clone)]
-pub struct StageDef {
-    /// Tasks per run of this stage.
-    pub partitions: u32,
-    /// What each task runs.
-    pub run_task: TaskFn,
-}
-
-impl std::fmt::Debug for StageDef {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StageDef")
-            .field("partitions", &self.partitions)
-            .finish()
-    }
-}
+pub use crate::plan::StageDef;
 
 /// A job: its kind, its cadence and its plan (stages → tasks).
 #[derive(Clone)]
@@ -322,10 +307,7 @@ impl App {
             interval: DEFAULT_INTERVAL,
             runs: None,
             latency_target: None,
-            stages: vec![StageDef {
-                partitions: action.partitions(),
-                run_task: action.task_fn(),
-            }],
+            stages: action.stages(),
             commit,
         });
         let job = self.jobs.last_mut().expect("just pushed");

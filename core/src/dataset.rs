@@ -6,6 +6,7 @@
 //! (same-binary model), and an executor runs the recipe for one partition of one run inside a task.
 
 use crate::action::Action;
+use crate::plan::StageDef;
 use crate::task::TaskContext;
 use std::sync::Arc;
 
@@ -16,9 +17,14 @@ pub type BoxIter<'a, T> = Box<dyn Iterator<Item = T> + 'a>;
 pub(crate) type ComputeFn<T> = dyn for<'a> Fn(&'a TaskContext) -> BoxIter<'a, T> + Send + Sync;
 
 /// A partitioned collection of `T`, computed lazily inside tasks.
+///
+/// A dataset downstream of a shuffle also carries its lineage: the stages (`deps`) that must run
+/// before its own, and which of them its pipeline reads (`reads`, by input slot).
 pub struct Dataset<T> {
     partitions: u32,
     compute: Arc<ComputeFn<T>>,
+    deps: Arc<Vec<StageDef>>,
+    reads: Arc<Vec<u32>>,
 }
 
 impl<T> Clone for Dataset<T> {
@@ -26,6 +32,8 @@ impl<T> Clone for Dataset<T> {
         Self {
             partitions: self.partitions,
             compute: self.compute.clone(),
+            deps: self.deps.clone(),
+            reads: self.reads.clone(),
         }
     }
 }
@@ -76,10 +84,36 @@ impl<T: 'static> Dataset<T> {
     where
         F: for<'a> Fn(&'a TaskContext) -> BoxIter<'a, T> + Send + Sync + 'static,
     {
+        Self::with_lineage(partitions, Vec::new(), Vec::new(), compute)
+    }
+
+    /// A dataset computed by `compute` after the stages `deps`, reading the map stages `reads`
+    /// (indices into `deps`) by slot. The shuffle operators build their output with it.
+    pub(crate) fn with_lineage<F>(
+        partitions: u32,
+        deps: Vec<StageDef>,
+        reads: Vec<u32>,
+        compute: F,
+    ) -> Self
+    where
+        F: for<'a> Fn(&'a TaskContext) -> BoxIter<'a, T> + Send + Sync + 'static,
+    {
         Self {
             partitions,
             compute: Arc::new(move |ctx: &TaskContext| yielding(ctx, compute(ctx))),
+            deps: Arc::new(deps),
+            reads: Arc::new(reads),
         }
+    }
+
+    /// Stages that must run before this dataset's own (empty without a shuffle upstream).
+    pub fn lineage(&self) -> &[StageDef] {
+        &self.deps
+    }
+
+    /// Map stages this dataset's pipeline reads, by slot.
+    pub fn reads(&self) -> &[u32] {
+        &self.reads
     }
 
     /// Number of partitions (tasks per run).
@@ -107,6 +141,8 @@ impl<T: 'static> Dataset<T> {
                 }
                 yielding(ctx, g(ctx, parent(ctx)))
             }),
+            deps: self.deps.clone(),
+            reads: self.reads.clone(),
         }
     }
 

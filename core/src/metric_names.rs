@@ -28,6 +28,13 @@ pub const EXECUTOR_MEMORY_LIMIT: &str = "neptune_executor_memory_limit_bytes";
 pub const EXECUTOR_SPILLED: &str = "neptune_executor_spilled_bytes_total";
 /// Executor: bytes retained by suspended tasks.
 pub const EXECUTOR_SUSPENDED_RETAINED: &str = "neptune_executor_suspended_retained_bytes";
+/// Executor: suspensions by the phase the task was in when it parked, label `phase`
+/// (`compute`, `shuffle_write`, `fetch`, `reduce`).
+pub const EXECUTOR_SUSPENSIONS_BY_PHASE: &str = "neptune_executor_suspensions_by_phase_total";
+/// Executor: malformed input records skipped under the `skip` policy.
+pub const EXECUTOR_MALFORMED_SKIPPED: &str = "neptune_executor_malformed_records_skipped_total";
+/// Executor: tasks failed because shuffle blocks could not be fetched.
+pub const EXECUTOR_FETCH_FAILURES: &str = "neptune_executor_fetch_failures_total";
 /// Executor: task slots (`--cores`).
 pub const EXECUTOR_SLOTS: &str = "neptune_executor_slots";
 
@@ -82,6 +89,9 @@ pub const ALL: &[&str] = &[
     EXECUTOR_SPILLED,
     EXECUTOR_SUSPENDED_RETAINED,
     EXECUTOR_SLOTS,
+    EXECUTOR_SUSPENSIONS_BY_PHASE,
+    EXECUTOR_MALFORMED_SKIPPED,
+    EXECUTOR_FETCH_FAILURES,
     DRIVER_STREAM_LATENCY,
     DRIVER_JOB_RECORDS,
     DRIVER_BATCH_RECORDS_PER_SECOND,

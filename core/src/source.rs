@@ -53,6 +53,42 @@ pub fn generate<T: 'static>(
     })
 }
 
+/// What a file source does with a record that does not parse.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Malformed {
+    /// Fail the task (and, after retries, the job) with a message naming the file and line.
+    #[default]
+    Fail,
+    /// Skip the record and count it (executor metric, task update, report).
+    Skip,
+}
+
+impl std::str::FromStr for Malformed {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "fail" => Ok(Malformed::Fail),
+            "skip" => Ok(Malformed::Skip),
+            other => Err(format!(
+                "unknown malformed-record policy `{other}` (expected `fail` or `skip`)"
+            )),
+        }
+    }
+}
+
+impl Malformed {
+    /// Apply the policy to a bad record described by `message` (which names file and line).
+    fn handle(self, ctx: &TaskContext, message: String) {
+        match self {
+            Malformed::Fail => ctx.fail(message),
+            Malformed::Skip => {
+                tracing::debug!(%message, "malformed record skipped");
+                ctx.count_skipped();
+            }
+        }
+    }
+}
+
 /// Files matching `pattern` (a glob, or a directory meaning all files in it), sorted by path.
 ///
 /// # Errors
@@ -113,6 +149,17 @@ pub fn text_files(pattern: &str) -> Result<Dataset<String>, String> {
 /// # Errors
 /// A message naming the pattern when it matches nothing.
 pub fn json_lines<T: DeserializeOwned + 'static>(pattern: &str) -> Result<Dataset<T>, String> {
+    json_lines_with(pattern, Malformed::Fail)
+}
+
+/// [`json_lines`] with a chosen policy for lines that do not parse.
+///
+/// # Errors
+/// A message naming the pattern when it matches nothing.
+pub fn json_lines_with<T: DeserializeOwned + 'static>(
+    pattern: &str,
+    policy: Malformed,
+) -> Result<Dataset<T>, String> {
     let files = Arc::new(list_files(pattern)?);
     let lines = text_files(pattern)?;
     Ok(Dataset::from_fn(
@@ -126,11 +173,9 @@ pub fn json_lines<T: DeserializeOwned + 'static>(pattern: &str) -> Result<Datase
                 match serde_json::from_str::<T>(&l) {
                     Ok(v) => Some(v),
                     Err(e) => {
-                        ctx.fail(format!(
-                            "{}:{}: malformed JSON record: {e}",
-                            path.display(),
-                            i + 1
-                        ));
+                        let msg =
+                            format!("{}:{}: malformed JSON record: {e}", path.display(), i + 1);
+                        policy.handle(ctx, msg);
                         None
                     }
                 }
@@ -145,6 +190,17 @@ pub fn json_lines<T: DeserializeOwned + 'static>(pattern: &str) -> Result<Datase
 /// # Errors
 /// A message naming the pattern when it matches nothing.
 pub fn csv_files<T: DeserializeOwned + 'static>(pattern: &str) -> Result<Dataset<T>, String> {
+    csv_files_with(pattern, Malformed::Fail)
+}
+
+/// [`csv_files`] with a chosen policy for rows that do not parse.
+///
+/// # Errors
+/// A message naming the pattern when it matches nothing.
+pub fn csv_files_with<T: DeserializeOwned + 'static>(
+    pattern: &str,
+    policy: Malformed,
+) -> Result<Dataset<T>, String> {
     let files = Arc::new(list_files(pattern)?);
     Ok(Dataset::from_fn(
         files.len() as u32,
@@ -158,18 +214,23 @@ pub fn csv_files<T: DeserializeOwned + 'static>(pattern: &str) -> Result<Dataset
                 }
             };
             let mut rows = reader.into_deserialize::<T>();
-            Box::new(std::iter::from_fn(move || match rows.next()? {
-                Ok(v) => {
-                    ctx.count_record();
-                    Some(v)
-                }
-                Err(e) => {
-                    let line = e.position().map_or(0, |p| p.line());
-                    ctx.fail(format!(
-                        "{}:{line}: malformed CSV record: {e}",
-                        path.display()
-                    ));
-                    None
+            Box::new(std::iter::from_fn(move || {
+                loop {
+                    match rows.next()? {
+                        Ok(v) => {
+                            ctx.count_record();
+                            return Some(v);
+                        }
+                        Err(e) => {
+                            let line = e.position().map_or(0, |p| p.line());
+                            let msg =
+                                format!("{}:{line}: malformed CSV record: {e}", path.display());
+                            policy.handle(ctx, msg);
+                            if policy == Malformed::Fail || !ctx.yield_point() {
+                                return None;
+                            }
+                        }
+                    }
                 }
             }))
         },
@@ -250,6 +311,27 @@ mod tests {
             }]
         );
         assert!(c.take_error().unwrap().contains("x.csv:3"));
+    }
+
+    #[test]
+    fn skip_policy_counts_malformed_records_and_keeps_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.jsonl"), "1\nx\n3\n").unwrap();
+        std::fs::write(dir.path().join("b.csv"), "n\n1\nzz\n4\n").unwrap();
+        let glob = format!("{}/*.jsonl", dir.path().display());
+        let ds = json_lines_with::<u32>(&glob, Malformed::Skip).unwrap();
+        let c = ctx(0, 0);
+        assert_eq!(ds.iter(&c).collect::<Vec<_>>(), vec![1, 3]);
+        assert_eq!((c.skipped(), c.has_failed()), (1, false));
+        #[derive(serde::Deserialize)]
+        struct N {
+            n: u32,
+        }
+        let glob = format!("{}/*.csv", dir.path().display());
+        let ds = csv_files_with::<N>(&glob, "skip".parse().unwrap()).unwrap();
+        let c = ctx(0, 0);
+        assert_eq!(ds.iter(&c).map(|r| r.n).collect::<Vec<_>>(), vec![1, 4]);
+        assert_eq!(c.skipped(), 1);
     }
 
     #[test]

@@ -7,6 +7,7 @@
 //! this crate knowing about coroutines.
 
 use crate::ids::{JobKind, TaskId};
+use crate::shuffle::{Blocks, ShuffleRead};
 use crate::state::Broadcasts;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -29,6 +30,68 @@ pub struct TaskControl {
     progress: AtomicU64,
     /// Bytes the task holds that stay resident while it is suspended (aggregation state, buffers).
     retained: AtomicU64,
+    /// The [`Phase`] the task is in (read by the executor when the task parks).
+    phase: AtomicU8,
+}
+
+/// What a task is doing, as declared by its operators with [`TaskContext::set_phase`]. The
+/// executor reads it when the task parks, so suspensions are counted per phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[repr(u8)]
+pub enum Phase {
+    /// Reading a source and applying narrow operators (map, filter, ...).
+    Compute = 0,
+    /// A shuffle-map task: consuming its input, combining and writing partitioned blocks.
+    ShuffleWrite = 1,
+    /// A reduce task fetching its input blocks (locally or from other executors).
+    Fetch = 2,
+    /// A reduce task merging fetched records and aggregating them (and what follows in its stage).
+    Reduce = 3,
+}
+
+impl Phase {
+    /// Every phase, in declaration order.
+    pub const ALL: [Phase; 4] = [
+        Phase::Compute,
+        Phase::ShuffleWrite,
+        Phase::Fetch,
+        Phase::Reduce,
+    ];
+
+    /// Lower-case name for metrics labels and reports.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Compute => "compute",
+            Phase::ShuffleWrite => "shuffle_write",
+            Phase::Fetch => "fetch",
+            Phase::Reduce => "reduce",
+        }
+    }
+
+    fn from_u8(v: u8) -> Self {
+        match v {
+            1 => Phase::ShuffleWrite,
+            2 => Phase::Fetch,
+            3 => Phase::Reduce,
+            _ => Phase::Compute,
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Phase {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown task phase `{s}`"))
+    }
 }
 
 /// How often (in records) a task publishes its record count to [`TaskControl::progress`].
@@ -75,6 +138,11 @@ impl TaskControl {
     pub fn retained_bytes(&self) -> u64 {
         self.retained.load(Ordering::Relaxed)
     }
+
+    /// The phase the task last declared.
+    pub fn phase(&self) -> Phase {
+        Phase::from_u8(self.phase.load(Ordering::Relaxed))
+    }
 }
 
 /// The executor side of a yield point: called on the task's own coroutine when the control state is
@@ -107,7 +175,11 @@ pub struct TaskContext {
     hook: Arc<dyn YieldHook>,
     broadcasts: Arc<Broadcasts>,
     records: Cell<u64>,
+    skipped: Cell<u64>,
     error: RefCell<Option<String>>,
+    fetch_failed: RefCell<Option<String>>,
+    blocks: RefCell<Option<Arc<dyn Blocks>>>,
+    reads: RefCell<Arc<Vec<ShuffleRead>>>,
 }
 
 impl std::fmt::Debug for TaskContext {
@@ -139,8 +211,64 @@ impl TaskContext {
             hook,
             broadcasts,
             records: Cell::new(0),
+            skipped: Cell::new(0),
             error: RefCell::new(None),
+            fetch_failed: RefCell::new(None),
+            blocks: RefCell::new(None),
+            reads: RefCell::new(Arc::new(Vec::new())),
         }
+    }
+
+    /// Give the task its executor's block store and the locations of the shuffle outputs its
+    /// stage reads (one [`ShuffleRead`] per input slot, from the launch parameters).
+    pub fn set_shuffle(&self, blocks: Arc<dyn Blocks>, reads: Vec<ShuffleRead>) {
+        *self.blocks.borrow_mut() = Some(blocks);
+        *self.reads.borrow_mut() = Arc::new(reads);
+    }
+
+    /// The executor's block store, if the task runs where there is one.
+    pub fn blocks(&self) -> Option<Arc<dyn Blocks>> {
+        self.blocks.borrow().clone()
+    }
+
+    /// Shuffle inputs of this task's stage, by slot.
+    pub fn shuffle_reads(&self) -> Arc<Vec<ShuffleRead>> {
+        self.reads.borrow().clone()
+    }
+
+    /// Declare the phase the task is in (counted per phase when the task is suspended).
+    pub fn set_phase(&self, phase: Phase) {
+        self.control.phase.store(phase as u8, Ordering::Relaxed);
+    }
+
+    /// The phase last declared.
+    pub fn phase(&self) -> Phase {
+        self.control.phase()
+    }
+
+    /// Count one malformed input record skipped under the `skip` policy.
+    pub fn count_skipped(&self) {
+        self.skipped.set(self.skipped.get() + 1);
+    }
+
+    /// Malformed records skipped so far.
+    pub fn skipped(&self) -> u64 {
+        self.skipped.get()
+    }
+
+    /// Fail the task because a shuffle input could not be fetched from `executor`: a distinct
+    /// failure the driver answers by recomputing that executor's map outputs, never by a
+    /// partial result.
+    pub fn fail_fetch(&self, executor: &str, message: impl Into<String>) {
+        self.fetch_failed
+            .borrow_mut()
+            .get_or_insert_with(|| executor.to_string());
+        self.fail(message);
+    }
+
+    /// The executor whose blocks could not be fetched, if the task failed that way.
+    pub fn fetch_failed(&self) -> Option<String> {
+        self.fetch_failed.borrow().clone()
     }
 
     /// A context that runs outside any executor: never suspends; for tests and local evaluation.

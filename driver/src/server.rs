@@ -30,6 +30,8 @@ pub enum Inbound {
         memory_limit: u64,
         /// The executor's HTTP address (metrics).
         http_addr: String,
+        /// Where the executor serves its shuffle blocks.
+        block_addr: String,
         /// Where to send this executor messages.
         outbox: mpsc::UnboundedSender<Result<DriverMessage, Status>>,
     },
@@ -70,7 +72,7 @@ pub struct ServiceState {
     /// Events to the loop.
     pub inbound: mpsc::UnboundedSender<Inbound>,
     /// Registrations seen so far (cores and memory per id, for the session's Connected event).
-    pub registered: std::sync::Mutex<std::collections::HashMap<String, (u32, u64, String)>>,
+    pub registered: std::sync::Mutex<std::collections::HashMap<String, (u32, u64, String, String)>>,
     next_id: AtomicU64,
     next_session: AtomicU64,
 }
@@ -116,7 +118,9 @@ impl Driver for DriverService {
         &self,
         req: Request<RegisterRequest>,
     ) -> Result<Response<RegisterReply>, Status> {
+        let peer = req.remote_addr();
         let r = req.into_inner();
+        let block_addr = advertised(&r.block_addr, peer);
         if r.cores == 0 {
             return Err(Status::invalid_argument(
                 "register: cores must be at least 1",
@@ -134,7 +138,10 @@ impl Driver for DriverService {
             .registered
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(id.clone(), (r.cores, r.memory_limit, r.http_addr.clone()));
+            .insert(
+                id.clone(),
+                (r.cores, r.memory_limit, r.http_addr.clone(), block_addr),
+            );
         tracing::info!(executor = %id, cores = r.cores, memory = r.memory_limit, http = %r.http_addr, "executor registered");
         Ok(Response::new(RegisterReply {
             executor_id: id,
@@ -169,7 +176,7 @@ impl Driver for DriverService {
             ));
         };
         let id = hello.executor_id;
-        let (cores, memory_limit, http_addr) = self
+        let (cores, memory_limit, http_addr, block_addr) = self
             .state
             .registered
             .lock()
@@ -188,6 +195,7 @@ impl Driver for DriverService {
             cores,
             memory_limit,
             http_addr,
+            block_addr,
             outbox: tx,
         });
         tokio::spawn(async move {
@@ -226,5 +234,16 @@ impl Driver for DriverService {
         });
         let out = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
         Ok(Response::new(Box::pin(out)))
+    }
+}
+
+/// The block server address to give other executors: the executor's own, with an unspecified
+/// host (it listens on all interfaces) replaced by the address its connection came from.
+fn advertised(block_addr: &str, peer: Option<std::net::SocketAddr>) -> String {
+    match (block_addr.parse::<std::net::SocketAddr>(), peer) {
+        (Ok(a), Some(p)) if a.ip().is_unspecified() => {
+            std::net::SocketAddr::new(p.ip(), a.port()).to_string()
+        }
+        _ => block_addr.to_string(),
     }
 }

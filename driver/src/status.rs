@@ -44,6 +44,8 @@ pub struct JobStatus {
     pub latency_series: Vec<(f64, f64)>,
     /// Result of the last committed run.
     pub result: serde_json::Value,
+    /// Malformed input records skipped (policy `skip`).
+    pub malformed_skipped: u64,
     /// Why the job failed, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,
@@ -66,6 +68,21 @@ pub struct Totals {
     pub executors_lost: u64,
     /// Tasks queued, waiting for a slot.
     pub queued: usize,
+    /// Suspensions by the phase the task was in when it parked (`compute`, `shuffle_write`,
+    /// `fetch`, `reduce`).
+    pub suspensions_by_phase: std::collections::BTreeMap<String, u64>,
+    /// Launches of tasks with locality preferences onto a preferred executor.
+    pub local_launches: u64,
+    /// Launches of tasks with locality preferences onto another executor.
+    pub non_local_launches: u64,
+    /// Bytes executors spilled to disk (shuffle blocks and aggregation state).
+    pub spilled_bytes: u64,
+    /// Malformed input records skipped (policy `skip`).
+    pub malformed_skipped: u64,
+    /// Tasks that failed to fetch shuffle blocks (their inputs were recomputed).
+    pub fetch_failures: u64,
+    /// Map tasks run again because their outputs were lost.
+    pub map_outputs_recomputed: u64,
 }
 
 /// p50/p99 of suspend latency.

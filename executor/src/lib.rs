@@ -2,10 +2,12 @@
 //! coroutine that can be suspended, resumed and killed at its yield points ([`runtime`]); holds the
 //! session with the driver ([`service`]); serves metrics and health ([`http`]).
 
+pub mod blocks;
 pub mod http;
 pub mod memory;
 pub mod metrics;
 pub mod runtime;
 pub mod service;
+mod session;
 
 pub use service::{ExecutorConfig, ExecutorError, run_executor};

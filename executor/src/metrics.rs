@@ -37,6 +37,12 @@ pub struct ExecutorMetrics {
     pub retained: IntGauge,
     /// Slots.
     pub slots: IntGauge,
+    /// Suspensions by phase.
+    pub suspensions_by_phase: IntCounterVec,
+    /// Malformed records skipped.
+    pub malformed_skipped: IntCounter,
+    /// Tasks failed on a shuffle fetch.
+    pub fetch_failures: IntCounter,
 }
 
 impl std::fmt::Debug for ExecutorMetrics {
@@ -155,6 +161,33 @@ impl ExecutorMetrics {
             slots: reg(
                 &r,
                 IntGauge::new(n::EXECUTOR_SLOTS, "Task slots (--cores).").expect("valid"),
+            ),
+            suspensions_by_phase: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        n::EXECUTOR_SUSPENSIONS_BY_PHASE,
+                        "Tasks suspended, by the phase they were in when they parked.",
+                    ),
+                    &["phase"],
+                )
+                .expect("valid"),
+            ),
+            malformed_skipped: reg(
+                &r,
+                IntCounter::new(
+                    n::EXECUTOR_MALFORMED_SKIPPED,
+                    "Malformed input records skipped (policy skip).",
+                )
+                .expect("valid"),
+            ),
+            fetch_failures: reg(
+                &r,
+                IntCounter::new(
+                    n::EXECUTOR_FETCH_FAILURES,
+                    "Tasks failed because shuffle blocks could not be fetched.",
+                )
+                .expect("valid"),
             ),
             registry: r,
         }

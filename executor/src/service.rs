@@ -5,19 +5,15 @@
 //! Threads: tokio runs the network side; tasks run on the `may` workers of the task runtime
 //! (CPU-bound work never runs on the threads serving RPC/HTTP).
 
-use crate::memory;
+use crate::blocks::{BlockStore, server};
 use crate::metrics::ExecutorMetrics;
-use crate::runtime::{RuntimeEvent, TaskBody, TaskOutcome, TaskRuntime};
-use neptune_core::app::{App, AppEntry, build_app};
+use crate::runtime::TaskRuntime;
+use crate::session::Running;
+use neptune_core::app::{AppEntry, build_app};
 use neptune_core::config::Config;
-use neptune_core::ids::JobKind;
-use neptune_core::ids::TaskId;
 use neptune_core::state::Broadcasts;
 use neptune_proto::driver_client::DriverClient;
-use neptune_proto::{
-    DriverMessage, ExecutorMessage, Heartbeat, Hello, RegisterRequest, TaskKey, TaskUpdate,
-    driver_message, executor_message, task_update,
-};
+use neptune_proto::{ExecutorMessage, Hello, RegisterRequest, driver_message, executor_message};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -50,6 +46,12 @@ pub enum ExecutorError {
     Bind {
         /// Address.
         addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The block store's spill directory could not be created.
+    #[error("cannot create the shuffle spill directory: {source}")]
+    BlockStore {
         /// Cause.
         source: std::io::Error,
     },
@@ -161,19 +163,6 @@ async fn connect(
     }
 }
 
-struct Running {
-    /// Launches waiting for their preemption victim to give up its core, by victim. Launching
-    /// only after the victim's outcome keeps the driver's contract (the victim's outcome is
-    /// reported before any event of the launched task) and gives the launched task exactly the
-    /// core its victim freed, never another queued task's.
-    after_victim: HashMap<TaskId, neptune_proto::Launch>,
-    app: Arc<App>,
-    runtime: TaskRuntime,
-    broadcasts: Arc<Broadcasts>,
-    metrics: ExecutorMetrics,
-    out: mpsc::UnboundedSender<ExecutorMessage>,
-}
-
 async fn session(
     cfg: ExecutorConfig,
     apps: &'static [AppEntry],
@@ -183,6 +172,20 @@ async fn session(
 ) -> Result<(), ExecutorError> {
     let url = cfg.driver_url.clone();
     let mut client = connect(&cfg).await?;
+    let store_id = cfg
+        .id
+        .clone()
+        .unwrap_or_else(|| format!("pid{}", std::process::id()));
+    let blocks = Arc::new(
+        BlockStore::new(&store_id, cfg.memory, cfg.cores)
+            .map_err(|source| ExecutorError::BlockStore { source })?,
+    );
+    let (block_addr, block_server) = server::start(http_addr.ip(), blocks.clone())
+        .await
+        .map_err(|source| ExecutorError::Bind {
+            addr: cfg.http,
+            source,
+        })?;
     let reply = client
         .register(RegisterRequest {
             executor_id: cfg.id.clone().unwrap_or_default(),
@@ -190,6 +193,7 @@ async fn session(
             memory_limit: cfg.memory,
             http_addr: http_addr.to_string(),
             pid: std::process::id(),
+            block_addr: block_addr.to_string(),
         })
         .await
         .map_err(|s| ExecutorError::Refused {
@@ -224,6 +228,7 @@ async fn session(
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let broadcasts = Arc::new(Broadcasts::default());
     let runtime = TaskRuntime::new(cfg.cores as usize, broadcasts.clone(), ev_tx);
+    blocks.set_executor_id(&id);
     let mut st = Running {
         after_victim: HashMap::new(),
         app,
@@ -231,6 +236,9 @@ async fn session(
         broadcasts,
         metrics,
         out,
+        blocks,
+        extras: Arc::default(),
+        spilled_reported: 0,
     };
     let mut hb = tokio::time::interval(Duration::from_millis(reply.heartbeat_interval_ms.max(10)));
     hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -254,235 +262,9 @@ async fn session(
             _ = hb.tick() => st.heartbeat(cfg.memory),
         }
     };
+    block_server.abort();
     for t in st.runtime.snapshot().tasks {
         let _ = st.runtime.kill(t.id);
     }
     end
-}
-
-impl Running {
-    fn update(&self, key: TaskKey, state: task_update::State) {
-        let u = TaskUpdate {
-            task: Some(key),
-            state: Some(state),
-        };
-        let _ = self.out.send(ExecutorMessage {
-            msg: Some(executor_message::Msg::Update(u)),
-        });
-    }
-
-    fn reject(&self, key: TaskKey, reason: String) {
-        tracing::debug!(task = %key.id(), %reason, "request rejected");
-        self.update(
-            key,
-            task_update::State::Rejected(neptune_proto::Rejected { reason }),
-        );
-    }
-
-    fn on_driver_message(&mut self, m: DriverMessage) {
-        let now = Instant::now();
-        match m.msg {
-            Some(driver_message::Msg::Launch(l)) => self.launch(l, now),
-            Some(driver_message::Msg::Suspend(k)) => {
-                if let Err(e) = self.runtime.suspend(k.id(), now) {
-                    self.reject(k, e.to_string());
-                }
-            }
-            Some(driver_message::Msg::Resume(k)) => {
-                if let Err(e) = self.runtime.resume(k.id(), now) {
-                    self.reject(k, e.to_string());
-                }
-            }
-            Some(driver_message::Msg::Kill(k)) => {
-                if let Err(e) = self.runtime.kill(k.id()) {
-                    self.reject(k, e.to_string());
-                }
-            }
-            Some(driver_message::Msg::Broadcast(b)) => {
-                self.broadcasts.put(&b.name, b.version, b.value);
-            }
-            Some(driver_message::Msg::Shutdown(_)) | None => {}
-        }
-    }
-
-    fn launch(&mut self, mut l: neptune_proto::Launch, now: Instant) {
-        if let Some(victim) = l.preempt.take().and_then(|p| p.task.map(|t| (t, p.kill))) {
-            let (victim, kill) = victim;
-            let r = if kill {
-                self.runtime.kill(victim.id())
-            } else {
-                self.runtime.suspend(victim.id(), now)
-            };
-            match r {
-                Ok(()) => {
-                    self.after_victim.insert(victim.id(), l);
-                    return;
-                }
-                // The victim already ended (its Finished event is on the way): its core is free.
-                Err(e) => {
-                    tracing::debug!(task = %victim.id(), error = %e, "preemption target not running")
-                }
-            }
-        }
-        self.start(l);
-    }
-
-    fn start(&self, l: neptune_proto::Launch) {
-        let Some(key) = l.task else {
-            tracing::warn!("launch without a task key: ignored");
-            return;
-        };
-        let id = key.id();
-        let body: TaskBody = match self
-            .app
-            .jobs()
-            .get(id.job as usize)
-            .and_then(|j| j.stages.get(id.stage as usize))
-        {
-            Some(stage) if id.partition < stage.partitions => {
-                let f = stage.run_task.clone();
-                Box::new(move |ctx| f(ctx))
-            }
-            _ => {
-                let reason = format!(
-                    "task {id} does not exist in app `{}` on this executor",
-                    self.app.name()
-                );
-                self.update(
-                    key,
-                    task_update::State::Failed(neptune_proto::Failed { reason, records: 0 }),
-                );
-                return;
-            }
-        };
-        let kind = if l.stream {
-            JobKind::Stream
-        } else {
-            JobKind::Batch
-        };
-        if let Err(e) = self.runtime.launch(id, key.attempt, kind, body) {
-            // A launch that cannot start is a failed attempt: the driver frees the slot and
-            // re-queues the task (a bare rejection would leave the slot held forever).
-            let reason = format!("cannot start task {id} on this executor: {e}");
-            self.update(
-                key,
-                task_update::State::Failed(neptune_proto::Failed { reason, records: 0 }),
-            );
-        }
-    }
-
-    fn kind_of(&self, job: u32) -> JobKind {
-        self.app
-            .jobs()
-            .get(job as usize)
-            .map_or(JobKind::Batch, |j| j.kind)
-    }
-
-    fn on_runtime_event(&mut self, ev: RuntimeEvent) {
-        let id = ev.id();
-        let freed_core = !matches!(ev, RuntimeEvent::Resumed { .. });
-        self.report(ev);
-        if let Some(l) = freed_core.then(|| self.after_victim.remove(&id)).flatten() {
-            self.start(l);
-        }
-    }
-
-    fn report(&self, ev: RuntimeEvent) {
-        match ev {
-            RuntimeEvent::Suspended {
-                id,
-                attempt,
-                latency,
-            } => {
-                self.metrics.suspensions.inc();
-                self.metrics.suspend_latency.observe(latency.as_secs_f64());
-                let s = neptune_proto::Suspended {
-                    latency_ns: latency.as_nanos() as u64,
-                };
-                self.update(TaskKey::new(id, attempt), task_update::State::Suspended(s));
-            }
-            RuntimeEvent::Resumed {
-                id,
-                attempt,
-                latency,
-            } => {
-                self.metrics.resumptions.inc();
-                let r = neptune_proto::Resumed {
-                    latency_ns: latency.as_nanos() as u64,
-                };
-                self.update(TaskKey::new(id, attempt), task_update::State::Resumed(r));
-            }
-            RuntimeEvent::Finished {
-                id,
-                attempt,
-                outcome,
-                records,
-                elapsed,
-            } => {
-                let kind = self.kind_of(id.job).as_str();
-                let key = TaskKey::new(id, attempt);
-                let (label, state) = match outcome {
-                    TaskOutcome::Succeeded(result) => {
-                        self.metrics
-                            .records
-                            .with_label_values(&[kind])
-                            .inc_by(records);
-                        let s = neptune_proto::Succeeded {
-                            result,
-                            records,
-                            elapsed_us: elapsed.as_micros() as u64,
-                        };
-                        ("succeeded", task_update::State::Succeeded(s))
-                    }
-                    TaskOutcome::Failed(reason) => {
-                        tracing::warn!(task = %id, %reason, "task failed");
-                        (
-                            "failed",
-                            task_update::State::Failed(neptune_proto::Failed { reason, records }),
-                        )
-                    }
-                    TaskOutcome::Killed => {
-                        self.metrics.kills.inc();
-                        (
-                            "killed",
-                            task_update::State::Killed(neptune_proto::Killed { records }),
-                        )
-                    }
-                };
-                self.metrics
-                    .finished
-                    .with_label_values(&[kind, label])
-                    .inc();
-                self.update(key, state);
-            }
-        }
-    }
-
-    fn heartbeat(&self, memory_limit: u64) {
-        let snap = self.runtime.snapshot();
-        let used = memory::rss_bytes();
-        let m = &self.metrics;
-        m.memory_used.set(used as i64);
-        m.retained.set(snap.suspended_retained_bytes as i64);
-        for kind in [JobKind::Stream, JobKind::Batch] {
-            m.running
-                .with_label_values(&[kind.as_str()])
-                .set(snap.running.get(kind) as i64);
-            m.suspended
-                .with_label_values(&[kind.as_str()])
-                .set(snap.suspended.get(kind) as i64);
-        }
-        let hb = Heartbeat {
-            memory_used: used,
-            memory_limit,
-            spilled_bytes_total: 0,
-            suspended_retained_bytes: snap.suspended_retained_bytes,
-            running: snap.running.total() as u32,
-            suspended: snap.suspended.total() as u32,
-            records_total: 0,
-        };
-        let _ = self.out.send(ExecutorMessage {
-            msg: Some(executor_message::Msg::Heartbeat(hb)),
-        });
-    }
 }

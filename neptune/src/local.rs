@@ -152,6 +152,16 @@ pub fn summary(st: &Status) -> String {
         t.suspend_latency_us.p99,
         t.executors_lost
     );
+    s += &format!(
+        "  tasks local {} non-local {}  spilled {} B  fetch failures {}  map outputs recomputed {}  malformed skipped {}  suspensions by phase {:?}\n",
+        t.local_launches,
+        t.non_local_launches,
+        t.spilled_bytes,
+        t.fetch_failures,
+        t.map_outputs_recomputed,
+        t.malformed_skipped,
+        t.suspensions_by_phase
+    );
     s
 }
 

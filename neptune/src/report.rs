@@ -23,6 +23,8 @@ pub struct JobReport {
     pub result: serde_json::Value,
     /// `[seconds since start, latency ms]` per committed micro-batch (stream jobs).
     pub latency_series: Vec<(f64, f64)>,
+    /// Malformed input records skipped (policy `skip`).
+    pub malformed_skipped: u64,
 }
 
 /// The report.
@@ -71,6 +73,7 @@ impl Report {
                     latency_ms: j.latency_ms,
                     result: j.result.clone(),
                     latency_series: j.latency_series.clone(),
+                    malformed_skipped: j.malformed_skipped,
                 })
                 .collect(),
             totals: st.totals.clone(),

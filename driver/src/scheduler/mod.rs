@@ -264,6 +264,11 @@ impl Scheduler {
                 executor,
                 reason,
             } => self.on_failed(id, attempt, &executor, reason, out),
+            Event::TaskReturned {
+                id,
+                attempt,
+                executor,
+            } => self.on_returned(id, attempt, &executor, out),
             Event::TaskKilled {
                 id,
                 attempt,

@@ -106,6 +106,17 @@ pub enum Event {
         /// Why, for logs and [`Command::TaskAbandoned`].
         reason: String,
     },
+    /// The task could not run because inputs it reads are lost (a shuffle fetch failed). Its
+    /// slot is free and the scheduler forgets it without counting a failure: the DAG side
+    /// resubmits it (with a higher attempt) once the lost inputs are recomputed.
+    TaskReturned {
+        /// Task.
+        id: TaskId,
+        /// Attempt of the task.
+        attempt: u32,
+        /// Reporting executor.
+        executor: ExecutorId,
+    },
     /// The task was killed (after a [`Preempt`] by kill or a [`Command::Kill`]); its slot is free.
     TaskKilled {
         /// Task.

@@ -212,6 +212,23 @@ impl Scheduler {
         }
     }
 
+    pub(super) fn on_returned(
+        &mut self,
+        id: TaskId,
+        attempt: u32,
+        executor: &str,
+        out: &mut Vec<Command>,
+    ) {
+        let Some((_, state)) = self.current(id, attempt, executor) else {
+            return;
+        };
+        debug!(task = %id, "task returned: its inputs are lost");
+        self.forget(id);
+        if let Some(heir) = Self::heir(state) {
+            self.inherit_slot(heir, out);
+        }
+    }
+
     pub(super) fn on_killed(
         &mut self,
         id: TaskId,

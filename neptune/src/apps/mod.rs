@@ -1,7 +1,9 @@
 //! Built-in example apps, registered by name in the default `neptune` binary.
 
 pub mod fraud;
+pub mod shuffle;
 pub mod synthetic;
+pub mod wordcount;
 
 use neptune_core::AppEntry;
 
@@ -16,6 +18,16 @@ pub const BUILTIN: &[AppEntry] = &[
         name: "synthetic",
         description: "CPU-bound stream and batch jobs with configurable size and cost (benchmarks)",
         build: synthetic::build,
+    },
+    AppEntry {
+        name: "shuffle",
+        description: "generated (key, 1) records summed per key with reduce_by_key (shuffle benchmark)",
+        build: shuffle::build,
+    },
+    AppEntry {
+        name: "wordcount",
+        description: "batch word count over text files (input=, output=); stream count of a watched directory (stream.dir=)",
+        build: wordcount::build,
     },
 ];
 

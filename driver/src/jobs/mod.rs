@@ -6,10 +6,14 @@
 //! Stream latency of a micro-batch = its due time → its results committed. Batch records/s counts
 //! records of successful tasks (work lost to kills does not count).
 
+mod lineage;
+
 use crate::scheduler::TaskSpec;
 use crate::stats::Samples;
+use lineage::{Output, RunState};
 use neptune_core::app::{App, CommitCtx};
 use neptune_core::ids::{JobKind, TaskId};
+use neptune_core::shuffle::{MapLoc, MapStatus, ShuffleRead};
 use neptune_core::state::Broadcasts;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -30,14 +34,10 @@ pub struct JobStats {
     pub last_result: serde_json::Value,
     /// Failure, if the job failed.
     pub failed: Option<String>,
-}
-
-struct RunState {
-    due: Duration,
-    stage: usize,
-    results: Vec<Option<Vec<u8>>>,
-    remaining: usize,
-    records: u64,
+    /// Malformed input records skipped (policy `skip`).
+    pub malformed_skipped: u64,
+    /// Map tasks run again because their outputs were lost.
+    pub recomputed: u64,
 }
 
 struct JobState {
@@ -61,6 +61,8 @@ pub struct Step {
     pub failed: Vec<(u32, String)>,
     /// Runs committed in this step: (job, end-to-end latency in ms for stream micro-batches).
     pub committed: Vec<(u32, Option<f64>)>,
+    /// Runs whose shuffle blocks executors may drop: (job, run).
+    pub released: Vec<(u32, u64)>,
 }
 
 /// The driver's view of every job's runs.
@@ -170,13 +172,7 @@ impl JobManager {
         }
         let run = self.jobs[j].next_run;
         self.jobs[j].next_run += 1;
-        let st = RunState {
-            due,
-            stage: 0,
-            results: Vec::new(),
-            remaining: 0,
-            records: 0,
-        };
+        let st = RunState::new(due, &self.app.jobs()[j].stages);
         self.jobs[j].active.insert(run, st);
         self.begin_stage(j, run, 0, step);
     }
@@ -184,30 +180,149 @@ impl JobManager {
     fn begin_stage(&mut self, j: usize, run: u64, stage: usize, step: &mut Step) {
         let def = &self.app.jobs()[j];
         let parts = def.stages[stage].partitions as usize;
-        let kind = self.jobs[j].kind;
         let st = self.jobs[j].active.get_mut(&run).expect("run is active");
         st.stage = stage;
         st.results = vec![None; parts];
         st.remaining = parts;
-        let tasks = (0..parts as u32)
-            .map(|p| TaskSpec {
-                id: TaskId {
-                    job: j as u32,
-                    run,
-                    stage: stage as u32,
-                    partition: p,
-                },
-                kind,
-                attempt: 0,
-                preferred: Vec::new(),
-            })
-            .collect::<Vec<_>>();
-        if tasks.is_empty() {
+        st.held = (0..parts as u32).collect();
+        if parts == 0 {
             // A stage without partitions completes at once.
             self.finish_stage(j, run, Duration::ZERO, step);
         } else {
+            self.pump(j, run, step);
+        }
+    }
+
+    fn spec(&self, j: usize, run: u64, stage: usize, p: u32, attempt: u32) -> TaskSpec {
+        let st = &self.jobs[j].active[&run];
+        let stages = &self.app.jobs()[j].stages;
+        TaskSpec {
+            id: TaskId {
+                job: j as u32,
+                run,
+                stage: stage as u32,
+                partition: p,
+            },
+            kind: self.jobs[j].kind,
+            attempt,
+            preferred: if stage == st.stage {
+                st.preferred(stages, p)
+            } else {
+                Vec::new()
+            },
+        }
+    }
+
+    /// Submit what can run now: recomputations of lost map outputs first; once nothing the
+    /// current stage reads is missing, its held tasks.
+    fn pump(&mut self, j: usize, run: u64, step: &mut Step) {
+        let stages = &self.app.jobs()[j].stages;
+        let Some(st) = self.jobs[j].active.get(&run) else {
+            return;
+        };
+        let (recompute, release_held) = st.recovery_plan(stages);
+        let mut tasks = Vec::new();
+        for (stage, p) in recompute {
+            let st = self.jobs[j].active.get_mut(&run).expect("run is active");
+            st.recomputing.insert((stage, p));
+            let attempt = st.next_attempt(stage, p);
+            self.jobs[j].stats.recomputed += 1;
+            tasks.push(self.spec(j, run, stage, p, attempt));
+        }
+        if release_held {
+            let st = self.jobs[j].active.get_mut(&run).expect("run is active");
+            let cur = st.stage;
+            let held: Vec<u32> = std::mem::take(&mut st.held).into_iter().collect();
+            for p in held {
+                let st = self.jobs[j].active.get_mut(&run).expect("run is active");
+                let attempt = st.next_attempt(cur, p);
+                tasks.push(self.spec(j, run, cur, p, attempt));
+            }
+        }
+        if !tasks.is_empty() {
             step.submit.push(tasks);
         }
+    }
+
+    /// Launch parameters of task `id`: where the map outputs its stage reads live, with each
+    /// executor's block server address from `addr_of`. `None` when an input is missing (it was
+    /// lost since the task was submitted): the caller returns the task instead of launching it.
+    pub fn params_for(
+        &self,
+        id: TaskId,
+        addr_of: impl Fn(&str) -> Option<String>,
+    ) -> Option<Vec<u8>> {
+        let j = id.job as usize;
+        let stages = &self.app.jobs().get(j)?.stages;
+        let reads = &stages.get(id.stage as usize)?.reads;
+        if reads.is_empty() {
+            return Some(Vec::new());
+        }
+        let st = self.jobs[j].active.get(&id.run)?;
+        let mut out = Vec::with_capacity(reads.len());
+        for &r in reads {
+            let maps = st.outputs[r as usize]
+                .iter()
+                .map(|o| {
+                    let o = o.as_ref()?;
+                    Some(MapLoc {
+                        executor: o.executor.clone(),
+                        addr: addr_of(&o.executor)?,
+                    })
+                })
+                .collect::<Option<Vec<_>>>()?;
+            out.push(ShuffleRead { stage: r, maps });
+        }
+        postcard::to_stdvec(&out).ok()
+    }
+
+    /// Task `id` could not run because inputs held by `executor` are lost (fetch failed, or
+    /// they vanished before its launch): treat that executor's outputs of the stages it reads as
+    /// lost, hold the task, and recompute.
+    pub fn task_returned(&mut self, id: TaskId, executor: Option<&str>) -> Step {
+        let mut step = Step::default();
+        let j = id.job as usize;
+        let Some(st) = self
+            .jobs
+            .get_mut(j)
+            .and_then(|job| job.active.get_mut(&id.run))
+        else {
+            return step;
+        };
+        if st.stage != id.stage as usize
+            || st
+                .results
+                .get(id.partition as usize)
+                .is_none_or(Option::is_some)
+        {
+            return step;
+        }
+        st.held.insert(id.partition);
+        if let Some(e) = executor {
+            let reads = self.app.jobs()[j].stages[st.stage].reads.clone();
+            let rerun = st.lose(e, Some(&reads));
+            st.held.extend(rerun);
+        }
+        self.pump(j, id.run, &mut step);
+        step
+    }
+
+    /// Executor `executor` is gone: every map output it held is lost. Finished tasks of a
+    /// current map stage run again; needed outputs of earlier stages are recomputed.
+    pub fn executor_lost(&mut self, executor: &str) -> Step {
+        let mut step = Step::default();
+        for j in 0..self.jobs.len() {
+            let runs: Vec<u64> = self.jobs[j].active.keys().copied().collect();
+            for run in runs {
+                let st = self.jobs[j].active.get_mut(&run).expect("listed");
+                let rerun = st.lose(executor, None);
+                self.jobs[j].stats.recomputed += rerun.len() as u64;
+                let st = self.jobs[j].active.get_mut(&run).expect("listed");
+                st.held.extend(rerun);
+                self.pump(j, run, &mut step);
+            }
+        }
+        step
     }
 
     /// A task succeeded with `result` after reading `records`. Duplicate results (a rerun that
@@ -218,19 +333,39 @@ impl JobManager {
         id: TaskId,
         result: Vec<u8>,
         records: u64,
+        executor: &str,
     ) -> Step {
         let mut step = Step::default();
         let j = id.job as usize;
-        let Some(job) = self.jobs.get_mut(j) else {
+        let Some(def) = self.app.jobs().get(j) else {
             return step;
         };
+        let Some(stage_def) = def.stages.get(id.stage as usize) else {
+            return step;
+        };
+        let writes_shuffle = stage_def.shuffle_out.is_some();
+        let job = &mut self.jobs[j];
         let Some(st) = job.active.get_mut(&id.run) else {
             return step;
         };
-        if st.stage != id.stage as usize {
+        let (s, p) = (id.stage as usize, id.partition as usize);
+        if writes_shuffle && s <= st.stage && st.outputs[s].get(p).is_some_and(Option::is_none) {
+            let status: MapStatus = postcard::from_bytes(&result).unwrap_or_default();
+            st.outputs[s][p] = Some(Output {
+                executor: executor.to_string(),
+                status,
+            });
+        }
+        if s < st.stage {
+            // A recomputed map output of an earlier stage.
+            st.recomputing.remove(&(s, id.partition));
+            self.pump(j, id.run, &mut step);
             return step;
         }
-        let Some(slot) = st.results.get_mut(id.partition as usize) else {
+        if s != st.stage {
+            return step;
+        }
+        let Some(slot) = st.results.get_mut(p) else {
             return step;
         };
         if slot.is_some() {
@@ -246,6 +381,13 @@ impl JobManager {
         step
     }
 
+    /// Count malformed records a task of job `j` skipped.
+    pub fn note_skipped(&mut self, j: usize, n: u64) {
+        if let Some(job) = self.jobs.get_mut(j) {
+            job.stats.malformed_skipped += n;
+        }
+    }
+
     fn finish_stage(&mut self, j: usize, run: u64, now: Duration, step: &mut Step) {
         let stages = self.app.jobs()[j].stages.len();
         let stage = self.jobs[j].active[&run].stage;
@@ -254,6 +396,9 @@ impl JobManager {
             return;
         }
         let st = self.jobs[j].active.remove(&run).expect("run is active");
+        if stages > 1 {
+            step.released.push((j as u32, run));
+        }
         let parts: Vec<Vec<u8>> = st
             .results
             .into_iter()
@@ -330,74 +475,4 @@ impl JobManager {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use neptune_core::config::Config;
-    use neptune_core::{Dataset, TaskContext};
-
-    fn app(stream_runs: Option<u64>, batch_runs: Option<u64>) -> Arc<App> {
-        let mut app = App::new("t", Arc::new(Config::default()));
-        let ds = Dataset::from_fn(2, |ctx| Box::new(0..u64::from(ctx.partition()) + 1));
-        app.batch("b", ds.count()).runs(batch_runs);
-        app.stream("s", ds.count())
-            .runs(stream_runs)
-            .interval(Duration::from_millis(100));
-        Arc::new(app)
-    }
-
-    fn result_of(app: &App, id: TaskId) -> Vec<u8> {
-        let ctx = TaskContext::detached(id, JobKind::Batch);
-        (app.jobs()[id.job as usize].stages[0].run_task)(&ctx).unwrap()
-    }
-
-    fn ms(n: u64) -> Duration {
-        Duration::from_millis(n)
-    }
-
-    #[test]
-    fn batch_runs_follow_each_other_until_their_limit() {
-        let a = app(Some(0), Some(2));
-        let mut m = JobManager::new(a.clone(), Arc::default());
-        let s = m.start(ms(0));
-        assert_eq!(s.submit.len(), 1);
-        for t in s.submit[0].clone() {
-            let next = m.task_succeeded(ms(5), t.id, result_of(&a, t.id), 1);
-            if t.id.partition == 1 {
-                assert_eq!(next.submit.len(), 1, "epoch 1 starts when epoch 0 commits");
-                assert_eq!(next.submit[0][0].id.run, 1);
-            }
-        }
-        assert_eq!(m.stats(0).runs, 1);
-        assert_eq!(m.stats(0).last_result, serde_json::json!(3));
-        assert!(!m.all_done());
-    }
-
-    #[test]
-    fn stream_micro_batches_are_due_every_interval_and_latency_is_measured_from_due_time() {
-        let a = app(Some(3), Some(0));
-        let mut m = JobManager::new(a.clone(), Arc::default());
-        assert!(m.start(ms(0)).submit.is_empty());
-        assert_eq!(m.next_deadline(), Some(ms(100)));
-        assert!(m.tick(ms(99)).submit.is_empty());
-        let due = m.tick(ms(250));
-        assert_eq!(due.submit.len(), 2, "micro-batches due at 100 and 200");
-        for t in due.submit.concat() {
-            m.task_succeeded(ms(260), t.id, result_of(&a, t.id), 1);
-        }
-        let lat = m.stats(1).latency_ms.clone();
-        assert_eq!(lat.len(), 2);
-        assert_eq!(lat.max(), 160.0);
-    }
-
-    #[test]
-    fn duplicate_results_are_ignored() {
-        let a = app(Some(0), Some(1));
-        let mut m = JobManager::new(a.clone(), Arc::default());
-        let s = m.start(ms(0));
-        let t = s.submit[0][0].id;
-        m.task_succeeded(ms(1), t, result_of(&a, t), 1);
-        m.task_succeeded(ms(2), t, result_of(&a, t), 1);
-        assert_eq!(m.stats(0).records, 1);
-        assert_eq!(m.stats(0).runs, 0);
-    }
-}
+mod tests;

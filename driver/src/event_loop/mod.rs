@@ -8,7 +8,7 @@ use crate::metrics::DriverMetrics;
 use crate::scheduler::{Command, Event, ExecutorMetrics, PreemptHow, Scheduler};
 use crate::server::Inbound;
 use crate::stats::Samples;
-use crate::status::{ExecutorStatus, JobStatus, Status, SuspendLatency, Totals};
+use crate::status::{Status, Totals};
 use neptune_core::app::App;
 use neptune_core::ids::{JobKind, TaskId};
 use neptune_core::state::Broadcasts;
@@ -21,9 +21,12 @@ use tonic::Status as GrpcStatus;
 
 type Outbox = mpsc::UnboundedSender<Result<DriverMessage, GrpcStatus>>;
 
+mod publish;
+
 struct Conn {
     session: u64,
     http_addr: String,
+    block_addr: String,
     memory_limit: u64,
     memory_used: u64,
     outbox: Outbox,
@@ -54,6 +57,8 @@ pub struct EventLoop {
     status: Arc<RwLock<Status>>,
     suspend_latency_us: Samples,
     totals: Totals,
+    /// Latest `spilled_bytes_total` of every executor seen (kept after it is lost).
+    spilled: HashMap<String, u64>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -87,6 +92,7 @@ impl EventLoop {
             status,
             suspend_latency_us: Samples::default(),
             totals: Totals::default(),
+            spilled: HashMap::new(),
         }
     }
 
@@ -187,6 +193,7 @@ impl EventLoop {
                 cores,
                 memory_limit,
                 http_addr,
+                block_addr,
                 outbox,
             } => {
                 for (name, _) in self.broadcasts.versions() {
@@ -199,6 +206,7 @@ impl EventLoop {
                     Conn {
                         session,
                         http_addr,
+                        block_addr,
                         memory_limit,
                         memory_used: 0,
                         outbox,
@@ -223,10 +231,13 @@ impl EventLoop {
                     self.metrics.executors.set(self.conns.len() as i64);
                     self.metrics.executors_lost.inc();
                     self.totals.executors_lost += 1;
-                    self.schedule(Event::ExecutorLost { id });
+                    self.schedule(Event::ExecutorLost { id: id.clone() });
+                    let step = self.jobs.executor_lost(&id);
+                    self.apply_step(step);
                 }
             }
             Inbound::Heartbeat { id, heartbeat: hb } => {
+                self.spilled.insert(id.clone(), hb.spilled_bytes_total);
                 if let Some(c) = self.conns.get_mut(&id) {
                     c.memory_used = hb.memory_used;
                     if hb.memory_limit > 0 {
@@ -252,6 +263,11 @@ impl EventLoop {
         let ev = match state {
             task_update::State::Suspended(s) => {
                 self.totals.suspensions += 1;
+                *self
+                    .totals
+                    .suspensions_by_phase
+                    .entry(s.phase.clone())
+                    .or_default() += 1;
                 self.metrics.suspensions.inc();
                 self.suspend_latency_us.push(s.latency_ns as f64 / 1000.0);
                 Event::TaskSuspended {
@@ -271,7 +287,11 @@ impl EventLoop {
             }
             task_update::State::Succeeded(s) => {
                 let now = self.now();
-                let step = self.jobs.task_succeeded(now, task, s.result, s.records);
+                self.jobs.note_skipped(task.job as usize, s.skipped);
+                self.totals.malformed_skipped += s.skipped;
+                let step = self
+                    .jobs
+                    .task_succeeded(now, task, s.result, s.records, &executor);
                 if let Some(job) = self.app.jobs().get(task.job as usize) {
                     self.metrics
                         .job_records
@@ -283,6 +303,20 @@ impl EventLoop {
                     attempt,
                     executor,
                 });
+                self.apply_step(step);
+                return;
+            }
+            task_update::State::Failed(f) if !f.fetch_failed_executor.is_empty() => {
+                tracing::warn!(%task, attempt, reason = %f.reason, "fetch failed: recomputing lost map outputs");
+                self.totals.fetch_failures += 1;
+                self.schedule(Event::TaskReturned {
+                    id: task,
+                    attempt,
+                    executor,
+                });
+                let step = self
+                    .jobs
+                    .task_returned(task, Some(&f.fetch_failed_executor));
                 self.apply_step(step);
                 return;
             }
@@ -315,6 +349,20 @@ impl EventLoop {
     }
 
     fn apply_step(&mut self, step: Step) {
+        for (job, run) in &step.released {
+            let msg = driver_message::Msg::Release(neptune_proto::Release {
+                job: *job,
+                run: *run,
+            });
+            for c in self.conns.values() {
+                send(
+                    &c.outbox,
+                    DriverMessage {
+                        msg: Some(msg.clone()),
+                    },
+                );
+            }
+        }
         for (name, version) in &step.published {
             if let Some((v, bytes)) = self.broadcasts.bytes(name) {
                 debug_assert!(v >= *version);
@@ -363,6 +411,22 @@ impl EventLoop {
                 executor,
                 preempt,
             } => {
+                let conns = &self.conns;
+                let Some(params) = self
+                    .jobs
+                    .params_for(task.id, |e| conns.get(e).map(|c| c.block_addr.clone()))
+                else {
+                    // An input was lost after the task was queued: hand it back until recomputed.
+                    let (id, attempt) = (task.id, task.attempt);
+                    self.schedule(Event::TaskReturned {
+                        id,
+                        attempt,
+                        executor,
+                    });
+                    let step = self.jobs.task_returned(id, None);
+                    self.apply_step(step);
+                    return;
+                };
                 let launch = neptune_proto::Launch {
                     task: Some(TaskKey::new(task.id, task.attempt)),
                     stream: task.kind == JobKind::Stream,
@@ -370,7 +434,7 @@ impl EventLoop {
                         task: Some(TaskKey::new(p.task, self.attempt_of(p.task))),
                         kill: p.how == PreemptHow::Kill,
                     }),
-                    params: Vec::new(),
+                    params,
                 };
                 self.send_to(&executor, driver_message::Msg::Launch(launch));
             }
@@ -384,6 +448,8 @@ impl EventLoop {
             }
             Command::DropExecutor { id, silent_for } => {
                 tracing::warn!(executor = %id, ?silent_for, "executor missed heartbeats: dropping it");
+                let step = self.jobs.executor_lost(&id);
+                self.apply_step(step);
                 if let Some(c) = self.conns.remove(&id) {
                     let msg = driver_message::Msg::Shutdown(neptune_proto::Shutdown {
                         reason: format!("no heartbeat for {silent_for:?}"),
@@ -433,117 +499,6 @@ impl EventLoop {
                     .with_label_values(&[&def.name])
                     .set(rps);
             }
-        }
-    }
-
-    /// Refresh the shared status (and gauges); the final one also carries latency series.
-    fn publish_status(&mut self, final_status: bool) {
-        let snap = self.scheduler.snapshot();
-        let elapsed = self
-            .jobs
-            .started_at()
-            .map_or(0.0, |s| (self.now().saturating_sub(s)).as_secs_f64());
-        let mut executors: Vec<ExecutorStatus> = snap
-            .executors
-            .iter()
-            .map(|e| {
-                let c = self.conns.get(&e.id);
-                ExecutorStatus {
-                    id: e.id.clone(),
-                    cores: e.cores,
-                    running: e.running.len(),
-                    suspended: e.suspended.len(),
-                    memory_used_bytes: c.map_or(0, |c| c.memory_used),
-                    memory_limit_bytes: c.map_or(0, |c| c.memory_limit),
-                    http: c.map_or_else(String::new, |c| c.http_addr.clone()),
-                }
-            })
-            .collect();
-        executors.sort_by(|a, b| a.id.cmp(&b.id));
-        let mut running = [0i64; 2];
-        let mut suspended = 0i64;
-        for e in &snap.executors {
-            for t in &e.running {
-                running[self.kind_index(*t)] += 1;
-            }
-            suspended += e.suspended.len() as i64;
-        }
-        self.metrics
-            .tasks_running
-            .with_label_values(&["stream"])
-            .set(running[0]);
-        self.metrics
-            .tasks_running
-            .with_label_values(&["batch"])
-            .set(running[1]);
-        self.metrics.tasks_suspended.set(suspended);
-        self.metrics
-            .tasks_queued
-            .with_label_values(&["stream"])
-            .set(snap.queued_stream as i64);
-        self.metrics
-            .tasks_queued
-            .with_label_values(&["batch"])
-            .set(snap.queued_batch as i64);
-
-        let jobs = self
-            .app
-            .jobs()
-            .iter()
-            .enumerate()
-            .map(|(j, def)| {
-                let st = self.jobs.stats(j);
-                JobStatus {
-                    name: def.name.clone(),
-                    kind: def.kind.as_str().to_string(),
-                    runs: st.runs,
-                    records: st.records,
-                    records_per_sec: if elapsed > 0.0 {
-                        st.records as f64 / elapsed
-                    } else {
-                        0.0
-                    },
-                    latency_ms: st.latency_ms.percentiles(),
-                    active_runs: self.jobs.active_runs(j),
-                    latency_series: if final_status {
-                        st.latency_series.clone()
-                    } else {
-                        Vec::new()
-                    },
-                    result: st.last_result.clone(),
-                    failed: st.failed.clone(),
-                }
-            })
-            .collect::<Vec<_>>();
-        let sl = self.suspend_latency_us.percentiles();
-        let totals = Totals {
-            suspend_latency_us: SuspendLatency {
-                p50: sl.p50,
-                p99: sl.p99,
-            },
-            queued: snap.queued_stream + snap.queued_batch,
-            ..self.totals.clone()
-        };
-        let mut st = self.status.write().unwrap_or_else(|e| e.into_inner());
-        *st = Status {
-            app: self.app.name().to_string(),
-            policy: self.cfg.scheduler.policy.as_str().to_string(),
-            placement: self.cfg.scheduler.placement.as_str().to_string(),
-            executors_expected: self.cfg.executors,
-            ready: self.started,
-            elapsed_s: elapsed,
-            finished: self.jobs.all_done(),
-            failure: self.jobs.any_failed(),
-            executors,
-            jobs,
-            totals,
-        };
-    }
-
-    fn kind_index(&self, t: TaskId) -> usize {
-        match self.app.jobs().get(t.job as usize).map(|j| j.kind) {
-            Some(JobKind::Stream) => 0,
-            _ => 1,
         }
     }
 }

@@ -1,0 +1,43 @@
+//! A job's plan: the stages a dataset's lineage splits into at shuffle boundaries.
+//!
+//! Stages run in order. A stage either writes a shuffle (its tasks are shuffle-map tasks whose
+//! results are [`MapStatus`](crate::shuffle::MapStatus)es) or is the job's last stage (its task
+//! results are what the job's commit merges). A stage's `reads` name the earlier map stages whose
+//! outputs its tasks fetch, by input slot; the driver sends their locations in `Launch.params`.
+
+use crate::action::TaskFn;
+
+/// One stage of a job's plan: `partitions` tasks running `run_task`.
+#[derive(Clone)]
+pub struct StageDef {
+    /// Tasks per run of this stage.
+    pub partitions: u32,
+    /// What each task runs.
+    pub run_task: TaskFn,
+    /// Map stages (indices in the job's stage list) whose outputs this stage reads, by slot.
+    pub reads: Vec<u32>,
+    /// For a shuffle-map stage: the number of reduce partitions it writes; `None` for the last
+    /// stage.
+    pub shuffle_out: Option<u32>,
+}
+
+impl std::fmt::Debug for StageDef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StageDef")
+            .field("partitions", &self.partitions)
+            .field("reads", &self.reads)
+            .field("shuffle_out", &self.shuffle_out)
+            .finish()
+    }
+}
+
+/// Append `more` (a lineage built on its own, whose `reads` index into itself) after `base`,
+/// renumbering its reads. Returns the offset `more`'s stages got.
+pub(crate) fn append_lineage(base: &mut Vec<StageDef>, more: &[StageDef]) -> u32 {
+    let offset = base.len() as u32;
+    base.extend(more.iter().map(|s| StageDef {
+        reads: s.reads.iter().map(|r| r + offset).collect(),
+        ..s.clone()
+    }));
+    offset
+}

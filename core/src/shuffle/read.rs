@@ -1,0 +1,72 @@
+//! The reduce side of a shuffle: fetch this task's block from every map output of an input slot
+//! (locally or over the network, through [`Blocks::fetch`]) and decode its records one by one.
+//!
+//! Blocks are fetched one at a time and decoded before the next one is fetched, so a reduce task
+//! holds one block's bytes plus its aggregation state. Phases: [`Phase::Fetch`] while a block is
+//! being fetched, [`Phase::Reduce`] while its records are merged. A yield point per record.
+
+use super::{BlockId, FetchError};
+use crate::task::{Phase, TaskContext};
+use serde::de::DeserializeOwned;
+
+/// Feed every record of input `slot` destined for this task's partition to `f`.
+///
+/// # Errors
+/// A message when the slot is not in the launch parameters, a block cannot be fetched (the task
+/// is then marked fetch-failed, naming the executor), a record does not decode, or `f` fails.
+/// A kill ends the iteration early with `Ok`.
+pub fn for_each_shuffled<R>(
+    ctx: &TaskContext,
+    slot: usize,
+    mut f: impl FnMut(R) -> Result<(), String>,
+) -> Result<(), String>
+where
+    R: DeserializeOwned,
+{
+    let reads = ctx.shuffle_reads();
+    let read = reads.get(slot).ok_or_else(|| {
+        format!(
+            "task {} reads shuffle input {slot} but its launch carries {} input(s)",
+            ctx.id(),
+            reads.len()
+        )
+    })?;
+    let blocks = ctx
+        .blocks()
+        .ok_or_else(|| format!("task {} reads a shuffle without a block store", ctx.id()))?;
+    let id = ctx.id();
+    for (m, loc) in read.maps.iter().enumerate() {
+        ctx.set_phase(Phase::Fetch);
+        let block = BlockId {
+            job: id.job,
+            run: id.run,
+            stage: read.stage,
+            map: m as u32,
+            reduce: id.partition,
+        };
+        let bytes = match blocks.fetch(ctx, loc, block) {
+            Ok(b) => b,
+            Err(FetchError::Killed) => return Ok(()),
+            Err(e) => {
+                let msg = format!("fetch failed: {e}");
+                if let Some(exec) = e.executor() {
+                    ctx.fail_fetch(exec, msg.clone());
+                }
+                return Err(msg);
+            }
+        };
+        ctx.set_phase(Phase::Reduce);
+        let mut rest = bytes.as_slice();
+        while !rest.is_empty() {
+            if !ctx.yield_point() {
+                return Ok(());
+            }
+            let (rec, tail): (R, &[u8]) = postcard::take_from_bytes(rest)
+                .map_err(|e| format!("corrupt shuffle block {block:?}: {e}"))?;
+            rest = tail;
+            ctx.count_record();
+            f(rec)?;
+        }
+    }
+    Ok(())
+}

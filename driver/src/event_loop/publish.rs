@@ -1,0 +1,125 @@
+//! Publishing the driver's status document (and gauges) from the event loop's state.
+
+use super::EventLoop;
+use crate::status::{ExecutorStatus, JobStatus, Status, SuspendLatency, Totals};
+use neptune_core::ids::{JobKind, TaskId};
+
+impl EventLoop {
+    /// Refresh the shared status (and gauges); the final one also carries latency series.
+    pub(super) fn publish_status(&mut self, final_status: bool) {
+        let snap = self.scheduler.snapshot();
+        let elapsed = self
+            .jobs
+            .started_at()
+            .map_or(0.0, |s| (self.now().saturating_sub(s)).as_secs_f64());
+        let mut executors: Vec<ExecutorStatus> = snap
+            .executors
+            .iter()
+            .map(|e| {
+                let c = self.conns.get(&e.id);
+                ExecutorStatus {
+                    id: e.id.clone(),
+                    cores: e.cores,
+                    running: e.running.len(),
+                    suspended: e.suspended.len(),
+                    memory_used_bytes: c.map_or(0, |c| c.memory_used),
+                    memory_limit_bytes: c.map_or(0, |c| c.memory_limit),
+                    http: c.map_or_else(String::new, |c| c.http_addr.clone()),
+                }
+            })
+            .collect();
+        executors.sort_by(|a, b| a.id.cmp(&b.id));
+        let mut running = [0i64; 2];
+        let mut suspended = 0i64;
+        for e in &snap.executors {
+            for t in &e.running {
+                running[self.kind_index(*t)] += 1;
+            }
+            suspended += e.suspended.len() as i64;
+        }
+        self.metrics
+            .tasks_running
+            .with_label_values(&["stream"])
+            .set(running[0]);
+        self.metrics
+            .tasks_running
+            .with_label_values(&["batch"])
+            .set(running[1]);
+        self.metrics.tasks_suspended.set(suspended);
+        self.metrics
+            .tasks_queued
+            .with_label_values(&["stream"])
+            .set(snap.queued_stream as i64);
+        self.metrics
+            .tasks_queued
+            .with_label_values(&["batch"])
+            .set(snap.queued_batch as i64);
+
+        let jobs = self
+            .app
+            .jobs()
+            .iter()
+            .enumerate()
+            .map(|(j, def)| {
+                let st = self.jobs.stats(j);
+                JobStatus {
+                    name: def.name.clone(),
+                    kind: def.kind.as_str().to_string(),
+                    runs: st.runs,
+                    records: st.records,
+                    records_per_sec: if elapsed > 0.0 {
+                        st.records as f64 / elapsed
+                    } else {
+                        0.0
+                    },
+                    latency_ms: st.latency_ms.percentiles(),
+                    active_runs: self.jobs.active_runs(j),
+                    latency_series: if final_status {
+                        st.latency_series.clone()
+                    } else {
+                        Vec::new()
+                    },
+                    result: st.last_result.clone(),
+                    malformed_skipped: st.malformed_skipped,
+                    failed: st.failed.clone(),
+                }
+            })
+            .collect::<Vec<_>>();
+        let sl = self.suspend_latency_us.percentiles();
+        let totals = Totals {
+            suspend_latency_us: SuspendLatency {
+                p50: sl.p50,
+                p99: sl.p99,
+            },
+            queued: snap.queued_stream + snap.queued_batch,
+            local_launches: snap.totals.local_launches,
+            non_local_launches: snap.totals.non_local_launches,
+            spilled_bytes: self.spilled.values().sum(),
+            map_outputs_recomputed: (0..self.app.jobs().len())
+                .map(|j| self.jobs.stats(j).recomputed)
+                .sum(),
+            ..self.totals.clone()
+        };
+        let mut st = self.status.write().unwrap_or_else(|e| e.into_inner());
+        *st = Status {
+            app: self.app.name().to_string(),
+            policy: self.cfg.scheduler.policy.as_str().to_string(),
+            placement: self.cfg.scheduler.placement.as_str().to_string(),
+            executors_expected: self.cfg.executors,
+            ready: self.started,
+            elapsed_s: elapsed,
+            finished: self.jobs.all_done(),
+            failure: self.jobs.any_failed(),
+            executors,
+            jobs,
+            totals,
+        };
+    }
+
+    fn kind_index(&self, t: TaskId) -> usize {
+        match self.app.jobs().get(t.job as usize).map(|j| j.kind) {
+            Some(JobKind::Stream) => 0,
+            _ => 1,
+        }
+    }
+}

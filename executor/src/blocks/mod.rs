@@ -1,0 +1,214 @@
+//! The executor's shuffle block store: map tasks append block segments, kept in memory up to the
+//! store's budget and spilled to files in a temp directory beyond it (deleted on exit); reduce
+//! tasks read local blocks directly and remote ones through [`fetch`]; [`server`] serves this
+//! executor's blocks to the others.
+//!
+//! Budgets come from `--memory`: [`BLOCKS_SHARE`] of it for blocks, [`TASKS_SHARE`] shared by
+//! the cores for tasks' aggregation state (which spills on its own, see
+//! `neptune_core::shuffle::aggregate`). The rest is headroom for the process itself.
+
+pub mod fetch;
+pub mod server;
+
+use neptune_core::shuffle::{BlockId, Blocks, FetchError, MapLoc};
+use neptune_core::task::TaskContext;
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Share of `--memory` for shuffle blocks held in memory.
+pub const BLOCKS_SHARE: f64 = 0.4;
+/// Share of `--memory` for tasks' aggregation state, divided among the cores.
+pub const TASKS_SHARE: f64 = 0.3;
+
+enum Segment {
+    Mem(Arc<Vec<u8>>),
+    Disk { path: PathBuf },
+}
+
+#[derive(Default)]
+struct Inner {
+    blocks: HashMap<BlockId, Vec<Segment>>,
+    mem_bytes: u64,
+    seq: u64,
+}
+
+/// One executor's blocks.
+pub struct BlockStore {
+    executor: std::sync::RwLock<String>,
+    inner: Mutex<Inner>,
+    budget: u64,
+    task_budget: u64,
+    dir: tempfile::TempDir,
+    spilled: AtomicU64,
+}
+
+impl std::fmt::Debug for BlockStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlockStore")
+            .field("executor", &self.executor)
+            .field("budget", &self.budget)
+            .finish()
+    }
+}
+
+impl BlockStore {
+    /// A store for `executor` sized from its `memory` budget and `cores`, spilling into a new
+    /// temp directory (removed when the store is dropped).
+    ///
+    /// # Errors
+    /// When the temp directory cannot be created.
+    pub fn new(executor: &str, memory: u64, cores: u32) -> std::io::Result<Self> {
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("neptune-{executor}-"))
+            .tempdir()?;
+        Ok(Self {
+            executor: std::sync::RwLock::new(executor.to_string()),
+            inner: Mutex::default(),
+            budget: (memory as f64 * BLOCKS_SHARE) as u64,
+            task_budget: (memory as f64 * TASKS_SHARE) as u64 / u64::from(cores.max(1)),
+            dir,
+            spilled: AtomicU64::new(0),
+        })
+    }
+
+    /// The executor id the driver confirmed (blocks at a location with this id are local).
+    pub fn set_executor_id(&self, id: &str) {
+        *self.executor.write().unwrap_or_else(|e| e.into_inner()) = id.to_string();
+    }
+
+    fn is_me(&self, id: &str) -> bool {
+        *self.executor.read().unwrap_or_else(|e| e.into_inner()) == id
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Bytes spilled to disk since start (blocks and aggregation state).
+    pub fn spilled_total(&self) -> u64 {
+        self.spilled.load(Ordering::Relaxed)
+    }
+
+    /// Bytes of blocks held in memory now.
+    pub fn memory_bytes(&self) -> u64 {
+        self.lock().mem_bytes
+    }
+
+    /// Block `id`, every segment concatenated, or `None` if this executor does not hold it.
+    /// Reads spilled segments from disk: call off the RPC threads (tasks, or `spawn_blocking`).
+    ///
+    /// # Errors
+    /// When a spilled segment cannot be read back.
+    pub fn get(&self, id: BlockId) -> std::io::Result<Option<Vec<u8>>> {
+        // Segments to copy, read outside the lock: bytes in memory, or a spill file.
+        let parts: Vec<Result<Arc<Vec<u8>>, PathBuf>> = {
+            let inner = self.lock();
+            let Some(segs) = inner.blocks.get(&id) else {
+                return Ok(None);
+            };
+            segs.iter()
+                .map(|s| match s {
+                    Segment::Mem(b) => Ok(b.clone()),
+                    Segment::Disk { path, .. } => Err(path.clone()),
+                })
+                .collect()
+        };
+        let mut out = Vec::new();
+        for p in parts {
+            match p {
+                Ok(b) => out.extend_from_slice(&b),
+                Err(path) => out.extend_from_slice(&std::fs::read(&path)?),
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// Drop every block of run `run` of job `job`.
+    pub fn release(&self, job: u32, run: u64) {
+        let mut inner = self.lock();
+        let ids: Vec<BlockId> = inner
+            .blocks
+            .keys()
+            .filter(|b| b.job == job && b.run == run)
+            .copied()
+            .collect();
+        for id in ids {
+            for seg in inner.blocks.remove(&id).unwrap_or_default() {
+                match seg {
+                    Segment::Mem(b) => inner.mem_bytes -= b.len() as u64,
+                    Segment::Disk { path, .. } => {
+                        let _ = std::fs::remove_file(path);
+                    }
+                }
+            }
+        }
+    }
+}
+
+impl Blocks for BlockStore {
+    fn put(&self, id: BlockId, bytes: Vec<u8>) -> Result<(), String> {
+        let len = bytes.len() as u64;
+        let mut inner = self.lock();
+        if inner.mem_bytes + len <= self.budget || len == 0 {
+            inner.mem_bytes += len;
+            inner
+                .blocks
+                .entry(id)
+                .or_default()
+                .push(Segment::Mem(Arc::new(bytes)));
+            return Ok(());
+        }
+        inner.seq += 1;
+        let path = self.dir.path().join(format!(
+            "block-{}-{}-{}-{}-{}-{}",
+            id.job, id.run, id.stage, id.map, id.reduce, inner.seq
+        ));
+        // Reserve the entry first so a concurrent release cannot miss the file.
+        drop(inner);
+        std::fs::write(&path, &bytes)
+            .map_err(|e| format!("cannot spill block {id:?} to {}: {e}", path.display()))?;
+        self.spilled.fetch_add(len, Ordering::Relaxed);
+        self.lock()
+            .blocks
+            .entry(id)
+            .or_default()
+            .push(Segment::Disk { path });
+        Ok(())
+    }
+
+    fn fetch(&self, ctx: &TaskContext, loc: &MapLoc, id: BlockId) -> Result<Vec<u8>, FetchError> {
+        if self.is_me(&loc.executor) {
+            return match self.get(id) {
+                Ok(Some(b)) => Ok(b),
+                Ok(None) => Err(FetchError::Missing {
+                    block: id,
+                    executor: loc.executor.clone(),
+                }),
+                Err(e) => Err(FetchError::Unreachable {
+                    block: id,
+                    executor: loc.executor.clone(),
+                    addr: "local".into(),
+                    reason: e.to_string(),
+                }),
+            };
+        }
+        fetch::fetch_with_retries(ctx, loc, id)
+    }
+
+    fn spill_dir(&self) -> PathBuf {
+        self.dir.path().join("agg")
+    }
+
+    fn task_budget(&self) -> u64 {
+        self.task_budget
+    }
+
+    fn note_spilled(&self, bytes: u64) {
+        self.spilled.fetch_add(bytes, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,207 @@
+//! Multi-stage jobs on a real local cluster: exact word counts, suspensions in the shuffle-write
+//! and reduce phases, spilling beyond the memory budget, and recomputation of map outputs lost
+//! with a SIGKILLed executor.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+fn local(app: &str, executors: u32, report: &Path, sets: &[&str]) -> std::process::Command {
+    local_on(app, executors, report, sets, "127.0.0.1:0")
+}
+
+fn local_on(
+    app: &str,
+    executors: u32,
+    report: &Path,
+    sets: &[&str],
+    http: &str,
+) -> std::process::Command {
+    let mut cmd = neptune();
+    cmd.args(["local", "--app", app, "--cores", "2", "--quiet"])
+        .args(["--executors", &executors.to_string()])
+        .args(["--http", http])
+        .arg("--report")
+        .arg(report);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    cmd
+}
+
+fn run_ok(cmd: std::process::Command) {
+    let out = run_with_timeout(cmd, Duration::from_secs(240));
+    assert!(
+        out.status.success(),
+        "neptune local failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn wordcount_gives_the_exact_counts_of_a_single_threaded_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for f in 0..5u64 {
+        let mut text = String::new();
+        for line in 0..2000u64 {
+            let n = (f * 7919 + line * 104_729) % 997;
+            text += &format!("w{} x{} Case{} w{}\n", n % 50, n, line % 3, (n * n) % 211);
+        }
+        for w in text.split_whitespace() {
+            *expected.entry(w.to_string()).or_default() += 1;
+        }
+        std::fs::write(input.join(format!("part{f}.txt")), text).unwrap();
+    }
+    let output = dir.path().join("out");
+    let report = report_path(&dir, "wc");
+    run_ok(local(
+        "wordcount",
+        2,
+        &report,
+        &[
+            &format!("input={}", input.display()),
+            &format!("output={}", output.display()),
+            "partitions=3",
+        ],
+    ));
+    let mut got: BTreeMap<String, u64> = BTreeMap::new();
+    for e in std::fs::read_dir(output.join("run-000000")).unwrap() {
+        for l in std::fs::read_to_string(e.unwrap().path()).unwrap().lines() {
+            let (w, n) = l.split_once('\t').unwrap();
+            assert!(
+                got.insert(w.to_string(), n.parse().unwrap()).is_none(),
+                "{w} twice"
+            );
+        }
+    }
+    assert_eq!(got, expected);
+}
+
+#[test]
+fn a_shuffle_job_preempted_by_a_stream_job_is_suspended_in_shuffle_write_and_reduce_and_is_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = [
+        "shuffle.records=4000000",
+        "shuffle.keys=2000000",
+        "shuffle.maps=4",
+        "shuffle.cost=1000",
+    ];
+    let report = report_path(&dir, "preempted");
+    let mut sets = work.to_vec();
+    sets.extend([
+        "stream.tasks=2",
+        "stream.rate=2000",
+        "jobs.stream.interval_ms=50",
+        "jobs.stream.runs=600",
+    ]);
+    run_ok(local("shuffle", 2, &report, &sets));
+    let r = read_report(&report);
+    let phases = &r["totals"]["suspensions_by_phase"];
+    assert!(
+        phases["shuffle_write"].as_u64().unwrap_or(0) > 0,
+        "{phases}"
+    );
+    assert!(
+        phases["reduce"].as_u64().unwrap_or(0) + phases["fetch"].as_u64().unwrap_or(0) > 0,
+        "{phases}"
+    );
+    assert!(phases["reduce"].as_u64().unwrap_or(0) > 0, "{phases}");
+    let tasks = r["totals"]["local_launches"].as_u64().unwrap()
+        + r["totals"]["non_local_launches"].as_u64().unwrap();
+    assert!(tasks > 0, "reduce tasks carried locality preferences: {r}");
+
+    let alone = report_path(&dir, "alone");
+    run_ok(local("shuffle", 1, &alone, &work));
+    let a = read_report(&alone);
+    assert_eq!(job(&r, "sum")["result"], job(&a, "sum")["result"]);
+    assert_eq!(job(&a, "sum")["result"]["total"], 4_000_000);
+}
+
+#[test]
+fn a_shuffle_beyond_the_memory_budget_spills_completes_and_reports_the_bytes_spilled() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = ["shuffle.records=2000000", "shuffle.keys=1000000"];
+    let report = report_path(&dir, "spill");
+    let mut cmd = local("shuffle", 2, &report, &work);
+    cmd.args(["--memory", "16Mi", "--set", "heartbeat.interval_ms=50"]);
+    run_ok(cmd);
+    let r = read_report(&report);
+    assert!(r["totals"]["spilled_bytes"].as_u64().unwrap() > 0, "{r}");
+    let roomy = report_path(&dir, "roomy");
+    run_ok(local("shuffle", 1, &roomy, &work));
+    assert_eq!(
+        job(&r, "sum")["result"],
+        job(&read_report(&roomy), "sum")["result"]
+    );
+}
+
+#[test]
+fn sigkill_of_an_executor_holding_map_outputs_recomputes_them_and_the_result_is_right() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = [
+        "shuffle.records=8000000",
+        "shuffle.keys=100000",
+        "shuffle.maps=16",
+        "shuffle.reduces=8",
+        "shuffle.cost=2000",
+    ];
+    let report = report_path(&dir, "killed");
+    let http = format!("127.0.0.1:{}", free_port());
+    let mut cmd = local_on("shuffle", 2, &report, &work, &http);
+    cmd.args(["--set", "heartbeat.interval_ms=100"]);
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(pid) = line.strip_prefix("neptune local: executor exec-1 pid ") {
+                let _ = tx.send(pid.trim().parse::<u32>().unwrap());
+            }
+            eprintln!("{line}");
+        }
+    });
+    let victim = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("executor pid");
+    // Wait until the first wave of map tasks (one per core, 500k records each) has written its
+    // outputs on both executors: records are counted when tasks succeed.
+    wait_for(Duration::from_secs(120), "map outputs written", || {
+        let (_, body) = http_get(&http, "/status").ok()?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        (v["jobs"][0]["records"].as_u64()? >= 2_000_000).then_some(())
+    });
+    let ok = std::process::Command::new("kill")
+        .args(["-9", &victim.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let out = wait_with_timeout(child, Duration::from_secs(240));
+    assert!(
+        out.status.success(),
+        "job failed after SIGKILL of an executor"
+    );
+    let r = read_report(&report);
+    assert!(r["totals"]["executors_lost"].as_u64().unwrap() >= 1, "{r}");
+    assert!(
+        r["totals"]["map_outputs_recomputed"].as_u64().unwrap() >= 1,
+        "{r}"
+    );
+    let undisturbed = report_path(&dir, "undisturbed");
+    run_ok(local("shuffle", 1, &undisturbed, &work));
+    assert_eq!(
+        job(&r, "sum")["result"],
+        job(&read_report(&undisturbed), "sum")["result"]
+    );
+}
