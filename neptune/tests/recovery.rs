@@ -4,17 +4,8 @@
 mod common;
 
 use common::*;
-use std::io::{BufRead, BufReader};
 use std::process::Stdio;
 use std::time::Duration;
-
-fn sigkill(pid: u32) {
-    let ok = std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success(), "kill -9 {pid}");
-}
 
 #[test]
 fn sigkill_of_an_executor_mid_job_still_gives_the_right_result() {
@@ -27,51 +18,9 @@ fn sigkill_of_an_executor_mid_job_still_gives_the_right_result() {
         "jobs.batch.runs=2",
         "stream.tasks=0",
     ];
-    let mut cmd = neptune();
-    cmd.args([
-        "local",
-        "--app",
-        "synthetic",
-        "--executors",
-        "2",
-        "--cores",
-        "2",
-        "--quiet",
-    ])
-    .args([
-        "--http",
-        "127.0.0.1:0",
-        "--set",
-        "heartbeat.interval_ms=100",
-    ])
-    .arg("--report")
-    .arg(&report);
-    for s in workload {
-        cmd.args(["--set", s]);
-    }
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // Read stderr until both executors are announced; keep draining it in the background.
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut log = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(pid) = line.strip_prefix("neptune local: executor exec-1 pid ") {
-                let _ = tx.send(pid.trim().parse::<u32>().unwrap());
-            }
-            eprintln!("{line}");
-            log.push_str(&line);
-            log.push('\n');
-        }
-        log
-    });
-    let victim = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("executor pid announced");
+    let mut cmd = local("synthetic", 2, &report, &workload);
+    cmd.args(["--set", "heartbeat.interval_ms=100"]);
+    let (child, victim) = spawn_with_executor_pid(cmd);
     // Let the batch tasks get going, then kill one executor outright.
     std::thread::sleep(Duration::from_millis(1500));
     sigkill(victim);
@@ -86,25 +35,7 @@ fn sigkill_of_an_executor_mid_job_still_gives_the_right_result() {
 
     // Same workload, undisturbed, for the expected result.
     let report2 = report_path(&dir, "undisturbed");
-    let mut cmd = neptune();
-    cmd.args([
-        "local",
-        "--app",
-        "synthetic",
-        "--executors",
-        "1",
-        "--cores",
-        "2",
-        "--quiet",
-    ])
-    .args(["--http", "127.0.0.1:0"])
-    .arg("--report")
-    .arg(&report2);
-    for s in workload {
-        cmd.args(["--set", s]);
-    }
-    let out = run_with_timeout(cmd, Duration::from_secs(240));
-    assert!(out.status.success());
+    run_ok(local("synthetic", 1, &report2, &workload));
     let r2 = read_report(&report2);
     assert_eq!(job(&r, "batch")["result"], job(&r2, "batch")["result"]);
 }

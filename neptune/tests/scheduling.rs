@@ -9,7 +9,6 @@ use neptune_core::app::build_app;
 use neptune_core::config::Config;
 use neptune_core::{JobKind, TaskContext, TaskId};
 use std::sync::Arc;
-use std::time::Duration;
 
 /// Every slot (2 executors x 2 cores) holds a batch task of about a second; stream micro-batches arrive
 /// every 100 ms. The app ends when the single batch run and 10 micro-batches committed.
@@ -27,29 +26,10 @@ const WORKLOAD: &[&str] = &[
 fn run_policy(policy: &str, extra: &[&str]) -> serde_json::Value {
     let dir = tempfile::tempdir().unwrap();
     let report = report_path(&dir, policy);
-    let mut cmd = neptune();
-    cmd.args([
-        "local",
-        "--app",
-        "synthetic",
-        "--executors",
-        "2",
-        "--cores",
-        "2",
-        "--quiet",
-    ])
-    .args(["--http", "127.0.0.1:0", "--policy", policy])
-    .arg("--report")
-    .arg(&report);
-    for s in WORKLOAD.iter().chain(extra) {
-        cmd.args(["--set", s]);
-    }
-    let out = run_with_timeout(cmd, Duration::from_secs(240));
-    assert!(
-        out.status.success(),
-        "neptune local --policy {policy} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let sets: Vec<&str> = WORKLOAD.iter().chain(extra).copied().collect();
+    let mut cmd = local("synthetic", 2, &report, &sets);
+    cmd.args(["--policy", policy]);
+    run_ok(cmd);
     read_report(&report)
 }
 

@@ -6,42 +6,7 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
-
-fn local(app: &str, executors: u32, report: &Path, sets: &[&str]) -> std::process::Command {
-    local_on(app, executors, report, sets, "127.0.0.1:0")
-}
-
-fn local_on(
-    app: &str,
-    executors: u32,
-    report: &Path,
-    sets: &[&str],
-    http: &str,
-) -> std::process::Command {
-    let mut cmd = neptune();
-    cmd.args(["local", "--app", app, "--cores", "2", "--quiet"])
-        .args(["--executors", &executors.to_string()])
-        .args(["--http", http])
-        .arg("--report")
-        .arg(report);
-    for s in sets {
-        cmd.args(["--set", s]);
-    }
-    cmd
-}
-
-fn run_ok(cmd: std::process::Command) {
-    let out = run_with_timeout(cmd, Duration::from_secs(240));
-    assert!(
-        out.status.success(),
-        "neptune local failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 #[test]
 fn wordcount_gives_the_exact_counts_of_a_single_threaded_count() {
@@ -157,24 +122,7 @@ fn sigkill_of_an_executor_holding_map_outputs_recomputes_them_and_the_result_is_
     let http = format!("127.0.0.1:{}", free_port());
     let mut cmd = local_on("shuffle", 2, &report, &work, &http);
     cmd.args(["--set", "heartbeat.interval_ms=100"]);
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if let Some(pid) = line.strip_prefix("neptune local: executor exec-1 pid ") {
-                let _ = tx.send(pid.trim().parse::<u32>().unwrap());
-            }
-            eprintln!("{line}");
-        }
-    });
-    let victim = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("executor pid");
+    let (child, victim) = spawn_with_executor_pid(cmd);
     // Wait until the first wave of map tasks (one per core, 500k records each) has written its
     // outputs on both executors: records are counted when tasks succeed.
     wait_for(Duration::from_secs(120), "map outputs written", || {
@@ -182,11 +130,7 @@ fn sigkill_of_an_executor_holding_map_outputs_recomputes_them_and_the_result_is_
         let v: serde_json::Value = serde_json::from_str(&body).ok()?;
         (v["jobs"][0]["records"].as_u64()? >= 2_000_000).then_some(())
     });
-    let ok = std::process::Command::new("kill")
-        .args(["-9", &victim.to_string()])
-        .status()
-        .unwrap();
-    assert!(ok.success());
+    sigkill(victim);
     let out = wait_with_timeout(child, Duration::from_secs(240));
     assert!(
         out.status.success(),

@@ -3,7 +3,7 @@
 #![allow(dead_code, reason = "each test binary uses a subset")]
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -100,4 +100,74 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>
         assert!(start.elapsed() < limit, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// `neptune local --app APP --executors N --cores 2 --quiet --http 127.0.0.1:0 --report FILE
+/// --set S...`; add flags (e.g. `--policy`) to the returned command.
+pub fn local(app: &str, executors: u32, report: &Path, sets: &[&str]) -> Command {
+    local_on(app, executors, report, sets, "127.0.0.1:0")
+}
+
+/// [`local`] with the driver's HTTP address chosen.
+pub fn local_on(app: &str, executors: u32, report: &Path, sets: &[&str], http: &str) -> Command {
+    let mut cmd = neptune();
+    cmd.args(["local", "--app", app, "--cores", "2", "--quiet"])
+        .args(["--executors", &executors.to_string()])
+        .args(["--http", http])
+        .arg("--report")
+        .arg(report);
+    for s in sets {
+        cmd.args(["--set", s]);
+    }
+    cmd
+}
+
+/// Run `cmd` (a `neptune local`) to success within 240 s, showing its stderr if it fails.
+pub fn run_ok(cmd: Command) {
+    let out = run_with_timeout(cmd, Duration::from_secs(240));
+    assert!(
+        out.status.success(),
+        "neptune local failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Spawn a `neptune local` with stderr echoed to the test's stderr, and return it with the pid of
+/// executor `exec-1` once announced.
+pub fn spawn_with_executor_pid(mut cmd: Command) -> (Child, u32) {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stderr = child.stderr.take().expect("piped stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(pid) = line.strip_prefix("neptune local: executor exec-1 pid ") {
+                let _ = tx.send(pid.trim().parse::<u32>().expect("pid"));
+            }
+            eprintln!("{line}");
+        }
+    });
+    let pid = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("executor pid announced");
+    (child, pid)
+}
+
+/// `kill -9 pid`, failing the test if the process is already gone.
+pub fn sigkill(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(
+        ok.success(),
+        "kill -9 {pid}: the process had already exited"
+    );
 }
