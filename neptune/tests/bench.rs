@@ -1,4 +1,4 @@
-//! `neptune bench`: a shortened `--quick` policy comparison and a small `--simulate` write every
+//! `neptune bench`: the `--quick` policy comparison and a small `--simulate` write every
 //! output (table, CSV, JSON, SVG) and the outputs parse. Behavioural only: no timing asserts.
 
 mod common;
@@ -28,17 +28,9 @@ fn quick_bench_writes_table_csv_json_and_plots_for_every_policy() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("bench-out");
     let mut cmd = neptune();
-    cmd.args([
-        "bench",
-        "--quick",
-        "--reps",
-        "1",
-        "--duration",
-        "2s",
-        "--out",
-    ])
-    .arg(&out);
-    let o = run_with_timeout(cmd, Duration::from_secs(110));
+    cmd.args(["bench", "--quick", "--out"]).arg(&out);
+    // The limit only stops a hung run; `--quick` itself takes about 1.5 minutes.
+    let o = run_with_timeout(cmd, Duration::from_secs(300));
     let stdout = String::from_utf8_lossy(&o.stdout);
     assert!(
         o.status.success(),
