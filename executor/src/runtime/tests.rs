@@ -140,6 +140,25 @@ impl Harness {
             .unwrap_or(0)
     }
 
+    /// Wait until `id` holds a core (right after launch it may still be queued behind the cores a
+    /// previous test's tasks are releasing).
+    fn wait_running(&self, id: TaskId) {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while !self
+            .rt
+            .snapshot()
+            .tasks
+            .iter()
+            .any(|t| t.id == id && t.state == TaskState::Running)
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{id} never got a core"
+            );
+            std::thread::sleep(Duration::from_micros(100));
+        }
+    }
+
     fn wait_until_records(&self, id: TaskId, at_least: u64) {
         let deadline = std::time::Instant::now() + PATIENCE;
         while self.records(id) < at_least {
@@ -172,8 +191,17 @@ fn a_suspended_task_parks_keeps_its_progress_and_ends_with_the_undisturbed_resul
     h.launch(task(0), JobKind::Batch, count_to(RECORDS));
     let mut suspensions = 0;
     loop {
-        if h.rt.suspend(task(0), Instant::now()).is_err() {
-            break; // finished meanwhile
+        match h.rt.suspend(task(0), Instant::now()) {
+            Ok(()) => {}
+            // Launched but not yet on a core (a loaded machine): try again.
+            Err(RuntimeError::NotRunning {
+                state: TaskState::Queued,
+                ..
+            }) => {
+                std::thread::sleep(Duration::from_micros(100));
+                continue;
+            }
+            Err(_) => break, // finished meanwhile
         }
         match h.next_of(task(0)) {
             RuntimeEvent::Suspended { .. } => suspensions += 1,
@@ -246,6 +274,7 @@ fn killing_a_running_task_reports_killed_and_the_records_it_had_processed() {
 fn killing_a_suspended_task_wakes_it_and_reports_killed() {
     let mut h = Harness::new();
     h.launch(task(0), JobKind::Batch, forever(0));
+    h.wait_running(task(0));
     h.rt.suspend(task(0), Instant::now()).unwrap();
     h.expect_suspended(task(0));
     h.rt.kill(task(0)).unwrap();
@@ -258,6 +287,7 @@ fn kill_racing_suspend_ends_the_task_and_never_reports_it_suspended_afterwards()
     let mut h = Harness::new();
     for p in 0..200 {
         h.launch(task(p), JobKind::Batch, forever(0));
+        h.wait_running(task(p));
         h.rt.suspend(task(p), Instant::now()).unwrap();
         h.rt.kill(task(p)).unwrap();
         assert_eq!(h.finished(task(p)).0, TaskOutcome::Killed);
@@ -274,6 +304,7 @@ fn a_resume_that_arrives_before_the_task_parked_is_neither_lost_nor_hangs() {
     const RECORDS: u64 = 400_000;
     let mut h = Harness::new();
     h.launch(task(0), JobKind::Batch, count_to(RECORDS));
+    h.wait_running(task(0));
     let mut races = 0;
     while h.rt.suspend(task(0), Instant::now()).is_ok() {
         match h.rt.resume(task(0), Instant::now()) {
@@ -341,6 +372,8 @@ fn a_stream_task_launched_on_busy_cores_starts_on_the_core_a_suspended_batch_tas
     let mut h = Harness::new();
     h.launch(task(0), JobKind::Batch, forever(0));
     h.launch(task(1), JobKind::Batch, forever(0));
+    h.wait_running(task(0));
+    h.wait_running(task(1));
     h.launch(task(2), JobKind::Stream, count_to(1000));
     assert_eq!(h.rt.snapshot().queued.stream, 1);
     h.rt.suspend(task(0), Instant::now()).unwrap();
