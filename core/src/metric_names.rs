@@ -35,6 +35,12 @@ pub const EXECUTOR_SUSPENSIONS_BY_PHASE: &str = "neptune_executor_suspensions_by
 pub const EXECUTOR_MALFORMED_SKIPPED: &str = "neptune_executor_malformed_records_skipped_total";
 /// Executor: tasks failed because shuffle blocks could not be fetched.
 pub const EXECUTOR_FETCH_FAILURES: &str = "neptune_executor_fetch_failures_total";
+/// Executor: shared-state (broadcast) versions received and stored.
+pub const EXECUTOR_BROADCAST_VERSIONS: &str = "neptune_executor_broadcast_versions_total";
+/// Executor: broadcast deliveries of a version already held (redundant; expected to stay 0).
+pub const EXECUTOR_BROADCAST_DUPLICATES: &str = "neptune_executor_broadcast_duplicates_total";
+/// Executor: broadcast versions decoded for tasks (once per version, not per task).
+pub const EXECUTOR_BROADCAST_DECODES: &str = "neptune_executor_broadcast_decodes_total";
 /// Executor: task slots (`--cores`).
 pub const EXECUTOR_SLOTS: &str = "neptune_executor_slots";
 
@@ -92,6 +98,9 @@ pub const ALL: &[&str] = &[
     EXECUTOR_SUSPENSIONS_BY_PHASE,
     EXECUTOR_MALFORMED_SKIPPED,
     EXECUTOR_FETCH_FAILURES,
+    EXECUTOR_BROADCAST_VERSIONS,
+    EXECUTOR_BROADCAST_DUPLICATES,
+    EXECUTOR_BROADCAST_DECODES,
     DRIVER_STREAM_LATENCY,
     DRIVER_JOB_RECORDS,
     DRIVER_BATCH_RECORDS_PER_SECOND,

@@ -231,6 +231,26 @@ impl<K: Key, V: Value> Dataset<(K, V)> {
     }
 }
 
+impl<K: Key + Ord + Clone, V: Value> Dataset<(K, V)> {
+    /// Every record, sorted by key (values of one key in no particular order), in one partition.
+    ///
+    /// # Limits
+    /// The records meet in a single reduce task: the shuffle into it spills beyond the memory
+    /// budget, but the final sort holds every record in that task's memory. Fit for results that
+    /// fit one executor (e.g. sorting aggregated counts), not for sorting raw input at scale
+    /// (that needs range partitioning by sampled keys, not built).
+    pub fn sort_by_key(&self) -> Dataset<(K, V)> {
+        self.group_by_key(1).map_partitions(|_, groups| {
+            let mut groups: Vec<(K, Vec<V>)> = groups.collect();
+            groups.sort_by(|a, b| a.0.cmp(&b.0));
+            groups
+                .into_iter()
+                .flat_map(|(k, vs)| vs.into_iter().map(move |v| (k.clone(), v)))
+                .collect()
+        })
+    }
+}
+
 impl<T: Key + Clone> Dataset<T> {
     /// Each distinct record once, in `partitions` partitions.
     pub fn distinct(&self, partitions: u32) -> Dataset<T> {

@@ -131,3 +131,24 @@ fn join_pairs_values_of_keys_on_both_sides() {
     assert_eq!(got["jumps"], (1, 5));
     assert_eq!(got.len(), 9);
 }
+
+#[test]
+fn sort_by_key_orders_every_record_by_key_in_one_partition() {
+    let (_d, blocks) = store(1);
+    let ds = Dataset::from_fn(3, |ctx| {
+        let p = u64::from(ctx.partition());
+        Box::new((0..1000u64).map(move |i| ((i * 7919 + p * 13) % 501, p)))
+    });
+    let sorted = ds.sort_by_key();
+    assert_eq!(sorted.partitions(), 1);
+    let got = run_plan(&sorted.collect(), &blocks);
+    assert_eq!(got.len(), 3000, "no record lost or duplicated");
+    assert!(got.windows(2).all(|w| w[0].0 <= w[1].0), "sorted by key");
+    let mut values: Vec<(u64, u64)> = got;
+    values.sort();
+    let mut expected: Vec<(u64, u64)> = (0..3u64)
+        .flat_map(|p| (0..1000u64).map(move |i| ((i * 7919 + p * 13) % 501, p)))
+        .collect();
+    expected.sort();
+    assert_eq!(values, expected);
+}

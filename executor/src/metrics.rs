@@ -43,6 +43,12 @@ pub struct ExecutorMetrics {
     pub malformed_skipped: IntCounter,
     /// Tasks failed on a shuffle fetch.
     pub fetch_failures: IntCounter,
+    /// Broadcast versions stored.
+    pub broadcast_versions: IntCounter,
+    /// Broadcast deliveries of a version already held.
+    pub broadcast_duplicates: IntCounter,
+    /// Broadcast versions decoded.
+    pub broadcast_decodes: IntCounter,
 }
 
 impl std::fmt::Debug for ExecutorMetrics {
@@ -186,6 +192,30 @@ impl ExecutorMetrics {
                 IntCounter::new(
                     n::EXECUTOR_FETCH_FAILURES,
                     "Tasks failed because shuffle blocks could not be fetched.",
+                )
+                .expect("valid"),
+            ),
+            broadcast_versions: reg(
+                &r,
+                IntCounter::new(
+                    n::EXECUTOR_BROADCAST_VERSIONS,
+                    "Shared-state (broadcast) versions received and stored.",
+                )
+                .expect("valid"),
+            ),
+            broadcast_duplicates: reg(
+                &r,
+                IntCounter::new(
+                    n::EXECUTOR_BROADCAST_DUPLICATES,
+                    "Broadcast deliveries of a version already held.",
+                )
+                .expect("valid"),
+            ),
+            broadcast_decodes: reg(
+                &r,
+                IntCounter::new(
+                    n::EXECUTOR_BROADCAST_DECODES,
+                    "Broadcast versions decoded for tasks (once per version).",
                 )
                 .expect("valid"),
             ),

@@ -239,6 +239,7 @@ async fn session(
         blocks,
         extras: Arc::default(),
         spilled_reported: 0,
+        broadcasts_reported: Default::default(),
     };
     let mut hb = tokio::time::interval(Duration::from_millis(reply.heartbeat_interval_ms.max(10)));
     hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

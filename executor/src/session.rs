@@ -42,6 +42,8 @@ pub(crate) struct Running {
     pub(crate) blocks: Arc<BlockStore>,
     pub(crate) extras: Arc<Mutex<HashMap<TaskId, Extras>>>,
     pub(crate) spilled_reported: u64,
+    /// Broadcast counters already exported as metrics.
+    pub(crate) broadcasts_reported: neptune_core::state::BroadcastStats,
 }
 
 impl Running {
@@ -286,6 +288,7 @@ impl Running {
             .spilled
             .inc_by(spilled.saturating_sub(self.spilled_reported));
         self.spilled_reported = spilled;
+        self.export_broadcast_stats();
         let m = &self.metrics;
         m.memory_used.set(used as i64);
         m.retained.set(snap.suspended_retained_bytes as i64);
@@ -309,6 +312,22 @@ impl Running {
         let _ = self.out.send(ExecutorMessage {
             msg: Some(executor_message::Msg::Heartbeat(hb)),
         });
+    }
+}
+
+impl Running {
+    /// Bring the broadcast counters up to date (on every heartbeat: decodes happen in tasks).
+    fn export_broadcast_stats(&mut self) {
+        let now = self.broadcasts.stats();
+        let was = self.broadcasts_reported;
+        let m = &self.metrics;
+        m.broadcast_versions
+            .inc_by(now.stored.saturating_sub(was.stored));
+        m.broadcast_duplicates
+            .inc_by(now.duplicates.saturating_sub(was.duplicates));
+        m.broadcast_decodes
+            .inc_by(now.decodes.saturating_sub(was.decodes));
+        self.broadcasts_reported = now;
     }
 }
 

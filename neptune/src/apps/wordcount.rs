@@ -3,15 +3,37 @@
 //!
 //! Keys: `input` (directory or glob of text files; enables the batch job `count`), `output`
 //! (directory; `count` writes `run-RRRRRR/part-PPPPP` files of `word<TAB>count` lines, else the
-//! counts are only summarised in the report), `partitions` (reduce partitions, default 4),
+//! counts are only summarised in the report), `input.format` (`text`, the default: every line is
+//! text; `jsonl`: every line is a JSON object whose `text` field is the text), `input.malformed`
+//! (`fail`, the default, or `skip`: what a `jsonl` line that does not parse does — fail the job
+//! naming file and line, or be skipped and counted), `partitions` (reduce partitions, default 4),
 //! `stream.dir` (directory watched by the stream job `watch`: each micro-batch counts the words
-//! of the files there, so files dropped in are picked up by the next micro-batch),
-//! `stream.partitions` (default 2). Words are maximal runs of non-whitespace, case kept.
+//! of the files that appeared there since the previous one, each file exactly once — see
+//! [`WatchedDir`]; drop files atomically, by renaming them in from a name starting with `.`),
+//! `stream.output` (directory; `watch` writes each micro-batch's counts there as `count` does,
+//! else the result is the number of distinct words), `stream.partitions` (default 2). Words are maximal runs of non-whitespace, case kept.
 
 use super::cfg;
-use neptune_core::source::{list_files, text_files};
+use neptune_core::source::{Malformed, json_lines_with, text_files};
+use neptune_core::source_watch::WatchedDir;
 use neptune_core::{App, Dataset};
-use std::sync::Arc;
+
+/// One record of a `jsonl` input.
+#[derive(serde::Deserialize)]
+struct Line {
+    text: String,
+}
+
+/// The lines of text of the batch input, in its format.
+fn input_lines(input: &str, format: &str, policy: Malformed) -> Result<Dataset<String>, String> {
+    match format {
+        "text" => text_files(input),
+        "jsonl" => Ok(json_lines_with::<Line>(input, policy)?.map(|l| l.text)),
+        other => Err(format!(
+            "invalid value for config key `input.format`: `{other}` (expected `text` or `jsonl`)"
+        )),
+    }
+}
 
 fn words(lines: &Dataset<String>) -> Dataset<(String, u64)> {
     lines.flat_map(|l| {
@@ -29,16 +51,23 @@ pub fn build(app: &mut App) -> Result<(), String> {
     let c = app.config();
     let input: String = cfg(c.get("input", String::new()))?;
     let output: String = cfg(c.get("output", String::new()))?;
+    let format: String = cfg(c.get("input.format", "text".to_string()))?;
+    let policy: Malformed = c
+        .raw("input.malformed")
+        .unwrap_or("fail")
+        .parse()
+        .map_err(|e| format!("invalid value for config key `input.malformed`: {e}"))?;
     let partitions: u32 = cfg(c.get_in("partitions", 4, 1, 100_000))?;
     let dir: String = cfg(c.get("stream.dir", String::new()))?;
     let stream_parts: u32 = cfg(c.get_in("stream.partitions", 2, 1, 10_000))?;
+    let stream_output: String = cfg(c.get("stream.output", String::new()))?;
     if input.is_empty() && dir.is_empty() {
         return Err(
             "set `input` (text files to count) and/or `stream.dir` (a watched directory)".into(),
         );
     }
     if !input.is_empty() {
-        let lines = text_files(&input).map_err(|e| format!("input: {e}"))?;
+        let lines = input_lines(&input, &format, policy).map_err(|e| format!("input: {e}"))?;
         let counts = words(&lines).reduce_by_key(partitions, |a, b| a + b);
         if output.is_empty() {
             app.batch("count", counts.count()).runs(Some(1));
@@ -51,28 +80,15 @@ pub fn build(app: &mut App) -> Result<(), String> {
         }
     }
     if !dir.is_empty() {
-        std::fs::create_dir_all(&dir).map_err(|e| format!("stream.dir `{dir}`: {e}"))?;
-        let dir = Arc::new(dir);
-        let lines = Dataset::from_fn(stream_parts, move |ctx| {
-            // Every file of the directory, each read by one partition (by name hash).
-            let files = list_files(&dir).unwrap_or_default();
-            let mine: Vec<_> = files
-                .into_iter()
-                .filter(|f| {
-                    neptune_core::shuffle::partition_of(&f.to_string_lossy(), stream_parts)
-                        == ctx.partition()
-                })
-                .collect();
-            Box::new(mine.into_iter().flat_map(move |f| {
-                std::fs::read_to_string(&f)
-                    .unwrap_or_default()
-                    .lines()
-                    .map(str::to_string)
-                    .collect::<Vec<_>>()
-            }))
-        });
-        let counts = words(&lines).reduce_by_key(stream_parts, |a, b| a + b);
-        app.stream("watch", counts.count());
+        let watched = WatchedDir::new(&dir).map_err(|e| format!("stream.dir: {e}"))?;
+        let counts = words(&watched.lines(stream_parts)).reduce_by_key(stream_parts, |a, b| a + b);
+        let action = if stream_output.is_empty() {
+            counts.count()
+        } else {
+            counts.write_lines(stream_output, |(w, n)| format!("{w}\t{n}"))
+        };
+        app.stream("watch", action)
+            .on_result(move |ctx, _| watched.commit(ctx.run));
     }
     Ok(())
 }

@@ -1,0 +1,264 @@
+//! A watched directory as an incremental stream source: each micro-batch reads only the files that
+//! appeared in the directory since the previous one, every file exactly once.
+//!
+//! How: the task of (run `R`, partition `P`) *claims* the new files of its partition (by name
+//! hash) by renaming them into `DIR/.neptune/claims/run-R/part-P/`, then *seals* the claim by
+//! creating `SEALED` there (create-new, so exactly one attempt wins) listing what it claimed. Any
+//! later attempt of the same task (a retry, a recomputation from lineage on another executor)
+//! reads exactly the sealed list, so the run's result never changes between attempts; an attempt
+//! that loses the sealing race puts its extra claims back for the next micro-batch. When the run
+//! commits on the driver, [`WatchedDir::commit`] moves `run-R` to `DIR/.neptune/done/`, so a
+//! restarted app (whose run numbers start again) finds only claims of uncommitted runs, and
+//! processes them once.
+//!
+//! Not: a polling of file contents. Writers must drop files complete, atomically: write under a
+//! name starting with `.` (ignored) and rename it into the directory. All executors and the
+//! driver must see the same directory (one host, or a shared volume).
+
+use crate::dataset::Dataset;
+use crate::shuffle::partition_of;
+use crate::task::TaskContext;
+use std::io::{BufRead, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+const SEALED: &str = "SEALED";
+
+/// A directory watched for new files (see the module docs for the exactly-once protocol).
+#[derive(Debug, Clone)]
+pub struct WatchedDir {
+    dir: Arc<PathBuf>,
+}
+
+impl WatchedDir {
+    /// Watch `dir`, creating it (and its bookkeeping directory) when missing.
+    ///
+    /// # Errors
+    /// A message naming the directory when it cannot be created.
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, String> {
+        let dir = dir.into();
+        std::fs::create_dir_all(dir.join(".neptune").join("done"))
+            .map_err(|e| format!("cannot create watched directory {}: {e}", dir.display()))?;
+        Ok(Self { dir: Arc::new(dir) })
+    }
+
+    fn run_dir(&self, run: u64) -> PathBuf {
+        self.dir
+            .join(".neptune")
+            .join("claims")
+            .join(format!("run-{run:06}"))
+    }
+
+    /// The lines of the files new in run `ctx.run()` for partition `ctx.partition()`, over
+    /// `partitions` partitions.
+    pub fn lines(&self, partitions: u32) -> Dataset<String> {
+        let this = self.clone();
+        Dataset::from_fn(partitions, move |ctx: &TaskContext| {
+            let files = match this.claim(ctx.run(), ctx.partition(), partitions) {
+                Ok(f) => f,
+                Err(e) => {
+                    ctx.fail(e);
+                    return Box::new(std::iter::empty());
+                }
+            };
+            Box::new(files.into_iter().flat_map(move |f| read_lines(ctx, f)))
+        })
+    }
+
+    /// The files of (run, partition): the sealed list if sealed, else new files claimed now.
+    ///
+    /// # Errors
+    /// A message naming the path when the claim directory cannot be read or written.
+    pub fn claim(&self, run: u64, partition: u32, partitions: u32) -> Result<Vec<PathBuf>, String> {
+        let part = self.run_dir(run).join(format!("part-{partition:05}"));
+        let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
+        std::fs::create_dir_all(&part).map_err(|e| io("cannot create", &part, e))?;
+        if let Some(sealed) = read_sealed(&part)? {
+            return Ok(sealed);
+        }
+        for entry in std::fs::read_dir(&*self.dir).map_err(|e| io("cannot list", &self.dir, e))? {
+            let entry = entry.map_err(|e| io("cannot list", &self.dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let is_file = entry.file_type().is_ok_and(|t| t.is_file());
+            if !is_file || name.starts_with('.') || partition_of(&name, partitions) != partition {
+                continue;
+            }
+            let mut to = part.join(&name);
+            for n in 1.. {
+                if !to.exists() {
+                    break;
+                }
+                to = part.join(format!("{name}.{n}"));
+            }
+            // Another attempt may have claimed it first: then it is theirs.
+            let _ = std::fs::rename(entry.path(), to);
+        }
+        let mut mine: Vec<String> = std::fs::read_dir(&part)
+            .map_err(|e| io("cannot list", &part, e))?
+            .filter_map(Result::ok)
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n != SEALED)
+            .collect();
+        mine.sort();
+        let seal = part.join(SEALED);
+        match std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&seal)
+        {
+            Ok(mut f) => {
+                f.write_all(mine.join("\n").as_bytes())
+                    .and_then(|()| f.sync_all())
+                    .map_err(|e| io("cannot write", &seal, e))?;
+                Ok(mine.into_iter().map(|n| part.join(n)).collect())
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let sealed = read_sealed(&part)?.unwrap_or_default();
+                for extra in mine.iter().filter(|n| !sealed.contains(&part.join(n))) {
+                    let _ = std::fs::rename(part.join(extra), self.dir.join(extra));
+                }
+                Ok(sealed)
+            }
+            Err(e) => Err(io("cannot create", &seal, e)),
+        }
+    }
+
+    /// Run `run` committed: archive its claims (or drop them when it claimed nothing) so they
+    /// are never read again.
+    ///
+    /// # Errors
+    /// A message naming the path when the claims cannot be moved.
+    pub fn commit(&self, run: u64) -> Result<(), String> {
+        let from = self.run_dir(run);
+        let Ok(parts) = std::fs::read_dir(&from) else {
+            return Ok(());
+        };
+        let claimed_any = parts.filter_map(Result::ok).any(|p| {
+            std::fs::read_dir(p.path())
+                .is_ok_and(|fs| fs.filter_map(Result::ok).any(|f| f.file_name() != SEALED))
+        });
+        if !claimed_any {
+            return std::fs::remove_dir_all(&from)
+                .map_err(|e| format!("cannot remove {}: {e}", from.display()));
+        }
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let to = self
+            .dir
+            .join(".neptune")
+            .join("done")
+            .join(format!("run-{run:06}-{nanos}"));
+        std::fs::rename(&from, &to)
+            .map_err(|e| format!("cannot archive {} to {}: {e}", from.display(), to.display()))
+    }
+}
+
+/// The sealed file list of a claim directory, if sealed.
+fn read_sealed(part: &Path) -> Result<Option<Vec<PathBuf>>, String> {
+    let seal = part.join(SEALED);
+    match std::fs::read_to_string(&seal) {
+        Ok(s) => Ok(Some(
+            s.lines()
+                .filter(|l| !l.is_empty())
+                .map(|n| part.join(n))
+                .collect(),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", seal.display())),
+    }
+}
+
+fn read_lines(ctx: &TaskContext, path: PathBuf) -> Box<dyn Iterator<Item = String> + '_> {
+    match std::fs::File::open(&path) {
+        Err(e) => {
+            ctx.fail(format!("cannot open {}: {e}", path.display()));
+            Box::new(std::iter::empty())
+        }
+        Ok(f) => {
+            let mut lines = std::io::BufReader::new(f).lines();
+            Box::new(std::iter::from_fn(move || match lines.next()? {
+                Ok(l) => {
+                    ctx.count_record();
+                    Some(l)
+                }
+                Err(e) => {
+                    ctx.fail(format!("cannot read {}: {e}", path.display()));
+                    None
+                }
+            }))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{JobKind, TaskId};
+
+    fn ctx(run: u64, partition: u32) -> TaskContext {
+        let id = TaskId {
+            job: 0,
+            run,
+            stage: 0,
+            partition,
+        };
+        TaskContext::detached(id, JobKind::Stream)
+    }
+
+    fn read_run(w: &WatchedDir, run: u64, parts: u32) -> Vec<String> {
+        let ds = w.lines(parts);
+        let mut all: Vec<String> = Vec::new();
+        for p in 0..parts {
+            let c = ctx(run, p);
+            all.extend(ds.iter(&c));
+            assert!(!c.has_failed(), "{:?}", c.take_error());
+        }
+        all.sort();
+        all
+    }
+
+    #[test]
+    fn each_run_reads_only_the_files_new_since_the_previous_one() {
+        let d = tempfile::tempdir().unwrap();
+        let w = WatchedDir::new(d.path()).unwrap();
+        std::fs::write(d.path().join("a"), "a1\na2\n").unwrap();
+        std::fs::write(d.path().join(".partial"), "ignored\n").unwrap();
+        assert_eq!(read_run(&w, 0, 3), ["a1", "a2"]);
+        w.commit(0).unwrap();
+        assert!(read_run(&w, 1, 3).is_empty());
+        std::fs::write(d.path().join("b"), "b1\n").unwrap();
+        std::fs::write(d.path().join("c"), "c1\n").unwrap();
+        assert_eq!(read_run(&w, 2, 3), ["b1", "c1"]);
+    }
+
+    #[test]
+    fn a_retried_task_reads_exactly_what_its_first_attempt_sealed() {
+        let d = tempfile::tempdir().unwrap();
+        let w = WatchedDir::new(d.path()).unwrap();
+        std::fs::write(d.path().join("a"), "a1\n").unwrap();
+        let first = read_run(&w, 5, 1);
+        std::fs::write(d.path().join("b"), "b1\n").unwrap();
+        assert_eq!(read_run(&w, 5, 1), first, "the retry sees the sealed claim");
+        w.commit(5).unwrap();
+        assert_eq!(
+            read_run(&w, 6, 1),
+            ["b1"],
+            "the late file goes to the next run"
+        );
+    }
+
+    #[test]
+    fn a_file_dropped_again_under_a_claimed_name_is_read_again() {
+        let d = tempfile::tempdir().unwrap();
+        let w = WatchedDir::new(d.path()).unwrap();
+        std::fs::write(d.path().join("a"), "one\n").unwrap();
+        assert_eq!(read_run(&w, 0, 1), ["one"]);
+        w.commit(0).unwrap();
+        std::fs::write(d.path().join("a"), "two\n").unwrap();
+        assert_eq!(read_run(&w, 1, 1), ["two"]);
+        w.commit(1).unwrap();
+        let done = std::fs::read_dir(d.path().join(".neptune/done")).unwrap();
+        assert_eq!(done.count(), 2, "both claims archived");
+    }
+}

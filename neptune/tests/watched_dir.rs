@@ -1,0 +1,110 @@
+//! The `wordcount` stream job over a watched directory on a real local cluster: files dropped in
+//! while the app runs are each counted exactly once, across micro-batches.
+
+mod common;
+
+use common::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// Word totals over every micro-batch's output, and how many runs counted any word.
+fn totals(out: &Path) -> (BTreeMap<String, u64>, usize) {
+    let mut sum: BTreeMap<String, u64> = BTreeMap::new();
+    let mut runs_with_words = 0;
+    for run in std::fs::read_dir(out).into_iter().flatten().flatten() {
+        let mut any = false;
+        for part in std::fs::read_dir(run.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if part.file_name().to_string_lossy().starts_with('.') {
+                continue; // a part still being written
+            }
+            for l in std::fs::read_to_string(part.path()).unwrap().lines() {
+                let (w, n) = l.split_once('\t').expect("word<TAB>count");
+                *sum.entry(w.to_string()).or_default() += n.parse::<u64>().unwrap();
+                any = true;
+            }
+        }
+        runs_with_words += usize::from(any);
+    }
+    (sum, runs_with_words)
+}
+
+fn watch_runs(addr: &str) -> Option<u64> {
+    let (_, body) = http_get(addr, "/status").ok()?;
+    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+    v["jobs"]
+        .as_array()?
+        .iter()
+        .find(|j| j["name"] == "watch")?["runs"]
+        .as_u64()
+}
+
+#[test]
+fn files_dropped_into_the_watched_directory_are_each_counted_exactly_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let watched = dir.path().join("watched");
+    let out = dir.path().join("out");
+    let addr = format!("127.0.0.1:{}", free_port());
+    let sets = [
+        format!("stream.dir={}", watched.display()),
+        format!("stream.output={}", out.display()),
+        "stream.partitions=2".to_string(),
+        "jobs.watch.interval_ms=100".to_string(),
+    ];
+    let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
+    let child = local_on("wordcount", 2, &report_path(&dir, "watch"), &sets, &addr)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let mut expected: BTreeMap<String, u64> = BTreeMap::new();
+    for f in 0..6u64 {
+        // Let the stream make progress between drops, so files land in different micro-batches.
+        let seen = wait_for(Duration::from_secs(60), "a micro-batch", || {
+            watch_runs(&addr).filter(|r| *r >= 1)
+        });
+        wait_for(Duration::from_secs(60), "two more micro-batches", || {
+            watch_runs(&addr).filter(|r| *r >= seen + 2)
+        });
+        let mut text = String::new();
+        for line in 0..200u64 {
+            text += &format!("w{} f{f} common\n", (f * 31 + line) % 17);
+        }
+        for w in text.split_whitespace() {
+            *expected.entry(w.to_string()).or_default() += 1;
+        }
+        let tmp = watched.join(format!(".f{f}.tmp"));
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, watched.join(format!("f{f}.txt"))).unwrap();
+    }
+
+    let runs_at_done = wait_for(Duration::from_secs(120), "every file counted", || {
+        (totals(&out).0 == expected)
+            .then(|| watch_runs(&addr))
+            .flatten()
+    });
+    // Later micro-batches must not count any file again.
+    wait_for(Duration::from_secs(60), "three more micro-batches", || {
+        watch_runs(&addr).filter(|r| *r >= runs_at_done + 3)
+    });
+    let (got, runs_with_words) = totals(&out);
+    assert_eq!(got, expected, "each file counted exactly once");
+    assert!(
+        runs_with_words >= 2,
+        "files were picked up across micro-batches"
+    );
+
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = wait_with_timeout(child, Duration::from_secs(60));
+    assert!(out.status.success());
+}
