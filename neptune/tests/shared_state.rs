@@ -29,6 +29,8 @@ fn each_executor_receives_and_decodes_each_model_version_once_not_per_task() {
         &[
             "history.records=2000",
             "history.partitions=4",
+            // Few epochs, so versions stop growing while score tasks keep reading them.
+            "jobs.train.runs=5",
             "jobs.score.interval_ms=100",
         ],
         &addr,
