@@ -112,6 +112,32 @@ pub fn list_files(pattern: &str) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
+/// The lines of `path`, each counted as a record; an unreadable file fails the task naming it.
+pub(crate) fn read_lines(
+    ctx: &TaskContext,
+    path: PathBuf,
+) -> Box<dyn Iterator<Item = String> + '_> {
+    match std::fs::File::open(&path) {
+        Err(e) => {
+            ctx.fail(format!("cannot open {}: {e}", path.display()));
+            Box::new(std::iter::empty())
+        }
+        Ok(f) => {
+            let mut lines = std::io::BufReader::new(f).lines();
+            Box::new(std::iter::from_fn(move || match lines.next()? {
+                Ok(l) => {
+                    ctx.count_record();
+                    Some(l)
+                }
+                Err(e) => {
+                    ctx.fail(format!("cannot read {}: {e}", path.display()));
+                    None
+                }
+            }))
+        }
+    }
+}
+
 /// Lines of the files matching `pattern`, one partition per file (read in every run).
 ///
 /// # Errors
@@ -120,26 +146,7 @@ pub fn text_files(pattern: &str) -> Result<Dataset<String>, String> {
     let files = Arc::new(list_files(pattern)?);
     let n = files.len() as u32;
     Ok(Dataset::from_fn(n, move |ctx: &TaskContext| {
-        let path = files[ctx.partition() as usize].clone();
-        match std::fs::File::open(&path) {
-            Err(e) => {
-                ctx.fail(format!("cannot open {}: {e}", path.display()));
-                Box::new(std::iter::empty())
-            }
-            Ok(f) => {
-                let mut lines = std::io::BufReader::new(f).lines();
-                Box::new(std::iter::from_fn(move || match lines.next()? {
-                    Ok(l) => {
-                        ctx.count_record();
-                        Some(l)
-                    }
-                    Err(e) => {
-                        ctx.fail(format!("cannot read {}: {e}", path.display()));
-                        None
-                    }
-                }))
-            }
-        }
+        read_lines(ctx, files[ctx.partition() as usize].clone())
     }))
 }
 

@@ -17,8 +17,9 @@
 
 use crate::dataset::Dataset;
 use crate::shuffle::partition_of;
+use crate::source::read_lines;
 use crate::task::TaskContext;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -166,28 +167,6 @@ fn read_sealed(part: &Path) -> Result<Option<Vec<PathBuf>>, String> {
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(format!("cannot read {}: {e}", seal.display())),
-    }
-}
-
-fn read_lines(ctx: &TaskContext, path: PathBuf) -> Box<dyn Iterator<Item = String> + '_> {
-    match std::fs::File::open(&path) {
-        Err(e) => {
-            ctx.fail(format!("cannot open {}: {e}", path.display()));
-            Box::new(std::iter::empty())
-        }
-        Ok(f) => {
-            let mut lines = std::io::BufReader::new(f).lines();
-            Box::new(std::iter::from_fn(move || match lines.next()? {
-                Ok(l) => {
-                    ctx.count_record();
-                    Some(l)
-                }
-                Err(e) => {
-                    ctx.fail(format!("cannot read {}: {e}", path.display()));
-                    None
-                }
-            }))
-        }
     }
 }
 
