@@ -20,6 +20,7 @@ pub struct Action<R> {
     pub(crate) partitions: u32,
     pub(crate) deps: Vec<crate::plan::StageDef>,
     pub(crate) reads: Vec<u32>,
+    pub(crate) receivers: Vec<u32>,
     pub(crate) run_task: TaskFn,
     pub(crate) merge: MergeFn<R>,
 }
@@ -45,6 +46,7 @@ impl<R: 'static> Action<R> {
         let partitions = ds.partitions();
         let deps = ds.lineage().to_vec();
         let reads = ds.reads().to_vec();
+        let receivers = ds.receivers().to_vec();
         let run_task: TaskFn = Arc::new(move |ctx: &TaskContext| {
             let partial = run(ctx, ds.iter(ctx));
             if let Some(e) = ctx.take_error() {
@@ -67,6 +69,7 @@ impl<R: 'static> Action<R> {
             partitions,
             deps,
             reads,
+            receivers,
             run_task,
             merge,
         }
@@ -80,6 +83,7 @@ impl<R: 'static> Action<R> {
             run_task: self.run_task.clone(),
             reads: self.reads.clone(),
             shuffle_out: None,
+            receivers: self.receivers.clone(),
         });
         stages
     }

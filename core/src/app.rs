@@ -6,7 +6,9 @@
 
 use crate::action::Action;
 use crate::config::{Config, ConfigError};
+use crate::dataset::Dataset;
 use crate::ids::JobKind;
+use crate::source_socket::{ReceiverDef, check_addr, receiver_lines};
 use crate::state::Broadcasts;
 use crate::task::TaskContext;
 use serde::Serialize;
@@ -211,6 +213,7 @@ pub struct App {
     name: String,
     config: Arc<Config>,
     jobs: Vec<JobDef>,
+    receivers: Vec<ReceiverDef>,
 }
 
 impl std::fmt::Debug for App {
@@ -218,6 +221,7 @@ impl std::fmt::Debug for App {
         f.debug_struct("App")
             .field("name", &self.name)
             .field("jobs", &self.jobs)
+            .field("receivers", &self.receivers)
             .finish()
     }
 }
@@ -229,6 +233,7 @@ impl App {
             name: name.into(),
             config,
             jobs: Vec::new(),
+            receivers: Vec::new(),
         }
     }
 
@@ -258,6 +263,39 @@ impl App {
     /// The jobs, in definition order (a job's index is its [`JobId`](crate::ids::JobId)).
     pub fn jobs(&self) -> &[JobDef] {
         &self.jobs
+    }
+
+    /// Stream receivers declared with [`socket_lines`](Self::socket_lines), by index.
+    pub fn receivers(&self) -> &[ReceiverDef] {
+        &self.receivers
+    }
+
+    /// A stream source of the text lines arriving on TCP `addr` (`host:port`; the receiver
+    /// connects to it as a client, like `nc -lk PORT` on the other end), split into
+    /// `partitions` partitions per micro-batch. The driver pins the receiver to one executor
+    /// and prefers it for the tasks reading it; see [`crate::source_socket`] for the delivery
+    /// guarantees. Read it from one job only.
+    ///
+    /// # Errors
+    /// A message naming the receiver when `name` is taken or `addr` is not `host:port`.
+    pub fn socket_lines(
+        &mut self,
+        name: &str,
+        addr: &str,
+        partitions: u32,
+    ) -> Result<Dataset<String>, String> {
+        if self.receivers.iter().any(|r| r.name == name) {
+            return Err(format!("socket source `{name}` is declared twice"));
+        }
+        check_addr(addr).map_err(|e| format!("socket source `{name}`: {e}"))?;
+        let index = self.receivers.len() as u32;
+        let partitions = partitions.max(1);
+        self.receivers.push(ReceiverDef {
+            name: name.to_string(),
+            addr: addr.to_string(),
+            partitions,
+        });
+        Ok(receiver_lines(index, partitions))
     }
 
     /// Declare shared state named `name` with an initial value (version 0).
@@ -343,6 +381,27 @@ impl App {
         Ok(())
     }
 
+    /// Every receiver is read by at most one job: a cut belongs to one job's run (two jobs would
+    /// split the lines between them, arbitrarily).
+    fn check_receivers(&self) -> Result<(), String> {
+        for (i, r) in self.receivers.iter().enumerate() {
+            let readers: Vec<&str> = self
+                .jobs
+                .iter()
+                .filter(|j| j.stages.iter().any(|s| s.receivers.contains(&(i as u32))))
+                .map(|j| j.name.as_str())
+                .collect();
+            if readers.len() > 1 {
+                return Err(format!(
+                    "socket source `{}` is read by jobs {}: declare one source per job",
+                    r.name,
+                    readers.join(" and ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Index of the job called `name`.
     pub fn job_index(&self, name: &str) -> Option<usize> {
         self.jobs.iter().position(|j| j.name == name)
@@ -411,6 +470,10 @@ pub fn build_app(entries: &[AppEntry], name: &str, config: Arc<Config>) -> Resul
         message,
     })?;
     app.apply_overrides()?;
+    app.check_receivers().map_err(|message| BuildError::App {
+        app: name.to_string(),
+        message,
+    })?;
     Ok(app)
 }
 
@@ -461,6 +524,45 @@ mod tests {
         let app = build_app(APPS, "demo", Arc::new(cfg)).unwrap();
         assert_eq!(app.args().unwrap(), vec!["--model-dir", "/tmp/m"]);
         assert!(app.config().check_all_used().is_ok());
+    }
+
+    fn two_readers(app: &mut App) -> Result<(), String> {
+        let lines = app.socket_lines("events", "localhost:9999", 2)?;
+        app.stream("a", lines.count());
+        app.stream("b", lines.map(|l| l.len()).count());
+        Ok(())
+    }
+
+    #[test]
+    fn a_socket_source_read_by_two_jobs_is_refused_naming_both() {
+        let apps = [AppEntry {
+            name: "two",
+            description: "test",
+            build: two_readers,
+        }];
+        let e = build_app(&apps, "two", Arc::new(Config::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("`events`") && e.contains("a and b"), "{e}");
+    }
+
+    #[test]
+    fn socket_sources_are_recorded_on_the_stages_that_read_them() {
+        let mut app = App::new("t", Arc::new(Config::default()));
+        let lines = app.socket_lines("events", "localhost:9999", 3).unwrap();
+        assert!(app.socket_lines("events", "localhost:1", 1).is_err());
+        assert!(app.socket_lines("other", "nohost", 1).is_err());
+        let words = lines.flat_map(|l| vec![(l, 1u64)]);
+        app.stream("count", words.reduce_by_key(2, |a, b| a + b).count());
+        let stages = &app.jobs()[0].stages;
+        assert_eq!(stages.len(), 2);
+        assert_eq!(
+            stages[0].receivers,
+            vec![0],
+            "the map stage reads the socket"
+        );
+        assert!(stages[1].receivers.is_empty());
+        assert_eq!(app.receivers()[0].partitions, 3);
     }
 
     #[test]

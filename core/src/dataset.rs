@@ -25,6 +25,7 @@ pub struct Dataset<T> {
     compute: Arc<ComputeFn<T>>,
     deps: Arc<Vec<StageDef>>,
     reads: Arc<Vec<u32>>,
+    receivers: Arc<Vec<u32>>,
 }
 
 impl<T> Clone for Dataset<T> {
@@ -34,6 +35,7 @@ impl<T> Clone for Dataset<T> {
             compute: self.compute.clone(),
             deps: self.deps.clone(),
             reads: self.reads.clone(),
+            receivers: self.receivers.clone(),
         }
     }
 }
@@ -103,7 +105,15 @@ impl<T: 'static> Dataset<T> {
             compute: Arc::new(move |ctx: &TaskContext| yielding(ctx, compute(ctx))),
             deps: Arc::new(deps),
             reads: Arc::new(reads),
+            receivers: Arc::new(Vec::new()),
         }
+    }
+
+    /// The same dataset, reading the data of stream receiver `index` (see
+    /// [`App::socket_lines`](crate::App::socket_lines)).
+    pub(crate) fn reading_receiver(mut self, index: u32) -> Self {
+        Arc::make_mut(&mut self.receivers).push(index);
+        self
     }
 
     /// Stages that must run before this dataset's own (empty without a shuffle upstream).
@@ -114,6 +124,11 @@ impl<T: 'static> Dataset<T> {
     /// Map stages this dataset's pipeline reads, by slot.
     pub fn reads(&self) -> &[u32] {
         &self.reads
+    }
+
+    /// Stream receivers this dataset's pipeline reads (indices in the app's receivers).
+    pub fn receivers(&self) -> &[u32] {
+        &self.receivers
     }
 
     /// Number of partitions (tasks per run).
@@ -143,6 +158,7 @@ impl<T: 'static> Dataset<T> {
             }),
             deps: self.deps.clone(),
             reads: self.reads.clone(),
+            receivers: self.receivers.clone(),
         }
     }
 

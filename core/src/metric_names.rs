@@ -41,6 +41,14 @@ pub const EXECUTOR_BROADCAST_VERSIONS: &str = "neptune_executor_broadcast_versio
 pub const EXECUTOR_BROADCAST_DUPLICATES: &str = "neptune_executor_broadcast_duplicates_total";
 /// Executor: broadcast versions decoded for tasks (once per version, not per task).
 pub const EXECUTOR_BROADCAST_DECODES: &str = "neptune_executor_broadcast_decodes_total";
+/// Executor: lines a stream receiver read from its socket, label `source`.
+pub const EXECUTOR_RECEIVER_LINES: &str = "neptune_executor_receiver_lines_total";
+/// Executor: lines a receiver dropped, labels `source`, `reason` (`not_utf8`, `too_long`).
+pub const EXECUTOR_RECEIVER_DROPPED: &str = "neptune_executor_receiver_dropped_lines_total";
+/// Executor: bytes a receiver holds (received, not yet released with their run), label `source`.
+pub const EXECUTOR_RECEIVER_BUFFERED: &str = "neptune_executor_receiver_buffered_bytes";
+/// Executor: 1 while a receiver is connected to its socket, label `source`.
+pub const EXECUTOR_RECEIVER_CONNECTED: &str = "neptune_executor_receiver_connected";
 /// Executor: task slots (`--cores`).
 pub const EXECUTOR_SLOTS: &str = "neptune_executor_slots";
 
@@ -101,6 +109,10 @@ pub const ALL: &[&str] = &[
     EXECUTOR_BROADCAST_VERSIONS,
     EXECUTOR_BROADCAST_DUPLICATES,
     EXECUTOR_BROADCAST_DECODES,
+    EXECUTOR_RECEIVER_LINES,
+    EXECUTOR_RECEIVER_DROPPED,
+    EXECUTOR_RECEIVER_BUFFERED,
+    EXECUTOR_RECEIVER_CONNECTED,
     DRIVER_STREAM_LATENCY,
     DRIVER_JOB_RECORDS,
     DRIVER_BATCH_RECORDS_PER_SECOND,

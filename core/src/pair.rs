@@ -36,6 +36,7 @@ fn map_stage<K: Key, V: 'static, C: Value>(
         partitions: input.partitions(),
         reads: input.reads().to_vec(),
         shuffle_out: Some(partitions),
+        receivers: input.receivers().to_vec(),
         run_task: Arc::new(move |ctx: &TaskContext| {
             run_map_task(ctx, &input, partitions, &combiner)
         }),

@@ -19,6 +19,10 @@ pub struct StageDef {
     /// For a shuffle-map stage: the number of reduce partitions it writes; `None` for the last
     /// stage.
     pub shuffle_out: Option<u32>,
+    /// Stream receivers (indices in the app's [`receivers`](crate::App::receivers)) whose
+    /// data this stage's tasks read: the driver sends where each one runs in `Launch.params`
+    /// and prefers that executor for the tasks.
+    pub receivers: Vec<u32>,
 }
 
 impl std::fmt::Debug for StageDef {
@@ -27,6 +31,7 @@ impl std::fmt::Debug for StageDef {
             .field("partitions", &self.partitions)
             .field("reads", &self.reads)
             .field("shuffle_out", &self.shuffle_out)
+            .field("receivers", &self.receivers)
             .finish()
     }
 }

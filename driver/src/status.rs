@@ -118,6 +118,19 @@ pub struct Status {
     pub executors: Vec<ExecutorStatus>,
     /// Jobs.
     pub jobs: Vec<JobStatus>,
+    /// Stream receivers (socket sources) and where they run.
+    pub receivers: Vec<ReceiverStatus>,
     /// Totals.
     pub totals: Totals,
+}
+
+/// One stream receiver.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ReceiverStatus {
+    /// Source name.
+    pub name: String,
+    /// `host:port` it reads.
+    pub addr: String,
+    /// Executor it is pinned to (`null` while it has none).
+    pub executor: Option<String>,
 }

@@ -49,6 +49,14 @@ pub struct ExecutorMetrics {
     pub broadcast_duplicates: IntCounter,
     /// Broadcast versions decoded.
     pub broadcast_decodes: IntCounter,
+    /// Lines read by stream receivers, by source.
+    pub receiver_lines: IntCounterVec,
+    /// Lines receivers dropped, by source and reason.
+    pub receiver_dropped: IntCounterVec,
+    /// Bytes receivers hold, by source.
+    pub receiver_buffered: IntGaugeVec,
+    /// 1 while a receiver is connected, by source.
+    pub receiver_connected: IntGaugeVec,
 }
 
 impl std::fmt::Debug for ExecutorMetrics {
@@ -216,6 +224,50 @@ impl ExecutorMetrics {
                 IntCounter::new(
                     n::EXECUTOR_BROADCAST_DECODES,
                     "Broadcast versions decoded for tasks (once per version).",
+                )
+                .expect("valid"),
+            ),
+            receiver_lines: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        n::EXECUTOR_RECEIVER_LINES,
+                        "Lines stream receivers read from their sockets.",
+                    ),
+                    &["source"],
+                )
+                .expect("valid"),
+            ),
+            receiver_dropped: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        n::EXECUTOR_RECEIVER_DROPPED,
+                        "Lines stream receivers dropped (not UTF-8, or too long).",
+                    ),
+                    &["source", "reason"],
+                )
+                .expect("valid"),
+            ),
+            receiver_buffered: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        n::EXECUTOR_RECEIVER_BUFFERED,
+                        "Bytes stream receivers hold until their runs are released.",
+                    ),
+                    &["source"],
+                )
+                .expect("valid"),
+            ),
+            receiver_connected: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        n::EXECUTOR_RECEIVER_CONNECTED,
+                        "1 while a stream receiver is connected to its socket.",
+                    ),
+                    &["source"],
                 )
                 .expect("valid"),
             ),

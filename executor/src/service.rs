@@ -7,6 +7,7 @@
 
 use crate::blocks::{BlockStore, server};
 use crate::metrics::ExecutorMetrics;
+use crate::receivers::Receivers;
 use crate::runtime::TaskRuntime;
 use crate::session::Running;
 use neptune_core::app::{AppEntry, build_app};
@@ -229,6 +230,12 @@ async fn session(
     let broadcasts = Arc::new(Broadcasts::default());
     let runtime = TaskRuntime::new(cfg.cores as usize, broadcasts.clone(), ev_tx);
     blocks.set_executor_id(&id);
+    let receivers = Arc::new(Receivers::new(
+        app.receivers().to_vec(),
+        cfg.memory,
+        Some(metrics.clone()),
+    ));
+    blocks.set_receivers(receivers.clone());
     let mut st = Running {
         after_victim: HashMap::new(),
         app,
@@ -237,6 +244,7 @@ async fn session(
         metrics,
         out,
         blocks,
+        receivers,
         extras: Arc::default(),
         spilled_reported: 0,
         broadcasts_reported: Default::default(),

@@ -40,6 +40,7 @@ pub(crate) struct Running {
     pub(crate) metrics: ExecutorMetrics,
     pub(crate) out: mpsc::UnboundedSender<ExecutorMessage>,
     pub(crate) blocks: Arc<BlockStore>,
+    pub(crate) receivers: Arc<crate::receivers::Receivers>,
     pub(crate) extras: Arc<Mutex<HashMap<TaskId, Extras>>>,
     pub(crate) spilled_reported: u64,
     /// Broadcast counters already exported as metrics.
@@ -88,6 +89,11 @@ impl Running {
                 self.broadcasts.put(&b.name, b.version, b.value);
             }
             Some(driver_message::Msg::Release(r)) => self.blocks.release(r.job, r.run),
+            Some(driver_message::Msg::StartReceiver(s)) => {
+                if let Err(e) = self.receivers.start(s.index, s.first_run) {
+                    tracing::warn!(error = %e, "cannot start a stream receiver");
+                }
+            }
             Some(driver_message::Msg::Shutdown(_)) | None => {}
         }
     }

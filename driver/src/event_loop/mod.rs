@@ -175,6 +175,7 @@ impl EventLoop {
                 );
             }
             self.started = true;
+            self.place_receivers();
             let step = self.jobs.start(self.now());
             tracing::info!(
                 app = self.app.name(),
@@ -213,6 +214,9 @@ impl EventLoop {
                     },
                 );
                 self.metrics.executors.set(self.conns.len() as i64);
+                if self.started {
+                    self.place_receivers();
+                }
                 self.schedule(Event::ExecutorRegistered {
                     id,
                     cores,
@@ -231,6 +235,9 @@ impl EventLoop {
                     self.metrics.executors.set(self.conns.len() as i64);
                     self.metrics.executors_lost.inc();
                     self.totals.executors_lost += 1;
+                    // Before the scheduler relaunches anything: tasks reading a receiver that
+                    // ran there must be told its new place.
+                    self.place_receivers();
                     self.schedule(Event::ExecutorLost { id: id.clone() });
                     let step = self.jobs.executor_lost(&id);
                     self.apply_step(step);
@@ -448,9 +455,11 @@ impl EventLoop {
             }
             Command::DropExecutor { id, silent_for } => {
                 tracing::warn!(executor = %id, ?silent_for, "executor missed heartbeats: dropping it");
+                let removed = self.conns.remove(&id);
+                self.place_receivers();
                 let step = self.jobs.executor_lost(&id);
                 self.apply_step(step);
-                if let Some(c) = self.conns.remove(&id) {
+                if let Some(c) = removed {
                     let msg = driver_message::Msg::Shutdown(neptune_proto::Shutdown {
                         reason: format!("no heartbeat for {silent_for:?}"),
                     });
@@ -472,6 +481,50 @@ impl EventLoop {
                 self.jobs.fail_job(task.job as usize, &why);
                 self.schedule(Event::JobCancelled { job: task.job });
             }
+        }
+    }
+
+    /// Pin every receiver that has no live executor to the live executor running the fewest
+    /// receivers (ties: smallest id), and tell that executor to start it. A receiver stays
+    /// where it is while its executor lives.
+    fn place_receivers(&mut self) {
+        let placed: Vec<Option<String>> = self.jobs.receiver_placement().to_vec();
+        let mut load: HashMap<&str, usize> = self.conns.keys().map(|k| (k.as_str(), 0)).collect();
+        for e in placed.iter().flatten() {
+            if let Some(n) = load.get_mut(e.as_str()) {
+                *n += 1;
+            }
+        }
+        let mut moves = Vec::new();
+        for (index, at) in placed.iter().enumerate() {
+            if at.as_ref().is_some_and(|e| self.conns.contains_key(e)) {
+                continue;
+            }
+            let target = load
+                .iter()
+                .min_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)))
+                .map(|(e, _)| e.to_string());
+            if let Some(e) = &target {
+                *load.get_mut(e.as_str()).expect("listed") += 1;
+            }
+            moves.push((index, target));
+        }
+        for (index, target) in moves {
+            let name = &self.app.receivers()[index].name;
+            match &target {
+                Some(e) => {
+                    tracing::info!(source = %name, executor = %e, "receiver placed");
+                    self.send_to(
+                        e,
+                        driver_message::Msg::StartReceiver(neptune_proto::StartReceiver {
+                            index: index as u32,
+                            first_run: self.jobs.receiver_first_run(index),
+                        }),
+                    );
+                }
+                None => tracing::warn!(source = %name, "no executor left to run the receiver"),
+            }
+            self.jobs.place_receiver(index, target);
         }
     }
 

@@ -1,7 +1,7 @@
 //! Publishing the driver's status document (and gauges) from the event loop's state.
 
 use super::EventLoop;
-use crate::status::{ExecutorStatus, JobStatus, Status, SuspendLatency, Totals};
+use crate::status::{ExecutorStatus, JobStatus, ReceiverStatus, Status, SuspendLatency, Totals};
 use neptune_core::ids::{JobKind, TaskId};
 
 impl EventLoop {
@@ -100,6 +100,17 @@ impl EventLoop {
                 .sum(),
             ..self.totals.clone()
         };
+        let receivers = self
+            .app
+            .receivers()
+            .iter()
+            .zip(self.jobs.receiver_placement())
+            .map(|(r, at)| ReceiverStatus {
+                name: r.name.clone(),
+                addr: r.addr.clone(),
+                executor: at.clone(),
+            })
+            .collect();
         let mut st = self.status.write().unwrap_or_else(|e| e.into_inner());
         *st = Status {
             app: self.app.name().to_string(),
@@ -112,6 +123,7 @@ impl EventLoop {
             failure: self.jobs.any_failed(),
             executors,
             jobs,
+            receivers,
             totals,
         };
     }

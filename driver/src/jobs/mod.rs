@@ -14,6 +14,7 @@ use lineage::{Output, RunState};
 use neptune_core::app::{App, CommitCtx};
 use neptune_core::ids::{JobKind, TaskId};
 use neptune_core::shuffle::{MapLoc, MapStatus, ShuffleRead};
+use neptune_core::source_socket::RECEIVER_STAGE;
 use neptune_core::state::Broadcasts;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -72,6 +73,8 @@ pub struct JobManager {
     jobs: Vec<JobState>,
     started_at: Option<Duration>,
     stopped: bool,
+    /// Where each stream receiver of the app runs (executor id), if placed.
+    receivers: Vec<Option<String>>,
 }
 
 impl std::fmt::Debug for JobManager {
@@ -99,6 +102,7 @@ impl JobManager {
             })
             .collect();
         Self {
+            receivers: vec![None; app.receivers().len()],
             app,
             broadcasts,
             jobs,
@@ -119,6 +123,32 @@ impl JobManager {
             }
         }
         step
+    }
+
+    /// Receiver `index` now runs on `executor` (`None`: nowhere, its executor was lost).
+    pub fn place_receiver(&mut self, index: usize, executor: Option<String>) {
+        if let Some(r) = self.receivers.get_mut(index) {
+            *r = executor;
+        }
+    }
+
+    /// The first run of the job reading receiver `index` that has not begun yet: where a
+    /// receiver (re)started now starts delivering.
+    pub fn receiver_first_run(&self, index: usize) -> u64 {
+        self.app
+            .jobs()
+            .iter()
+            .position(|j| {
+                j.stages
+                    .iter()
+                    .any(|s| s.receivers.contains(&(index as u32)))
+            })
+            .map_or(0, |j| self.jobs[j].next_run)
+    }
+
+    /// Where each receiver runs, by index.
+    pub fn receiver_placement(&self) -> &[Option<String>] {
+        &self.receivers
     }
 
     /// When the job clock started.
@@ -205,7 +235,14 @@ impl JobManager {
             },
             kind: self.jobs[j].kind,
             attempt,
-            preferred: if stage == st.stage {
+            preferred: if !stages[stage].receivers.is_empty() {
+                // Source locality: the data of a receiver's micro-batch is where it runs.
+                stages[stage]
+                    .receivers
+                    .iter()
+                    .filter_map(|&r| self.receivers.get(r as usize).cloned().flatten())
+                    .collect()
+            } else if stage == st.stage {
                 st.preferred(stages, p)
             } else {
                 Vec::new()
@@ -245,13 +282,46 @@ impl JobManager {
     }
 
     /// Launch parameters of task `id`: where the map outputs its stage reads live, with each
-    /// executor's block server address from `addr_of`. `None` when an input is missing (it was
-    /// lost since the task was submitted): the caller returns the task instead of launching it.
+    /// executor's block server address from `addr_of`, then where the receivers it reads run
+    /// (stage `RECEIVER_STAGE | index`; no location when the receiver is not placed, which
+    /// fails the task with a message). `None` when a map output is missing (it was lost since
+    /// the task was submitted): the caller returns the task instead of launching it.
     pub fn params_for(
         &self,
         id: TaskId,
         addr_of: impl Fn(&str) -> Option<String>,
     ) -> Option<Vec<u8>> {
+        let j = id.job as usize;
+        let stage = self.app.jobs().get(j)?.stages.get(id.stage as usize)?;
+        if stage.reads.is_empty() && stage.receivers.is_empty() {
+            return Some(Vec::new());
+        }
+        let mut out = self.shuffle_reads(id, &addr_of)?;
+        for &r in &stage.receivers {
+            let maps = self.receivers[r as usize]
+                .as_ref()
+                .and_then(|e| {
+                    Some(MapLoc {
+                        executor: e.clone(),
+                        addr: addr_of(e)?,
+                    })
+                })
+                .into_iter()
+                .collect();
+            out.push(ShuffleRead {
+                stage: RECEIVER_STAGE | r,
+                maps,
+            });
+        }
+        postcard::to_stdvec(&out).ok()
+    }
+
+    /// Where the map outputs task `id`'s stage reads live; `None` when one is missing.
+    fn shuffle_reads(
+        &self,
+        id: TaskId,
+        addr_of: &impl Fn(&str) -> Option<String>,
+    ) -> Option<Vec<ShuffleRead>> {
         let j = id.job as usize;
         let stages = &self.app.jobs().get(j)?.stages;
         let reads = &stages.get(id.stage as usize)?.reads;
@@ -273,7 +343,7 @@ impl JobManager {
                 .collect::<Option<Vec<_>>>()?;
             out.push(ShuffleRead { stage: r, maps });
         }
-        postcard::to_stdvec(&out).ok()
+        Some(out)
     }
 
     /// Task `id` could not run because inputs held by `executor` are lost (fetch failed, or
@@ -396,7 +466,8 @@ impl JobManager {
             return;
         }
         let st = self.jobs[j].active.remove(&run).expect("run is active");
-        if stages > 1 {
+        let def = &self.app.jobs()[j];
+        if stages > 1 || def.stages.iter().any(|s| !s.receivers.is_empty()) {
             step.released.push((j as u32, run));
         }
         let parts: Vec<Vec<u8>> = st

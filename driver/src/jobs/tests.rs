@@ -144,3 +144,39 @@ fn a_lost_executor_map_outputs_are_recomputed_before_held_reduce_tasks_run_again
     assert_eq!(fin.released, vec![(0, 0)]);
     assert_eq!(m.stats(0).runs, 1);
 }
+
+#[test]
+fn tasks_reading_a_receiver_prefer_its_executor_are_told_where_it_runs_and_release_its_cuts() {
+    let mut app = App::new("t", Arc::new(Config::default()));
+    let lines = app.socket_lines("events", "localhost:9999", 2).unwrap();
+    app.stream("count", lines.count())
+        .runs(Some(2))
+        .interval(ms(100));
+    let a = Arc::new(app);
+    let mut m = JobManager::new(a.clone(), Arc::default());
+    assert_eq!(m.receiver_first_run(0), 0);
+    m.place_receiver(0, Some("e1".into()));
+    m.start(ms(0));
+    let tasks = m.tick(ms(100)).submit.concat();
+    assert_eq!(tasks.len(), 2);
+    assert!(tasks.iter().all(|t| t.preferred == vec!["e1".to_string()]));
+    assert_eq!(m.receiver_first_run(0), 1, "run 0 has begun");
+    let params = m
+        .params_for(tasks[0].id, |e| Some(format!("{e}:7")))
+        .unwrap();
+    let reads: Vec<ShuffleRead> = postcard::from_bytes(&params).unwrap();
+    assert_eq!(reads.len(), 1);
+    assert_eq!(reads[0].stage, RECEIVER_STAGE);
+    assert_eq!(reads[0].maps[0].executor, "e1");
+    assert_eq!(reads[0].maps[0].addr, "e1:7");
+    // Unplaced (its executor was lost): no location, so the task fails naming the receiver
+    // instead of reading another executor's data.
+    m.place_receiver(0, None);
+    let params = m.params_for(tasks[0].id, |e| Some(e.to_string())).unwrap();
+    let reads: Vec<ShuffleRead> = postcard::from_bytes(&params).unwrap();
+    assert!(reads[0].maps.is_empty());
+    let r = postcard::to_stdvec(&0u64).unwrap();
+    m.task_succeeded(ms(101), tasks[0].id, r.clone(), 0, "e1");
+    let fin = m.task_succeeded(ms(102), tasks[1].id, r, 0, "e1");
+    assert_eq!(fin.released, vec![(0, 0)], "the run's cuts are dropped");
+}

@@ -5,17 +5,20 @@
 //!
 //! Budgets come from `--memory`: [`BLOCKS_SHARE`] of it for blocks, [`TASKS_SHARE`] shared by
 //! the cores for tasks' aggregation state (which spills on its own, see
-//! `neptune_core::shuffle::aggregate`). The rest is headroom for the process itself.
+//! `neptune_core::shuffle::aggregate`), [`RECEIVERS_SHARE`](crate::receivers::RECEIVERS_SHARE)
+//! for stream receivers' buffers. The rest is headroom for the process itself.
 
 pub mod fetch;
 pub mod server;
 
+use crate::receivers::Receivers;
 use neptune_core::shuffle::{BlockId, Blocks, FetchError, MapLoc};
+use neptune_core::source_socket::RECEIVER_STAGE;
 use neptune_core::task::TaskContext;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Share of `--memory` for shuffle blocks held in memory.
 pub const BLOCKS_SHARE: f64 = 0.4;
@@ -42,6 +45,9 @@ pub struct BlockStore {
     task_budget: u64,
     dir: tempfile::TempDir,
     spilled: AtomicU64,
+    /// Stream receivers of this executor (set once the app is known): their cuts are served as
+    /// blocks of stage `RECEIVER_STAGE | index`.
+    receivers: OnceLock<Arc<Receivers>>,
 }
 
 impl std::fmt::Debug for BlockStore {
@@ -70,6 +76,7 @@ impl BlockStore {
             task_budget: (memory as f64 * TASKS_SHARE) as u64 / u64::from(cores.max(1)),
             dir,
             spilled: AtomicU64::new(0),
+            receivers: OnceLock::new(),
         })
     }
 
@@ -84,6 +91,11 @@ impl BlockStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Serve the cuts of `receivers` (once the app is known; later calls are ignored).
+    pub fn set_receivers(&self, receivers: Arc<Receivers>) {
+        let _ = self.receivers.set(receivers);
     }
 
     /// Bytes spilled to disk since start (blocks and aggregation state).
@@ -102,6 +114,9 @@ impl BlockStore {
     /// # Errors
     /// When a spilled segment cannot be read back.
     pub fn get(&self, id: BlockId) -> std::io::Result<Option<Vec<u8>>> {
+        if id.stage >= RECEIVER_STAGE {
+            return Ok(self.receivers.get().and_then(|r| r.cut_block(id)));
+        }
         // Segments to copy, read outside the lock: bytes in memory, or a spill file.
         let parts: Vec<Result<Arc<Vec<u8>>, PathBuf>> = {
             let inner = self.lock();
@@ -125,8 +140,11 @@ impl BlockStore {
         Ok(Some(out))
     }
 
-    /// Drop every block of run `run` of job `job`.
+    /// Drop every block (and receiver cut) of run `run` of job `job`.
     pub fn release(&self, job: u32, run: u64) {
+        if let Some(r) = self.receivers.get() {
+            r.release(job, run);
+        }
         let mut inner = self.lock();
         let ids: Vec<BlockId> = inner
             .blocks

@@ -1,5 +1,5 @@
-//! `wordcount`: a batch job counting words over text files, and a stream job counting words in a
-//! watched directory, in the same app.
+//! `wordcount`: a batch job counting words over text files, and stream jobs counting words in a
+//! watched directory and arriving on a TCP socket, in the same app.
 //!
 //! Keys: `input` (directory or glob of text files; enables the batch job `count`), `output`
 //! (directory; `count` writes `run-RRRRRR/part-PPPPP` files of `word<TAB>count` lines, else the
@@ -11,7 +11,13 @@
 //! of the files that appeared there since the previous one, each file exactly once — see
 //! [`WatchedDir`]; drop files atomically, by renaming them in from a name starting with `.`),
 //! `stream.output` (directory; `watch` writes each micro-batch's counts there as `count` does,
-//! else the result is the number of distinct words), `stream.partitions` (default 2). Words are maximal runs of non-whitespace, case kept.
+//! else the result is the number of distinct words), `stream.partitions` (default 2),
+//! `stream.socket` (`host:port` of a TCP server sending text lines, e.g. `nc -lk 9999`: the
+//! stream job `socket` counts the words of the lines received in each micro-batch; its receiver
+//! runs on one executor, which the micro-batch's tasks prefer — see
+//! [`neptune_core::source_socket`]). With both stream sources and `stream.output`, each job
+//! writes under its own subdirectory (`watch/`, `socket/`). Words are maximal runs of
+//! non-whitespace, case kept.
 
 use super::cfg;
 use neptune_core::source::{Malformed, json_lines_with, text_files};
@@ -61,11 +67,22 @@ pub fn build(app: &mut App) -> Result<(), String> {
     let dir: String = cfg(c.get("stream.dir", String::new()))?;
     let stream_parts: u32 = cfg(c.get_in("stream.partitions", 2, 1, 10_000))?;
     let stream_output: String = cfg(c.get("stream.output", String::new()))?;
-    if input.is_empty() && dir.is_empty() {
+    let socket: String = cfg(c.get("stream.socket", String::new()))?;
+    if input.is_empty() && dir.is_empty() && socket.is_empty() {
         return Err(
-            "set `input` (text files to count) and/or `stream.dir` (a watched directory)".into(),
+            "set `input` (text files to count), `stream.dir` (a watched directory) \
+             and/or `stream.socket` (host:port sending lines)"
+                .into(),
         );
     }
+    let both = !dir.is_empty() && !socket.is_empty();
+    let stream_out = |job: &str| -> Option<String> {
+        match (stream_output.is_empty(), both) {
+            (true, _) => None,
+            (false, false) => Some(stream_output.clone()),
+            (false, true) => Some(format!("{stream_output}/{job}")),
+        }
+    };
     if !input.is_empty() {
         let lines = input_lines(&input, &format, policy).map_err(|e| format!("input: {e}"))?;
         let counts = words(&lines).reduce_by_key(partitions, |a, b| a + b);
@@ -82,13 +99,23 @@ pub fn build(app: &mut App) -> Result<(), String> {
     if !dir.is_empty() {
         let watched = WatchedDir::new(&dir).map_err(|e| format!("stream.dir: {e}"))?;
         let counts = words(&watched.lines(stream_parts)).reduce_by_key(stream_parts, |a, b| a + b);
-        let action = if stream_output.is_empty() {
-            counts.count()
-        } else {
-            counts.write_lines(stream_output, |(w, n)| format!("{w}\t{n}"))
+        let action = match stream_out("watch") {
+            None => counts.count(),
+            Some(out) => counts.write_lines(out, |(w, n)| format!("{w}\t{n}")),
         };
         app.stream("watch", action)
             .on_result(move |ctx, _| watched.commit(ctx.run));
+    }
+    if !socket.is_empty() {
+        let lines = app
+            .socket_lines("socket", &socket, stream_parts)
+            .map_err(|e| format!("invalid value for config key `stream.socket`: {e}"))?;
+        let counts = words(&lines).reduce_by_key(stream_parts, |a, b| a + b);
+        let action = match stream_out("socket") {
+            None => counts.count(),
+            Some(out) => counts.write_lines(out, |(w, n)| format!("{w}\t{n}")),
+        };
+        app.stream("socket", action);
     }
     Ok(())
 }

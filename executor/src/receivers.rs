@@ -1,0 +1,484 @@
+//! Stream receivers running on this executor: each reads text lines from its TCP socket into a
+//! buffer, and hands them out in per-run *cuts* (see `neptune_core::source_socket` for the
+//! model and the delivery guarantees).
+//!
+//! A receiver is a tokio task (network I/O never runs on the `may` workers). It connects to its
+//! `host:port` as a client and reconnects with back-off when the peer is not there yet or closes
+//! the connection. It stops reading while the bytes it holds (lines not yet cut, plus cuts not
+//! yet released by the driver) reach its share of [`RECEIVERS_SHARE`] of `--memory`: the sender
+//! then blocks on TCP flow control instead of the executor filling its memory or dropping data.
+//!
+//! Cuts are served through the block store ([`crate::blocks::BlockStore::get`]), so a task on
+//! this executor reads its share locally and a task elsewhere fetches it from the block server,
+//! exactly like a shuffle block.
+
+use crate::metrics::ExecutorMetrics;
+use neptune_core::shuffle::BlockId;
+use neptune_core::source_socket::{MAX_LINE, RECEIVER_STAGE, ReceiverDef, encode_cut};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
+use tokio::sync::Notify;
+
+/// Share of `--memory` that all receivers of an executor may hold together.
+pub const RECEIVERS_SHARE: f64 = 0.1;
+
+/// Longest wait between two connection attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+
+/// The receivers the driver pinned to this executor.
+pub struct Receivers {
+    defs: Vec<ReceiverDef>,
+    running: Mutex<HashMap<u32, Arc<Receiver>>>,
+    /// Bytes one receiver may hold.
+    limit: u64,
+    metrics: Option<ExecutorMetrics>,
+}
+
+impl std::fmt::Debug for Receivers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Receivers")
+            .field("defs", &self.defs)
+            .field("limit", &self.limit)
+            .finish()
+    }
+}
+
+struct Receiver {
+    def: ReceiverDef,
+    /// Runs before this one get empty cuts (they began while the receiver ran elsewhere).
+    first_run: u64,
+    buf: Mutex<Buf>,
+    space: Notify,
+    limit: u64,
+    metrics: Option<ExecutorMetrics>,
+    task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Lines waiting for the next cut, and the cuts of runs not yet released.
+#[derive(Default)]
+struct Buf {
+    pending: Vec<String>,
+    pending_bytes: u64,
+    /// (job, run) → the run's data per partition.
+    cuts: HashMap<(u32, u64), Arc<Vec<Vec<u8>>>>,
+    cut_bytes: u64,
+}
+
+impl Buf {
+    fn held(&self) -> u64 {
+        self.pending_bytes + self.cut_bytes
+    }
+}
+
+impl Receivers {
+    /// Receivers of an app declaring `defs`, sharing `memory` × [`RECEIVERS_SHARE`] bytes.
+    pub fn new(defs: Vec<ReceiverDef>, memory: u64, metrics: Option<ExecutorMetrics>) -> Self {
+        let share = (memory as f64 * RECEIVERS_SHARE) as u64 / (defs.len().max(1) as u64);
+        Self {
+            defs,
+            running: Mutex::default(),
+            limit: share.max(64 << 10),
+            metrics,
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<u32, Arc<Receiver>>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Start receiver `index` here (a no-op if it already runs), giving runs before
+    /// `first_run` empty cuts. Call inside a tokio runtime.
+    ///
+    /// # Errors
+    /// When the app declares no receiver `index`.
+    pub fn start(&self, index: u32, first_run: u64) -> Result<(), String> {
+        let def = self
+            .defs
+            .get(index as usize)
+            .ok_or_else(|| {
+                format!(
+                    "the driver asked for receiver {index}, but the app declares {}",
+                    self.defs.len()
+                )
+            })?
+            .clone();
+        let mut running = self.lock();
+        if running.contains_key(&index) {
+            return Ok(());
+        }
+        tracing::info!(source = %def.name, addr = %def.addr, "starting stream receiver");
+        let r = Arc::new(Receiver {
+            def,
+            first_run,
+            buf: Mutex::default(),
+            space: Notify::new(),
+            limit: self.limit,
+            metrics: self.metrics.clone(),
+            task: Mutex::new(None),
+        });
+        let handle = tokio::spawn(r.clone().run());
+        *r.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(handle);
+        running.insert(index, r);
+        Ok(())
+    }
+
+    /// Whether receiver `index` runs here.
+    pub fn is_running(&self, index: u32) -> bool {
+        self.lock().contains_key(&index)
+    }
+
+    /// The bytes of receiver block `id` (stage [`RECEIVER_STAGE`]` | index`, reduce =
+    /// partition): run `id.run` of job `id.job`'s share for that partition, cutting the
+    /// receiver's buffer if this is the run's first request. `None` if the receiver does not
+    /// run here or the partition does not exist.
+    pub fn cut_block(&self, id: BlockId) -> Option<Vec<u8>> {
+        let index = id.stage.checked_sub(RECEIVER_STAGE)?;
+        let r = self.lock().get(&index)?.clone();
+        r.cut(id.job, id.run).get(id.reduce as usize).cloned()
+    }
+
+    /// Drop every cut of run `run` of job `job` (the run committed or failed).
+    pub fn release(&self, job: u32, run: u64) {
+        let receivers: Vec<Arc<Receiver>> = self.lock().values().cloned().collect();
+        for r in receivers {
+            r.release(job, run);
+        }
+    }
+}
+
+impl Drop for Receivers {
+    fn drop(&mut self) {
+        for r in self.lock().values() {
+            if let Some(t) = r.task.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                t.abort();
+            }
+        }
+    }
+}
+
+impl Receiver {
+    fn buf(&self) -> MutexGuard<'_, Buf> {
+        self.buf.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn export(&self, b: &Buf) {
+        if let Some(m) = &self.metrics {
+            m.receiver_buffered
+                .with_label_values(&[&self.def.name])
+                .set(b.held() as i64);
+        }
+    }
+
+    /// Run (job, run)'s cut: made now from every pending line if it does not exist yet.
+    fn cut(&self, job: u32, run: u64) -> Arc<Vec<Vec<u8>>> {
+        let mut b = self.buf();
+        if let Some(c) = b.cuts.get(&(job, run)) {
+            return c.clone();
+        }
+        let lines = if run < self.first_run {
+            Vec::new()
+        } else {
+            b.pending_bytes = 0;
+            std::mem::take(&mut b.pending)
+        };
+        // Encoded under the lock so that a concurrent first request of another partition of
+        // the same run waits for this cut instead of making a second one.
+        let parts = Arc::new(encode_cut(&lines, self.def.partitions));
+        let bytes: u64 = parts.iter().map(|p| p.len() as u64).sum();
+        b.cut_bytes += bytes;
+        b.cuts.insert((job, run), parts.clone());
+        self.export(&b);
+        drop(b);
+        self.space.notify_waiters();
+        parts
+    }
+
+    fn release(&self, job: u32, run: u64) {
+        let mut b = self.buf();
+        if let Some(c) = b.cuts.remove(&(job, run)) {
+            b.cut_bytes -= c.iter().map(|p| p.len() as u64).sum::<u64>();
+            self.export(&b);
+            drop(b);
+            self.space.notify_waiters();
+        }
+    }
+
+    fn push(&self, line: String) {
+        let mut b = self.buf();
+        b.pending_bytes += line.len() as u64 + 1;
+        b.pending.push(line);
+        self.export(&b);
+    }
+
+    fn count(&self, dropped: Option<&str>) {
+        if let Some(m) = &self.metrics {
+            match dropped {
+                None => m.receiver_lines.with_label_values(&[&self.def.name]).inc(),
+                Some(reason) => m
+                    .receiver_dropped
+                    .with_label_values(&[&self.def.name, reason])
+                    .inc(),
+            }
+        }
+    }
+
+    fn set_connected(&self, up: bool) {
+        if let Some(m) = &self.metrics {
+            m.receiver_connected
+                .with_label_values(&[&self.def.name])
+                .set(i64::from(up));
+        }
+    }
+
+    /// Wait until the receiver holds less than its limit.
+    async fn wait_for_space(&self) {
+        loop {
+            let notified = self.space.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.buf().held() < self.limit {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Connect, read, reconnect: until aborted.
+    async fn run(self: Arc<Self>) {
+        let mut backoff = Duration::from_millis(50);
+        let mut failures = 0u64;
+        loop {
+            match tokio::net::TcpStream::connect(&self.def.addr).await {
+                Ok(conn) => {
+                    tracing::info!(source = %self.def.name, addr = %self.def.addr, "receiver connected");
+                    self.set_connected(true);
+                    backoff = Duration::from_millis(50);
+                    failures = 0;
+                    let why = match self.read_lines(conn).await {
+                        Ok(()) => "the peer closed the connection".to_string(),
+                        Err(e) => e.to_string(),
+                    };
+                    self.set_connected(false);
+                    tracing::info!(source = %self.def.name, reason = %why, "receiver disconnected; reconnecting");
+                }
+                Err(e) => {
+                    failures += 1;
+                    // Loud on the first failure and then now and then, quiet in between.
+                    if failures == 1 || failures.is_multiple_of(50) {
+                        tracing::warn!(source = %self.def.name, addr = %self.def.addr, error = %e, failures, "receiver cannot connect; retrying");
+                    }
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
+    }
+
+    /// Read lines from `conn` until it ends.
+    async fn read_lines(&self, conn: tokio::net::TcpStream) -> std::io::Result<()> {
+        let mut r = BufReader::new(conn);
+        let mut line = Vec::new();
+        loop {
+            self.wait_for_space().await;
+            line.clear();
+            let n = (&mut r)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut line)
+                .await?;
+            if n == 0 {
+                return Ok(());
+            }
+            if line.last() == Some(&b'\n') {
+                line.pop();
+                if line.last() == Some(&b'\r') {
+                    line.pop();
+                }
+            } else if line.len() > MAX_LINE {
+                self.count(Some("too_long"));
+                skip_rest_of_line(&mut r).await?;
+                continue;
+            }
+            match String::from_utf8(std::mem::take(&mut line)) {
+                Ok(s) => {
+                    self.push(s);
+                    self.count(None);
+                }
+                Err(_) => self.count(Some("not_utf8")),
+            }
+        }
+    }
+}
+
+/// Discard input up to and including the next newline (or the end of the stream).
+async fn skip_rest_of_line<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> std::io::Result<()> {
+    loop {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(());
+        }
+        match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => {
+                r.consume(i + 1);
+                return Ok(());
+            }
+            None => {
+                let n = buf.len();
+                r.consume(n);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::AsyncWriteExt;
+
+    fn decode(mut b: &[u8]) -> Vec<String> {
+        let mut v = Vec::new();
+        while !b.is_empty() {
+            let (s, t): (String, &[u8]) = postcard::take_from_bytes(b).unwrap();
+            v.push(s);
+            b = t;
+        }
+        v
+    }
+
+    fn block(run: u64, partition: u32) -> BlockId {
+        BlockId {
+            job: 0,
+            run,
+            stage: RECEIVER_STAGE,
+            map: 0,
+            reduce: partition,
+        }
+    }
+
+    /// Lines of run `run` over `parts` partitions, in line order.
+    fn run_lines(rs: &Receivers, run: u64, parts: u32) -> Vec<String> {
+        let mut all: Vec<(usize, String)> = Vec::new();
+        for p in 0..parts {
+            let lines = decode(&rs.cut_block(block(run, p)).unwrap());
+            all.extend(
+                lines
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, l)| (i * parts as usize + p as usize, l)),
+            );
+        }
+        all.sort();
+        all.into_iter().map(|(_, l)| l).collect()
+    }
+
+    async fn wait_lines(rs: &Receivers, want: usize) {
+        for _ in 0..2000 {
+            let held = rs.lock()[&0].buf().pending.len();
+            if held >= want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        panic!("the receiver did not read {want} lines");
+    }
+
+    fn receivers(addr: String, partitions: u32, memory: u64) -> Receivers {
+        let def = ReceiverDef {
+            name: "events".into(),
+            addr,
+            partitions,
+        };
+        Receivers::new(vec![def], memory, None)
+    }
+
+    #[tokio::test]
+    async fn lines_are_cut_per_run_and_every_partition_of_a_run_sees_the_same_cut() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let rs = receivers(listener.local_addr().unwrap().to_string(), 2, 1 << 30);
+        rs.start(0, 0).unwrap();
+        rs.start(0, 0).unwrap(); // idempotent
+        let (mut conn, _) = listener.accept().await.unwrap();
+        conn.write_all(b"a 1\r\nb 2\n\xff\xfe\nc 3\n")
+            .await
+            .unwrap();
+        wait_lines(&rs, 3).await;
+        assert_eq!(run_lines(&rs, 0, 2), ["a 1", "b 2", "c 3"]);
+        conn.write_all(b"d 4\n").await.unwrap();
+        wait_lines(&rs, 1).await;
+        // Run 0 is cut: asking again gives the same lines, the new one waits for run 1.
+        assert_eq!(run_lines(&rs, 0, 2), ["a 1", "b 2", "c 3"]);
+        assert_eq!(run_lines(&rs, 1, 2), ["d 4"]);
+        assert!(rs.cut_block(block(1, 2)).is_none(), "no partition 2");
+        rs.release(0, 0);
+        assert_eq!(rs.lock()[&0].buf().cuts.len(), 1);
+    }
+
+    #[tokio::test]
+    async fn runs_that_began_before_the_receiver_started_here_get_empty_cuts() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let rs = receivers(listener.local_addr().unwrap().to_string(), 2, 1 << 30);
+        rs.start(0, 5).unwrap();
+        let (mut conn, _) = listener.accept().await.unwrap();
+        conn.write_all(b"x\ny\n").await.unwrap();
+        wait_lines(&rs, 2).await;
+        assert!(run_lines(&rs, 4, 2).is_empty(), "run 4 began elsewhere");
+        assert_eq!(run_lines(&rs, 5, 2), ["x", "y"]);
+    }
+
+    #[tokio::test]
+    async fn a_closed_connection_is_reopened_and_a_too_long_line_is_dropped() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let rs = receivers(listener.local_addr().unwrap().to_string(), 1, 1 << 30);
+        rs.start(0, 0).unwrap();
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let mut long = vec![b'x'; MAX_LINE + 10];
+        long.push(b'\n');
+        conn.write_all(&long).await.unwrap();
+        conn.write_all(b"first\n").await.unwrap();
+        drop(conn);
+        let (mut conn, _) = listener.accept().await.unwrap();
+        conn.write_all(b"second\nlast without newline")
+            .await
+            .unwrap();
+        drop(conn);
+        wait_lines(&rs, 3).await;
+        assert_eq!(
+            run_lines(&rs, 0, 1),
+            ["first", "second", "last without newline"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_receiver_stops_reading_until_a_run_is_released() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        // Memory such that the limit is the 64 KiB floor.
+        let rs = receivers(listener.local_addr().unwrap().to_string(), 1, 0);
+        rs.start(0, 0).unwrap();
+        let (mut conn, _) = listener.accept().await.unwrap();
+        let line = format!("{}\n", "y".repeat(1023));
+        let writer = tokio::spawn(async move {
+            for _ in 0..1000 {
+                conn.write_all(line.as_bytes()).await.unwrap();
+            }
+        });
+        // It holds at most about its limit...
+        wait_lines(&rs, 60).await;
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let held = rs.lock()[&0].buf().held();
+        assert!(held <= (64 << 10) + 1024, "held {held}");
+        // ...and every line arrives, run after run, as runs are released.
+        let mut got = 0;
+        let mut run = 0;
+        while got < 1000 {
+            let n = run_lines(&rs, run, 1).len();
+            rs.release(0, run);
+            got += n;
+            run += 1;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+            assert!(run < 100_000, "lines stopped arriving at {got}");
+        }
+        assert_eq!(got, 1000);
+        writer.await.unwrap();
+    }
+}
