@@ -7,9 +7,10 @@
 //! later attempt of the same task (a retry, a recomputation from lineage on another executor)
 //! reads exactly the sealed list, so the run's result never changes between attempts; an attempt
 //! that loses the sealing race puts its extra claims back for the next micro-batch. When the run
-//! commits on the driver, [`WatchedDir::commit`] moves `run-R` to `DIR/.neptune/done/`, so a
-//! restarted app (whose run numbers start again) finds only claims of uncommitted runs, and
-//! processes them once.
+//! commits on the driver, [`WatchedDir::commit`] moves `run-R` to `DIR/.neptune/done/` (cleanup
+//! [`Cleanup::Archive`], the default: the input files are kept there, like Spark's
+//! `cleanSource=archive`) or deletes it ([`Cleanup::Delete`]), so a restarted app (whose run
+//! numbers start again) finds only claims of uncommitted runs, and processes them once.
 //!
 //! Not: a polling of file contents. Writers must drop files complete, atomically: write under a
 //! name starting with `.` (ignored) and rename it into the directory. All executors and the
@@ -25,10 +26,34 @@ use std::sync::Arc;
 
 const SEALED: &str = "SEALED";
 
+/// What happens to the files of a committed run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Cleanup {
+    /// Keep them under `DIR/.neptune/done/run-R-<time>/` (never pruned: move or delete them
+    /// yourself if the directory must not grow).
+    #[default]
+    Archive,
+    /// Delete them.
+    Delete,
+}
+
+impl std::str::FromStr for Cleanup {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "archive" => Ok(Self::Archive),
+            "delete" => Ok(Self::Delete),
+            other => Err(format!("`{other}` (expected `archive` or `delete`)")),
+        }
+    }
+}
+
 /// A directory watched for new files (see the module docs for the exactly-once protocol).
 #[derive(Debug, Clone)]
 pub struct WatchedDir {
     dir: Arc<PathBuf>,
+    cleanup: Cleanup,
 }
 
 impl WatchedDir {
@@ -40,7 +65,17 @@ impl WatchedDir {
         let dir = dir.into();
         std::fs::create_dir_all(dir.join(".neptune").join("done"))
             .map_err(|e| format!("cannot create watched directory {}: {e}", dir.display()))?;
-        Ok(Self { dir: Arc::new(dir) })
+        Ok(Self {
+            dir: Arc::new(dir),
+            cleanup: Cleanup::default(),
+        })
+    }
+
+    /// The same directory, handling committed files with `cleanup`.
+    #[must_use]
+    pub fn with_cleanup(mut self, cleanup: Cleanup) -> Self {
+        self.cleanup = cleanup;
+        self
     }
 
     fn run_dir(&self, run: u64) -> PathBuf {
@@ -124,8 +159,8 @@ impl WatchedDir {
         }
     }
 
-    /// Run `run` committed: archive its claims (or drop them when it claimed nothing) so they
-    /// are never read again.
+    /// Run `run` committed: archive or delete its claims (per [`Cleanup`]; always delete them
+    /// when it claimed nothing) so they are never read again.
     ///
     /// # Errors
     /// A message naming the path when the claims cannot be moved.
@@ -138,7 +173,7 @@ impl WatchedDir {
             std::fs::read_dir(p.path())
                 .is_ok_and(|fs| fs.filter_map(Result::ok).any(|f| f.file_name() != SEALED))
         });
-        if !claimed_any {
+        if !claimed_any || self.cleanup == Cleanup::Delete {
             return std::fs::remove_dir_all(&from)
                 .map_err(|e| format!("cannot remove {}: {e}", from.display()));
         }
@@ -239,5 +274,24 @@ mod tests {
         w.commit(1).unwrap();
         let done = std::fs::read_dir(d.path().join(".neptune/done")).unwrap();
         assert_eq!(done.count(), 2, "both claims archived");
+    }
+
+    #[test]
+    fn cleanup_delete_removes_committed_files_and_keeps_uncommitted_claims() {
+        let d = tempfile::tempdir().unwrap();
+        let w = WatchedDir::new(d.path())
+            .unwrap()
+            .with_cleanup("delete".parse().unwrap());
+        std::fs::write(d.path().join("a"), "one\n").unwrap();
+        assert_eq!(read_run(&w, 0, 1), ["one"]);
+        w.commit(0).unwrap();
+        std::fs::write(d.path().join("b"), "two\n").unwrap();
+        assert_eq!(read_run(&w, 1, 1), ["two"]);
+        let count = |p: &str| std::fs::read_dir(d.path().join(p)).unwrap().count();
+        assert_eq!(count(".neptune/done"), 0, "nothing archived");
+        assert_eq!(count(".neptune/claims"), 1, "run 1 is not committed yet");
+        w.commit(1).unwrap();
+        assert_eq!(count(".neptune/claims"), 0);
+        assert!("keep".parse::<Cleanup>().unwrap_err().contains("`keep`"));
     }
 }

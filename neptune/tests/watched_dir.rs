@@ -55,6 +55,7 @@ fn files_dropped_into_the_watched_directory_are_each_counted_exactly_once() {
         format!("stream.output={}", out.display()),
         "stream.partitions=2".to_string(),
         "jobs.watch.interval_ms=100".to_string(),
+        "stream.dir.cleanup=delete".to_string(),
     ];
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let child = local_on("wordcount", 2, &report_path(&dir, "watch"), &sets, &addr)
@@ -99,6 +100,10 @@ fn files_dropped_into_the_watched_directory_are_each_counted_exactly_once() {
         runs_with_words >= 2,
         "files were picked up across micro-batches"
     );
+    // cleanup=delete: counted files are gone, nothing archived.
+    let left = |p: &Path| std::fs::read_dir(p).unwrap().count();
+    assert_eq!(left(&watched.join(".neptune/done")), 0);
+    assert_eq!(left(&watched), 1, "only .neptune is left");
 
     let term = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

@@ -10,6 +10,8 @@
 //! `stream.dir` (directory watched by the stream job `watch`: each micro-batch counts the words
 //! of the files that appeared there since the previous one, each file exactly once — see
 //! [`WatchedDir`]; drop files atomically, by renaming them in from a name starting with `.`),
+//! `stream.dir.cleanup` (`archive`, the default: counted files are kept under
+//! `stream.dir/.neptune/done/`; `delete`: they are deleted once their micro-batch commits),
 //! `stream.output` (directory; `watch` writes each micro-batch's counts there as `count` does,
 //! else the result is the number of distinct words), `stream.partitions` (default 2),
 //! `stream.socket` (`host:port` of a TCP server sending text lines, e.g. `nc -lk 9999`: the
@@ -21,7 +23,7 @@
 
 use super::cfg;
 use neptune_core::source::{Malformed, json_lines_with, text_files};
-use neptune_core::source_watch::WatchedDir;
+use neptune_core::source_watch::{Cleanup, WatchedDir};
 use neptune_core::{App, Dataset};
 
 /// One record of a `jsonl` input.
@@ -68,6 +70,11 @@ pub fn build(app: &mut App) -> Result<(), String> {
     let stream_parts: u32 = cfg(c.get_in("stream.partitions", 2, 1, 10_000))?;
     let stream_output: String = cfg(c.get("stream.output", String::new()))?;
     let socket: String = cfg(c.get("stream.socket", String::new()))?;
+    let cleanup: Cleanup = c
+        .raw("stream.dir.cleanup")
+        .unwrap_or("archive")
+        .parse()
+        .map_err(|e| format!("invalid value for config key `stream.dir.cleanup`: {e}"))?;
     if input.is_empty() && dir.is_empty() && socket.is_empty() {
         return Err(
             "set `input` (text files to count), `stream.dir` (a watched directory) \
@@ -97,7 +104,9 @@ pub fn build(app: &mut App) -> Result<(), String> {
         }
     }
     if !dir.is_empty() {
-        let watched = WatchedDir::new(&dir).map_err(|e| format!("stream.dir: {e}"))?;
+        let watched = WatchedDir::new(&dir)
+            .map_err(|e| format!("stream.dir: {e}"))?
+            .with_cleanup(cleanup);
         let counts = words(&watched.lines(stream_parts)).reduce_by_key(stream_parts, |a, b| a + b);
         let action = match stream_out("watch") {
             None => counts.count(),
