@@ -6,6 +6,7 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 #[test]
@@ -61,13 +62,32 @@ fn a_shuffle_job_preempted_by_a_stream_job_is_suspended_in_shuffle_write_and_red
     ];
     let report = report_path(&dir, "preempted");
     let mut sets = work.to_vec();
+    // The stream job runs until the batch job is done (then the app is stopped), so it preempts
+    // both of the batch job's stages however long each takes on a loaded machine.
     sets.extend([
         "stream.tasks=2",
         "stream.rate=2000",
         "jobs.stream.interval_ms=50",
-        "jobs.stream.runs=600",
     ]);
-    run_ok(local("shuffle", 2, &report, &sets));
+    let http = format!("127.0.0.1:{}", free_port());
+    let child = local_on("shuffle", 2, &report, &sets, &http)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(Duration::from_secs(600), "the batch job's run", || {
+        let (_, body) = http_get(&http, "/status").ok()?;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        let sum = v["jobs"].as_array()?.iter().find(|j| j["name"] == "sum")?;
+        (sum["runs"].as_u64()? >= 1).then_some(())
+    });
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = wait_with_timeout(child, Duration::from_secs(60));
+    assert!(out.status.success());
     let r = read_report(&report);
     let phases = &r["totals"]["suspensions_by_phase"];
     assert!(
