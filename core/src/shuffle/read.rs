@@ -1,5 +1,6 @@
 //! The reduce side of a shuffle: fetch this task's block from every map output of an input slot
-//! (locally or over the network, through [`Blocks::fetch`]) and decode its records one by one.
+//! (locally or over the network, through [`Blocks::fetch`](super::Blocks::fetch)) and decode
+//! its records one by one.
 //!
 //! Blocks are fetched one at a time and decoded before the next one is fetched, so a reduce task
 //! holds one block's bytes plus its aggregation state. Phases: [`Phase::Fetch`] while a block is
