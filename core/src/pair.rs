@@ -5,11 +5,31 @@
 //!
 //! Keys hash with fixed seeds (see [`crate::shuffle::key_hash`]), so every process of the binary
 //! agrees on partitions. A join's two sides run as two map stages one after the other.
+//!
+//! `sort_by_key` partitions by key range instead of hash, with three map stages before its
+//! reduce stage (details in [`crate::shuffle::range`]): *sample* (the input's pipeline,
+//! reservoir-sampling keys into one reduce partition), *boundaries* (one task: sorts the sample
+//! and picks the range boundaries, written into one reduce partition) and *partition* (the
+//! input's pipeline again, sending each record to its key's range). Its reduce tasks sort their
+//! range with a [`SpillingSorter`], which spills sorted runs beyond the task's budget.
+//!
+//! Why this shape. A stage can already compute a narrow pipeline *and* read shuffles: its
+//! `reads` list the map stages it fetches, by input slot, and a pipeline downstream of a shuffle
+//! uses the leading slots. The partitioning stage appends one slot, the boundaries, which every
+//! one of its tasks reads from reduce partition 0
+//! ([`for_each_shuffled_in`](crate::shuffle::read::for_each_shuffled_in)); so the sort needs
+//! no new stage kind, no driver change and no broadcast channel. The boundaries get a one-task
+//! stage of their own rather than every partitioning task fetching the whole sample: that would
+//! be a fetch per (sample task, partitioning task) pair, quadratic in the input partitions, and
+//! the same sort repeated by every task; this way each partitioning task fetches one small block.
+//! With a single output partition the sample and boundaries stages are left out.
 
 use crate::dataset::{BoxIter, Dataset};
 use crate::plan::{StageDef, append_lineage};
 use crate::shuffle::aggregate::SpillingMap;
+use crate::shuffle::range::{run_bounds_task, run_range_map_task, run_sample_task};
 use crate::shuffle::read::for_each_shuffled;
+use crate::shuffle::sort::SpillingSorter;
 use crate::shuffle::write::{Combiner, run_map_task};
 use crate::task::{Phase, TaskContext};
 use serde::Serialize;
@@ -233,22 +253,107 @@ impl<K: Key, V: Value> Dataset<(K, V)> {
 }
 
 impl<K: Key + Ord + Clone, V: Value> Dataset<(K, V)> {
-    /// Every record, sorted by key (values of one key in no particular order), in one partition.
-    ///
-    /// # Limits
-    /// The records meet in a single reduce task: the shuffle into it spills beyond the memory
-    /// budget, but the final sort holds every record in that task's memory. Fit for results that
-    /// fit one executor (e.g. sorting aggregated counts), not for sorting raw input at scale
-    /// (that needs range partitioning by sampled keys, not built).
+    /// Every record, sorted by key, in as many partitions as this dataset has: see
+    /// [`Dataset::sort_by_key_into`].
     pub fn sort_by_key(&self) -> Dataset<(K, V)> {
-        self.group_by_key(1).map_partitions(|_, groups| {
-            let mut groups: Vec<(K, Vec<V>)> = groups.collect();
-            groups.sort_by(|a, b| a.0.cmp(&b.0));
-            groups
-                .into_iter()
-                .flat_map(|(k, vs)| vs.into_iter().map(move |v| (k.clone(), v)))
-                .collect()
+        self.sort_by_key_into(self.partitions())
+    }
+
+    /// Every record, sorted by key, range-partitioned into `partitions` partitions (at least 1).
+    ///
+    /// # Guarantees
+    /// Each partition is sorted by key, and every key of partition `i` is `<=` every key of
+    /// partition `i + 1`: the partitions concatenated in order (what [`Dataset::collect`]
+    /// returns) are totally ordered. Every record appears exactly once. Values of one key keep no
+    /// particular order, and a key holding a large share of the records may span several
+    /// adjacent partitions (so it does not land on one task). Partitions may be empty when the
+    /// sample shows fewer distinct keys than partitions, or the input is empty.
+    ///
+    /// # Cost
+    /// With more than one partition the input is computed twice, as by Spark's `sortByKey`: once
+    /// to sample keys for the range boundaries, once to partition it. Each reduce task sorts its
+    /// range within its memory budget, spilling sorted runs to disk beyond it.
+    pub fn sort_by_key_into(&self, partitions: u32) -> Dataset<(K, V)> {
+        let partitions = partitions.max(1);
+        let mut deps = self.lineage().to_vec();
+        let bounds_slot = if partitions > 1 {
+            deps.push(sample_stage(self, partitions));
+            deps.push(bounds_stage::<K>(deps.len() as u32 - 1, partitions));
+            Some(deps.len() as u32 - 1)
+        } else {
+            None
+        };
+        deps.push(range_map_stage(self, bounds_slot, partitions));
+        let map = deps.len() as u32 - 1;
+        Dataset::with_lineage(partitions, deps, vec![map], move |ctx| {
+            let Some(blocks) = store(ctx) else {
+                return Box::new(std::iter::empty());
+            };
+            let mut sorter = SpillingSorter::new(blocks.task_budget());
+            let fed = for_each_shuffled(ctx, 0, |(k, v): (K, V)| sorter.push(ctx, &*blocks, k, v));
+            if let Err(e) = fed {
+                ctx.fail(e);
+                return Box::new(std::iter::empty());
+            }
+            ctx.set_phase(Phase::Reduce);
+            match sorter.finish(ctx, &*blocks) {
+                Ok(it) => it,
+                Err(e) => {
+                    ctx.fail(e);
+                    Box::new(std::iter::empty())
+                }
+            }
         })
+    }
+}
+
+/// The sort's sampling stage: one task per partition of `input`, writing its weighted key
+/// sample into one reduce partition.
+fn sample_stage<K, V>(input: &Dataset<(K, V)>, partitions: u32) -> StageDef
+where
+    K: Key + Ord + Clone,
+    V: 'static,
+{
+    let input = input.clone();
+    StageDef {
+        partitions: input.partitions(),
+        reads: input.reads().to_vec(),
+        shuffle_out: Some(1),
+        run_task: Arc::new(move |ctx: &TaskContext| run_sample_task(ctx, &input, partitions)),
+    }
+}
+
+/// The sort's boundaries stage: one task reading the sample stage `sample`, writing the range
+/// boundaries into one reduce partition.
+fn bounds_stage<K: Key + Ord + Clone>(sample: u32, partitions: u32) -> StageDef {
+    StageDef {
+        partitions: 1,
+        reads: vec![sample],
+        shuffle_out: Some(1),
+        run_task: Arc::new(move |ctx: &TaskContext| run_bounds_task::<K>(ctx, partitions)),
+    }
+}
+
+/// The sort's partitioning stage: `input`'s pipeline (reading its own shuffle inputs by their
+/// slots) plus one more slot, the boundaries stage `bounds`, when there is one.
+fn range_map_stage<K, V>(input: &Dataset<(K, V)>, bounds: Option<u32>, partitions: u32) -> StageDef
+where
+    K: Key + Ord + Clone,
+    V: Value,
+{
+    let input = input.clone();
+    let mut reads = input.reads().to_vec();
+    let bounds_slot = bounds.map(|b| {
+        reads.push(b);
+        reads.len() - 1
+    });
+    StageDef {
+        partitions: input.partitions(),
+        reads,
+        shuffle_out: Some(partitions),
+        run_task: Arc::new(move |ctx: &TaskContext| {
+            run_range_map_task(ctx, &input, bounds_slot, partitions)
+        }),
     }
 }
 

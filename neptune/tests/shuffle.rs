@@ -1,6 +1,6 @@
 //! Multi-stage jobs on a real local cluster: exact word counts, suspensions in the shuffle-write
-//! and reduce phases, spilling beyond the memory budget, and recomputation of map outputs lost
-//! with a SIGKILLed executor.
+//! and reduce phases, spilling beyond the memory budget, recomputation of map outputs lost
+//! with a SIGKILLed executor, and a range-partitioned sort.
 
 mod common;
 
@@ -167,5 +167,65 @@ fn sigkill_of_an_executor_holding_map_outputs_recomputes_them_and_the_result_is_
     assert_eq!(
         job(&r, "sum")["result"],
         job(&read_report(&undisturbed), "sum")["result"]
+    );
+}
+
+/// Run the shuffle app's sort over `keys` distinct keys into `reduces` partitions on two
+/// executors with a small memory budget (2.5 MB per task, so reduce tasks of more than ~40k
+/// records sort with spilled runs); check the output is a total order of exactly the input's
+/// records, and return the records per partition. (Bytes spilled reach the report only through
+/// heartbeats, which a job this short may finish between, so they are not asserted here.)
+fn sort_on_a_cluster(keys: &str, reduces: u32) -> Vec<u64> {
+    let dir = tempfile::tempdir().unwrap();
+    let report = report_path(&dir, "sort");
+    let reduces_set = format!("shuffle.reduces={reduces}");
+    let keys_set = format!("shuffle.keys={keys}");
+    let sets = [
+        "shuffle.op=sort",
+        "shuffle.records=300000",
+        "shuffle.maps=4",
+        &keys_set,
+        &reduces_set,
+    ];
+    let mut cmd = local("shuffle", 2, &report, &sets);
+    cmd.args(["--memory", "16Mi"]);
+    run_ok(cmd);
+    let r = read_report(&report);
+    let sort = &job(&r, "sort")["result"];
+    let input = &job(&r, "input")["result"];
+    assert_eq!(sort["records"], 300_000, "{sort}");
+    assert_eq!(sort["records"], input["records"], "{sort} vs {input}");
+    assert_eq!(
+        sort["checksum"], input["checksum"],
+        "the sorted records are exactly the input's"
+    );
+    assert_eq!(sort["ordered"], true, "globally sorted: {sort}");
+    let parts: Vec<u64> = sort["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_u64().unwrap())
+        .collect();
+    assert_eq!(parts.len(), reduces as usize);
+    parts
+}
+
+#[test]
+fn a_sort_over_many_keys_is_a_total_order_of_every_record_spread_over_its_partitions() {
+    let parts = sort_on_a_cluster("1000000", 4);
+    let even = 300_000 / 4;
+    assert!(
+        parts.iter().all(|&n| n > even / 2 && n < even * 2),
+        "sampled ranges balance the partitions: {parts:?}"
+    );
+}
+
+#[test]
+fn a_sort_over_fewer_keys_than_partitions_is_a_total_order_and_spreads_them() {
+    let parts = sort_on_a_cluster("3", 8);
+    let used = parts.iter().filter(|&&n| n > 0).count();
+    assert!(
+        used > 3,
+        "heavy keys dealt over several partitions: {parts:?}"
     );
 }

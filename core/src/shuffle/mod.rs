@@ -7,7 +7,9 @@
 //! postcard-encoded records (self-delimiting, so segments appended to a block stay readable).
 
 pub mod aggregate;
+pub mod range;
 pub mod read;
+pub mod sort;
 pub mod write;
 
 use crate::task::TaskContext;

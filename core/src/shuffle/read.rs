@@ -1,5 +1,6 @@
 //! The reduce side of a shuffle: fetch this task's block from every map output of an input slot
-//! (locally or over the network, through [`Blocks::fetch`]) and decode its records one by one.
+//! (locally or over the network, through [`Blocks::fetch`](super::Blocks::fetch)) and decode
+//! its records one by one.
 //!
 //! Blocks are fetched one at a time and decoded before the next one is fetched, so a reduce task
 //! holds one block's bytes plus its aggregation state. Phases: [`Phase::Fetch`] while a block is
@@ -18,6 +19,24 @@ use serde::de::DeserializeOwned;
 pub fn for_each_shuffled<R>(
     ctx: &TaskContext,
     slot: usize,
+    f: impl FnMut(R) -> Result<(), String>,
+) -> Result<(), String>
+where
+    R: DeserializeOwned,
+{
+    for_each_shuffled_in(ctx, slot, ctx.partition(), f)
+}
+
+/// Like [`for_each_shuffled`], but reading reduce partition `reduce` of input `slot` whatever
+/// this task's own partition: how every task of a stage reads one small shuffle written into a
+/// single partition (a sort's range boundaries).
+///
+/// # Errors
+/// As [`for_each_shuffled`].
+pub fn for_each_shuffled_in<R>(
+    ctx: &TaskContext,
+    slot: usize,
+    reduce: u32,
     mut f: impl FnMut(R) -> Result<(), String>,
 ) -> Result<(), String>
 where
@@ -42,7 +61,7 @@ where
             run: id.run,
             stage: read.stage,
             map: m as u32,
-            reduce: id.partition,
+            reduce,
         };
         let bytes = match blocks.fetch(ctx, loc, block) {
             Ok(b) => b,

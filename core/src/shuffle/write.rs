@@ -1,6 +1,8 @@
 //! The map side of a shuffle: a shuffle-map task consumes its input, combines values per key in
 //! a bounded hash map, partitions the combined records by key hash and writes one block per
 //! reduce partition to its executor's block store (in segments once its buffers fill up).
+//! [`write_records`] is the same writer without combining, for records whose reduce partition
+//! the caller chooses (the range partitioning of a sort, its sample and boundaries).
 //!
 //! The whole task is in [`Phase::ShuffleWrite`] once its input iterator exists (an upstream
 //! reduce stage's fetch and merge happen before, in their own phases). Every loop passes a yield
@@ -68,12 +70,19 @@ impl<'b> PartitionWriter<'b> {
         }
     }
 
+    /// Write `(k, c)` to the reduce partition of `k`'s hash.
     fn emit<K: Hash + Serialize, C: Serialize>(&mut self, k: &K, c: &C) -> Result<(), String> {
-        let r = partition_of(k, self.bufs.len() as u32) as usize;
+        let r = partition_of(k, self.bufs.len() as u32);
+        self.emit_to(r, &(k, c))
+    }
+
+    /// Write `rec` to reduce partition `r` (which must be below the partition count).
+    fn emit_to<R: Serialize>(&mut self, r: u32, rec: &R) -> Result<(), String> {
+        let r = r as usize;
         let before = self.bufs[r].len();
         let buf = std::mem::take(&mut self.bufs[r]);
         self.bufs[r] =
-            postcard::to_extend(&(k, c), buf).map_err(|e| format!("cannot encode record: {e}"))?;
+            postcard::to_extend(rec, buf).map_err(|e| format!("cannot encode record: {e}"))?;
         let n = self.bufs[r].len() - before;
         self.status.bytes[r] += n as u64;
         self.status.records += 1;
@@ -170,6 +179,59 @@ where
         return Err(e);
     }
     drain(ctx, &mut map, &mut writer)?;
+    if ctx.is_killed() {
+        return Ok(Vec::new());
+    }
+    let status = writer.finish()?;
+    ctx.set_retained_bytes(0);
+    postcard::to_stdvec(&status).map_err(|e| format!("cannot encode map status: {e}"))
+}
+
+/// Run the writing half of a shuffle-map task without combining: every record of `records` goes
+/// as it is to reduce partition `partition(&record)` (clamped below `reduce_partitions`), with a
+/// yield point per record, in [`Phase::ShuffleWrite`]. Returns the encoded [`MapStatus`], or an
+/// empty result when the task was killed. Callers build `records` (e.g. the input iterator)
+/// first, so its own set-up keeps its phases.
+///
+/// # Errors
+/// An error recorded on the context while iterating, or a message naming what could not be
+/// written.
+pub fn write_records<R: Serialize>(
+    ctx: &TaskContext,
+    reduce_partitions: u32,
+    records: impl Iterator<Item = R>,
+    mut partition: impl FnMut(&R) -> u32,
+) -> Result<Vec<u8>, String> {
+    let blocks = ctx.blocks().ok_or_else(|| {
+        format!(
+            "task {} is a shuffle-map task but runs without a block store",
+            ctx.id()
+        )
+    })?;
+    let id = ctx.id();
+    let base = BlockId {
+        job: id.job,
+        run: id.run,
+        stage: id.stage,
+        map: id.partition,
+        reduce: 0,
+    };
+    let reduce_partitions = reduce_partitions.max(1);
+    let mut writer = PartitionWriter::new(&*blocks, base, reduce_partitions);
+    ctx.set_phase(Phase::ShuffleWrite);
+    for rec in records {
+        if !ctx.yield_point() {
+            break;
+        }
+        let r = partition(&rec).min(reduce_partitions - 1);
+        writer.emit_to(r, &rec)?;
+        if writer.status.records.is_multiple_of(4096) {
+            ctx.set_retained_bytes(writer.buffered as u64);
+        }
+    }
+    if let Some(e) = ctx.take_error() {
+        return Err(e);
+    }
     if ctx.is_killed() {
         return Ok(Vec::new());
     }

@@ -21,7 +21,7 @@ pub const BUILTIN: &[AppEntry] = &[
     },
     AppEntry {
         name: "shuffle",
-        description: "generated (key, 1) records summed per key with reduce_by_key (shuffle benchmark)",
+        description: "generated (key, 1) records summed per key with reduce_by_key, or sorted with sort_by_key (shuffle.op=sort; shuffle benchmark)",
         build: shuffle::build,
     },
     AppEntry {

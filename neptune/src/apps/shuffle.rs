@@ -1,14 +1,17 @@
 //! `shuffle`: a two-stage batch job — generated `(key, 1)` records summed per key with
-//! `reduce_by_key` — plus an optional CPU-bound stream job that preempts it. The workload for
-//! shuffle throughput, spill and recovery tests.
+//! `reduce_by_key` — or, with `shuffle.op=sort`, generated `(key, random value)` records sorted
+//! with the range-partitioned `sort_by_key_into`; plus an optional CPU-bound stream job that
+//! preempts it. The workload for shuffle throughput, spill, sort and recovery tests.
 //!
-//! Keys: `seed`, `shuffle.records` (total), `shuffle.keys` (distinct keys drawn from),
-//! `shuffle.maps` (map tasks), `shuffle.reduces` (reduce partitions), `shuffle.cost` (rounds of
-//! the mixing function per record before the shuffle and per key after it; 0 default),
-//! `stream.tasks` (0: no
-//! stream job), `stream.rate`, `stream.cost`; per-job keys `jobs.{sum,stream}.*`. The batch job
-//! runs once unless `jobs.sum.runs` says otherwise. Its result is a [`KeyDigest`], the same for
-//! any placement, suspension or recovery of its tasks.
+//! Keys: `seed`, `shuffle.op` (`sum`, the default: job `sum`; or `sort`: job `sort`, and job
+//! `input`, the same digest of the unsorted records for checking it), `shuffle.records` (total),
+//! `shuffle.keys` (distinct keys drawn from), `shuffle.maps` (map tasks), `shuffle.reduces`
+//! (reduce partitions), `shuffle.cost` (rounds of the mixing function per record before the
+//! shuffle and per key after it; 0 default), `stream.tasks` (0: no stream job), `stream.rate`,
+//! `stream.cost`; per-job keys `jobs.{sum,sort,input,stream}.*`. The batch jobs run once unless
+//! `jobs.<name>.runs` says otherwise. Their results — a [`KeyDigest`] for `sum`, a
+//! [`SortDigest`] for `sort` — are the same for any placement, suspension or recovery of their
+//! tasks.
 
 use super::cfg;
 use super::synthetic::burn;
@@ -27,6 +30,81 @@ pub struct KeyDigest {
     pub total: u64,
     /// Wrapping sum of `mix(key) * sum`.
     pub checksum: u64,
+}
+
+/// What the batch job does with the generated records (config key `shuffle.op`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Sum the values of each key (`reduce_by_key`).
+    Sum,
+    /// Sort the records by key into range partitions (`sort_by_key_into`).
+    Sort,
+}
+
+impl std::str::FromStr for Op {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "sum" => Ok(Op::Sum),
+            "sort" => Ok(Op::Sort),
+            other => Err(format!(
+                "unknown shuffle operation `{other}` (expected `sum` or `sort`)"
+            )),
+        }
+    }
+}
+
+/// Summary of a sort's output, partition by partition in order: enough to check that it is a
+/// total order of exactly the input's records.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct SortDigest {
+    /// Records.
+    pub records: u64,
+    /// Wrapping sum of a mix of every (key, value): the same for any order of the records.
+    pub checksum: u64,
+    /// Whether every partition is sorted by key and no key of a partition exceeds a key of a
+    /// later one.
+    pub ordered: bool,
+    /// Records per partition.
+    pub partitions: Vec<u64>,
+}
+
+/// One partition's part of a [`SortDigest`].
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+struct RangeSummary {
+    records: u64,
+    checksum: u64,
+    unsorted: bool,
+    first: u64,
+    last: u64,
+}
+
+fn sort_digest(ds: &Dataset<(u64, u64)>) -> Action<SortDigest> {
+    ds.action(
+        |_, it| {
+            it.fold(RangeSummary::default(), |mut s, (k, v)| {
+                if s.records == 0 {
+                    s.first = k;
+                } else if k < s.last {
+                    s.unsorted = true;
+                }
+                s.last = k;
+                s.records += 1;
+                s.checksum = s.checksum.wrapping_add(burn(burn(k, 1) ^ v, 1));
+                s
+            })
+        },
+        |parts| {
+            let nonempty: Vec<&RangeSummary> = parts.iter().filter(|s| s.records > 0).collect();
+            SortDigest {
+                records: parts.iter().map(|s| s.records).sum(),
+                checksum: parts.iter().fold(0u64, |a, s| a.wrapping_add(s.checksum)),
+                ordered: parts.iter().all(|s| !s.unsorted)
+                    && nonempty.windows(2).all(|w| w[0].last <= w[1].first),
+                partitions: parts.iter().map(|s| s.records).collect(),
+            }
+        },
+    )
 }
 
 fn digest(ds: &Dataset<(u64, u64)>, cost: u32) -> Action<KeyDigest> {
@@ -59,6 +137,7 @@ fn digest(ds: &Dataset<(u64, u64)>, cost: u32) -> Action<KeyDigest> {
 pub fn build(app: &mut App) -> Result<(), String> {
     let c = app.config();
     let seed: u64 = cfg(c.get("seed", 42))?;
+    let op: Op = cfg(c.get("shuffle.op", Op::Sum))?;
     let records: u64 = cfg(c.get_in("shuffle.records", 1_000_000, 1, u64::MAX))?;
     let keys: u64 = cfg(c.get_in("shuffle.keys", 100_000, 1, u64::MAX))?;
     let maps: u32 = cfg(c.get_in("shuffle.maps", 4, 1, 100_000))?;
@@ -74,14 +153,29 @@ pub fn build(app: &mut App) -> Result<(), String> {
         maps,
         seed,
         move |_, p| per_map.min(records.saturating_sub(u64::from(p) * per_map)),
-        move |rng, _, _| (rng.random_range(0..keys), 1u64),
+        move |rng, _, _| {
+            let k = rng.random_range(0..keys);
+            match op {
+                Op::Sum => (k, 1u64),
+                Op::Sort => (k, rng.random::<u64>()),
+            }
+        },
     )
     .map(move |(k, v)| {
         std::hint::black_box(burn(k, cost));
         (k, v)
     });
-    let sums = pairs.reduce_by_key(reduces, |a, b| a + b);
-    app.batch("sum", digest(&sums, cost)).runs(Some(1));
+    match op {
+        Op::Sum => {
+            let sums = pairs.reduce_by_key(reduces, |a, b| a + b);
+            app.batch("sum", digest(&sums, cost)).runs(Some(1));
+        }
+        Op::Sort => {
+            let sorted = pairs.sort_by_key_into(reduces);
+            app.batch("sort", sort_digest(&sorted)).runs(Some(1));
+            app.batch("input", sort_digest(&pairs)).runs(Some(1));
+        }
+    }
 
     if stream_tasks > 0 {
         let per_batch = records_per_micro_batch(
@@ -100,4 +194,72 @@ pub fn build(app: &mut App) -> Result<(), String> {
             .interval(Duration::from_millis(interval_ms));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neptune_core::app::build_app;
+    use neptune_core::config::Config;
+    use std::sync::Arc;
+
+    fn build(sets: &[&str]) -> Result<App, String> {
+        let cfg = Config::from_args(sets).unwrap();
+        build_app(crate::apps::BUILTIN, "shuffle", Arc::new(cfg)).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn an_unknown_shuffle_op_is_refused_naming_the_key() {
+        let e = build(&["shuffle.op=shuffle"]).unwrap_err();
+        assert!(e.contains("`shuffle.op`") && e.contains("`sort`"), "{e}");
+    }
+
+    #[test]
+    fn sort_mode_plans_a_range_partitioned_sort_and_an_input_digest() {
+        let app = build(&["shuffle.op=sort", "shuffle.maps=3", "shuffle.reduces=5"]).unwrap();
+        let names: Vec<&str> = app.jobs().iter().map(|j| j.name.as_str()).collect();
+        assert_eq!(names, ["sort", "input"]);
+        let sort = &app.jobs()[0].stages;
+        let shape: Vec<(u32, Option<u32>)> =
+            sort.iter().map(|s| (s.partitions, s.shuffle_out)).collect();
+        assert_eq!(
+            shape,
+            [(3, Some(1)), (1, Some(1)), (3, Some(5)), (5, None)],
+            "sample, boundaries, partition, sorted reduce"
+        );
+        assert_eq!(app.jobs()[1].stages.len(), 1);
+    }
+
+    fn summary(records: u64, first: u64, last: u64, unsorted: bool) -> Vec<u8> {
+        let s = RangeSummary {
+            records,
+            checksum: records,
+            unsorted,
+            first,
+            last,
+        };
+        postcard::to_stdvec(&s).unwrap()
+    }
+
+    #[test]
+    fn the_sort_digest_is_ordered_only_for_sorted_partitions_in_key_order() {
+        let pairs = Dataset::from_fn(1, |_| Box::new(std::iter::empty::<(u64, u64)>()));
+        let merge = sort_digest(&pairs).merge_fn();
+        let d = merge(vec![
+            summary(2, 1, 3, false),
+            summary(0, 0, 0, false),
+            summary(4, 3, 9, false),
+        ])
+        .unwrap();
+        assert_eq!(d.records, 6);
+        assert_eq!(d.partitions, [2, 0, 4]);
+        assert!(
+            d.ordered,
+            "an equal key may end one range and start the next"
+        );
+        let overlap = merge(vec![summary(2, 1, 5, false), summary(4, 4, 9, false)]).unwrap();
+        assert!(!overlap.ordered);
+        let unsorted = merge(vec![summary(2, 1, 3, true), summary(4, 4, 9, false)]).unwrap();
+        assert!(!unsorted.ordered);
+    }
 }
