@@ -319,6 +319,7 @@ where
         partitions: input.partitions(),
         reads: input.reads().to_vec(),
         shuffle_out: Some(1),
+        receivers: input.receivers().to_vec(),
         run_task: Arc::new(move |ctx: &TaskContext| run_sample_task(ctx, &input, partitions)),
     }
 }
@@ -330,6 +331,7 @@ fn bounds_stage<K: Key + Ord + Clone>(sample: u32, partitions: u32) -> StageDef 
         partitions: 1,
         reads: vec![sample],
         shuffle_out: Some(1),
+        receivers: Vec::new(),
         run_task: Arc::new(move |ctx: &TaskContext| run_bounds_task::<K>(ctx, partitions)),
     }
 }
@@ -351,6 +353,7 @@ where
         partitions: input.partitions(),
         reads,
         shuffle_out: Some(partitions),
+        receivers: input.receivers().to_vec(),
         run_task: Arc::new(move |ctx: &TaskContext| {
             run_range_map_task(ctx, &input, bounds_slot, partitions)
         }),
