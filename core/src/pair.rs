@@ -4,7 +4,8 @@
 //! output and merge it in aggregation state that spills beyond the task's memory budget.
 //!
 //! Keys hash with fixed seeds (see [`crate::shuffle::key_hash`]), so every process of the binary
-//! agrees on partitions. A join's two sides run as two map stages one after the other.
+//! agrees on partitions. A join's two sides are two independent map stages: the driver runs them
+//! at the same time, and the join's reduce stage once both are complete.
 //!
 //! `sort_by_key` partitions by key range instead of hash, with three map stages before its
 //! reduce stage (details in [`crate::shuffle::range`]): *sample* (the input's pipeline,

@@ -1,9 +1,11 @@
 //! A job's plan: the stages a dataset's lineage splits into at shuffle boundaries.
 //!
-//! Stages run in order. A stage either writes a shuffle (its tasks are shuffle-map tasks whose
+//! The stages form a DAG through their `reads`, which name the earlier map stages whose outputs
+//! a stage's tasks fetch, by input slot; the driver sends their locations in `Launch.params`. A
+//! stage runs once every stage it reads is complete, so independent stages (a join's two sides)
+//! run at the same time. A stage either writes a shuffle (its tasks are shuffle-map tasks whose
 //! results are [`MapStatus`](crate::shuffle::MapStatus)es) or is the job's last stage (its task
-//! results are what the job's commit merges). A stage's `reads` name the earlier map stages whose
-//! outputs its tasks fetch, by input slot; the driver sends their locations in `Launch.params`.
+//! results are what the job's commit merges).
 
 use crate::action::TaskFn;
 

@@ -1,6 +1,7 @@
-//! Multi-stage jobs on a real local cluster: exact word counts, suspensions in the shuffle-write
-//! and reduce phases, spilling beyond the memory budget, recomputation of map outputs lost
-//! with a SIGKILLed executor, and a range-partitioned sort.
+//! Multi-stage jobs on a real local cluster: exact word counts, an exact join whose sides run
+//! concurrently, suspensions in the shuffle-write and reduce phases, spilling beyond the memory
+//! budget, recomputation of map outputs lost with a SIGKILLed executor, and a range-partitioned
+//! sort.
 
 mod common;
 
@@ -108,6 +109,26 @@ fn a_shuffle_job_preempted_by_a_stream_job_is_suspended_in_shuffle_write_and_red
     let a = read_report(&alone);
     assert_eq!(job(&r, "sum")["result"], job(&a, "sum")["result"]);
     assert_eq!(job(&a, "sum")["result"]["total"], 4_000_000);
+}
+
+#[test]
+fn a_join_of_two_sides_with_their_own_map_stages_gives_the_plain_sum_exactly() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = [
+        "shuffle.records=1000000",
+        "shuffle.keys=50000",
+        "shuffle.maps=6",
+        "shuffle.reduces=4",
+    ];
+    let joined = report_path(&dir, "joined");
+    let mut sets = work.to_vec();
+    sets.push("shuffle.join=true");
+    run_ok(local("shuffle", 2, &joined, &sets));
+    let plain = report_path(&dir, "plain");
+    run_ok(local("shuffle", 1, &plain, &work));
+    let (joined, plain) = (read_report(&joined), read_report(&plain));
+    assert_eq!(job(&joined, "sum")["result"]["total"], 1_000_000);
+    assert_eq!(job(&joined, "sum")["result"], job(&plain, "sum")["result"]);
 }
 
 #[test]

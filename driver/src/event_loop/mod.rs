@@ -3,7 +3,7 @@
 //! One task, no locks on the scheduling state (STYLE.md 6).
 
 use crate::DriverConfig;
-use crate::jobs::{JobManager, Step};
+use crate::jobs::{JobManager, LaunchBlocked, Step};
 use crate::metrics::DriverMetrics;
 use crate::scheduler::{Command, Event, ExecutorMetrics, PreemptHow, Scheduler};
 use crate::server::Inbound;
@@ -419,20 +419,29 @@ impl EventLoop {
                 preempt,
             } => {
                 let conns = &self.conns;
-                let Some(params) = self
+                let params = match self
                     .jobs
                     .params_for(task.id, |e| conns.get(e).map(|c| c.block_addr.clone()))
-                else {
-                    // An input was lost after the task was queued: hand it back until recomputed.
-                    let (id, attempt) = (task.id, task.attempt);
-                    self.schedule(Event::TaskReturned {
-                        id,
-                        attempt,
-                        executor,
-                    });
-                    let step = self.jobs.task_returned(id, None);
-                    self.apply_step(step);
-                    return;
+                {
+                    Ok(params) => params,
+                    Err(blocked) => {
+                        // An input was lost after the task was queued (hand it back until it is
+                        // recomputed), or its run is over (drop it).
+                        tracing::debug!(task = %task.id, %blocked, "task not launched");
+                        let gone = match blocked {
+                            LaunchBlocked::ExecutorGone(e) => Some(e),
+                            _ => None,
+                        };
+                        let (id, attempt) = (task.id, task.attempt);
+                        self.schedule(Event::TaskReturned {
+                            id,
+                            attempt,
+                            executor,
+                        });
+                        let step = self.jobs.task_returned(id, gone.as_deref());
+                        self.apply_step(step);
+                        return;
+                    }
                 };
                 let launch = neptune_proto::Launch {
                     task: Some(TaskKey::new(task.id, task.attempt)),

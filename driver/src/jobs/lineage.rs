@@ -1,17 +1,32 @@
-//! One run's progress through its stages, and lineage recovery: where every map output of the
-//! run lives, which outputs a lost executor took with it, and which map tasks must run again
-//! (and in which order) before the tasks waiting for them can be resubmitted.
+//! One run's stages as a DAG, and lineage recovery: where every task of the run stands
+//! (waiting, submitted, finished), where every map output lives, which outputs a lost executor
+//! took with it, and which tasks can be submitted now.
 //!
-//! Rules. A map output is *needed* while a stage at or after the current one reads its stage
-//! (directly, or through a needed stage whose outputs are also missing). Lost needed outputs are
-//! recomputed earliest stage first, each stage only once its own inputs are complete. Tasks of
-//! the current stage that could not fetch their inputs are *held* (the scheduler forgot them)
-//! and resubmitted once nothing they read is missing. Resubmitted tasks get attempt numbers
-//! from [`RESUBMIT_ATTEMPT`] up, distinct from the scheduler's own re-queue attempts.
+//! Rules.
+//! - A stage is *complete* when every one of its tasks has finished and, for a map stage, every
+//!   output is still available. A task is submitted once every stage its stage `reads` is
+//!   complete, so independent stages run at the same time: a join's two map stages are in flight
+//!   together, and its reduce stage starts when both are complete. The run commits when its
+//!   result stage (the last in the list) is complete.
+//! - A stage is *needed* while it is the result stage, or a needed stage that is not complete
+//!   reads it. Only needed stages submit tasks: an output lost after every stage reading it
+//!   completed is left alone (and recomputed only if a reader loses an output in turn and
+//!   needs it again). Because a task waits for its stage's inputs, lost outputs are recomputed
+//!   earliest needed stage first.
+//! - A finished map output on a lost executor is *lost*: its task runs again (a recomputation),
+//!   whether its stage was complete or still in flight. Results of the result stage live on the
+//!   driver and are never lost.
+//! - A task handed back because its inputs are lost (a fetch failure, or an input vanished
+//!   before its launch) is *held*: the scheduler forgot it, and it waits like a task not yet
+//!   submitted until nothing its stage reads is missing.
+//! - The first result of a task wins; later ones (a rerun that raced its first attempt) are
+//!   ignored. Records of a task count once per run, however often it runs.
+//! - Resubmitted tasks get attempt numbers from [`RESUBMIT_ATTEMPT`] up, distinct from the
+//!   scheduler's own re-queue attempts.
 
 use neptune_core::app::StageDef;
 use neptune_core::shuffle::MapStatus;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// Attempt numbers of resubmissions start at multiples of this.
@@ -24,114 +39,249 @@ pub(crate) struct Output {
     pub status: MapStatus,
 }
 
+/// Where one task of a run stands.
+#[derive(Debug, Clone)]
+enum Part {
+    /// Not submitted yet, or handed back: submitted once its stage's inputs are complete.
+    Waiting,
+    /// Finished, but its map output was lost: waits like `Waiting`, then runs as a recomputation.
+    Lost,
+    /// With the scheduler (queued, running or suspended).
+    Submitted,
+    /// A finished map task: where its output lives.
+    Output(Output),
+    /// A finished result-stage task: its result, kept on the driver until the commit.
+    Result(Vec<u8>),
+}
+
+#[derive(Debug, Clone)]
+struct Task {
+    part: Part,
+    /// Submissions so far (the next one's attempt number follows from it).
+    submissions: u32,
+    /// Whether its records were counted (on its first success).
+    counted: bool,
+}
+
+/// One stage of a run: its tasks, and how many of them are finished (with their output).
+#[derive(Debug, Clone)]
+struct StageRun {
+    tasks: Vec<Task>,
+    finished: usize,
+}
+
+impl StageRun {
+    fn complete(&self) -> bool {
+        self.finished == self.tasks.len()
+    }
+}
+
+/// A task to submit now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Submission {
+    pub stage: usize,
+    pub partition: u32,
+    pub attempt: u32,
+    /// Whether it runs again because its finished output was lost.
+    pub recompute: bool,
+}
+
+/// What a task's first success changed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Finished {
+    /// Records to count (zero when the task had succeeded before in this run).
+    pub records: u64,
+    /// Whether its stage is now complete.
+    pub stage_complete: bool,
+}
+
+/// One run in flight.
 pub(crate) struct RunState {
     pub due: Duration,
-    pub stage: usize,
-    pub results: Vec<Option<Vec<u8>>>,
-    pub remaining: usize,
+    /// Records read by the run's tasks (each task counted once).
     pub records: u64,
-    /// Per stage, per partition: the map output (shuffle-writing stages only).
-    pub outputs: Vec<Vec<Option<Output>>>,
-    /// Map tasks of earlier stages submitted again for lost outputs.
-    pub recomputing: BTreeSet<(usize, u32)>,
-    /// Current-stage partitions waiting for lost inputs.
-    pub held: BTreeSet<u32>,
-    /// Resubmissions per (stage, partition), for attempt numbers.
-    pub resubmits: HashMap<(usize, u32), u32>,
+    stages: Vec<StageRun>,
 }
 
 impl RunState {
     pub fn new(due: Duration, stages: &[StageDef]) -> Self {
+        let task = Task {
+            part: Part::Waiting,
+            submissions: 0,
+            counted: false,
+        };
         Self {
             due,
-            stage: 0,
-            results: Vec::new(),
-            remaining: 0,
             records: 0,
-            outputs: stages
+            stages: stages
                 .iter()
-                .map(|s| vec![None; s.partitions as usize])
+                .map(|s| StageRun {
+                    tasks: vec![task.clone(); s.partitions as usize],
+                    finished: 0,
+                })
                 .collect(),
-            recomputing: BTreeSet::new(),
-            held: BTreeSet::new(),
-            resubmits: HashMap::new(),
         }
     }
 
-    /// Whether every output of stage `r` is available.
-    pub fn complete(&self, r: usize) -> bool {
-        self.outputs[r].iter().all(Option::is_some)
+    /// Whether every output (or result) of stage `s` is available.
+    pub fn complete(&self, s: usize) -> bool {
+        self.stages.get(s).is_some_and(StageRun::complete)
     }
 
-    /// Forget the outputs held by `executor` in stages `stages` (all stages if `None`). Returns
-    /// the current-stage partitions whose finished output was lost (they must run again).
-    pub fn lose(&mut self, executor: &str, stages: Option<&[u32]>) -> Vec<u32> {
-        let mut rerun = Vec::new();
-        for (s, outs) in self.outputs.iter_mut().enumerate() {
-            if s > self.stage || stages.is_some_and(|st| !st.contains(&(s as u32))) {
+    /// Whether the result stage is complete: the run can commit.
+    pub fn done(&self) -> bool {
+        self.stages.last().is_none_or(StageRun::complete)
+    }
+
+    /// Which stages are needed (module rules): the result stage, and what incomplete needed
+    /// stages read.
+    fn needed(&self, defs: &[StageDef]) -> Vec<bool> {
+        let mut needed = vec![false; defs.len()];
+        let mut frontier: Vec<usize> = defs.len().checked_sub(1).into_iter().collect();
+        while let Some(s) = frontier.pop() {
+            if std::mem::replace(&mut needed[s], true) || self.complete(s) {
                 continue;
             }
-            for (p, o) in outs.iter_mut().enumerate() {
-                if o.as_ref().is_some_and(|o| o.executor == executor) {
-                    *o = None;
-                    if s == self.stage && self.results[p].take().is_some() {
-                        self.remaining += 1;
-                        rerun.push(p as u32);
-                    }
+            frontier.extend(defs[s].reads.iter().map(|&r| r as usize));
+        }
+        needed
+    }
+
+    /// Mark every task that can run now as submitted and return them, one set per stage,
+    /// earliest stage first: the waiting and lost tasks of needed stages whose inputs are
+    /// complete.
+    pub fn submit_ready(&mut self, defs: &[StageDef]) -> Vec<Vec<Submission>> {
+        let needed = self.needed(defs);
+        let mut sets = Vec::new();
+        for (s, def) in defs.iter().enumerate() {
+            if !needed[s] || !def.reads.iter().all(|&r| self.complete(r as usize)) {
+                continue;
+            }
+            let mut set = Vec::new();
+            for (p, t) in self.stages[s].tasks.iter_mut().enumerate() {
+                let recompute = match t.part {
+                    Part::Waiting => false,
+                    Part::Lost => true,
+                    Part::Submitted | Part::Output(_) | Part::Result(_) => continue,
+                };
+                set.push(Submission {
+                    stage: s,
+                    partition: p as u32,
+                    attempt: t.submissions * RESUBMIT_ATTEMPT,
+                    recompute,
+                });
+                t.submissions += 1;
+                t.part = Part::Submitted;
+            }
+            if !set.is_empty() {
+                sets.push(set);
+            }
+        }
+        sets
+    }
+
+    /// Task (`s`, `p`) succeeded on `executor` with `result` (a [`MapStatus`] when its stage
+    /// writes a shuffle) after reading `records`. `None` when it had already finished (a
+    /// duplicate: the first result wins) or is not part of the run.
+    pub fn finish(
+        &mut self,
+        (s, p): (usize, usize),
+        executor: &str,
+        result: Vec<u8>,
+        writes_shuffle: bool,
+        records: u64,
+    ) -> Option<Finished> {
+        let stage = self.stages.get_mut(s)?;
+        let t = stage.tasks.get_mut(p)?;
+        if matches!(t.part, Part::Output(_) | Part::Result(_)) {
+            return None;
+        }
+        t.part = if writes_shuffle {
+            Part::Output(Output {
+                executor: executor.to_string(),
+                status: postcard::from_bytes(&result).unwrap_or_default(),
+            })
+        } else {
+            Part::Result(result)
+        };
+        stage.finished += 1;
+        let records = if std::mem::replace(&mut t.counted, true) {
+            0
+        } else {
+            records
+        };
+        self.records += records;
+        Some(Finished {
+            records,
+            stage_complete: stage.complete(),
+        })
+    }
+
+    /// Task (`s`, `p`) came back unrun (its inputs are lost): hold it. `false` when it has
+    /// finished meanwhile (a stale hand-back) or is not part of the run.
+    pub fn hand_back(&mut self, (s, p): (usize, usize)) -> bool {
+        let Some(t) = self.stages.get_mut(s).and_then(|st| st.tasks.get_mut(p)) else {
+            return false;
+        };
+        match t.part {
+            Part::Submitted => t.part = Part::Waiting,
+            Part::Waiting | Part::Lost => {}
+            Part::Output(_) | Part::Result(_) => return false,
+        }
+        true
+    }
+
+    /// Forget the map outputs held by `executor` in stages `only` (every stage if `None`): their
+    /// tasks must run again. Returns how many were lost.
+    pub fn lose(&mut self, executor: &str, only: Option<&[u32]>) -> usize {
+        let mut lost = 0;
+        for (s, stage) in self.stages.iter_mut().enumerate() {
+            if only.is_some_and(|o| !o.contains(&(s as u32))) {
+                continue;
+            }
+            for t in &mut stage.tasks {
+                if matches!(&t.part, Part::Output(o) if o.executor == executor) {
+                    t.part = Part::Lost;
+                    stage.finished -= 1;
+                    lost += 1;
                 }
             }
         }
-        rerun
+        lost
     }
 
-    /// The next attempt number for a resubmission of (stage, partition).
-    pub fn next_attempt(&mut self, stage: usize, p: u32) -> u32 {
-        let n = self.resubmits.entry((stage, p)).or_default();
-        *n += 1;
-        *n * RESUBMIT_ATTEMPT
+    /// The outputs of map stage `s` by partition (`None` where one is missing).
+    pub fn outputs(&self, s: usize) -> impl Iterator<Item = Option<&Output>> {
+        self.stages
+            .get(s)
+            .into_iter()
+            .flat_map(|st| &st.tasks)
+            .map(|t| match &t.part {
+                Part::Output(o) => Some(o),
+                _ => None,
+            })
     }
 
-    /// Map tasks to run again now (earliest needed stage first), and whether the held tasks can
-    /// be resubmitted.
-    pub fn recovery_plan(&self, stages: &[StageDef]) -> (Vec<(usize, u32)>, bool) {
-        let mut needed: BTreeSet<usize> = BTreeSet::new();
-        let mut frontier: Vec<usize> = stages[self.stage..]
-            .iter()
-            .flat_map(|s| s.reads.iter().map(|&r| r as usize))
-            .collect();
-        while let Some(r) = frontier.pop() {
-            if needed.insert(r) && !self.complete(r) {
-                frontier.extend(stages[r].reads.iter().map(|&x| x as usize));
-            }
-        }
-        let mut submit = Vec::new();
-        for &r in &needed {
-            if r >= self.stage || self.complete(r) {
-                continue;
-            }
-            let inputs_ready = stages[r].reads.iter().all(|&x| self.complete(x as usize));
-            if !inputs_ready {
-                continue;
-            }
-            for (p, o) in self.outputs[r].iter().enumerate() {
-                if o.is_none() && !self.recomputing.contains(&(r, p as u32)) {
-                    submit.push((r, p as u32));
-                }
-            }
-        }
-        let reads_ready = stages[self.stage]
-            .reads
-            .iter()
-            .all(|&r| self.complete(r as usize));
-        (submit, reads_ready && self.recomputing.is_empty())
+    /// The result stage's results by partition, for the commit.
+    pub fn take_results(&mut self) -> Vec<Vec<u8>> {
+        let Some(last) = self.stages.last_mut() else {
+            return Vec::new();
+        };
+        last.tasks
+            .iter_mut()
+            .map(|t| match std::mem::replace(&mut t.part, Part::Waiting) {
+                Part::Result(r) => r,
+                _ => Vec::new(),
+            })
+            .collect()
     }
 
-    /// Executors holding at least a third of the input bytes of reduce partition `p` of the
-    /// current stage, most bytes first.
-    pub fn preferred(&self, stages: &[StageDef], p: u32) -> Vec<String> {
+    /// Executors holding at least a third of the input bytes of partition `p` of stage `s`,
+    /// most bytes first (no preference for a stage that reads no shuffle).
+    pub fn preferred(&self, defs: &[StageDef], s: usize, p: u32) -> Vec<String> {
         let mut by_exec: BTreeMap<&str, u64> = BTreeMap::new();
-        for &r in &stages[self.stage].reads {
-            for o in self.outputs[r as usize].iter().flatten() {
+        for &r in &defs[s].reads {
+            for o in self.outputs(r as usize).flatten() {
                 let b = o.status.bytes.get(p as usize).copied().unwrap_or(0);
                 *by_exec.entry(&o.executor).or_default() += b;
             }

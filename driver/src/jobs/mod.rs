@@ -3,6 +3,11 @@
 //! and commits each run on the driver. Pure and synchronous like the task scheduler: the event
 //! loop passes the time in.
 //!
+//! A run's stages form a DAG (each stage `reads` earlier map stages). A stage's tasks are
+//! submitted as soon as every stage it reads is complete, so independent stages (a join's two
+//! sides) are in flight together; the run commits when its result stage, the last, completes.
+//! Lost map outputs are recomputed from lineage (`lineage.rs` holds the rules).
+//!
 //! Stream latency of a micro-batch = its due time → its results committed. Batch records/s counts
 //! records of successful tasks (work lost to kills does not count).
 
@@ -10,10 +15,10 @@ mod lineage;
 
 use crate::scheduler::TaskSpec;
 use crate::stats::Samples;
-use lineage::{Output, RunState};
+use lineage::RunState;
 use neptune_core::app::{App, CommitCtx};
 use neptune_core::ids::{JobKind, TaskId};
-use neptune_core::shuffle::{MapLoc, MapStatus, ShuffleRead};
+use neptune_core::shuffle::{MapLoc, ShuffleRead};
 use neptune_core::source_socket::RECEIVER_STAGE;
 use neptune_core::state::Broadcasts;
 use std::collections::BTreeMap;
@@ -25,7 +30,7 @@ use std::time::Duration;
 pub struct JobStats {
     /// Runs committed.
     pub runs: u64,
-    /// Records read by successful tasks.
+    /// Records read by successful tasks (each task of a run counted once).
     pub records: u64,
     /// Micro-batch end-to-end latencies (stream jobs), milliseconds.
     pub latency_ms: Samples,
@@ -64,6 +69,24 @@ pub struct Step {
     pub committed: Vec<(u32, Option<f64>)>,
     /// Runs whose shuffle blocks executors may drop: (job, run).
     pub released: Vec<(u32, u64)>,
+}
+
+/// Why a task must not launch now (see [`JobManager::params_for`]).
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchBlocked {
+    /// Its run committed or failed: the task is stale and is dropped.
+    #[error("its run is over")]
+    RunOver,
+    /// A map output it reads was lost and is not recomputed yet: it is held until it is.
+    #[error("a map output it reads is lost")]
+    InputLost,
+    /// A map output it reads lives on an executor that has no block server address any more
+    /// (it is gone): that executor's outputs are lost and recomputed.
+    #[error("a map output it reads lives on executor {0}, which is gone")]
+    ExecutorGone(String),
+    /// Its launch parameters could not be encoded.
+    #[error("launch parameters do not encode")]
+    Encode(#[source] postcard::Error),
 }
 
 /// The driver's view of every job's runs.
@@ -204,79 +227,61 @@ impl JobManager {
         self.jobs[j].next_run += 1;
         let st = RunState::new(due, &self.app.jobs()[j].stages);
         self.jobs[j].active.insert(run, st);
-        self.begin_stage(j, run, 0, step);
+        // A result stage without partitions is complete at once: the run commits now.
+        self.advance(j, run, due, step);
     }
 
-    fn begin_stage(&mut self, j: usize, run: u64, stage: usize, step: &mut Step) {
-        let def = &self.app.jobs()[j];
-        let parts = def.stages[stage].partitions as usize;
-        let st = self.jobs[j].active.get_mut(&run).expect("run is active");
-        st.stage = stage;
-        st.results = vec![None; parts];
-        st.remaining = parts;
-        st.held = (0..parts as u32).collect();
-        if parts == 0 {
-            // A stage without partitions completes at once.
-            self.finish_stage(j, run, Duration::ZERO, step);
-        } else {
-            self.pump(j, run, step);
+    /// Commit run `run` of job `j` if its result stage is complete; otherwise submit what can
+    /// run now.
+    fn advance(&mut self, j: usize, run: u64, now: Duration, step: &mut Step) {
+        match self.jobs[j].active.get(&run) {
+            Some(st) if st.done() => self.commit(j, run, now, step),
+            Some(_) => self.pump(j, run, step),
+            None => {}
         }
     }
 
-    fn spec(&self, j: usize, run: u64, stage: usize, p: u32, attempt: u32) -> TaskSpec {
-        let st = &self.jobs[j].active[&run];
-        let stages = &self.app.jobs()[j].stages;
-        TaskSpec {
-            id: TaskId {
-                job: j as u32,
-                run,
-                stage: stage as u32,
-                partition: p,
-            },
-            kind: self.jobs[j].kind,
-            attempt,
-            preferred: if !stages[stage].receivers.is_empty() {
-                // Source locality: the data of a receiver's micro-batch is where it runs.
-                stages[stage]
-                    .receivers
-                    .iter()
-                    .filter_map(|&r| self.receivers.get(r as usize).cloned().flatten())
-                    .collect()
-            } else if stage == st.stage {
-                st.preferred(stages, p)
-            } else {
-                Vec::new()
-            },
-        }
-    }
-
-    /// Submit what can run now: recomputations of lost map outputs first; once nothing the
-    /// current stage reads is missing, its held tasks.
+    /// Submit every task that can run now (lineage rules): one task set per stage, earliest
+    /// first. Reduce tasks carry the executors holding most of their input as preferences.
     fn pump(&mut self, j: usize, run: u64, step: &mut Step) {
         let stages = &self.app.jobs()[j].stages;
-        let Some(st) = self.jobs[j].active.get(&run) else {
+        let receivers = &self.receivers;
+        let job = &mut self.jobs[j];
+        let Some(st) = job.active.get_mut(&run) else {
             return;
         };
-        let (recompute, release_held) = st.recovery_plan(stages);
-        let mut tasks = Vec::new();
-        for (stage, p) in recompute {
-            let st = self.jobs[j].active.get_mut(&run).expect("run is active");
-            st.recomputing.insert((stage, p));
-            let attempt = st.next_attempt(stage, p);
-            self.jobs[j].stats.recomputed += 1;
-            tasks.push(self.spec(j, run, stage, p, attempt));
-        }
-        if release_held {
-            let st = self.jobs[j].active.get_mut(&run).expect("run is active");
-            let cur = st.stage;
-            let held: Vec<u32> = std::mem::take(&mut st.held).into_iter().collect();
-            for p in held {
-                let st = self.jobs[j].active.get_mut(&run).expect("run is active");
-                let attempt = st.next_attempt(cur, p);
-                tasks.push(self.spec(j, run, cur, p, attempt));
+        // Source locality first: a receiver's micro-batch data is where the receiver runs.
+        let preferred = |st: &RunState, stage: usize, p: u32| -> Vec<String> {
+            let reads = &stages[stage].receivers;
+            if reads.is_empty() {
+                st.preferred(stages, stage, p)
+            } else {
+                reads
+                    .iter()
+                    .filter_map(|&r| receivers.get(r as usize).cloned().flatten())
+                    .collect()
             }
-        }
-        if !tasks.is_empty() {
+        };
+        for set in st.submit_ready(stages) {
+            let tasks = set
+                .into_iter()
+                .map(|sub| {
+                    if sub.recompute {
+                        job.stats.recomputed += 1;
+                    }
+                    TaskSpec {
+                        id: TaskId {
+                            job: j as u32,
+                            run,
+                            stage: sub.stage as u32,
+                            partition: sub.partition,
+                        },
+                        kind: job.kind,
+                        attempt: sub.attempt,
+                        preferred: preferred(st, sub.stage, sub.partition),
+                    }
+                })
+                .collect();
             step.submit.push(tasks);
         }
     }
@@ -284,19 +289,46 @@ impl JobManager {
     /// Launch parameters of task `id`: where the map outputs its stage reads live, with each
     /// executor's block server address from `addr_of`, then where the receivers it reads run
     /// (stage `RECEIVER_STAGE | index`; no location when the receiver is not placed, which
-    /// fails the task with a message). `None` when a map output is missing (it was lost since
-    /// the task was submitted): the caller returns the task instead of launching it.
+    /// fails the task with a message naming the receiver).
+    ///
+    /// # Errors
+    /// [`LaunchBlocked`] when the task must not launch now; the caller returns it to the
+    /// scheduler and calls [`JobManager::task_returned`] (naming the executor for
+    /// [`LaunchBlocked::ExecutorGone`]).
     pub fn params_for(
         &self,
         id: TaskId,
         addr_of: impl Fn(&str) -> Option<String>,
-    ) -> Option<Vec<u8>> {
+    ) -> Result<Vec<u8>, LaunchBlocked> {
         let j = id.job as usize;
-        let stage = self.app.jobs().get(j)?.stages.get(id.stage as usize)?;
+        let st = self
+            .jobs
+            .get(j)
+            .and_then(|job| job.active.get(&id.run))
+            .ok_or(LaunchBlocked::RunOver)?;
+        let stage = self.app.jobs()[j]
+            .stages
+            .get(id.stage as usize)
+            .ok_or(LaunchBlocked::RunOver)?;
         if stage.reads.is_empty() && stage.receivers.is_empty() {
-            return Some(Vec::new());
+            return Ok(Vec::new());
         }
-        let mut out = self.shuffle_reads(id, &addr_of)?;
+        let mut out = Vec::with_capacity(stage.reads.len() + stage.receivers.len());
+        for &r in &stage.reads {
+            let maps = st
+                .outputs(r as usize)
+                .map(|o| {
+                    let o = o.ok_or(LaunchBlocked::InputLost)?;
+                    let addr = addr_of(&o.executor)
+                        .ok_or_else(|| LaunchBlocked::ExecutorGone(o.executor.clone()))?;
+                    Ok(MapLoc {
+                        executor: o.executor.clone(),
+                        addr,
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push(ShuffleRead { stage: r, maps });
+        }
         for &r in &stage.receivers {
             let maps = self.receivers[r as usize]
                 .as_ref()
@@ -313,37 +345,7 @@ impl JobManager {
                 maps,
             });
         }
-        postcard::to_stdvec(&out).ok()
-    }
-
-    /// Where the map outputs task `id`'s stage reads live; `None` when one is missing.
-    fn shuffle_reads(
-        &self,
-        id: TaskId,
-        addr_of: &impl Fn(&str) -> Option<String>,
-    ) -> Option<Vec<ShuffleRead>> {
-        let j = id.job as usize;
-        let stages = &self.app.jobs().get(j)?.stages;
-        let reads = &stages.get(id.stage as usize)?.reads;
-        if reads.is_empty() {
-            return Some(Vec::new());
-        }
-        let st = self.jobs[j].active.get(&id.run)?;
-        let mut out = Vec::with_capacity(reads.len());
-        for &r in reads {
-            let maps = st.outputs[r as usize]
-                .iter()
-                .map(|o| {
-                    let o = o.as_ref()?;
-                    Some(MapLoc {
-                        executor: o.executor.clone(),
-                        addr: addr_of(&o.executor)?,
-                    })
-                })
-                .collect::<Option<Vec<_>>>()?;
-            out.push(ShuffleRead { stage: r, maps });
-        }
-        Some(out)
+        postcard::to_stdvec(&out).map_err(LaunchBlocked::Encode)
     }
 
     /// Task `id` could not run because inputs held by `executor` are lost (fetch failed, or
@@ -359,37 +361,28 @@ impl JobManager {
         else {
             return step;
         };
-        if st.stage != id.stage as usize
-            || st
-                .results
-                .get(id.partition as usize)
-                .is_none_or(Option::is_some)
-        {
+        let (s, p) = (id.stage as usize, id.partition as usize);
+        if !st.hand_back((s, p)) {
             return step;
         }
-        st.held.insert(id.partition);
         if let Some(e) = executor {
-            let reads = self.app.jobs()[j].stages[st.stage].reads.clone();
-            let rerun = st.lose(e, Some(&reads));
-            st.held.extend(rerun);
+            st.lose(e, Some(&self.app.jobs()[j].stages[s].reads));
         }
         self.pump(j, id.run, &mut step);
         step
     }
 
-    /// Executor `executor` is gone: every map output it held is lost. Finished tasks of a
-    /// current map stage run again; needed outputs of earlier stages are recomputed.
+    /// Executor `executor` is gone: every map output it held is lost. Finished tasks of stages
+    /// in flight run again; lost outputs of complete stages are recomputed while still needed.
     pub fn executor_lost(&mut self, executor: &str) -> Step {
         let mut step = Step::default();
         for j in 0..self.jobs.len() {
             let runs: Vec<u64> = self.jobs[j].active.keys().copied().collect();
             for run in runs {
                 let st = self.jobs[j].active.get_mut(&run).expect("listed");
-                let rerun = st.lose(executor, None);
-                self.jobs[j].stats.recomputed += rerun.len() as u64;
-                let st = self.jobs[j].active.get_mut(&run).expect("listed");
-                st.held.extend(rerun);
-                self.pump(j, run, &mut step);
+                if st.lose(executor, None) > 0 {
+                    self.pump(j, run, &mut step);
+                }
             }
         }
         step
@@ -397,6 +390,7 @@ impl JobManager {
 
     /// A task succeeded with `result` after reading `records`. Duplicate results (a rerun that
     /// raced its first attempt) are ignored: the first one wins, and results are deterministic.
+    /// Results of runs no longer active (committed or failed) are ignored too.
     pub fn task_succeeded(
         &mut self,
         now: Duration,
@@ -407,10 +401,12 @@ impl JobManager {
     ) -> Step {
         let mut step = Step::default();
         let j = id.job as usize;
-        let Some(def) = self.app.jobs().get(j) else {
-            return step;
-        };
-        let Some(stage_def) = def.stages.get(id.stage as usize) else {
+        let Some(stage_def) = self
+            .app
+            .jobs()
+            .get(j)
+            .and_then(|d| d.stages.get(id.stage as usize))
+        else {
             return step;
         };
         let writes_shuffle = stage_def.shuffle_out.is_some();
@@ -418,35 +414,13 @@ impl JobManager {
         let Some(st) = job.active.get_mut(&id.run) else {
             return step;
         };
-        let (s, p) = (id.stage as usize, id.partition as usize);
-        if writes_shuffle && s <= st.stage && st.outputs[s].get(p).is_some_and(Option::is_none) {
-            let status: MapStatus = postcard::from_bytes(&result).unwrap_or_default();
-            st.outputs[s][p] = Some(Output {
-                executor: executor.to_string(),
-                status,
-            });
-        }
-        if s < st.stage {
-            // A recomputed map output of an earlier stage.
-            st.recomputing.remove(&(s, id.partition));
-            self.pump(j, id.run, &mut step);
-            return step;
-        }
-        if s != st.stage {
-            return step;
-        }
-        let Some(slot) = st.results.get_mut(p) else {
+        let at = (id.stage as usize, id.partition as usize);
+        let Some(done) = st.finish(at, executor, result, writes_shuffle, records) else {
             return step;
         };
-        if slot.is_some() {
-            return step;
-        }
-        *slot = Some(result);
-        st.remaining -= 1;
-        st.records += records;
-        job.stats.records += records;
-        if st.remaining == 0 {
-            self.finish_stage(j, id.run, now, &mut step);
+        job.stats.records += done.records;
+        if done.stage_complete {
+            self.advance(j, id.run, now, &mut step);
         }
         step
     }
@@ -458,23 +432,16 @@ impl JobManager {
         }
     }
 
-    fn finish_stage(&mut self, j: usize, run: u64, now: Duration, step: &mut Step) {
+    /// Commit run `run` of job `j` (its result stage is complete) and start the next epoch of
+    /// a batch job.
+    fn commit(&mut self, j: usize, run: u64, now: Duration, step: &mut Step) {
         let stages = self.app.jobs()[j].stages.len();
-        let stage = self.jobs[j].active[&run].stage;
-        if stage + 1 < stages {
-            self.begin_stage(j, run, stage + 1, step);
-            return;
-        }
-        let st = self.jobs[j].active.remove(&run).expect("run is active");
+        let mut st = self.jobs[j].active.remove(&run).expect("run is active");
         let def = &self.app.jobs()[j];
         if stages > 1 || def.stages.iter().any(|s| !s.receivers.is_empty()) {
             step.released.push((j as u32, run));
         }
-        let parts: Vec<Vec<u8>> = st
-            .results
-            .into_iter()
-            .map(Option::unwrap_or_default)
-            .collect();
+        let parts = st.take_results();
         let mut ctx = CommitCtx::new(run, st.records, &self.broadcasts);
         let commit = self.app.jobs()[j].commit.clone();
         match commit(&mut ctx, parts) {

@@ -127,7 +127,7 @@ fn a_lost_executor_map_outputs_are_recomputed_before_held_reduce_tasks_run_again
     assert!(lost.submit[0][0].attempt >= lineage::RESUBMIT_ATTEMPT);
     assert!(
         m.params_for(reduces[0].id, |e| Some(e.to_string()))
-            .is_none(),
+            .is_err(),
         "no launch while an input is missing"
     );
     let held = m.task_returned(reduces[0].id, Some("e1"));
@@ -179,4 +179,259 @@ fn tasks_reading_a_receiver_prefer_its_executor_are_told_where_it_runs_and_relea
     m.task_succeeded(ms(101), tasks[0].id, r.clone(), 0, "e1");
     let fin = m.task_succeeded(ms(102), tasks[1].id, r, 0, "e1");
     assert_eq!(fin.released, vec![(0, 0)], "the run's cuts are dropped");
+}
+
+/// Task `partition` of `stage` in run 0 of job 0.
+fn task(stage: u32, partition: u32) -> TaskId {
+    TaskId {
+        job: 0,
+        run: 0,
+        stage,
+        partition,
+    }
+}
+
+/// Map task (`stage`, `partition`) of run 0 wrote one byte per reduce partition on `executor`.
+fn map_done(m: &mut JobManager, stage: u32, partition: u32, executor: &str) -> Step {
+    m.task_succeeded(
+        ms(1),
+        task(stage, partition),
+        map_status(vec![1, 1]),
+        1,
+        executor,
+    )
+}
+
+/// Result-stage task `partition` of run 0 counted one record.
+fn reduce_done(m: &mut JobManager, stage: u32, partition: u32) -> Step {
+    let one = postcard::to_stdvec(&1u64).unwrap();
+    m.task_succeeded(ms(2), task(stage, partition), one, 1, "e0")
+}
+
+/// `left (2 maps) join right (3 maps)` into 2 partitions: map stages 0 and 1, reduce stage 2.
+fn join_plan() -> Arc<App> {
+    let mut app = App::new("t", Arc::new(Config::default()));
+    let left = Dataset::from_fn(2, |ctx| {
+        Box::new(vec![(format!("k{}", ctx.partition()), 1u64)].into_iter())
+    });
+    let right = Dataset::from_fn(3, |ctx| {
+        Box::new(vec![(format!("k{}", ctx.partition()), 10u64)].into_iter())
+    });
+    app.batch("join", left.join(&right, 2).count())
+        .runs(Some(1));
+    let app = Arc::new(app);
+    let reads: Vec<Vec<u32>> = app.jobs()[0]
+        .stages
+        .iter()
+        .map(|s| s.reads.clone())
+        .collect();
+    assert_eq!(
+        reads,
+        vec![vec![], vec![], vec![0, 1]],
+        "the plan is join-shaped"
+    );
+    app
+}
+
+/// A chain of two shuffles: map stage 0, map stage 1 reading it, result stage 2 reading 1.
+fn chain_plan() -> Arc<App> {
+    let mut app = App::new("t", Arc::new(Config::default()));
+    let words = Dataset::from_fn(2, |_| Box::new(vec![("a".to_string(), 1u64)].into_iter()));
+    let counts = words
+        .reduce_by_key(2, |a, b| a + b)
+        .map(|(w, n)| (n, w))
+        .group_by_key(2);
+    app.batch("chain", counts.count()).runs(Some(1));
+    Arc::new(app)
+}
+
+#[test]
+fn a_join_submits_both_map_stages_in_the_same_step_before_either_completes() {
+    let mut m = JobManager::new(join_plan(), Arc::default());
+    let s = m.start(ms(0));
+    assert_eq!(s.submit.len(), 2, "one task set per map stage");
+    assert_eq!(ids(&s), vec![(0, 0), (0, 1), (1, 0), (1, 1), (1, 2)]);
+    assert!(s.submit.concat().iter().all(|t| t.attempt == 0));
+}
+
+#[test]
+fn a_join_reduce_stage_is_submitted_only_when_both_map_stages_are_complete() {
+    let mut m = JobManager::new(join_plan(), Arc::default());
+    m.start(ms(0));
+    for p in 0..2 {
+        let s = map_done(&mut m, 0, p, "e0");
+        assert!(s.submit.is_empty(), "the left side alone is not enough");
+    }
+    assert!(map_done(&mut m, 1, 0, "e1").submit.is_empty());
+    assert!(map_done(&mut m, 1, 1, "e1").submit.is_empty());
+    assert!(
+        m.params_for(task(2, 0), |e| Some(e.to_string())).is_err(),
+        "a reduce task cannot launch before both sides are complete"
+    );
+    let s = m.task_succeeded(ms(1), task(1, 2), map_status(vec![9, 0]), 1, "e1");
+    assert_eq!(ids(&s), vec![(2, 0), (2, 1)]);
+    let reduces = s.submit.concat();
+    assert_eq!(
+        reduces[0].preferred,
+        vec!["e1".to_string()],
+        "11 of 13 bytes"
+    );
+    assert_eq!(
+        reduces[1].preferred,
+        vec!["e0".to_string(), "e1".to_string()],
+        "2 and 2 of 4 bytes"
+    );
+    let params = m
+        .params_for(reduces[0].id, |e| Some(format!("{e}:1")))
+        .unwrap();
+    let reads: Vec<ShuffleRead> = postcard::from_bytes(&params).unwrap();
+    let shape: Vec<(u32, usize)> = reads.iter().map(|r| (r.stage, r.maps.len())).collect();
+    assert_eq!(shape, vec![(0, 2), (1, 3)], "both sides, by input slot");
+    assert!(reduce_done(&mut m, 2, 0).committed.is_empty());
+    let fin = reduce_done(&mut m, 2, 1);
+    assert_eq!(fin.committed, vec![(0, None)]);
+    assert_eq!(fin.released, vec![(0, 0)]);
+    assert_eq!(m.stats(0).records, 7, "five map tasks and two reduce tasks");
+}
+
+#[test]
+fn losing_an_executor_while_both_map_stages_are_in_flight_recomputes_exactly_what_is_lost() {
+    let mut m = JobManager::new(join_plan(), Arc::default());
+    m.start(ms(0));
+    map_done(&mut m, 0, 0, "e1");
+    map_done(&mut m, 0, 1, "e0");
+    map_done(&mut m, 1, 0, "e1");
+    map_done(&mut m, 1, 1, "e0");
+    // Map task (1, 2) is still in flight: the scheduler re-queues it if it ran on e1.
+    let lost = m.executor_lost("e1");
+    assert_eq!(ids(&lost), vec![(0, 0), (1, 0)], "one lost output per side");
+    assert!(
+        lost.submit
+            .concat()
+            .iter()
+            .all(|t| t.attempt >= lineage::RESUBMIT_ATTEMPT)
+    );
+    assert_eq!(m.stats(0).recomputed, 2);
+    assert!(
+        m.executor_lost("e1").submit.is_empty(),
+        "nothing more is lost"
+    );
+    assert!(map_done(&mut m, 1, 2, "e0").submit.is_empty());
+    assert!(map_done(&mut m, 0, 0, "e0").submit.is_empty());
+    let s = map_done(&mut m, 1, 0, "e0");
+    assert_eq!(ids(&s), vec![(2, 0), (2, 1)]);
+    assert!(
+        map_done(&mut m, 1, 0, "e1").submit.is_empty(),
+        "a late duplicate changes nothing"
+    );
+    reduce_done(&mut m, 2, 0);
+    let fin = reduce_done(&mut m, 2, 1);
+    assert_eq!(fin.committed, vec![(0, None)]);
+    assert_eq!(m.stats(0).runs, 1);
+    assert_eq!(m.stats(0).last_result, serde_json::json!(2));
+    assert_eq!(
+        m.stats(0).records,
+        7,
+        "recomputations do not count records twice"
+    );
+    assert!(
+        matches!(
+            m.params_for(task(0, 0), |e| Some(e.to_string())),
+            Err(LaunchBlocked::RunOver)
+        ),
+        "a stale task of a committed run does not launch"
+    );
+    assert!(map_done(&mut m, 0, 0, "e0").submit.is_empty());
+    assert_eq!(m.stats(0).runs, 1);
+}
+
+#[test]
+fn a_fetch_failure_in_a_reduce_with_two_parents_recomputes_the_lost_outputs_of_each() {
+    let mut m = JobManager::new(join_plan(), Arc::default());
+    m.start(ms(0));
+    map_done(&mut m, 0, 0, "e0");
+    map_done(&mut m, 0, 1, "e1");
+    map_done(&mut m, 1, 0, "e1");
+    map_done(&mut m, 1, 1, "e0");
+    let reduces = map_done(&mut m, 1, 2, "e1").submit.concat();
+    assert_eq!(reduces.len(), 2);
+    let s = m.task_returned(reduces[0].id, Some("e1"));
+    assert_eq!(
+        ids(&s),
+        vec![(0, 1), (1, 0), (1, 2)],
+        "e1's outputs of both sides"
+    );
+    assert_eq!(m.stats(0).recomputed, 3);
+    assert!(matches!(
+        m.params_for(reduces[1].id, |e| Some(e.to_string())),
+        Err(LaunchBlocked::InputLost)
+    ));
+    assert!(m.task_returned(reduces[1].id, None).submit.is_empty());
+    assert!(map_done(&mut m, 1, 2, "e0").submit.is_empty());
+    assert!(map_done(&mut m, 0, 1, "e0").submit.is_empty());
+    let s = map_done(&mut m, 1, 0, "e0");
+    assert_eq!(ids(&s), vec![(2, 0), (2, 1)], "held reduce tasks run again");
+    assert!(
+        s.submit
+            .concat()
+            .iter()
+            .all(|t| t.attempt >= lineage::RESUBMIT_ATTEMPT)
+    );
+    reduce_done(&mut m, 2, 1);
+    assert_eq!(reduce_done(&mut m, 2, 0).committed, vec![(0, None)]);
+}
+
+#[test]
+fn a_reduce_reading_from_a_vanished_executor_is_returned_and_that_input_recomputed() {
+    let mut m = JobManager::new(join_plan(), Arc::default());
+    m.start(ms(0));
+    for (stage, p, e) in [(0, 0, "e0"), (0, 1, "e0"), (1, 0, "e0"), (1, 1, "e0")] {
+        map_done(&mut m, stage, p, e);
+    }
+    let reduces = map_done(&mut m, 1, 2, "e9").submit.concat();
+    let addr = |e: &str| (e != "e9").then(|| e.to_string());
+    let err = m.params_for(reduces[0].id, addr).unwrap_err();
+    assert!(matches!(&err, LaunchBlocked::ExecutorGone(e) if e == "e9"));
+    let s = m.task_returned(reduces[0].id, Some("e9"));
+    assert_eq!(ids(&s), vec![(1, 2)]);
+}
+
+#[test]
+fn lost_outputs_of_a_chain_are_recomputed_earliest_stage_first() {
+    let a = chain_plan();
+    let mut m = JobManager::new(a, Arc::default());
+    assert_eq!(ids(&m.start(ms(0))), vec![(0, 0), (0, 1)]);
+    map_done(&mut m, 0, 0, "e1");
+    assert_eq!(ids(&map_done(&mut m, 0, 1, "e0")), vec![(1, 0), (1, 1)]);
+    map_done(&mut m, 1, 0, "e0");
+    assert_eq!(ids(&map_done(&mut m, 1, 1, "e1")), vec![(2, 0), (2, 1)]);
+    let lost = m.executor_lost("e1");
+    assert_eq!(ids(&lost), vec![(0, 0)], "stage 1 waits for its input");
+    let s = map_done(&mut m, 0, 0, "e0");
+    assert_eq!(ids(&s), vec![(1, 1)]);
+    assert!(map_done(&mut m, 1, 1, "e0").submit.is_empty());
+    assert_eq!(m.stats(0).recomputed, 2);
+}
+
+#[test]
+fn a_lost_output_no_incomplete_stage_reads_is_not_recomputed() {
+    let a = chain_plan();
+    let mut m = JobManager::new(a, Arc::default());
+    m.start(ms(0));
+    map_done(&mut m, 0, 0, "e1");
+    map_done(&mut m, 0, 1, "e0");
+    map_done(&mut m, 1, 0, "e0");
+    map_done(&mut m, 1, 1, "e0");
+    assert!(
+        m.executor_lost("e1").submit.is_empty(),
+        "stage 1 is complete: nothing needs stage 0 any more"
+    );
+    assert_eq!(m.stats(0).recomputed, 0);
+    let s = m.task_returned(task(2, 0), Some("e0"));
+    assert_eq!(
+        ids(&s),
+        vec![(0, 0)],
+        "stage 1 needs stage 0 again once it loses outputs: the earliest lost runs first"
+    );
+    assert_eq!(m.stats(0).recomputed, 1);
 }

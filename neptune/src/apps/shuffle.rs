@@ -7,10 +7,12 @@
 //! `input`, the same digest of the unsorted records for checking it), `shuffle.records` (total),
 //! `shuffle.keys` (distinct keys drawn from), `shuffle.maps` (map tasks), `shuffle.reduces`
 //! (reduce partitions), `shuffle.cost` (rounds of the mixing function per record before the
-//! shuffle and per key after it; 0 default), `stream.tasks` (0: no stream job), `stream.rate`,
-//! `stream.cost`; per-job keys `jobs.{sum,sort,input,stream}.*`. The batch jobs run once unless
-//! `jobs.<name>.runs` says otherwise. Their results — a [`KeyDigest`] for `sum`, a
-//! [`SortDigest`] for `sort` — are the same for any placement, suspension or recovery of their
+//! shuffle and per key after it; 0 default), `shuffle.join` (`sum` only; `true`: sum the records
+//! on two sides, each with its own map stages, and join the sides by key — a self-check whose
+//! result equals the plain sum's; `false` default), `stream.tasks` (0: no stream job),
+//! `stream.rate`, `stream.cost`; per-job keys `jobs.{sum,sort,input,stream}.*`. The batch jobs
+//! run once unless `jobs.<name>.runs` says otherwise. Their results — a [`KeyDigest`] for `sum`,
+//! a [`SortDigest`] for `sort` — are the same for any placement, suspension or recovery of their
 //! tasks.
 
 use super::cfg;
@@ -143,6 +145,10 @@ pub fn build(app: &mut App) -> Result<(), String> {
     let maps: u32 = cfg(c.get_in("shuffle.maps", 4, 1, 100_000))?;
     let reduces: u32 = cfg(c.get_in("shuffle.reduces", 4, 1, 100_000))?;
     let cost: u32 = cfg(c.get_in("shuffle.cost", 0, 0, 1_000_000))?;
+    let join: bool = cfg(c.get("shuffle.join", false))?;
+    if join && op == Op::Sort {
+        return Err("config key `shuffle.join` applies to `shuffle.op=sum` only".into());
+    }
     let stream_tasks: u32 = cfg(c.get_in("stream.tasks", 0, 0, 100_000))?;
     let stream_rate: u64 = cfg(c.get_in("stream.rate", 20_000, 1, u64::MAX))?;
     let stream_cost: u32 = cfg(c.get_in("stream.cost", 20, 0, 1_000_000))?;
@@ -168,6 +174,16 @@ pub fn build(app: &mut App) -> Result<(), String> {
     match op {
         Op::Sum => {
             let sums = pairs.reduce_by_key(reduces, |a, b| a + b);
+            let sums = if join {
+                // Both sides sum the same records in map stages of their own, which run
+                // concurrently; a key whose sides disagree sums to 0, so the digest shows any
+                // difference.
+                let other = pairs.reduce_by_key(reduces, |a, b| a + b);
+                sums.join(&other, reduces)
+                    .map(|(k, (l, r))| (k, if l == r { l } else { 0 }))
+            } else {
+                sums
+            };
             app.batch("sum", digest(&sums, cost)).runs(Some(1));
         }
         Op::Sort => {
