@@ -6,7 +6,7 @@ mod common;
 
 use common::*;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 /// Two JSON-lines files; `b.jsonl` has a malformed record on line 3. 5 words parse.
@@ -96,17 +96,7 @@ fn malformed_records_under_the_skip_policy_are_skipped_and_counted() {
         skipped, 1,
         "executor metrics count the one malformed record"
     );
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let out = wait_with_timeout(child, Duration::from_secs(60));
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    terminate(child);
     let report = read_report(&report);
     let count = job(&report, "count");
     assert_eq!(count["malformed_skipped"], 1, "{report}");

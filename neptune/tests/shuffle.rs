@@ -7,7 +7,7 @@ mod common;
 
 use common::*;
 use std::collections::BTreeMap;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 #[test]
@@ -77,18 +77,9 @@ fn a_shuffle_job_preempted_by_a_stream_job_is_suspended_in_shuffle_write_and_red
         .spawn()
         .unwrap();
     wait_for(Duration::from_secs(600), "the batch job's run", || {
-        let (_, body) = http_get(&http, "/status").ok()?;
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        let sum = v["jobs"].as_array()?.iter().find(|j| j["name"] == "sum")?;
-        (sum["runs"].as_u64()? >= 1).then_some(())
+        job_runs(&http, "sum").filter(|r| *r >= 1)
     });
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let out = wait_with_timeout(child, Duration::from_secs(60));
-    assert!(out.status.success());
+    terminate(child);
     let r = read_report(&report);
     let phases = &r["totals"]["suspensions_by_phase"];
     assert!(
@@ -167,9 +158,7 @@ fn sigkill_of_an_executor_holding_map_outputs_recomputes_them_and_the_result_is_
     // Wait until the first wave of map tasks (one per core, 500k records each) has written its
     // outputs on both executors: records are counted when tasks succeed.
     wait_for(Duration::from_secs(120), "map outputs written", || {
-        let (_, body) = http_get(&http, "/status").ok()?;
-        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-        (v["jobs"][0]["records"].as_u64()? >= 2_000_000).then_some(())
+        (status(&http)?["jobs"][0]["records"].as_u64()? >= 2_000_000).then_some(())
     });
     sigkill(victim);
     let out = wait_with_timeout(child, Duration::from_secs(240));

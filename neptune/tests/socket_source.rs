@@ -6,46 +6,11 @@ mod common;
 
 use common::*;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::net::{TcpListener, TcpStream};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-
-/// Word totals over every micro-batch's output.
-fn totals(out: &Path) -> BTreeMap<String, u64> {
-    let mut sum: BTreeMap<String, u64> = BTreeMap::new();
-    for run in std::fs::read_dir(out).into_iter().flatten().flatten() {
-        for part in std::fs::read_dir(run.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if part.file_name().to_string_lossy().starts_with('.') {
-                continue; // a part still being written
-            }
-            for l in std::fs::read_to_string(part.path()).unwrap().lines() {
-                let (w, n) = l.split_once('\t').expect("word<TAB>count");
-                *sum.entry(w.to_string()).or_default() += n.parse::<u64>().unwrap();
-            }
-        }
-    }
-    sum
-}
-
-fn status(addr: &str) -> Option<serde_json::Value> {
-    let (_, body) = http_get(addr, "/status").ok()?;
-    serde_json::from_str(&body).ok()
-}
-
-fn socket_runs(addr: &str) -> Option<u64> {
-    status(addr)?["jobs"]
-        .as_array()?
-        .iter()
-        .find(|j| j["name"] == "socket")?["runs"]
-        .as_u64()
-}
 
 /// The executor the driver pinned the receiver to, once placed.
 fn receiver_executor(addr: &str) -> Option<String> {
@@ -97,33 +62,6 @@ fn send(conn: &mut TcpStream, b: u64, lines: u64, expected: &mut BTreeMap<String
     conn.flush().unwrap();
 }
 
-/// Spawn `cmd` with stderr echoed; collect the executors' pids as `neptune local` announces them.
-fn spawn_collecting_pids(mut cmd: Command) -> (Child, Arc<Mutex<HashMap<String, u32>>>) {
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let stderr = child.stderr.take().expect("piped stderr");
-    let pids = Arc::new(Mutex::new(HashMap::new()));
-    let p = pids.clone();
-    std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            if let Some(rest) = line.strip_prefix("neptune local: executor ")
-                && let Some((id, pid)) = rest.split_once(" pid ")
-            {
-                let pid = pid.trim().parse::<u32>().expect("pid");
-                p.lock().unwrap().insert(id.to_string(), pid);
-            }
-            eprintln!("{line}");
-        }
-    });
-    (child, pids)
-}
-
 fn start(
     dir: &tempfile::TempDir,
     listener: &TcpListener,
@@ -137,23 +75,13 @@ fn start(
         "jobs.socket.interval_ms=100".to_string(),
     ];
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
-    spawn_collecting_pids(local_on(
+    spawn_with_executor_pids(local_on(
         "wordcount",
         2,
         &report_path(dir, "socket"),
         &sets,
         http,
     ))
-}
-
-fn stop(child: Child) {
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let out = wait_with_timeout(child, Duration::from_secs(60));
-    assert!(out.status.success());
 }
 
 #[test]
@@ -168,23 +96,27 @@ fn lines_sent_to_the_socket_are_each_counted_once_on_the_receivers_executor() {
     for b in 0..5u64 {
         // Let micro-batches pass between sends, so the lines land in different runs.
         let seen = wait_for(Duration::from_secs(60), "a micro-batch", || {
-            socket_runs(&http).filter(|r| *r >= 1)
+            job_runs(&http, "socket").filter(|r| *r >= 1)
         });
         send(&mut conn, b, 300, &mut expected);
         wait_for(Duration::from_secs(60), "two more micro-batches", || {
-            socket_runs(&http).filter(|r| *r >= seen + 2)
+            job_runs(&http, "socket").filter(|r| *r >= seen + 2)
         });
     }
     let out = dir.path().join("out");
     let runs_at_done = wait_for(Duration::from_secs(120), "every line counted", || {
-        (totals(&out) == expected)
-            .then(|| socket_runs(&http))
+        (word_totals(&out).0 == expected)
+            .then(|| job_runs(&http, "socket"))
             .flatten()
     });
     wait_for(Duration::from_secs(60), "three more micro-batches", || {
-        socket_runs(&http).filter(|r| *r >= runs_at_done + 3)
+        job_runs(&http, "socket").filter(|r| *r >= runs_at_done + 3)
     });
-    assert_eq!(totals(&out), expected, "each line counted exactly once");
+    assert_eq!(
+        word_totals(&out).0,
+        expected,
+        "each line counted exactly once"
+    );
 
     let st = status(&http).unwrap();
     let pinned = st["receivers"][0]["executor"].as_str().unwrap().to_string();
@@ -211,7 +143,7 @@ fn lines_sent_to_the_socket_are_each_counted_once_on_the_receivers_executor() {
         st["totals"]["non_local_launches"].as_u64().unwrap(),
     );
     assert!(local > remote, "local {local}, non-local {remote}");
-    stop(child);
+    terminate(child);
 }
 
 #[test]
@@ -226,7 +158,7 @@ fn when_the_receivers_executor_dies_the_receiver_restarts_on_another_one() {
     let mut expected = BTreeMap::new();
     send(&mut conn, 0, 400, &mut expected);
     wait_for(Duration::from_secs(120), "the first lines counted", || {
-        (totals(&out) == expected).then_some(())
+        (word_totals(&out).0 == expected).then_some(())
     });
 
     let first = wait_for(Duration::from_secs(30), "the receiver placed", || {
@@ -244,7 +176,7 @@ fn when_the_receivers_executor_dies_the_receiver_restarts_on_another_one() {
     assert_ne!(first, second);
     send(&mut conn, 1, 400, &mut expected);
     wait_for(Duration::from_secs(120), "the later lines counted", || {
-        (totals(&out) == expected).then_some(())
+        (word_totals(&out).0 == expected).then_some(())
     });
-    stop(child);
+    terminate(child);
 }

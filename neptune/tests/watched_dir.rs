@@ -6,43 +6,8 @@ mod common;
 use common::*;
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
-
-/// Word totals over every micro-batch's output, and how many runs counted any word.
-fn totals(out: &Path) -> (BTreeMap<String, u64>, usize) {
-    let mut sum: BTreeMap<String, u64> = BTreeMap::new();
-    let mut runs_with_words = 0;
-    for run in std::fs::read_dir(out).into_iter().flatten().flatten() {
-        let mut any = false;
-        for part in std::fs::read_dir(run.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-        {
-            if part.file_name().to_string_lossy().starts_with('.') {
-                continue; // a part still being written
-            }
-            for l in std::fs::read_to_string(part.path()).unwrap().lines() {
-                let (w, n) = l.split_once('\t').expect("word<TAB>count");
-                *sum.entry(w.to_string()).or_default() += n.parse::<u64>().unwrap();
-                any = true;
-            }
-        }
-        runs_with_words += usize::from(any);
-    }
-    (sum, runs_with_words)
-}
-
-fn watch_runs(addr: &str) -> Option<u64> {
-    let (_, body) = http_get(addr, "/status").ok()?;
-    let v: serde_json::Value = serde_json::from_str(&body).ok()?;
-    v["jobs"]
-        .as_array()?
-        .iter()
-        .find(|j| j["name"] == "watch")?["runs"]
-        .as_u64()
-}
 
 #[test]
 fn files_dropped_into_the_watched_directory_are_each_counted_exactly_once() {
@@ -68,10 +33,10 @@ fn files_dropped_into_the_watched_directory_are_each_counted_exactly_once() {
     for f in 0..6u64 {
         // Let the stream make progress between drops, so files land in different micro-batches.
         let seen = wait_for(Duration::from_secs(60), "a micro-batch", || {
-            watch_runs(&addr).filter(|r| *r >= 1)
+            job_runs(&addr, "watch").filter(|r| *r >= 1)
         });
         wait_for(Duration::from_secs(60), "two more micro-batches", || {
-            watch_runs(&addr).filter(|r| *r >= seen + 2)
+            job_runs(&addr, "watch").filter(|r| *r >= seen + 2)
         });
         let mut text = String::new();
         for line in 0..200u64 {
@@ -86,15 +51,15 @@ fn files_dropped_into_the_watched_directory_are_each_counted_exactly_once() {
     }
 
     let runs_at_done = wait_for(Duration::from_secs(120), "every file counted", || {
-        (totals(&out).0 == expected)
-            .then(|| watch_runs(&addr))
+        (word_totals(&out).0 == expected)
+            .then(|| job_runs(&addr, "watch"))
             .flatten()
     });
     // Later micro-batches must not count any file again.
     wait_for(Duration::from_secs(60), "three more micro-batches", || {
-        watch_runs(&addr).filter(|r| *r >= runs_at_done + 3)
+        job_runs(&addr, "watch").filter(|r| *r >= runs_at_done + 3)
     });
-    let (got, runs_with_words) = totals(&out);
+    let (got, runs_with_words) = word_totals(&out);
     assert_eq!(got, expected, "each file counted exactly once");
     assert!(
         runs_with_words >= 2,
@@ -105,11 +70,5 @@ fn files_dropped_into_the_watched_directory_are_each_counted_exactly_once() {
     assert_eq!(left(&watched.join(".neptune/done")), 0);
     assert_eq!(left(&watched), 1, "only .neptune is left");
 
-    let term = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(term.success());
-    let out = wait_with_timeout(child, Duration::from_secs(60));
-    assert!(out.status.success());
+    terminate(child);
 }

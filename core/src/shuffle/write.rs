@@ -140,20 +140,7 @@ where
     V: 'static,
     C: Serialize + 'static,
 {
-    let blocks = ctx.blocks().ok_or_else(|| {
-        format!(
-            "task {} is a shuffle-map task but runs without a block store",
-            ctx.id()
-        )
-    })?;
-    let id = ctx.id();
-    let base = BlockId {
-        job: id.job,
-        run: id.run,
-        stage: id.stage,
-        map: id.partition,
-        reduce: 0,
-    };
+    let (blocks, base) = map_output(ctx)?;
     let mut writer = PartitionWriter::new(&*blocks, base, reduce_partitions);
     let max_entries = entries_for_budget::<K, C>(blocks.task_budget());
     let entry_bytes = (std::mem::size_of::<(K, C)>() + ENTRY_OVERHEAD) as u64;
@@ -187,6 +174,26 @@ where
     postcard::to_stdvec(&status).map_err(|e| format!("cannot encode map status: {e}"))
 }
 
+/// The block store a shuffle-map task writes to, and the id of its first output block (reduce
+/// partition 0).
+fn map_output(ctx: &TaskContext) -> Result<(Arc<dyn Blocks>, BlockId), String> {
+    let blocks = ctx.blocks().ok_or_else(|| {
+        format!(
+            "task {} is a shuffle-map task but runs without a block store",
+            ctx.id()
+        )
+    })?;
+    let id = ctx.id();
+    let base = BlockId {
+        job: id.job,
+        run: id.run,
+        stage: id.stage,
+        map: id.partition,
+        reduce: 0,
+    };
+    Ok((blocks, base))
+}
+
 /// Run the writing half of a shuffle-map task without combining: every record of `records` goes
 /// as it is to reduce partition `partition(&record)` (clamped below `reduce_partitions`), with a
 /// yield point per record, in [`Phase::ShuffleWrite`]. Returns the encoded [`MapStatus`], or an
@@ -202,20 +209,7 @@ pub fn write_records<R: Serialize>(
     records: impl Iterator<Item = R>,
     mut partition: impl FnMut(&R) -> u32,
 ) -> Result<Vec<u8>, String> {
-    let blocks = ctx.blocks().ok_or_else(|| {
-        format!(
-            "task {} is a shuffle-map task but runs without a block store",
-            ctx.id()
-        )
-    })?;
-    let id = ctx.id();
-    let base = BlockId {
-        job: id.job,
-        run: id.run,
-        stage: id.stage,
-        map: id.partition,
-        reduce: 0,
-    };
+    let (blocks, base) = map_output(ctx)?;
     let reduce_partitions = reduce_partitions.max(1);
     let mut writer = PartitionWriter::new(&*blocks, base, reduce_partitions);
     ctx.set_phase(Phase::ShuffleWrite);

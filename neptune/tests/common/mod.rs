@@ -2,9 +2,11 @@
 
 #![allow(dead_code, reason = "each test binary uses a subset")]
 
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// The binary under test.
@@ -41,6 +43,63 @@ pub fn wait_with_timeout(mut child: Child, limit: Duration) -> Output {
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// Stop a running `neptune local` with SIGTERM and assert it exits cleanly within a minute.
+pub fn terminate(child: Child) -> Output {
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(term.success(), "kill -TERM: the process had already exited");
+    let out = wait_with_timeout(child, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "neptune local did not stop cleanly:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// The driver's `/status` document at `addr`, if it answers.
+pub fn status(addr: &str) -> Option<serde_json::Value> {
+    let (_, body) = http_get(addr, "/status").ok()?;
+    serde_json::from_str(&body).ok()
+}
+
+/// Runs committed so far by job `name`, per the driver's `/status` at `addr`.
+pub fn job_runs(addr: &str, name: &str) -> Option<u64> {
+    status(addr)?["jobs"]
+        .as_array()?
+        .iter()
+        .find(|j| j["name"] == name)?["runs"]
+        .as_u64()
+}
+
+/// Word totals over every run's `word<TAB>count` files under `out` (`run-*/part-*`, skipping
+/// parts still being written), and how many runs counted any word.
+pub fn word_totals(out: &Path) -> (std::collections::BTreeMap<String, u64>, usize) {
+    let mut sum = std::collections::BTreeMap::new();
+    let mut runs_with_words = 0;
+    for run in std::fs::read_dir(out).into_iter().flatten().flatten() {
+        let mut any = false;
+        for part in std::fs::read_dir(run.path())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            if part.file_name().to_string_lossy().starts_with('.') {
+                continue; // a part still being written
+            }
+            for l in std::fs::read_to_string(part.path()).unwrap().lines() {
+                let (w, n) = l.split_once('\t').expect("word<TAB>count");
+                *sum.entry(w.to_string()).or_default() += n.parse::<u64>().unwrap();
+                any = true;
+            }
+        }
+        runs_with_words += usize::from(any);
+    }
+    (sum, runs_with_words)
 }
 
 /// A temp file path for a report.
@@ -132,9 +191,9 @@ pub fn run_ok(cmd: Command) {
     );
 }
 
-/// Spawn a `neptune local` with stderr echoed to the test's stderr, and return it with the pid of
-/// executor `exec-1` once announced.
-pub fn spawn_with_executor_pid(mut cmd: Command) -> (Child, u32) {
+/// Spawn a `neptune local` with stderr echoed to the test's stderr, and return it with the pids
+/// of its executors by id, filled in as `neptune local` announces them.
+pub fn spawn_with_executor_pids(mut cmd: Command) -> (Child, Arc<Mutex<HashMap<String, u32>>>) {
     use std::io::BufRead;
     let mut child = cmd
         .stdout(Stdio::null())
@@ -142,21 +201,32 @@ pub fn spawn_with_executor_pid(mut cmd: Command) -> (Child, u32) {
         .spawn()
         .expect("spawn");
     let stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = std::sync::mpsc::channel();
+    let pids = Arc::new(Mutex::new(HashMap::new()));
+    let p = pids.clone();
     std::thread::spawn(move || {
         for line in std::io::BufReader::new(stderr)
             .lines()
             .map_while(Result::ok)
         {
-            if let Some(pid) = line.strip_prefix("neptune local: executor exec-1 pid ") {
-                let _ = tx.send(pid.trim().parse::<u32>().expect("pid"));
+            if let Some(rest) = line.strip_prefix("neptune local: executor ")
+                && let Some((id, pid)) = rest.split_once(" pid ")
+            {
+                let pid = pid.trim().parse::<u32>().expect("pid");
+                p.lock().unwrap().insert(id.to_string(), pid);
             }
             eprintln!("{line}");
         }
     });
-    let pid = rx
-        .recv_timeout(Duration::from_secs(60))
-        .expect("executor pid announced");
+    (child, pids)
+}
+
+/// Spawn a `neptune local` with stderr echoed to the test's stderr, and return it with the pid of
+/// executor `exec-1` once announced.
+pub fn spawn_with_executor_pid(cmd: Command) -> (Child, u32) {
+    let (child, pids) = spawn_with_executor_pids(cmd);
+    let pid = wait_for(Duration::from_secs(60), "executor exec-1's pid", || {
+        pids.lock().unwrap().get("exec-1").copied()
+    });
     (child, pid)
 }
 
