@@ -46,6 +46,8 @@ pub struct JobStatus {
     pub result: serde_json::Value,
     /// Malformed input records skipped (policy `skip`).
     pub malformed_skipped: u64,
+    /// Shuffle bytes written by the job's map tasks.
+    pub shuffle_write_bytes: u64,
     /// Why the job failed, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,

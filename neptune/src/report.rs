@@ -25,6 +25,8 @@ pub struct JobReport {
     pub latency_series: Vec<(f64, f64)>,
     /// Malformed input records skipped (policy `skip`).
     pub malformed_skipped: u64,
+    /// Shuffle bytes written by the job's map tasks.
+    pub shuffle_write_bytes: u64,
 }
 
 /// The report.
@@ -74,6 +76,7 @@ impl Report {
                     result: j.result.clone(),
                     latency_series: j.latency_series.clone(),
                     malformed_skipped: j.malformed_skipped,
+                    shuffle_write_bytes: j.shuffle_write_bytes,
                 })
                 .collect(),
             totals: st.totals.clone(),

@@ -132,6 +132,10 @@ fn a_shuffle_beyond_the_memory_budget_spills_completes_and_reports_the_bytes_spi
     run_ok(cmd);
     let r = read_report(&report);
     assert!(r["totals"]["spilled_bytes"].as_u64().unwrap() > 0, "{r}");
+    assert!(
+        job(&r, "sum")["shuffle_write_bytes"].as_u64().unwrap() > 0,
+        "{r}"
+    );
     let roomy = report_path(&dir, "roomy");
     run_ok(local("shuffle", 1, &roomy, &work));
     assert_eq!(

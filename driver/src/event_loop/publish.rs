@@ -81,6 +81,7 @@ impl EventLoop {
                     },
                     result: st.last_result.clone(),
                     malformed_skipped: st.malformed_skipped,
+                    shuffle_write_bytes: st.shuffle_write_bytes,
                     failed: st.failed.clone(),
                 }
             })

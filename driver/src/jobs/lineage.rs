@@ -93,6 +93,8 @@ pub(crate) struct Finished {
     pub records: u64,
     /// Whether its stage is now complete.
     pub stage_complete: bool,
+    /// Shuffle bytes the task wrote (map tasks; every successful attempt counts, as written).
+    pub shuffle_bytes: u64,
 }
 
 /// One run in flight.
@@ -196,10 +198,13 @@ impl RunState {
         if matches!(t.part, Part::Output(_) | Part::Result(_)) {
             return None;
         }
+        let mut shuffle_bytes = 0;
         t.part = if writes_shuffle {
+            let status: MapStatus = postcard::from_bytes(&result).unwrap_or_default();
+            shuffle_bytes = status.bytes.iter().sum();
             Part::Output(Output {
                 executor: executor.to_string(),
-                status: postcard::from_bytes(&result).unwrap_or_default(),
+                status,
             })
         } else {
             Part::Result(result)
@@ -214,6 +219,7 @@ impl RunState {
         Some(Finished {
             records,
             stage_complete: stage.complete(),
+            shuffle_bytes,
         })
     }
 

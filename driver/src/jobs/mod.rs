@@ -42,6 +42,8 @@ pub struct JobStats {
     pub failed: Option<String>,
     /// Malformed input records skipped (policy `skip`).
     pub malformed_skipped: u64,
+    /// Shuffle bytes written by the job's map tasks (postcard, after map-side combining).
+    pub shuffle_write_bytes: u64,
     /// Map tasks run again because their outputs were lost.
     pub recomputed: u64,
 }
@@ -419,6 +421,7 @@ impl JobManager {
             return step;
         };
         job.stats.records += done.records;
+        job.stats.shuffle_write_bytes += done.shuffle_bytes;
         if done.stage_complete {
             self.advance(j, id.run, now, &mut step);
         }

@@ -104,6 +104,11 @@ fn reduce_tasks_prefer_the_executor_holding_most_of_their_input() {
     assert_eq!(ids(&next), vec![(1, 0), (1, 1)]);
     assert_eq!(reduces[0].preferred, vec!["e0".to_string()]);
     assert_eq!(reduces[1].preferred, vec!["e1".to_string()]);
+    assert_eq!(
+        m.stats(0).shuffle_write_bytes,
+        185,
+        "bytes the map tasks wrote"
+    );
     let params = m
         .params_for(reduces[0].id, |e| Some(format!("{e}:1")))
         .unwrap();
