@@ -14,17 +14,13 @@ use std::time::Duration;
 const CORES: u32 = 8;
 
 fn task(job: u32, run: u64, partition: u32, kind: JobKind) -> TaskSpec {
-    TaskSpec {
-        id: TaskId {
-            job,
-            run,
-            stage: 0,
-            partition,
-        },
-        kind,
-        attempt: 0,
-        preferred: Vec::new(),
-    }
+    let id = TaskId {
+        job,
+        run,
+        stage: 0,
+        partition,
+    };
+    TaskSpec::new(id, kind)
 }
 
 /// A cluster whose every slot runs a batch task, with more batch tasks queued.

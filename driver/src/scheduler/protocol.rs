@@ -19,6 +19,18 @@ pub struct TaskSpec {
     pub preferred: Vec<ExecutorId>,
 }
 
+impl TaskSpec {
+    /// The first attempt of task `id`, without locality preferences.
+    pub fn new(id: TaskId, kind: JobKind) -> Self {
+        Self {
+            id,
+            kind,
+            attempt: 0,
+            preferred: Vec::new(),
+        }
+    }
+}
+
 /// Memory metrics carried by one executor heartbeat.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 pub struct ExecutorMetrics {

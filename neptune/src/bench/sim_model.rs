@@ -132,17 +132,13 @@ fn exec_index(id: &str) -> u32 {
 }
 
 fn spec(job: u32, run: u64, partition: u32, kind: JobKind) -> TaskSpec {
-    TaskSpec {
-        id: TaskId {
-            job,
-            run,
-            stage: 0,
-            partition,
-        },
-        kind,
-        attempt: 0,
-        preferred: Vec::new(),
-    }
+    let id = TaskId {
+        job,
+        run,
+        stage: 0,
+        partition,
+    };
+    TaskSpec::new(id, kind)
 }
 
 impl Sim {

@@ -42,12 +42,7 @@ pub(super) fn spec(id: TaskId) -> TaskSpec {
     } else {
         JobKind::Batch
     };
-    TaskSpec {
-        id,
-        kind,
-        attempt: 0,
-        preferred: Vec::new(),
-    }
+    TaskSpec::new(id, kind)
 }
 
 /// A spec for `id` preferring `executors`.
