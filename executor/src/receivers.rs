@@ -15,6 +15,7 @@
 use crate::metrics::ExecutorMetrics;
 use neptune_core::shuffle::BlockId;
 use neptune_core::source_socket::{MAX_LINE, RECEIVER_STAGE, ReceiverDef, encode_cut};
+use prometheus::{IntCounter, IntGauge};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -52,8 +53,30 @@ struct Receiver {
     buf: Mutex<Buf>,
     space: Notify,
     limit: u64,
-    metrics: Option<ExecutorMetrics>,
+    meters: Option<Meters>,
     task: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// One receiver's metric series, looked up once: a label lookup per line would sit on the
+/// receiving hot path.
+struct Meters {
+    lines: IntCounter,
+    too_long: IntCounter,
+    not_utf8: IntCounter,
+    buffered: IntGauge,
+    connected: IntGauge,
+}
+
+impl Meters {
+    fn new(m: &ExecutorMetrics, source: &str) -> Self {
+        Self {
+            lines: m.receiver_lines.with_label_values(&[source]),
+            too_long: m.receiver_dropped.with_label_values(&[source, "too_long"]),
+            not_utf8: m.receiver_dropped.with_label_values(&[source, "not_utf8"]),
+            buffered: m.receiver_buffered.with_label_values(&[source]),
+            connected: m.receiver_connected.with_label_values(&[source]),
+        }
+    }
 }
 
 /// Lines waiting for the next cut, and the cuts of runs not yet released.
@@ -110,12 +133,12 @@ impl Receivers {
         }
         tracing::info!(source = %def.name, addr = %def.addr, "starting stream receiver");
         let r = Arc::new(Receiver {
+            meters: self.metrics.as_ref().map(|m| Meters::new(m, &def.name)),
             def,
             first_run,
             buf: Mutex::default(),
             space: Notify::new(),
             limit: self.limit,
-            metrics: self.metrics.clone(),
             task: Mutex::new(None),
         });
         let handle = tokio::spawn(r.clone().run());
@@ -163,12 +186,14 @@ impl Receiver {
         self.buf.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn export(&self, b: &Buf) {
-        if let Some(m) = &self.metrics {
-            m.receiver_buffered
-                .with_label_values(&[&self.def.name])
-                .set(b.held() as i64);
+    fn meter(&self, f: impl FnOnce(&Meters)) {
+        if let Some(m) = &self.meters {
+            f(m);
         }
+    }
+
+    fn export(&self, b: &Buf) {
+        self.meter(|m| m.buffered.set(b.held() as i64));
     }
 
     /// Run (job, run)'s cut: made now from every pending line if it does not exist yet.
@@ -205,31 +230,17 @@ impl Receiver {
         }
     }
 
-    fn push(&self, line: String) {
+    /// Buffer `line`; whether the receiver still holds less than its limit.
+    fn push(&self, line: String) -> bool {
         let mut b = self.buf();
         b.pending_bytes += line.len() as u64 + 1;
         b.pending.push(line);
         self.export(&b);
-    }
-
-    fn count(&self, dropped: Option<&str>) {
-        if let Some(m) = &self.metrics {
-            match dropped {
-                None => m.receiver_lines.with_label_values(&[&self.def.name]).inc(),
-                Some(reason) => m
-                    .receiver_dropped
-                    .with_label_values(&[&self.def.name, reason])
-                    .inc(),
-            }
-        }
+        b.held() < self.limit
     }
 
     fn set_connected(&self, up: bool) {
-        if let Some(m) = &self.metrics {
-            m.receiver_connected
-                .with_label_values(&[&self.def.name])
-                .set(i64::from(up));
-        }
+        self.meter(|m| m.connected.set(i64::from(up)));
     }
 
     /// Wait until the receiver holds less than its limit.
@@ -280,8 +291,14 @@ impl Receiver {
     async fn read_lines(&self, conn: tokio::net::TcpStream) -> std::io::Result<()> {
         let mut r = BufReader::new(conn);
         let mut line = Vec::new();
+        // Whether the receiver held less than its limit after its last line: only then does it
+        // read the next one (a cut or a release makes room again).
+        let mut room = false;
         loop {
-            self.wait_for_space().await;
+            if !room {
+                self.wait_for_space().await;
+                room = true;
+            }
             line.clear();
             let n = (&mut r)
                 .take(MAX_LINE as u64 + 1)
@@ -296,16 +313,16 @@ impl Receiver {
                     line.pop();
                 }
             } else if line.len() > MAX_LINE {
-                self.count(Some("too_long"));
+                self.meter(|m| m.too_long.inc());
                 skip_rest_of_line(&mut r).await?;
                 continue;
             }
             match String::from_utf8(std::mem::take(&mut line)) {
                 Ok(s) => {
-                    self.push(s);
-                    self.count(None);
+                    room = self.push(s);
+                    self.meter(|m| m.lines.inc());
                 }
-                Err(_) => self.count(Some("not_utf8")),
+                Err(_) => self.meter(|m| m.not_utf8.inc()),
             }
         }
     }
