@@ -381,15 +381,22 @@ impl App {
         Ok(())
     }
 
+    /// Indices of the jobs whose stages read receiver `index` (at most one in a built app).
+    pub fn receiver_readers(&self, index: u32) -> impl Iterator<Item = usize> + '_ {
+        self.jobs
+            .iter()
+            .enumerate()
+            .filter(move |(_, j)| j.stages.iter().any(|s| s.receivers.contains(&index)))
+            .map(|(i, _)| i)
+    }
+
     /// Every receiver is read by at most one job: a cut belongs to one job's run (two jobs would
     /// split the lines between them, arbitrarily).
     fn check_receivers(&self) -> Result<(), String> {
         for (i, r) in self.receivers.iter().enumerate() {
             let readers: Vec<&str> = self
-                .jobs
-                .iter()
-                .filter(|j| j.stages.iter().any(|s| s.receivers.contains(&(i as u32))))
-                .map(|j| j.name.as_str())
+                .receiver_readers(i as u32)
+                .map(|j| self.jobs[j].name.as_str())
                 .collect();
             if readers.len() > 1 {
                 return Err(format!(

@@ -161,13 +161,8 @@ impl JobManager {
     /// receiver (re)started now starts delivering.
     pub fn receiver_first_run(&self, index: usize) -> u64 {
         self.app
-            .jobs()
-            .iter()
-            .position(|j| {
-                j.stages
-                    .iter()
-                    .any(|s| s.receivers.contains(&(index as u32)))
-            })
+            .receiver_readers(index as u32)
+            .next()
             .map_or(0, |j| self.jobs[j].next_run)
     }
 
