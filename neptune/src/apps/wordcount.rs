@@ -60,21 +60,13 @@ pub fn build(app: &mut App) -> Result<(), String> {
     let input: String = cfg(c.get("input", String::new()))?;
     let output: String = cfg(c.get("output", String::new()))?;
     let format: String = cfg(c.get("input.format", "text".to_string()))?;
-    let policy: Malformed = c
-        .raw("input.malformed")
-        .unwrap_or("fail")
-        .parse()
-        .map_err(|e| format!("invalid value for config key `input.malformed`: {e}"))?;
+    let policy: Malformed = cfg(c.get("input.malformed", Malformed::default()))?;
     let partitions: u32 = cfg(c.get_in("partitions", 4, 1, 100_000))?;
     let dir: String = cfg(c.get("stream.dir", String::new()))?;
     let stream_parts: u32 = cfg(c.get_in("stream.partitions", 2, 1, 10_000))?;
     let stream_output: String = cfg(c.get("stream.output", String::new()))?;
     let socket: String = cfg(c.get("stream.socket", String::new()))?;
-    let cleanup: Cleanup = c
-        .raw("stream.dir.cleanup")
-        .unwrap_or("archive")
-        .parse()
-        .map_err(|e| format!("invalid value for config key `stream.dir.cleanup`: {e}"))?;
+    let cleanup: Cleanup = cfg(c.get("stream.dir.cleanup", Cleanup::default()))?;
     if input.is_empty() && dir.is_empty() && socket.is_empty() {
         return Err(
             "set `input` (text files to count), `stream.dir` (a watched directory) \
