@@ -30,7 +30,7 @@ pub enum ConfigError {
     Unknown(Vec<String>),
 }
 
-/// `--set` values, in insertion order of keys (last one wins).
+/// `--set` values, kept sorted by key (a key set twice keeps the last value).
 #[derive(Debug, Default)]
 pub struct Config {
     values: BTreeMap<String, String>,

@@ -1,4 +1,4 @@
-//! The `neptune` command line (contract in DESIGN.md): `local`, `driver`, `executor`, `apps`,
+//! The `neptune` command line: `local`, `driver`, `executor`, `apps`,
 //! and `bench` (the evaluation harness, `crate::bench`).
 //! Every flag also reads an environment variable. Parsing and validation errors name the flag or
 //! config key and exit non-zero.

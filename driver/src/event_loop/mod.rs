@@ -1,6 +1,6 @@
 //! The driver's event loop: owns the task scheduler and the job manager, feeds them events from
 //! the gRPC sessions and timers, and carries out their commands by sending messages to executors.
-//! One task, no locks on the scheduling state (STYLE.md 6).
+//! One task, no locks on the scheduling state.
 
 use crate::DriverConfig;
 use crate::jobs::{JobManager, LaunchBlocked, Step};

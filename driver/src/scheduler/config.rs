@@ -1,6 +1,6 @@
 //! Task-scheduler configuration: policy, placement and limits, with `Default` and validation.
 //!
-//! Config flows one way (STYLE.md 8): the CLI/env layer fills a [`SchedulerConfig`] (directly or
+//! Config flows one way: the CLI/env layer fills a [`SchedulerConfig`] (directly or
 //! through [`SchedulerConfig::set`] for `--set k=v`), and [`Scheduler::new`](super::Scheduler::new)
 //! validates it. Every error names the offending key or value.
 
