@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond cargo, idempotently, on a fresh Debian machine:
-#   promtool (Debian package `prometheus`) for the metrics exposition test.
-# The Kubernetes checks install their own tools (scripts/k8s-checks.sh).
+#   promtool (Debian package `prometheus`) for the metrics exposition test;
+#   kubectl and helm in .tools/bin (scripts/k8s-tools.sh) for the cluster twin's tests.
 set -euo pipefail
 
 if ! command -v promtool >/dev/null 2>&1; then
@@ -13,3 +13,7 @@ if ! command -v promtool >/dev/null 2>&1; then
   (systemctl stop prometheus 2>/dev/null || service prometheus stop 2>/dev/null || true) >/dev/null 2>&1
 fi
 promtool --version 2>&1 | head -1
+
+# kubectl and helm for the cluster twin's tests (twin/tests), which run before the Kubernetes
+# checks in `make test`.
+bash "$(dirname "${BASH_SOURCE[0]}")/k8s-tools.sh"

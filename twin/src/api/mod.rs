@@ -4,7 +4,8 @@
 //! Modules: [`router`] (HTTP, auth, dispatch) → [`ops`] (the verbs) → [`admission`] (per-kind
 //! rules, [`schema`] and CEL for CRDs, [`crd`] registration) with [`meta`], [`apply`] and
 //! [`patch`] for the write path; [`watch`], [`table`], [`scale`], [`logs`], [`discovery`] and
-//! [`openapi`] for the read side; [`gc`] for owner-reference and namespace cascades; [`tls`] for
+//! [`openapi`] for the read side; [`gc`] for owner-reference and namespace cascades and
+//! [`workloads`] for Deployments and ReplicaSets; [`tls`] for
 //! credentials and kubeconfigs; [`resources`] is the resource table, [`convert`] the
 //! events.k8s.io ↔ core conversion.
 
@@ -27,6 +28,7 @@ pub mod schema;
 pub mod table;
 pub mod tls;
 pub mod watch;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

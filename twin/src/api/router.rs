@@ -242,6 +242,20 @@ fn parse_target(
     })
 }
 
+/// Refuses bodies that are neither JSON nor YAML (protobuf, CBOR) with `415`: client-go then
+/// falls back to JSON for the rest of its requests.
+fn check_content_type(content_type: &str, body: &Bytes) -> Result<(), ApiError> {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    let known = media.is_empty() || media.contains("json") || media.contains("yaml");
+    if body.is_empty() || known {
+        Ok(())
+    } else {
+        Err(ApiError::UnsupportedMediaType(
+            "application/json, application/yaml, application/merge-patch+json, application/strategic-merge-patch+json, application/json-patch+json, application/apply-patch+yaml".into(),
+        ))
+    }
+}
+
 fn parse_body(body: &Bytes, yaml: bool) -> Result<Value, ApiError> {
     let text = std::str::from_utf8(body)
         .map_err(|_| ApiError::BadRequest("the body is not UTF-8".into()))?;
@@ -342,6 +356,7 @@ async fn resource(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
+    check_content_type(content_type, &body)?;
     let selectors = || -> Result<(LabelSelector, FieldSelector), ApiError> {
         let bad = |e: crate::store::selector::SelectorError| ApiError::BadRequest(e.to_string());
         Ok((
