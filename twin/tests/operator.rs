@@ -7,7 +7,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 use serde_json::Value;
 
@@ -33,7 +33,15 @@ fn operator_bin() -> PathBuf {
             other => other.to_string(),
         };
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--profile", &profile, "-p", "neptune-operator", "--bin", "neptune-operator"])
+            .args([
+                "build",
+                "--profile",
+                &profile,
+                "-p",
+                "neptune-operator",
+                "--bin",
+                "neptune-operator",
+            ])
             .current_dir(common::root())
             .status()
             .unwrap();
@@ -71,12 +79,18 @@ async fn the_operator_reconciles_an_app_into_its_driver_and_cleans_up() {
     let logs = || std::fs::read_to_string(twin.dir().join("operator.log")).unwrap_or_default();
 
     let lease = common::eventually("the operator's Lease", || {
-        twin.get("coordination.k8s.io/v1", "Lease", "default", "neptune-operator")
+        twin.get(
+            "coordination.k8s.io/v1",
+            "Lease",
+            "default",
+            "neptune-operator",
+        )
     })
     .await;
     assert_eq!(lease["spec"]["holderIdentity"], "operator-0", "{lease}");
 
-    let text = std::fs::read_to_string(common::root().join("examples/k8s/fraud-detection.yaml")).unwrap();
+    let text =
+        std::fs::read_to_string(common::root().join("examples/k8s/fraud-detection.yaml")).unwrap();
     let mut app: Value = serde_yaml::from_str(&text).unwrap();
     app["metadata"]["namespace"] = "streaming".into();
     let app = twin.apply(app, "kubectl").unwrap();
@@ -94,7 +108,10 @@ async fn the_operator_reconciles_an_app_into_its_driver_and_cleans_up() {
     })
     .await;
     assert!(owned_by(&driver, &uid), "{driver}");
-    assert_eq!(driver["status"]["phase"], "Pending", "no kubelet: the pod waits");
+    assert_eq!(
+        driver["status"]["phase"], "Pending",
+        "no kubelet: the pod waits"
+    );
     assert!(
         driver["metadata"]["managedFields"][0]["manager"] == "neptune-operator",
         "server-side applied by the operator: {}",
@@ -102,11 +119,19 @@ async fn the_operator_reconciles_an_app_into_its_driver_and_cleans_up() {
     );
 
     let status = common::eventually("the app's status", || {
-        let a = twin.get("neptune.dev/v1alpha1", "StreamBatchApp", "streaming", "fraud-detection")?;
+        let a = twin.get(
+            "neptune.dev/v1alpha1",
+            "StreamBatchApp",
+            "streaming",
+            "fraud-detection",
+        )?;
         a["status"]["phase"].is_string().then_some(a)
     })
     .await;
-    assert_eq!(status["metadata"]["generation"], 1, "status writes do not bump the generation");
+    assert_eq!(
+        status["metadata"]["generation"], 1,
+        "status writes do not bump the generation"
+    );
     let _events = common::eventually("an Event about the app", || {
         twin.list("v1", "Event", Some("streaming"))
             .into_iter()
@@ -115,11 +140,24 @@ async fn the_operator_reconciles_an_app_into_its_driver_and_cleans_up() {
     .await;
 
     // Deleting the app deletes its children (ownerReferences, background cascade).
-    let apps = twin.state().resources.lookup("neptune.dev", "v1alpha1", "streambatchapps").unwrap();
-    neptune_twin::api::ops::delete(twin.state(), &apps, "streaming", "fraud-detection", &Default::default()).unwrap();
+    let apps = twin
+        .state()
+        .resources
+        .lookup("neptune.dev", "v1alpha1", "streambatchapps")
+        .unwrap();
+    neptune_twin::api::ops::delete(
+        twin.state(),
+        &apps,
+        "streaming",
+        "fraud-detection",
+        &Default::default(),
+    )
+    .unwrap();
     common::eventually("the app's children gone", || {
         (twin.list("v1", "Pod", Some("streaming")).is_empty()
-            && twin.get("v1", "Service", "streaming", "fraud-detection-driver").is_none())
+            && twin
+                .get("v1", "Service", "streaming", "fraud-detection-driver")
+                .is_none())
         .then_some(())
     })
     .await;

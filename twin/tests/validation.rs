@@ -31,13 +31,21 @@ fn rows() -> Vec<Row> {
             apply: c[3].to_string(),
         })
         .collect();
-    assert!(rows.len() >= 15, "could not read the operator's table: {} rows", rows.len());
+    assert!(
+        rows.len() >= 15,
+        "could not read the operator's table: {} rows",
+        rows.len()
+    );
     rows
 }
 
 fn manifest(name: &str, spec: &str) -> Value {
     const BASE: &str = "  image: neptune:dev\n  app: {name: fraud-detection}\n";
-    let body = if spec.contains("  image:") { spec.to_string() } else { format!("{BASE}{spec}") };
+    let body = if spec.contains("  image:") {
+        spec.to_string()
+    } else {
+        format!("{BASE}{spec}")
+    };
     let text = format!(
         "apiVersion: neptune.dev/v1alpha1\nkind: StreamBatchApp\nmetadata: {{name: {name}, namespace: ns}}\nspec:\n{body}"
     );
@@ -46,7 +54,11 @@ fn manifest(name: &str, spec: &str) -> Value {
 
 fn apps(client: kube::Client, ns: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("neptune.dev", "v1alpha1", "StreamBatchApp");
-    Api::namespaced_with(client, ns, &ApiResource::from_gvk_with_plural(&gvk, "streambatchapps"))
+    Api::namespaced_with(
+        client,
+        ns,
+        &ApiResource::from_gvk_with_plural(&gvk, "streambatchapps"),
+    )
 }
 
 #[tokio::test]
@@ -57,9 +69,15 @@ async fn every_bad_cr_of_the_operator_table_is_refused_with_its_field() {
     let pp = PatchParams::apply("test").force();
     for (i, row) in rows().into_iter().enumerate() {
         let name = format!("row{i}");
-        let result = api.patch(&name, &pp, &Patch::Apply(manifest(&name, &row.spec))).await;
+        let result = api
+            .patch(&name, &pp, &Patch::Apply(manifest(&name, &row.spec)))
+            .await;
         if row.apply == "OperatorOnly" {
-            assert!(result.is_ok(), "{}: the CRD accepts it, the operator refuses it: {result:?}", row.field);
+            assert!(
+                result.is_ok(),
+                "{}: the CRD accepts it, the operator refuses it: {result:?}",
+                row.field
+            );
             continue;
         }
         let kube::Error::Api(status) = result.expect_err(&row.field) else {
@@ -85,7 +103,9 @@ async fn examples_are_accepted_and_defaulted() {
     common::install_crd(&twin, "ns");
     let api = apps(twin.client().await.unwrap(), "ns");
     for name in ["fraud-detection", "synthetic", "wordcount"] {
-        let text = std::fs::read_to_string(common::root().join(format!("examples/k8s/{name}.yaml"))).unwrap();
+        let text =
+            std::fs::read_to_string(common::root().join(format!("examples/k8s/{name}.yaml")))
+                .unwrap();
         let obj: Value = serde_yaml::from_str(&text).unwrap();
         let applied = api
             .patch(name, &PatchParams::apply("test"), &Patch::Apply(obj))
@@ -93,12 +113,20 @@ async fn examples_are_accepted_and_defaulted() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         let v = serde_json::to_value(&applied).unwrap();
         assert_eq!(v["metadata"]["generation"], 1);
-        assert!(v["spec"]["monitoring"].is_object(), "{name}: defaults applied: {}", v["spec"]);
+        assert!(
+            v["spec"]["monitoring"].is_object(),
+            "{name}: defaults applied: {}",
+            v["spec"]
+        );
     }
     // An overlong name is refused by the CRD's root CEL rule.
     let long = "x".repeat(60);
     let err = api
-        .patch(&long, &PatchParams::apply("test"), &Patch::Apply(manifest(&long, "")))
+        .patch(
+            &long,
+            &PatchParams::apply("test"),
+            &Patch::Apply(manifest(&long, "")),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("metadata.name"), "{err}");

@@ -5,7 +5,7 @@
 //! rules, [`schema`] and CEL for CRDs, [`crd`] registration) with [`meta`], [`apply`] and
 //! [`patch`] for the write path; [`watch`], [`table`], [`scale`], [`logs`], [`discovery`] and
 //! [`openapi`] for the read side; [`gc`] for owner-reference and namespace cascades and
-//! [`workloads`] for Deployments and ReplicaSets; [`tls`] for
+//! [`workloads`] for Deployments and ReplicaSets; [`protobuf`] decodes the protobuf bodies kubectl's typed commands and Helm send; [`tls`] for
 //! credentials and kubeconfigs; [`resources`] is the resource table, [`convert`] the
 //! events.k8s.io ↔ core conversion.
 
@@ -21,6 +21,7 @@ pub mod meta;
 pub mod openapi;
 pub mod ops;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod router;
 pub mod scale;

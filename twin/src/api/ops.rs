@@ -194,10 +194,12 @@ fn commit(
                         info.qualified_resource()
                     )));
                 }
-                meta::prepare_update(old, &mut new);
+                // Status separation first: a status write that also sent spec must not count
+                // as a spec change.
                 if info.status {
                     meta::separate_status(old, &mut new, sub == "status");
                 }
+                meta::prepare_update(old, &mut new);
             }
             None => {
                 created = true;

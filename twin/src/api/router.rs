@@ -242,18 +242,29 @@ fn parse_target(
     })
 }
 
-/// Refuses bodies that are neither JSON nor YAML (protobuf, CBOR) with `415`: client-go then
-/// falls back to JSON for the rest of its requests.
+/// Refuses bodies that are neither JSON, YAML nor protobuf (CBOR) with `415`.
 fn check_content_type(content_type: &str, body: &Bytes) -> Result<(), ApiError> {
     let media = content_type.split(';').next().unwrap_or("").trim();
-    let known = media.is_empty() || media.contains("json") || media.contains("yaml");
+    let known =
+        media.is_empty() || media.contains("json") || media.contains("yaml") || media == PROTOBUF;
     if body.is_empty() || known {
         Ok(())
     } else {
         Err(ApiError::UnsupportedMediaType(
-            "application/json, application/yaml, application/merge-patch+json, application/strategic-merge-patch+json, application/json-patch+json, application/apply-patch+yaml".into(),
+            "application/json, application/yaml, application/vnd.kubernetes.protobuf, application/merge-patch+json, application/strategic-merge-patch+json, application/json-patch+json, application/apply-patch+yaml".into(),
         ))
     }
+}
+
+const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
+
+/// A create or update body in any accepted encoding.
+fn decode_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
+    let media = content_type.split(';').next().unwrap_or("").trim();
+    if media == PROTOBUF {
+        return super::protobuf::decode(body);
+    }
+    parse_body(body, media.contains("yaml"))
 }
 
 fn parse_body(body: &Bytes, yaml: bool) -> Result<Value, ApiError> {
@@ -460,13 +471,7 @@ async fn resource(
             Ok(streaming(rx, "text/plain"))
         }
         (Method::POST, None, "") => {
-            let (v, w) = ops::create(
-                state,
-                info,
-                &ns,
-                parse_body(&body, content_type.contains("yaml"))?,
-                &opts,
-            )?;
+            let (v, w) = ops::create(state, info, &ns, decode_body(&body, content_type)?, &opts)?;
             Ok(one(&v, &w, 201))
         }
         (Method::POST, Some(name), "binding") if info.log => {
@@ -520,7 +525,7 @@ async fn resource(
                 &ns,
                 name,
                 sub,
-                parse_body(&body, false)?,
+                decode_body(&body, content_type)?,
                 &opts,
             )?;
             Ok(one(&v, &w, 200))
@@ -568,7 +573,7 @@ async fn resource(
                 ..Default::default()
             };
             if !body.is_empty() {
-                let b = parse_body(&body, false)?;
+                let b = decode_body(&body, content_type)?;
                 d.grace_period = b["gracePeriodSeconds"].as_i64().or(d.grace_period);
                 d.propagation = b["propagationPolicy"]
                     .as_str()

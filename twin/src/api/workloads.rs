@@ -51,12 +51,22 @@ fn live(o: &Value) -> bool {
 
 /// One pass over Deployments and ReplicaSets.
 pub fn reconcile(state: &State) {
-    let Some(deploys) = state.resources.lookup("apps", "v1", "deployments") else { return };
-    let Some(sets) = state.resources.lookup("apps", "v1", "replicasets") else { return };
-    let Some(pods) = state.resources.lookup("", "v1", "pods") else { return };
+    let Some(deploys) = state.resources.lookup("apps", "v1", "deployments") else {
+        return;
+    };
+    let Some(sets) = state.resources.lookup("apps", "v1", "replicasets") else {
+        return;
+    };
+    let Some(pods) = state.resources.lookup("", "v1", "pods") else {
+        return;
+    };
     let all_rs = ops::list(state, &sets, None, &Default::default());
     let all_rs: Vec<Value> = all_rs["items"].as_array().cloned().unwrap_or_default();
-    for d in ops::list(state, &deploys, None, &Default::default())["items"].as_array().into_iter().flatten() {
+    for d in ops::list(state, &deploys, None, &Default::default())["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+    {
         if live(d) {
             deployment(state, &sets, &deploys, d, &all_rs);
         }
@@ -76,15 +86,26 @@ fn template_hash(template: &Value) -> String {
     format!("{:010x}", h.finish() & 0xff_ffff_ffff)
 }
 
-fn deployment(state: &State, sets: &Arc<super::resources::ResourceInfo>, deploys: &Arc<super::resources::ResourceInfo>, d: &Value, all_rs: &[Value]) {
+fn deployment(
+    state: &State,
+    sets: &Arc<super::resources::ResourceInfo>,
+    deploys: &Arc<super::resources::ResourceInfo>,
+    d: &Value,
+    all_rs: &[Value],
+) {
     let ns = meta::meta_str(d, "namespace").unwrap_or_default();
     let name = meta::meta_str(d, "name").unwrap_or_default();
     let uid = meta::uid_of(d).unwrap_or_default();
     let replicas = d["spec"]["replicas"].as_i64().unwrap_or(1);
     let hash = template_hash(&d["spec"]["template"]);
     let rs_name = format!("{name}-{hash}");
-    let mine: Vec<&Value> = all_rs.iter().filter(|rs| owned(rs, uid) && meta::meta_str(rs, "namespace") == Some(ns)).collect();
-    let current = mine.iter().find(|rs| meta::meta_str(rs, "name") == Some(rs_name.as_str()));
+    let mine: Vec<&Value> = all_rs
+        .iter()
+        .filter(|rs| owned(rs, uid) && meta::meta_str(rs, "namespace") == Some(ns))
+        .collect();
+    let current = mine
+        .iter()
+        .find(|rs| meta::meta_str(rs, "name") == Some(rs_name.as_str()));
     let mut template = d["spec"]["template"].clone();
     template["metadata"]["labels"]["pod-template-hash"] = json!(hash);
     let mut selector = d["spec"]["selector"].clone();
@@ -108,7 +129,10 @@ fn deployment(state: &State, sets: &Arc<super::resources::ResourceInfo>, deploys
         Some(_) => {}
     }
     // Older templates: scale to zero, remove once their pods are gone.
-    for old in mine.iter().filter(|rs| meta::meta_str(rs, "name") != Some(rs_name.as_str())) {
+    for old in mine
+        .iter()
+        .filter(|rs| meta::meta_str(rs, "name") != Some(rs_name.as_str()))
+    {
         let old_name = meta::meta_str(old, "name").unwrap_or_default();
         if old["spec"]["replicas"].as_i64() != Some(0) {
             let _ = ops::modify(state, sets, ns, old_name, "", &opts(), |o| {
@@ -119,7 +143,11 @@ fn deployment(state: &State, sets: &Arc<super::resources::ResourceInfo>, deploys
             let _ = ops::delete(state, sets, ns, old_name, &DeleteOpts::default());
         }
     }
-    let count = |field: &str| mine.iter().map(|rs| rs["status"][field].as_i64().unwrap_or(0)).sum::<i64>();
+    let count = |field: &str| {
+        mine.iter()
+            .map(|rs| rs["status"][field].as_i64().unwrap_or(0))
+            .sum::<i64>()
+    };
     let updated = current.map_or(0, |rs| rs["status"]["replicas"].as_i64().unwrap_or(0));
     let available = count("availableReplicas");
     let status = json!({
@@ -138,19 +166,31 @@ fn deployment(state: &State, sets: &Arc<super::resources::ResourceInfo>, deploys
     }
 }
 
-fn replica_set(state: &State, sets: &Arc<super::resources::ResourceInfo>, pods: &Arc<super::resources::ResourceInfo>, rs: &Value, all_pods: &[Value]) {
+fn replica_set(
+    state: &State,
+    sets: &Arc<super::resources::ResourceInfo>,
+    pods: &Arc<super::resources::ResourceInfo>,
+    rs: &Value,
+    all_pods: &[Value],
+) {
     let ns = meta::meta_str(rs, "namespace").unwrap_or_default();
     let name = meta::meta_str(rs, "name").unwrap_or_default();
     let uid = meta::uid_of(rs).unwrap_or_default();
     let want = rs["spec"]["replicas"].as_i64().unwrap_or(1).max(0) as usize;
-    let mine: Vec<&Value> = all_pods.iter().filter(|p| owned(p, uid) && live(p)).collect();
+    let mine: Vec<&Value> = all_pods
+        .iter()
+        .filter(|p| owned(p, uid) && live(p))
+        .collect();
     for _ in mine.len()..want {
         let mut pod = json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": rs["spec"]["template"]["metadata"].clone(), "spec": rs["spec"]["template"]["spec"].clone()});
         let m = meta::meta_mut(&mut pod);
         m.insert("generateName".into(), json!(format!("{name}-")));
         m.insert("namespace".into(), json!(ns));
-        m.insert("ownerReferences".into(), json!([owner_ref(rs, "ReplicaSet")]));
+        m.insert(
+            "ownerReferences".into(),
+            json!([owner_ref(rs, "ReplicaSet")]),
+        );
         if let Err(e) = ops::create(state, pods, ns, pod, &opts()) {
             tracing::debug!("replicaset {ns}/{name}: creating a pod: {e}");
             break;
@@ -158,9 +198,25 @@ fn replica_set(state: &State, sets: &Arc<super::resources::ResourceInfo>, pods: 
     }
     // Surplus: not-ready pods first, then the newest.
     let mut surplus: Vec<&&Value> = mine.iter().collect();
-    surplus.sort_by_key(|p| (ready(p), std::cmp::Reverse(p["metadata"]["creationTimestamp"].as_str().unwrap_or_default().to_string())));
+    surplus.sort_by_key(|p| {
+        (
+            ready(p),
+            std::cmp::Reverse(
+                p["metadata"]["creationTimestamp"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            ),
+        )
+    });
     for p in surplus.into_iter().take(mine.len().saturating_sub(want)) {
-        let _ = ops::delete(state, pods, ns, meta::meta_str(p, "name").unwrap_or_default(), &DeleteOpts::default());
+        let _ = ops::delete(
+            state,
+            pods,
+            ns,
+            meta::meta_str(p, "name").unwrap_or_default(),
+            &DeleteOpts::default(),
+        );
     }
     let ready_n = mine.iter().filter(|p| ready(p)).count();
     let status = json!({"replicas": mine.len().min(want.max(mine.len())), "fullyLabeledReplicas": mine.len(),

@@ -14,12 +14,17 @@ pub const DEADLINE: Duration = Duration::from_secs(180);
 
 /// The repository root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A twin on a free port.
 pub async fn twin() -> Twin {
-    Twin::start(TwinConfig::default()).await.expect("twin starts")
+    Twin::start(TwinConfig::default())
+        .await
+        .expect("twin starts")
 }
 
 /// `.tools/bin/<name>` as installed by `scripts/k8s-tools.sh` (`NEPTUNE_TOOLS_DIR` honoured).
