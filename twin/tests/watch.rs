@@ -106,7 +106,7 @@ async fn runtime_watcher_survives_a_410_by_relisting() {
         let mut gone = false;
         while let Some(ev) = stream.next().await {
             match ev {
-                Err(e) => gone |= e.to_string().contains("410"),
+                Err(e) => gone |= format!("{e:?}").contains("code: 410"),
                 Ok(watcher::Event::Init) => return gone,
                 Ok(_) => {}
             }
