@@ -11,6 +11,7 @@
 
 pub mod admission;
 pub mod apply;
+pub mod body;
 pub mod convert;
 pub mod crd;
 pub mod discovery;

@@ -269,9 +269,9 @@ fn normalize(info: &ResourceInfo, ns: &str, name: &str, obj: &mut Value) -> Resu
     if info.namespaced {
         match meta.get("namespace").and_then(Value::as_str) {
             Some(n) if !n.is_empty() && n != ns => {
-                return Err(ApiError::BadRequest(format!(
-                    "the namespace of the provided object does not match the namespace sent on the request"
-                )));
+                return Err(ApiError::BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request".into(),
+                ));
             }
             _ => {
                 meta.insert("namespace".into(), json!(ns));

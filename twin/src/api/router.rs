@@ -16,6 +16,7 @@ use hyper::body::{Frame, Incoming};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::body::{check_content_type, decode, decode_body, parse_body};
 use super::error::ApiError;
 use super::ops::{self, DeleteOpts, FieldValidation, ListOpts, PatchType, WriteOpts};
 use super::resources::ResourceInfo;
@@ -92,9 +93,9 @@ pub async fn handle(
         .query()
         .map(|q| {
             q.split('&')
-                .filter_map(|kv| {
+                .map(|kv| {
                     let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                    Some((decode(k), decode(v)))
+                    (decode(k), decode(v))
                 })
                 .collect()
         })
@@ -108,34 +109,6 @@ pub async fn handle(
 /// Compares tokens without leaking the matching prefix length through timing.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Percent-decoding of a query component (`+` is a space).
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = (b[i] == b'%' && i + 2 < b.len())
-            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok())
-            .flatten()
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b[i], hex) {
-            (_, Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b'+', None) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, None) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn route(
@@ -240,43 +213,6 @@ fn parse_target(
         name,
         sub: sub.to_string(),
     })
-}
-
-/// Refuses bodies that are neither JSON, YAML nor protobuf (CBOR) with `415`.
-fn check_content_type(content_type: &str, body: &Bytes) -> Result<(), ApiError> {
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    let known =
-        media.is_empty() || media.contains("json") || media.contains("yaml") || media == PROTOBUF;
-    if body.is_empty() || known {
-        Ok(())
-    } else {
-        Err(ApiError::UnsupportedMediaType(
-            "application/json, application/yaml, application/vnd.kubernetes.protobuf, application/merge-patch+json, application/strategic-merge-patch+json, application/json-patch+json, application/apply-patch+yaml".into(),
-        ))
-    }
-}
-
-const PROTOBUF: &str = "application/vnd.kubernetes.protobuf";
-
-/// A create or update body in any accepted encoding.
-fn decode_body(body: &Bytes, content_type: &str) -> Result<Value, ApiError> {
-    let media = content_type.split(';').next().unwrap_or("").trim();
-    if media == PROTOBUF {
-        return super::protobuf::decode(body);
-    }
-    parse_body(body, media.contains("yaml"))
-}
-
-fn parse_body(body: &Bytes, yaml: bool) -> Result<Value, ApiError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| ApiError::BadRequest("the body is not UTF-8".into()))?;
-    if yaml {
-        serde_yaml::from_str(text)
-            .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))
-    } else {
-        serde_json::from_str(text)
-            .map_err(|e| ApiError::BadRequest(format!("error decoding JSON: {e}")))
-    }
 }
 
 fn manager(query: &HashMap<String, String>, headers: &HeaderMap) -> String {
