@@ -206,3 +206,33 @@ async fn requests_without_the_token_are_unauthorized() {
         "{names}"
     );
 }
+
+#[tokio::test]
+async fn kubectl_logs_reads_what_the_kubelet_captured() {
+    let twin = common::twin().await;
+    twin.apply(
+        serde_json::json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default"},
+            "spec": {"containers": [{"name": "main", "image": "neptune:dev"}]}}),
+        "test",
+    )
+    .unwrap();
+    // The kubelet's side of the contract: container output at Twin::log_path.
+    let path = twin.log_path("default", "p", "main", false);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, "first\nsecond\nthird\n").unwrap();
+    let run = |args: &'static [&'static str]| {
+        let (kc, dir) = (twin.kubeconfig().to_path_buf(), twin.dir().to_path_buf());
+        tokio::task::spawn_blocking(move || common::kubectl_at(&kc, &dir, args))
+    };
+    let all = run(&["logs", "p"]).await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&all.stdout),
+        "first\nsecond\nthird\n",
+        "{}",
+        String::from_utf8_lossy(&all.stderr)
+    );
+    let tail = run(&["logs", "p", "--tail=1"]).await.unwrap();
+    assert_eq!(String::from_utf8_lossy(&tail.stdout), "third\n");
+    let prev = run(&["logs", "p", "--previous"]).await.unwrap();
+    assert!(!prev.status.success(), "no previous container yet");
+}
