@@ -15,14 +15,7 @@ pub const JOB_LABEL: &str = "neptune_job";
 /// Every label Neptune processes put on their series (histograms add `le`; Prometheus adds the
 /// target's labels, e.g. `namespace` and `pod` on Kubernetes).
 pub const LABELS: &[&str] = &[
-    JOB_LABEL,
-    "kind",
-    "outcome",
-    "phase",
-    "executor",
-    "source",
-    "reason",
-    "category",
+    JOB_LABEL, "kind", "outcome", "phase", "executor", "source", "reason", "category",
 ];
 
 /// Executor: tasks currently running, label `kind`.
