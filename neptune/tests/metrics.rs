@@ -83,9 +83,8 @@ fn metrics_of_a_running_local_cluster_pass_promtool() {
     // Per-job series carry `neptune_job` (Prometheus owns `job`); the stream job's latency
     // target is exported, the batch job (no target) has none.
     assert!(
-        driver_metrics.contains(
-            "neptune_driver_stream_latency_target_seconds{neptune_job=\"score\"} 0.25"
-        ),
+        driver_metrics
+            .contains("neptune_driver_stream_latency_target_seconds{neptune_job=\"score\"} 0.25"),
         "{driver_metrics}"
     );
     assert!(
@@ -93,7 +92,8 @@ fn metrics_of_a_running_local_cluster_pass_promtool() {
         "{driver_metrics}"
     );
     assert!(
-        driver_metrics.contains("neptune_driver_job_runs_total{kind=\"stream\",neptune_job=\"score\"}"),
+        driver_metrics
+            .contains("neptune_driver_job_runs_total{kind=\"stream\",neptune_job=\"score\"}"),
         "{driver_metrics}"
     );
     assert!(!driver_metrics.contains(",job=") && !driver_metrics.contains("{job="));
