@@ -171,6 +171,18 @@ impl Prometheus {
     }
 }
 
+/// The local cluster, killed if the test fails before stopping it cleanly.
+struct Cluster(Option<Child>);
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 fn sample_value(s: &Value) -> f64 {
     s["value"][1]
         .as_str()
@@ -306,6 +318,7 @@ fn prometheus_scraping_a_local_cluster_answers_every_dashboard_query_and_alert()
         cmd.args(["--set", s]);
     }
     let (cluster, pids) = spawn_with_executor_pids(cmd);
+    let mut cluster = Cluster(Some(cluster));
 
     // The driver's and executors' HTTP addresses, once both executors registered.
     let executors: Vec<(String, String)> =
@@ -470,7 +483,7 @@ fn prometheus_scraping_a_local_cluster_answers_every_dashboard_query_and_alert()
     );
 
     stop.store(true, Ordering::Relaxed);
-    terminate(cluster);
+    terminate(cluster.0.take().expect("still running"));
     server.join().unwrap();
     drop(prom);
 }
