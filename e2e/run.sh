@@ -62,7 +62,7 @@ if ! kind get clusters | grep -qx "$CLUSTER"; then
 fi
 
 log "build and load $IMAGE"
-docker build -t "$IMAGE" "$ROOT"
+docker buildx build --load -t "$IMAGE" "$ROOT"   # --load: a buildx builder keeps images out of the engine otherwise
 kind load docker-image "$IMAGE" --name "$CLUSTER"
 
 log "helm install"

@@ -3,6 +3,20 @@
 //! The driver, the executor and the operator register metrics under these names; the Grafana
 //! dashboard in the Helm chart may only query names listed in [`ALL`] (a test checks it).
 //! Units are base units (seconds, bytes), names pass `promtool check metrics`.
+//!
+//! Per-job driver series carry the Neptune job name in the label [`JOB_LABEL`] (`neptune_job`),
+//! never `job`: Prometheus sets `job` itself (the scrape job) and renames a scraped `job` to
+//! `exported_job` unless the scrape honours labels, so a `job` label would not survive plain
+//! annotation-based scraping.
+
+/// The label holding the Neptune job name on the driver's per-job series.
+pub const JOB_LABEL: &str = "neptune_job";
+
+/// Every label Neptune processes put on their series (histograms add `le`; Prometheus adds the
+/// target's labels, e.g. `namespace` and `pod` on Kubernetes).
+pub const LABELS: &[&str] = &[
+    JOB_LABEL, "kind", "outcome", "phase", "executor", "source", "reason", "category",
+];
 
 /// Executor: tasks currently running, label `kind`.
 pub const EXECUTOR_TASKS_RUNNING: &str = "neptune_executor_tasks_running";
@@ -52,13 +66,18 @@ pub const EXECUTOR_RECEIVER_CONNECTED: &str = "neptune_executor_receiver_connect
 /// Executor: task slots (`--cores`).
 pub const EXECUTOR_SLOTS: &str = "neptune_executor_slots";
 
-/// Driver: stream micro-batch end-to-end latency (due time → results committed), label `job`.
+/// Driver: stream micro-batch end-to-end latency (due time → results committed), label
+/// `neptune_job`.
 pub const DRIVER_STREAM_LATENCY: &str = "neptune_driver_stream_latency_seconds";
-/// Driver: records processed per job, labels `job`, `kind` (use `rate()` for records/s).
+/// Driver: a stream job's latency target (`jobs.<job>.latency_target_ms`), seconds, label
+/// `neptune_job`; only stream jobs with a target have the series (the latency alert compares
+/// the p99 of [`DRIVER_STREAM_LATENCY`] with it).
+pub const DRIVER_STREAM_LATENCY_TARGET: &str = "neptune_driver_stream_latency_target_seconds";
+/// Driver: records processed per job, labels `neptune_job`, `kind` (use `rate()` for records/s).
 pub const DRIVER_JOB_RECORDS: &str = "neptune_driver_job_records_total";
-/// Driver: batch records per second over the last window, label `job`.
+/// Driver: batch records per second over the last window, label `neptune_job`.
 pub const DRIVER_BATCH_RECORDS_PER_SECOND: &str = "neptune_driver_batch_records_per_second";
-/// Driver: completed runs (micro-batches or epochs), labels `job`, `kind`.
+/// Driver: completed runs (micro-batches or epochs), labels `neptune_job`, `kind`.
 pub const DRIVER_JOB_RUNS: &str = "neptune_driver_job_runs_total";
 /// Driver: tasks waiting for a slot, label `kind`.
 pub const DRIVER_TASKS_QUEUED: &str = "neptune_driver_tasks_queued";
@@ -114,6 +133,7 @@ pub const ALL: &[&str] = &[
     EXECUTOR_RECEIVER_BUFFERED,
     EXECUTOR_RECEIVER_CONNECTED,
     DRIVER_STREAM_LATENCY,
+    DRIVER_STREAM_LATENCY_TARGET,
     DRIVER_JOB_RECORDS,
     DRIVER_BATCH_RECORDS_PER_SECOND,
     DRIVER_JOB_RUNS,

@@ -1,5 +1,6 @@
 //! The scraped `/metrics` of a running local cluster (driver and every executor) passes
-//! `promtool check metrics`; `/healthz`, `/readyz` and `/status` answer.
+//! `promtool check metrics`, labels jobs `neptune_job` and exports the stream job's latency
+//! target; `/healthz`, `/readyz` and `/status` answer.
 
 mod common;
 
@@ -52,6 +53,8 @@ fn metrics_of_a_running_local_cluster_pass_promtool() {
             "history.records=20000",
             "--set",
             "jobs.score.interval_ms=100",
+            "--set",
+            "jobs.score.latency_target_ms=250",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -77,6 +80,23 @@ fn metrics_of_a_running_local_cluster_pass_promtool() {
         driver_metrics.contains("neptune_driver_stream_latency_seconds_bucket"),
         "{driver_metrics}"
     );
+    // Per-job series carry `neptune_job` (Prometheus owns `job`); the stream job's latency
+    // target is exported, the batch job (no target) has none.
+    assert!(
+        driver_metrics
+            .contains("neptune_driver_stream_latency_target_seconds{neptune_job=\"score\"} 0.25"),
+        "{driver_metrics}"
+    );
+    assert!(
+        !driver_metrics.contains("latency_target_seconds{neptune_job=\"train\"}"),
+        "{driver_metrics}"
+    );
+    assert!(
+        driver_metrics
+            .contains("neptune_driver_job_runs_total{kind=\"stream\",neptune_job=\"score\"}"),
+        "{driver_metrics}"
+    );
+    assert!(!driver_metrics.contains(",job=") && !driver_metrics.contains("{job="));
     promtool_check("driver", &driver_metrics);
     for e in status["executors"].as_array().unwrap() {
         let http = e["http"].as_str().unwrap();

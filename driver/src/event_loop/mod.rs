@@ -78,6 +78,7 @@ impl EventLoop {
         status: Arc<RwLock<Status>>,
     ) -> Self {
         let broadcasts = Arc::new(Broadcasts::default());
+        metrics.set_latency_targets(&app);
         Self {
             scheduler: Scheduler::new(cfg.scheduler.clone())
                 .expect("scheduler config validated in DriverConfig::new"),
