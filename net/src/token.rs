@@ -101,7 +101,10 @@ pub async fn require_admin(State(token): State<AdminState>, req: Request, next: 
 }
 
 /// `router` with every route requiring the admin token.
-pub fn guard(router: axum::Router, token: AdminState) -> axum::Router {
+pub fn guard<S: Clone + Send + Sync + 'static>(
+    router: axum::Router<S>,
+    token: AdminState,
+) -> axum::Router<S> {
     router.route_layer(axum::middleware::from_fn_with_state(token, require_admin))
 }
 
