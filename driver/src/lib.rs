@@ -183,14 +183,9 @@ impl Driver {
             };
             // TCP options and the TLS handshake are the acceptor's (tonic ignores its own TCP
             // settings with a custom incoming stream).
-            let incoming = neptune_net::accept::Acceptor::new(
-                "grpc",
-                self.grpc,
-                tls,
-                l,
-                self.net.clone(),
-            )
-            .into_incoming();
+            let incoming =
+                neptune_net::accept::Acceptor::new("grpc", self.grpc, tls, l, self.net.clone())
+                    .into_incoming();
             let svc = neptune_proto::driver_server::DriverServer::new(server::DriverService::new(
                 svc_state,
             ))

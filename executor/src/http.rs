@@ -28,7 +28,11 @@ pub fn router(metrics: Cell, net: neptune_net::NetMetrics) -> Router {
 }
 
 async fn metrics_handler(State(h): State<Http>) -> impl IntoResponse {
-    let mut text = h.metrics.get().map(ExecutorMetrics::encode).unwrap_or_default();
+    let mut text = h
+        .metrics
+        .get()
+        .map(ExecutorMetrics::encode)
+        .unwrap_or_default();
     text += &h.net.encode();
     (
         [(

@@ -17,10 +17,10 @@ use crate::session::Running;
 use neptune_core::app::{AppEntry, build_app};
 use neptune_core::config::Config;
 use neptune_core::state::Broadcasts;
+use neptune_net::{Limits, NetMetrics, Security};
 use neptune_proto::driver_client::DriverClient;
 use neptune_proto::{ExecutorMessage, Hello, RegisterRequest, driver_message, executor_message};
 use std::collections::HashMap;
-use neptune_net::{Limits, NetMetrics, Security};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
@@ -154,7 +154,16 @@ pub async fn run_executor(
             async move { stop.notified().await },
         )
     });
-    let result = session(cfg, apps, http_addr, blocks_listener, net, metrics_cell, shutdown).await;
+    let result = session(
+        cfg,
+        apps,
+        http_addr,
+        blocks_listener,
+        net,
+        metrics_cell,
+        shutdown,
+    )
+    .await;
     http_stop.notify_waiters();
     let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
     result

@@ -265,7 +265,14 @@ mod tests {
         };
         assert!(d.listen.ip().is_loopback() && d.http.ip().is_loopback());
         let c = Cli::try_parse_from([
-            "neptune", "executor", "--driver", "https://x:1", "--cores", "1", "--memory", "1Gi",
+            "neptune",
+            "executor",
+            "--driver",
+            "https://x:1",
+            "--cores",
+            "1",
+            "--memory",
+            "1Gi",
         ])
         .unwrap();
         let Command::Executor(e) = c.command else {
@@ -274,7 +281,13 @@ mod tests {
         assert!(e.http.ip().is_loopback() && e.block_listen.ip().is_loopback());
         assert_eq!(e.block_listen.port(), 7078);
         let e = Cli::try_parse_from([
-            "neptune", "driver", "--app", "x", "--tls-dir", "/d", "--insecure",
+            "neptune",
+            "driver",
+            "--app",
+            "x",
+            "--tls-dir",
+            "/d",
+            "--insecure",
         ])
         .unwrap_err();
         assert!(e.to_string().contains("--insecure"), "{e}");

@@ -43,7 +43,8 @@ pub async fn run_local(
             .prefix("neptune-local-tls-")
             .tempdir()
             .context("cannot create a directory for the cluster's credentials")?;
-        neptune_net::issue::issue(&args.app.app, &[], neptune_net::issue::DEFAULT_DAYS)?.write_dir(dir.path(), false)?;
+        neptune_net::issue::issue(&args.app.app, &[], neptune_net::issue::DEFAULT_DAYS)?
+            .write_dir(dir.path(), false)?;
         Some(dir)
     };
     let creds_path = creds_dir.as_ref().map(|d| d.path().to_path_buf());
@@ -75,13 +76,12 @@ pub async fn run_local(
             Some(dir) => cmd.arg("--tls-dir").arg(dir),
             None => cmd.arg("--insecure"),
         };
-        cmd
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot start executor {i} ({})", exe.display()))?;

@@ -77,7 +77,11 @@ fn process_limits() -> Limits {
 
 /// Mutual TLS from `--tls-dir`, or `--insecure`; refuses to start with neither.
 fn security(t: &TransportArgs, addrs: &[SocketAddr]) -> anyhow::Result<Security> {
-    Ok(Security::from_flags(t.tls_dir.as_deref(), t.insecure, addrs)?)
+    Ok(Security::from_flags(
+        t.tls_dir.as_deref(),
+        t.insecure,
+        addrs,
+    )?)
 }
 
 fn certs(args: &CertsArgs) -> anyhow::Result<i32> {

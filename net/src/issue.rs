@@ -121,9 +121,7 @@ impl Issued {
             (KEY_FILE, &self.key_pem, 0o600),
             (TOKEN_FILE, self.token.expose(), 0o600),
         ];
-        if !force
-            && let Some((name, _, _)) = files.iter().find(|(n, _, _)| dir.join(n).exists())
-        {
+        if !force && let Some((name, _, _)) = files.iter().find(|(n, _, _)| dir.join(n).exists()) {
             return Err(CredsError::Exists {
                 path: dir.join(name),
             });

@@ -67,7 +67,10 @@ impl NetMetrics {
         .expect("valid");
         tls_g.set(i64::from(tls));
         let open = IntGaugeVec::new(
-            Opts::new(n::TRANSPORT_CONNECTIONS_OPEN, "Connections open, by server."),
+            Opts::new(
+                n::TRANSPORT_CONNECTIONS_OPEN,
+                "Connections open, by server.",
+            ),
             &["server"],
         )
         .expect("valid");

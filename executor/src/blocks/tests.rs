@@ -50,7 +50,10 @@ fn loc(addr: std::net::SocketAddr) -> MapLoc {
 fn eventually(what: &str, mut f: impl FnMut() -> bool) {
     let start = Instant::now();
     while !f() {
-        assert!(start.elapsed() < Duration::from_secs(120), "timed out: {what}");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "timed out: {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -161,11 +164,16 @@ fn more_idle_connections_than_the_cap_do_not_stop_fetches_and_are_closed() {
     let idle: Vec<std::net::TcpStream> = (0..3 * cap)
         .map(|_| std::net::TcpStream::connect(addr).unwrap())
         .collect();
-    eventually("the server is full", || net.open("blocks").get() == cap as i64);
+    eventually("the server is full", || {
+        net.open("blocks").get() == cap as i64
+    });
 
     // A real fetch still gets through: it evicts the oldest idle connection.
     let client = client("e2", &app);
-    assert_eq!(client.fetch(&ctx(), &loc(addr), id(5)).unwrap(), vec![7; 1000]);
+    assert_eq!(
+        client.fetch(&ctx(), &loc(addr), id(5)).unwrap(),
+        vec![7; 1000]
+    );
     assert!(net.closed_count("blocks", Closed::Evicted) >= (2 * cap) as u64);
 
     // Every idle connection gets closed: evicted, or at the handshake timeout.

@@ -237,7 +237,9 @@ fn a_credentials_directory_round_trips_and_bad_ones_are_refused_naming_the_file(
 fn without_credentials_or_insecure_a_process_refuses_to_start() {
     let lo: SocketAddr = "127.0.0.1:7077".parse().unwrap();
     let any: SocketAddr = "0.0.0.0:7077".parse().unwrap();
-    let e = Security::from_flags(None, false, &[lo]).unwrap_err().to_string();
+    let e = Security::from_flags(None, false, &[lo])
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("--tls-dir") && e.contains("--insecure"), "{e}");
     let e = Security::from_flags(None, false, &[lo, any])
         .unwrap_err()
