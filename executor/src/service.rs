@@ -206,7 +206,9 @@ async fn connect(
         .keep_alive_timeout(l.http2_keepalive_timeout)
         .keep_alive_while_idle(true);
     if let Security::Mtls(tls) = &cfg.security {
-        endpoint = endpoint.tls_config(tls.grpc_client()).map_err(bad_url)?;
+        endpoint = endpoint
+            .tls_config(tls.grpc_client(l.handshake_timeout))
+            .map_err(bad_url)?;
     }
     let deadline = Instant::now() + cfg.connect_timeout;
     let mut delay = Duration::from_millis(50);

@@ -143,9 +143,14 @@ impl Tls {
         self.blocks_client.clone()
     }
 
-    /// Client side of the executor's gRPC channel to the driver.
-    pub fn grpc_client(&self) -> tonic::transport::ClientTlsConfig {
+    /// Client side of the executor's gRPC channel to the driver; the handshake must finish
+    /// within `handshake_timeout`.
+    pub fn grpc_client(
+        &self,
+        handshake_timeout: std::time::Duration,
+    ) -> tonic::transport::ClientTlsConfig {
         tonic::transport::ClientTlsConfig::new()
+            .timeout(handshake_timeout)
             .ca_certificate(tonic::transport::Certificate::from_pem(&self.creds.ca_pem))
             .identity(tonic::transport::Identity::from_pem(
                 &self.creds.cert_pem,
