@@ -98,6 +98,15 @@ pub const DRIVER_KILLS: &str = "neptune_driver_kills_total";
 /// Driver: executors lost (connection closed or heartbeats missing).
 pub const DRIVER_EXECUTORS_LOST: &str = "neptune_driver_executors_lost_total";
 
+/// Driver and executor: 1 when cluster connections use mutual TLS, 0 under `--insecure`.
+pub const TRANSPORT_TLS: &str = "neptune_transport_tls_enabled";
+/// Driver and executor: connections open, label `server` (`grpc`, `http`, `blocks`).
+pub const TRANSPORT_CONNECTIONS_OPEN: &str = "neptune_transport_connections_open";
+/// Driver and executor: connections the server closed before their peer did, labels `server`,
+/// `reason` (`limit`, `evicted`, `handshake_failed`, `handshake_timeout`, `idle_timeout`,
+/// `frame_timeout`).
+pub const TRANSPORT_CONNECTIONS_CLOSED: &str = "neptune_transport_connections_closed_total";
+
 /// Operator: reconciliations run.
 pub const OPERATOR_RECONCILES: &str = "neptune_operator_reconciles_total";
 /// Operator: reconcile errors, label `category`.
@@ -146,6 +155,9 @@ pub const ALL: &[&str] = &[
     DRIVER_RESUMPTIONS,
     DRIVER_KILLS,
     DRIVER_EXECUTORS_LOST,
+    TRANSPORT_TLS,
+    TRANSPORT_CONNECTIONS_OPEN,
+    TRANSPORT_CONNECTIONS_CLOSED,
     OPERATOR_RECONCILES,
     OPERATOR_RECONCILE_ERRORS,
     OPERATOR_RECONCILE_DURATION,

@@ -20,6 +20,8 @@ pub struct ExecutorStatus {
     pub memory_limit_bytes: u64,
     /// HTTP address of the executor's `/metrics`.
     pub http: String,
+    /// Address of the executor's block server (as advertised to other executors).
+    pub blocks: String,
 }
 
 /// One job.
@@ -107,6 +109,8 @@ pub struct Status {
     pub placement: String,
     /// Executors expected.
     pub executors_expected: usize,
+    /// Cluster transport: `mtls` (mutual TLS) or `insecure`.
+    pub transport: String,
     /// Whether jobs have started (enough executors registered).
     pub ready: bool,
     /// Seconds since jobs started.

@@ -2,6 +2,10 @@
 //! messages into task runtime calls and runtime events into task updates, sends heartbeats, and
 //! serves `/metrics`, `/healthz`, `/readyz`.
 //!
+//! Transport: the channel to the driver and block fetches use mutual TLS with the app's
+//! credentials unless `--insecure` (see `neptune_net`); the driver URL's scheme must say so
+//! (`https://` under TLS), so a plaintext connection is never made by mistake.
+//!
 //! Threads: tokio runs the network side; tasks run on the `may` workers of the task runtime
 //! (CPU-bound work never runs on the threads serving RPC/HTTP).
 
@@ -13,6 +17,7 @@ use crate::session::Running;
 use neptune_core::app::{AppEntry, build_app};
 use neptune_core::config::Config;
 use neptune_core::state::Broadcasts;
+use neptune_net::{Limits, NetMetrics, Security};
 use neptune_proto::driver_client::DriverClient;
 use neptune_proto::{ExecutorMessage, Hello, RegisterRequest, driver_message, executor_message};
 use std::collections::HashMap;
@@ -25,7 +30,7 @@ use tokio_stream::StreamExt;
 /// Executor settings (from the CLI).
 #[derive(Debug, Clone)]
 pub struct ExecutorConfig {
-    /// Driver gRPC URL, e.g. `http://127.0.0.1:7077`.
+    /// Driver gRPC URL, e.g. `https://127.0.0.1:7077` (`http://` only under `--insecure`).
     pub driver_url: String,
     /// Task slots.
     pub cores: u32,
@@ -37,6 +42,13 @@ pub struct ExecutorConfig {
     pub id: Option<String>,
     /// How long to keep trying to reach the driver at start.
     pub connect_timeout: Duration,
+    /// Block server listen address (port 0: any free port); the executor advertises the address
+    /// it bound.
+    pub block_listen: SocketAddr,
+    /// Mutual TLS or `--insecure`.
+    pub security: Security,
+    /// Server limits (connection caps, timeouts).
+    pub limits: Limits,
 }
 
 /// Why the executor stopped with an error.
@@ -45,6 +57,14 @@ pub enum ExecutorError {
     /// The HTTP address could not be bound.
     #[error("cannot listen on --http {addr}: {source}")]
     Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The block server's address could not be bound.
+    #[error("cannot listen on --block-listen {addr}: {source}")]
+    BindBlocks {
         /// Address.
         addr: SocketAddr,
         /// Cause.
@@ -104,40 +124,92 @@ pub async fn run_executor(
     apps: &'static [AppEntry],
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ExecutorError> {
+    check_scheme(&cfg)?;
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await
         .map_err(|source| ExecutorError::Bind {
             addr: cfg.http,
             source,
         })?;
+    let blocks_listener = tokio::net::TcpListener::bind(cfg.block_listen)
+        .await
+        .map_err(|source| ExecutorError::BindBlocks {
+            addr: cfg.block_listen,
+            source,
+        })?;
     let http_addr = listener.local_addr().unwrap_or(cfg.http);
+    let labels: Vec<(&str, &str)> = cfg.id.iter().map(|id| ("executor", id.as_str())).collect();
+    let net = NetMetrics::new(&labels, cfg.security.is_tls());
     let metrics_cell: Arc<OnceLock<ExecutorMetrics>> = Arc::new(OnceLock::new());
     let http_stop = Arc::new(tokio::sync::Notify::new());
     let http = tokio::spawn({
-        let router = crate::http::router(metrics_cell.clone());
+        let router = crate::http::router(metrics_cell.clone(), net.clone());
         let stop = http_stop.clone();
-        async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.notified().await })
-                .await;
-        }
+        neptune_net::http::serve(
+            "http",
+            listener,
+            router,
+            cfg.limits,
+            net.clone(),
+            async move { stop.notified().await },
+        )
     });
-    let result = session(cfg, apps, http_addr, metrics_cell, shutdown).await;
+    let result = session(
+        cfg,
+        apps,
+        http_addr,
+        blocks_listener,
+        net,
+        metrics_cell,
+        shutdown,
+    )
+    .await;
     http_stop.notify_waiters();
     let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
     result
 }
 
+/// The driver URL's scheme must match the transport: `https` under mutual TLS, `http` under
+/// `--insecure` (tonic would silently speak plaintext to an `http://` URL even with TLS set up).
+fn check_scheme(cfg: &ExecutorConfig) -> Result<(), ExecutorError> {
+    let want = cfg.security.scheme();
+    let scheme = cfg.driver_url.split_once("://").map(|(s, _)| s);
+    if scheme == Some(want) {
+        return Ok(());
+    }
+    Err(ExecutorError::BadDriverUrl {
+        url: cfg.driver_url.clone(),
+        reason: if cfg.security.is_tls() {
+            "the driver is reached over mutual TLS: use https://HOST:PORT (or --insecure with http:// \
+             if the driver runs --insecure too)"
+                .into()
+        } else {
+            "under --insecure the driver is reached in plaintext: use http://HOST:PORT".into()
+        },
+    })
+}
+
 async fn connect(
     cfg: &ExecutorConfig,
 ) -> Result<DriverClient<tonic::transport::Channel>, ExecutorError> {
-    let endpoint = tonic::transport::Endpoint::from_shared(cfg.driver_url.clone())
-        .map_err(|e| ExecutorError::BadDriverUrl {
-            url: cfg.driver_url.clone(),
-            reason: e.to_string(),
-        })?
+    let bad_url = |e: tonic::transport::Error| ExecutorError::BadDriverUrl {
+        url: cfg.driver_url.clone(),
+        reason: e.to_string(),
+    };
+    let l = &cfg.limits;
+    let mut endpoint = tonic::transport::Endpoint::from_shared(cfg.driver_url.clone())
+        .map_err(bad_url)?
         .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(2));
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_keepalive(Some(l.tcp_keepalive))
+        .http2_keep_alive_interval(l.http2_keepalive_interval)
+        .keep_alive_timeout(l.http2_keepalive_timeout)
+        .keep_alive_while_idle(true);
+    if let Security::Mtls(tls) = &cfg.security {
+        endpoint = endpoint
+            .tls_config(tls.grpc_client(l.handshake_timeout))
+            .map_err(bad_url)?;
+    }
     let deadline = Instant::now() + cfg.connect_timeout;
     let mut delay = Duration::from_millis(50);
     loop {
@@ -168,6 +240,8 @@ async fn session(
     cfg: ExecutorConfig,
     apps: &'static [AppEntry],
     http_addr: SocketAddr,
+    blocks_listener: tokio::net::TcpListener,
+    net: NetMetrics,
     metrics_cell: Arc<OnceLock<ExecutorMetrics>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ExecutorError> {
@@ -177,16 +251,25 @@ async fn session(
         .id
         .clone()
         .unwrap_or_else(|| format!("pid{}", std::process::id()));
+    let client_tls = match &cfg.security {
+        Security::Mtls(t) => Some(t.blocks_client()),
+        Security::Insecure => None,
+    };
     let blocks = Arc::new(
-        BlockStore::new(&store_id, cfg.memory, cfg.cores)
+        BlockStore::new(&store_id, cfg.memory, cfg.cores, client_tls)
             .map_err(|source| ExecutorError::BlockStore { source })?,
     );
-    let (block_addr, block_server) = server::start(http_addr.ip(), blocks.clone())
-        .await
-        .map_err(|source| ExecutorError::Bind {
-            addr: cfg.http,
-            source,
-        })?;
+    let (block_addr, block_server) = server::start(
+        blocks_listener,
+        blocks.clone(),
+        &cfg.security,
+        cfg.limits,
+        net,
+    )
+    .map_err(|source| ExecutorError::BindBlocks {
+        addr: cfg.block_listen,
+        source,
+    })?;
     let reply = client
         .register(RegisterRequest {
             executor_id: cfg.id.clone().unwrap_or_default(),

@@ -1,4 +1,4 @@
-//! The `neptune` command line: `local`, `driver`, `executor`, `apps`,
+//! The `neptune` command line: `local`, `driver`, `executor`, `certs`, `apps`,
 //! and `bench` (the evaluation harness, `crate::bench`).
 //! Every flag also reads an environment variable. Parsing and validation errors name the flag or
 //! config key and exit non-zero.
@@ -27,6 +27,9 @@ pub enum Command {
     Driver(DriverArgs),
     /// Run an executor that connects to a driver.
     Executor(ExecutorArgs),
+    /// Make an app's credentials (a new CA, the member certificate every process presents, an
+    /// admin token) in a directory, for `--tls-dir` or a Kubernetes Secret.
+    Certs(CertsArgs),
     /// List the apps built into this binary.
     Apps,
     /// Evaluate the policies: run `synthetic` under every policy on local clusters, or a sweep,
@@ -120,6 +123,25 @@ pub struct LocalArgs {
     /// No live progress; only the final summary.
     #[arg(long)]
     pub quiet: bool,
+    /// Run the cluster without TLS (no authentication, no encryption): for debugging and for
+    /// measuring what TLS costs. By default `local` makes throwaway credentials itself.
+    #[arg(long, env = "NEPTUNE_INSECURE")]
+    pub insecure: bool,
+}
+
+/// `--tls-dir` / `--insecure`, shared by `driver` and `executor`.
+#[derive(Debug, Args, Clone)]
+pub struct TransportArgs {
+    /// Directory with the app's credentials: `ca.crt`, `tls.crt`, `tls.key` and optionally
+    /// `token` (made by `neptune certs`, or a mounted Kubernetes Secret). Required unless
+    /// --insecure.
+    #[arg(long, env = "NEPTUNE_TLS_DIR", value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
+    /// Run without TLS: cluster traffic is neither authenticated nor encrypted, so any process
+    /// that reaches the ports can join the app. Debugging only; logged as a warning and exported
+    /// as `neptune_transport_tls_enabled 0`.
+    #[arg(long, env = "NEPTUNE_INSECURE", conflicts_with = "tls_dir")]
+    pub insecure: bool,
 }
 
 /// `neptune driver`.
@@ -128,18 +150,22 @@ pub struct DriverArgs {
     /// App, policy, config.
     #[command(flatten)]
     pub app: AppArgs,
-    /// gRPC address executors connect to.
-    #[arg(long, env = "NEPTUNE_LISTEN", default_value = "0.0.0.0:7077")]
+    /// gRPC address executors connect to (loopback by default: listening on other interfaces
+    /// is a choice to make explicitly, e.g. 0.0.0.0:7077 in a pod).
+    #[arg(long, env = "NEPTUNE_LISTEN", default_value = "127.0.0.1:7077")]
     pub listen: SocketAddr,
     /// HTTP address for /metrics, /healthz, /readyz, /status.
-    #[arg(long, env = "NEPTUNE_HTTP", default_value = "0.0.0.0:4040")]
+    #[arg(long, env = "NEPTUNE_HTTP", default_value = "127.0.0.1:4040")]
     pub http: SocketAddr,
+    /// Credentials or --insecure.
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 /// `neptune executor`.
 #[derive(Debug, Args)]
 pub struct ExecutorArgs {
-    /// Driver gRPC URL, e.g. http://127.0.0.1:7077.
+    /// Driver gRPC URL, e.g. https://127.0.0.1:7077 (http:// only with --insecure).
     #[arg(long, env = "NEPTUNE_DRIVER_URL")]
     pub driver: String,
     /// Task slots.
@@ -149,14 +175,44 @@ pub struct ExecutorArgs {
     #[arg(long, env = "NEPTUNE_MEMORY", value_parser = parse_size)]
     pub memory: u64,
     /// HTTP address for /metrics, /healthz, /readyz.
-    #[arg(long, env = "NEPTUNE_HTTP", default_value = "0.0.0.0:4041")]
+    #[arg(long, env = "NEPTUNE_HTTP", default_value = "127.0.0.1:4041")]
     pub http: SocketAddr,
+    /// Address of the block server other executors fetch shuffle blocks from (port 0: any free
+    /// port). The executor advertises the address it bound (an unspecified IP is replaced by the
+    /// one the driver sees it connect from).
+    #[arg(long, env = "NEPTUNE_BLOCK_LISTEN", default_value = "127.0.0.1:7078")]
+    pub block_listen: SocketAddr,
     /// Executor id (default: assigned by the driver).
     #[arg(long, env = "NEPTUNE_EXECUTOR_ID")]
     pub id: Option<String>,
     /// How long to keep trying to reach the driver at start.
     #[arg(long, env = "NEPTUNE_CONNECT_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
+    /// Credentials or --insecure.
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
+
+/// `neptune certs`.
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory to write `ca.crt`, `tls.crt`, `tls.key` (0600) and `token` (0600) into
+    /// (created 0700 if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// App name, written into the certificates' subjects.
+    #[arg(long, default_value = "neptune")]
+    pub app: String,
+    /// Extra DNS name or IP address for the member certificate (repeatable), e.g. the driver's
+    /// Service name for tools like grpcurl; Neptune's own processes do not need any.
+    #[arg(long = "san", value_name = "NAME")]
+    pub sans: Vec<String>,
+    /// Validity in days.
+    #[arg(long, default_value_t = neptune_net::issue::DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub days: u32,
+    /// Replace credentials already in the directory.
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -199,6 +255,42 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("--memory"), "{e}");
+    }
+
+    #[test]
+    fn servers_default_to_loopback_and_tls_flags_exclude_each_other() {
+        let c = Cli::try_parse_from(["neptune", "driver", "--app", "x"]).unwrap();
+        let Command::Driver(d) = c.command else {
+            panic!("driver")
+        };
+        assert!(d.listen.ip().is_loopback() && d.http.ip().is_loopback());
+        let c = Cli::try_parse_from([
+            "neptune",
+            "executor",
+            "--driver",
+            "https://x:1",
+            "--cores",
+            "1",
+            "--memory",
+            "1Gi",
+        ])
+        .unwrap();
+        let Command::Executor(e) = c.command else {
+            panic!("executor")
+        };
+        assert!(e.http.ip().is_loopback() && e.block_listen.ip().is_loopback());
+        assert_eq!(e.block_listen.port(), 7078);
+        let e = Cli::try_parse_from([
+            "neptune",
+            "driver",
+            "--app",
+            "x",
+            "--tls-dir",
+            "/d",
+            "--insecure",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("--insecure"), "{e}");
     }
 
     #[test]

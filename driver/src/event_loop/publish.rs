@@ -25,6 +25,7 @@ impl EventLoop {
                     memory_used_bytes: c.map_or(0, |c| c.memory_used),
                     memory_limit_bytes: c.map_or(0, |c| c.memory_limit),
                     http: c.map_or_else(String::new, |c| c.http_addr.clone()),
+                    blocks: c.map_or_else(String::new, |c| c.block_addr.clone()),
                 }
             })
             .collect();
@@ -113,7 +114,9 @@ impl EventLoop {
             })
             .collect();
         let mut st = self.status.write().unwrap_or_else(|e| e.into_inner());
+        let transport = std::mem::take(&mut st.transport); // set once at bind
         *st = Status {
+            transport,
             app: self.app.name().to_string(),
             policy: self.cfg.scheduler.policy.as_str().to_string(),
             placement: self.cfg.scheduler.placement.as_str().to_string(),

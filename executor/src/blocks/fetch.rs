@@ -1,6 +1,7 @@
-//! Fetching a block from another executor, inside the reduce task's coroutine.
+//! Fetching a block from another executor, inside the reduce task's coroutine, over a pooled
+//! connection ([`super::client`]: mutual TLS unless `--insecure`).
 //!
-//! Choice: plain `std::net::TcpStream` with short read timeouts, not may's coroutine sockets.
+//! Choice: blocking `std::net::TcpStream` with short read timeouts, not may's coroutine sockets.
 //! may's sockets would park the task on I/O readiness and resume it from may's event loop on
 //! whichever worker polled it, behind the runtime's back (its core accounting assumes a task
 //! runs on the worker it was placed on; see `runtime/mod.rs`, hazard 2). A blocking read stalls
@@ -12,18 +13,15 @@
 //! Wire format (big-endian): request `job u32, run u64, stage u32, map u32, reduce u32`; reply
 //! `status u8 (0 found, 1 missing), len u64, bytes`.
 
+use super::client::{BlockConn, IDLE_LIMIT, Pool};
 use neptune_core::shuffle::{BlockId, FetchError, MapLoc};
 use neptune_core::task::TaskContext;
 use std::io::{ErrorKind, Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-/// Longest blocking read before the task passes a yield point.
-pub const READ_TICK: Duration = Duration::from_millis(20);
+pub use super::client::READ_TICK;
 /// Attempts per block before the fetch fails.
 pub const ATTEMPTS: u32 = 3;
-/// A peer silent for this long is given up on (per attempt).
-const IDLE_LIMIT: Duration = Duration::from_secs(20);
 const CHUNK: usize = 256 << 10;
 
 /// Encode a block request.
@@ -62,6 +60,7 @@ enum Attempt {
 /// [`ATTEMPTS`] failed attempts, [`FetchError::Killed`] if the task was killed meanwhile.
 pub fn fetch_with_retries(
     ctx: &TaskContext,
+    pool: &Pool,
     loc: &MapLoc,
     id: BlockId,
 ) -> Result<Vec<u8>, FetchError> {
@@ -73,7 +72,7 @@ pub fn fetch_with_retries(
                 return Err(FetchError::Killed);
             }
         }
-        match fetch_once(ctx, &loc.addr, id) {
+        match fetch_once(ctx, pool, &loc.addr, id) {
             Ok(Attempt::Found(b)) => return Ok(b),
             Ok(Attempt::Missing) => {
                 return Err(FetchError::Missing {
@@ -96,17 +95,42 @@ pub fn fetch_with_retries(
     })
 }
 
-fn fetch_once(ctx: &TaskContext, addr: &str, id: BlockId) -> std::io::Result<Attempt> {
-    let sa = addr
-        .to_socket_addrs()?
-        .next()
-        .ok_or_else(|| std::io::Error::new(ErrorKind::NotFound, "address resolves to nothing"))?;
-    let mut s = TcpStream::connect_timeout(&sa, Duration::from_secs(2))?;
-    s.set_nodelay(true)?;
-    s.set_read_timeout(Some(READ_TICK))?;
+/// One attempt: over a pooled connection if there is one (replaced by a fresh one at once if it
+/// turns out to be stale: it fails before any reply byte arrives), else a new one.
+fn fetch_once(ctx: &TaskContext, pool: &Pool, addr: &str, id: BlockId) -> std::io::Result<Attempt> {
+    loop {
+        let (mut conn, reused) = match pool.take(addr) {
+            Some(c) => (c, true),
+            None => match pool.connect(ctx, addr)? {
+                Some(c) => (c, false),
+                None => return Ok(Attempt::Killed),
+            },
+        };
+        let mut replied = false;
+        match exchange(ctx, &mut conn, id, &mut replied) {
+            Ok(Attempt::Killed) => return Ok(Attempt::Killed), // mid-exchange: not reusable
+            Ok(a) => {
+                pool.put(conn);
+                return Ok(a);
+            }
+            Err(e) if reused && !replied => {
+                tracing::debug!(addr, error = %e, "pooled block connection was stale; reconnecting");
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+fn exchange(
+    ctx: &TaskContext,
+    s: &mut BlockConn,
+    id: BlockId,
+    replied: &mut bool,
+) -> std::io::Result<Attempt> {
     s.write_all(&encode_request(id))?;
+    s.flush()?;
     let mut head = [0u8; 9];
-    if !read_full(ctx, &mut s, &mut head)? {
+    if !read_full(ctx, s, &mut head, replied)? {
         return Ok(Attempt::Killed);
     }
     if head[0] == 1 {
@@ -115,7 +139,7 @@ fn fetch_once(ctx: &TaskContext, addr: &str, id: BlockId) -> std::io::Result<Att
     let len = u64::from_be_bytes(head[1..9].try_into().expect("8 bytes")) as usize;
     let mut body = vec![0u8; len];
     for chunk in body.chunks_mut(CHUNK) {
-        if !read_full(ctx, &mut s, chunk)? {
+        if !read_full(ctx, s, chunk, replied)? {
             return Ok(Attempt::Killed);
         }
     }
@@ -123,7 +147,13 @@ fn fetch_once(ctx: &TaskContext, addr: &str, id: BlockId) -> std::io::Result<Att
 }
 
 /// Fill `buf`, passing a yield point after every read or read timeout. `Ok(false)`: killed.
-fn read_full(ctx: &TaskContext, s: &mut TcpStream, buf: &mut [u8]) -> std::io::Result<bool> {
+/// `replied` turns true at the first byte read.
+fn read_full(
+    ctx: &TaskContext,
+    s: &mut impl Read,
+    buf: &mut [u8],
+    replied: &mut bool,
+) -> std::io::Result<bool> {
     let mut got = 0;
     let mut last_progress = Instant::now();
     while got < buf.len() {
@@ -131,6 +161,7 @@ fn read_full(ctx: &TaskContext, s: &mut TcpStream, buf: &mut [u8]) -> std::io::R
             Ok(0) => return Err(ErrorKind::UnexpectedEof.into()),
             Ok(n) => {
                 got += n;
+                *replied = true;
                 last_progress = Instant::now();
             }
             Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {

@@ -1,13 +1,14 @@
 //! The executor's shuffle block store: map tasks append block segments, kept in memory up to the
 //! store's budget and spilled to files in a temp directory beyond it (deleted on exit); reduce
-//! tasks read local blocks directly and remote ones through [`fetch`]; [`server`] serves this
-//! executor's blocks to the others.
+//! tasks read local blocks directly and remote ones through [`fetch`] (over [`client`]'s pooled,
+//! mutually authenticated connections); [`server`] serves this executor's blocks to the others.
 //!
 //! Budgets come from `--memory`: [`BLOCKS_SHARE`] of it for blocks, [`TASKS_SHARE`] shared by
 //! the cores for tasks' aggregation state (which spills on its own, see
 //! `neptune_core::shuffle::aggregate`), [`RECEIVERS_SHARE`](crate::receivers::RECEIVERS_SHARE)
 //! for stream receivers' buffers. The rest is headroom for the process itself.
 
+pub mod client;
 pub mod fetch;
 pub mod server;
 
@@ -48,6 +49,8 @@ pub struct BlockStore {
     /// Stream receivers of this executor (set once the app is known): their cuts are served as
     /// blocks of stage `RECEIVER_STAGE | index`.
     receivers: OnceLock<Arc<Receivers>>,
+    /// Connections to other executors' block servers.
+    pool: client::Pool,
 }
 
 impl std::fmt::Debug for BlockStore {
@@ -61,11 +64,17 @@ impl std::fmt::Debug for BlockStore {
 
 impl BlockStore {
     /// A store for `executor` sized from its `memory` budget and `cores`, spilling into a new
-    /// temp directory (removed when the store is dropped).
+    /// temp directory (removed when the store is dropped), fetching remote blocks under `tls`
+    /// (`None`: plaintext, `--insecure`).
     ///
     /// # Errors
     /// When the temp directory cannot be created.
-    pub fn new(executor: &str, memory: u64, cores: u32) -> std::io::Result<Self> {
+    pub fn new(
+        executor: &str,
+        memory: u64,
+        cores: u32,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> std::io::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("neptune-{executor}-"))
             .tempdir()?;
@@ -77,6 +86,7 @@ impl BlockStore {
             dir,
             spilled: AtomicU64::new(0),
             receivers: OnceLock::new(),
+            pool: client::Pool::new(tls),
         })
     }
 
@@ -101,6 +111,11 @@ impl BlockStore {
     /// Bytes spilled to disk since start (blocks and aggregation state).
     pub fn spilled_total(&self) -> u64 {
         self.spilled.load(Ordering::Relaxed)
+    }
+
+    /// Connections to other executors' block servers.
+    pub fn pool(&self) -> &client::Pool {
+        &self.pool
     }
 
     /// Bytes of blocks held in memory now.
@@ -212,7 +227,7 @@ impl Blocks for BlockStore {
                 }),
             };
         }
-        fetch::fetch_with_retries(ctx, loc, id)
+        fetch::fetch_with_retries(ctx, &self.pool, loc, id)
     }
 
     fn spill_dir(&self) -> PathBuf {
