@@ -162,9 +162,10 @@ impl Driver {
                     .await
             })
         };
+        let serving = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let http = {
             let stop = stop.clone();
-            let router = http::router(self.metrics.clone(), self.status.clone());
+            let router = http::router(self.metrics.clone(), self.status.clone(), serving.clone());
             let listener = self.http;
             tokio::spawn(async move {
                 axum::serve(listener, router)
@@ -172,8 +173,12 @@ impl Driver {
                     .await
             })
         };
+        // Both listeners were bound in `bind` and the app was built before it: executors can
+        // register from now on, so the driver is ready (it no longer waits for them to be).
+        serving.store(true, std::sync::atomic::Ordering::SeqCst);
         let lp = EventLoop::new(self.cfg, self.app, self.metrics, self.status);
         let (end, status) = lp.run(rx, shutdown).await;
+        serving.store(false, std::sync::atomic::Ordering::SeqCst);
         // Give executors a moment to read the Shutdown message before the streams close.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         stop.notify_waiters();

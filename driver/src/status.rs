@@ -107,7 +107,8 @@ pub struct Status {
     pub placement: String,
     /// Executors expected.
     pub executors_expected: usize,
-    /// Whether jobs have started (enough executors registered).
+    /// Whether jobs have started (enough executors registered, or the start timeout passed).
+    /// Not the driver's readiness: `/readyz` is ready as soon as it serves.
     pub ready: bool,
     /// Seconds since jobs started.
     pub elapsed_s: f64,
