@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Kubernetes checks that need no cluster: CRD drift (generator == crds/ == chart), helm lint,
 # helm template (default and all-features values), and kubernetes-validate --strict on the CRD,
-# the operator's golden files and every rendered manifest, for the oldest supported Kubernetes.
+# the operator's golden files, the examples' plain objects (e.g. wordcount's ConfigMap) and every
+# rendered manifest, for the oldest supported Kubernetes.
 # Installs helm/kubectl/kubernetes-validate into ./.tools on first use.
 # Usage: scripts/k8s-checks.sh   (env: OLDEST_K8S=1.28.0, CARGO_PROFILE=dev, CARGO_TARGET_DIR)
 set -euo pipefail
@@ -51,7 +52,7 @@ echo "ok: rendered $(grep -c '^kind:' "$OUT/default.yaml") objects (default), $(
 
 step "kubernetes-validate --strict for Kubernetes $OLDEST_K8S"
 # Split multi-document files and drop objects of kinds the tool has no schema for (CRs).
-"$TOOLS/venv/bin/python" - "$OUT" crds/streambatchapp.yaml operator/tests/golden/*.yaml "$OUT/default.yaml" "$OUT/all-features.yaml" <<'PY'
+"$TOOLS/venv/bin/python" - "$OUT" crds/streambatchapp.yaml operator/tests/golden/*.yaml examples/k8s/*.yaml "$OUT/default.yaml" "$OUT/all-features.yaml" <<'PY'
 import os, sys, yaml
 out, files = sys.argv[1], sys.argv[2:]
 skip = {"PodMonitor", "ServiceMonitor", "StreamBatchApp"}
