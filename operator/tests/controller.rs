@@ -401,3 +401,23 @@ async fn overdue_pod_is_force_deleted_with_its_uid_and_labels_are_merge_patched(
     r.unwrap();
     assert!(reasons(&events).contains(&"ForceDeleted"), "{events:?}");
 }
+
+#[test]
+fn watch_errors_are_counted_and_reconcile_errors_are_not_double_counted() {
+    use kube::runtime::controller::Error as E;
+    use kube::runtime::watcher;
+    let metrics = Metrics::new();
+    let watch: Result<(), E<neptune_operator::error::Error, watcher::Error>> =
+        Err(E::QueueError(watcher::Error::NoResourceVersion));
+    neptune_operator::controller::on_result(&watch, &metrics);
+    neptune_operator::controller::on_result(&watch, &metrics);
+    assert_eq!(metrics.watch_errors.get(), 2);
+    assert!(
+        metrics
+            .render()
+            .contains("neptune_operator_watch_errors_total 2")
+    );
+    let ok: Result<(), E<neptune_operator::error::Error, watcher::Error>> = Ok(());
+    neptune_operator::controller::on_result(&ok, &metrics);
+    assert_eq!(metrics.watch_errors.get(), 2);
+}
