@@ -2,8 +2,9 @@
 # Kubernetes checks that need no cluster: CRD drift (generator == crds/ == chart), helm lint,
 # helm template (default and all-features values), bad values that the chart's schema must refuse,
 # the monitors' and PrometheusRule's wiring, `promtool check rules` and `promtool test rules` on the
-# alerts, and kubernetes-validate --strict on the CRD, the operator's golden files and every
-# rendered manifest, for the oldest supported Kubernetes.
+# alerts, and kubernetes-validate --strict on the CRD, the operator's golden files, the examples'
+# plain objects (e.g. wordcount's ConfigMap) and every rendered manifest, for the oldest supported
+# Kubernetes.
 # Installs helm/kubectl/kubernetes-validate into ./.tools on first use, promtool via
 # scripts/install-test-tools.sh when missing.
 # Usage: scripts/k8s-checks.sh   (env: OLDEST_K8S=1.28.0, CARGO_PROFILE=dev, CARGO_TARGET_DIR)
@@ -179,7 +180,7 @@ fi
 
 step "kubernetes-validate --strict for Kubernetes $OLDEST_K8S"
 # Split multi-document files and drop objects of kinds the tool has no schema for (CRs).
-"$TOOLS/venv/bin/python" - "$OUT" crds/streambatchapp.yaml operator/tests/golden/*.yaml "$OUT/default.yaml" "$OUT/all-features.yaml" <<'PY'
+"$TOOLS/venv/bin/python" - "$OUT" crds/streambatchapp.yaml operator/tests/golden/*.yaml examples/k8s/*.yaml "$OUT/default.yaml" "$OUT/all-features.yaml" <<'PY'
 import os, sys, yaml
 out, files = sys.argv[1], sys.argv[2:]
 skip = {"PodMonitor", "ServiceMonitor", "PrometheusRule", "StreamBatchApp"}

@@ -115,6 +115,10 @@ pub const OPERATOR_RECONCILE_ERRORS: &str = "neptune_operator_reconcile_errors_t
 pub const OPERATOR_RECONCILE_DURATION: &str = "neptune_operator_reconcile_duration_seconds";
 /// Operator: apps by phase, label `phase`.
 pub const OPERATOR_APPS: &str = "neptune_operator_apps";
+/// Operator: watch (list/watch) errors of the controllers.
+pub const OPERATOR_WATCH_ERRORS: &str = "neptune_operator_watch_errors_total";
+/// Operator: 1 while this replica holds the leader lease (always 1 without leader election).
+pub const OPERATOR_LEADER: &str = "neptune_operator_leader";
 
 /// Every metric name above. Histograms also export `_bucket`, `_sum` and `_count` series.
 pub const ALL: &[&str] = &[
@@ -162,6 +166,8 @@ pub const ALL: &[&str] = &[
     OPERATOR_RECONCILE_ERRORS,
     OPERATOR_RECONCILE_DURATION,
     OPERATOR_APPS,
+    OPERATOR_WATCH_ERRORS,
+    OPERATOR_LEADER,
 ];
 
 /// Whether `series` (e.g. `neptune_driver_stream_latency_seconds_bucket`) belongs to a known metric.

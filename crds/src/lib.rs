@@ -28,6 +28,13 @@ pub mod labels {
     pub const SPEC_HASH: &str = "neptune.dev/spec-hash";
     /// Executor ordinal (0-based), so scale-down removes the highest ordinals first.
     pub const EXECUTOR_INDEX: &str = "neptune.dev/executor-index";
+    /// The driver attempt a pod belongs to (`status.attempts` when it was created); executors of
+    /// an earlier attempt are replaced.
+    pub const ATTEMPT: &str = "neptune.dev/attempt";
+    /// Annotation listing (as JSON) the pod's labels and annotations that come from the spec
+    /// (`labels`, `annotations`, `podTemplate.metadata`, scrape annotations), so edits are
+    /// patched onto running pods and removed keys are deleted from them.
+    pub const USER_METADATA: &str = "neptune.dev/user-metadata";
     /// Standard recommended labels.
     pub const NAME: &str = "app.kubernetes.io/name";
     /// Standard recommended labels.
@@ -42,7 +49,7 @@ pub mod labels {
 
 /// Fixed container ports of the CLI contract.
 pub mod ports {
-    /// Driver gRPC port (`--listen 0.0.0.0:7077`).
+    /// Driver gRPC port (`--listen $(POD_IP):7077`).
     pub const DRIVER_GRPC: i32 = 7077;
     /// Default driver HTTP port (`/metrics`, `/healthz`, `/readyz`, `/status`).
     pub const DRIVER_HTTP: i32 = 4040;

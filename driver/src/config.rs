@@ -15,7 +15,7 @@ pub struct DriverConfig {
     /// HTTP listen address (`/metrics`, `/healthz`, `/readyz`, `/status`).
     pub http: SocketAddr,
     /// Executors expected: jobs start when this many registered (or after `start_timeout`), and
-    /// `/readyz` reports ready from then on.
+    /// `/status` reports `ready` from then on (`/readyz` does not wait for them).
     pub executors: usize,
     /// Task scheduler settings (policy, placement, anti-starvation, ...).
     pub scheduler: SchedulerConfig,

@@ -1,6 +1,10 @@
 //! The driver's HTTP endpoints, plain HTTP (served by `neptune_net::http` with its limits):
-//! `/metrics` (Prometheus text, the driver's and the transport's), `/healthz`, `/readyz` (ready
-//! once jobs started, i.e. the expected executors registered), `/status` (JSON).
+//! `/metrics` (Prometheus text, the driver's and the transport's), `/healthz`, `/readyz`,
+//! `/status` (JSON).
+//!
+//! `/readyz` is ready while the driver serves: the app is built and both servers are up. It
+//! does not wait for executors (that is `/status`'s `ready`, jobs started): on Kubernetes the
+//! readiness of the driver pod publishes it, and executors may be waiting for it to register.
 //!
 //! Nothing public here is secret: `/status` carries counters, job results, addresses and the
 //! transport mode, never config values or broadcast contents (the `--set` values may hold
@@ -17,6 +21,7 @@ use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use neptune_core::config::Config;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 #[derive(Clone)]
@@ -25,6 +30,7 @@ struct Http {
     status: Arc<RwLock<Status>>,
     net: neptune_net::NetMetrics,
     config: Arc<Config>,
+    serving: Arc<AtomicBool>,
 }
 
 /// What the admin routes need.
@@ -36,18 +42,20 @@ pub struct Admin {
     pub config: Config,
 }
 
-/// The router for the driver's HTTP server.
+/// The router for the driver's HTTP server; `/readyz` answers 200 while `serving` is set.
 pub fn router(
     metrics: DriverMetrics,
     status: Arc<RwLock<Status>>,
     net: neptune_net::NetMetrics,
     admin: Admin,
+    serving: Arc<AtomicBool>,
 ) -> Router {
     let state = Http {
         metrics,
         status,
         net,
         config: Arc::new(admin.config),
+        serving,
     };
     let public = Router::new()
         .route("/metrics", get(metrics_handler))
@@ -71,11 +79,10 @@ async fn metrics_handler(State(h): State<Http>) -> impl IntoResponse {
 }
 
 async fn ready_handler(State(h): State<Http>) -> impl IntoResponse {
-    let ready = h.status.read().unwrap_or_else(|e| e.into_inner()).ready;
-    if ready {
+    if h.serving.load(Ordering::SeqCst) {
         (StatusCode::OK, "ready\n")
     } else {
-        (StatusCode::SERVICE_UNAVAILABLE, "waiting for executors\n")
+        (StatusCode::SERVICE_UNAVAILABLE, "not serving\n")
     }
 }
 

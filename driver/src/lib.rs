@@ -202,6 +202,7 @@ impl Driver {
                     .await
             })
         };
+        let serving = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let http = {
             let stop = stop.clone();
             let router = http::router(
@@ -212,6 +213,7 @@ impl Driver {
                     token: self.security.admin_token(),
                     config: self.cfg.config.clone(),
                 },
+                serving.clone(),
             );
             tokio::spawn(neptune_net::http::serve(
                 "http",
@@ -222,8 +224,12 @@ impl Driver {
                 async move { stop.notified().await },
             ))
         };
+        // Both listeners were bound in `bind` and the app was built before it: executors can
+        // register from now on, so the driver is ready (it no longer waits for them to be).
+        serving.store(true, std::sync::atomic::Ordering::SeqCst);
         let lp = EventLoop::new(self.cfg, self.app, self.metrics, self.status);
         let (end, status) = lp.run(rx, shutdown).await;
+        serving.store(false, std::sync::atomic::Ordering::SeqCst);
         // Give executors a moment to read the Shutdown message before the streams close.
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         stop.notify_waiters();

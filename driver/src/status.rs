@@ -111,7 +111,8 @@ pub struct Status {
     pub executors_expected: usize,
     /// Cluster transport: `mtls` (mutual TLS) or `insecure`.
     pub transport: String,
-    /// Whether jobs have started (enough executors registered).
+    /// Whether jobs have started (enough executors registered, or the start timeout passed).
+    /// Not the driver's readiness: `/readyz` is ready as soon as it serves.
     pub ready: bool,
     /// Seconds since jobs started.
     pub elapsed_s: f64,

@@ -210,13 +210,31 @@ async fn connect(
             .tls_config(tls.grpc_client(l.handshake_timeout))
             .map_err(bad_url)?;
     }
-    let deadline = Instant::now() + cfg.connect_timeout;
+    // On Kubernetes executors start with their driver and retry until it listens (exponential
+    // back-off to 1 s), saying so at info level: once at the first failure, then every 10 s.
+    let started = Instant::now();
+    let deadline = started + cfg.connect_timeout;
     let mut delay = Duration::from_millis(50);
+    let mut next_log = started;
     loop {
         match endpoint.connect().await {
-            Ok(ch) => return Ok(DriverClient::new(ch).max_decoding_message_size(256 << 20)),
+            Ok(ch) => {
+                if next_log > started {
+                    tracing::info!(url = %cfg.driver_url, waited = ?started.elapsed(), "reached the driver");
+                }
+                return Ok(DriverClient::new(ch).max_decoding_message_size(256 << 20));
+            }
             Err(e) if Instant::now() + delay < deadline => {
-                tracing::debug!(error = %e, "driver not reachable yet; retrying");
+                if Instant::now() >= next_log {
+                    tracing::info!(
+                        url = %cfg.driver_url,
+                        error = %e,
+                        waited = ?started.elapsed(),
+                        gives_up_after = ?cfg.connect_timeout,
+                        "driver not reachable yet; retrying with back-off"
+                    );
+                    next_log = Instant::now() + Duration::from_secs(10);
+                }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
             }

@@ -150,12 +150,13 @@ pub struct DriverArgs {
     /// App, policy, config.
     #[command(flatten)]
     pub app: AppArgs,
-    /// gRPC address executors connect to (loopback by default: listening on other interfaces
-    /// is a choice to make explicitly, e.g. 0.0.0.0:7077 in a pod).
-    #[arg(long, env = "NEPTUNE_LISTEN", default_value = "127.0.0.1:7077")]
+    /// gRPC address executors connect to (`IP:PORT`, loopback by default: listening on other
+    /// interfaces is a choice to make explicitly, e.g. `$(POD_IP):7077` in a pod; a bare IPv6
+    /// address as `$(POD_IP)` expands to is accepted too).
+    #[arg(long, env = "NEPTUNE_LISTEN", default_value = "127.0.0.1:7077", value_parser = parse_bind_addr)]
     pub listen: SocketAddr,
     /// HTTP address for /metrics, /healthz, /readyz, /status.
-    #[arg(long, env = "NEPTUNE_HTTP", default_value = "127.0.0.1:4040")]
+    #[arg(long, env = "NEPTUNE_HTTP", default_value = "127.0.0.1:4040", value_parser = parse_bind_addr)]
     pub http: SocketAddr,
     /// Credentials or --insecure.
     #[command(flatten)]
@@ -175,12 +176,12 @@ pub struct ExecutorArgs {
     #[arg(long, env = "NEPTUNE_MEMORY", value_parser = parse_size)]
     pub memory: u64,
     /// HTTP address for /metrics, /healthz, /readyz.
-    #[arg(long, env = "NEPTUNE_HTTP", default_value = "127.0.0.1:4041")]
+    #[arg(long, env = "NEPTUNE_HTTP", default_value = "127.0.0.1:4041", value_parser = parse_bind_addr)]
     pub http: SocketAddr,
     /// Address of the block server other executors fetch shuffle blocks from (port 0: any free
     /// port). The executor advertises the address it bound (an unspecified IP is replaced by the
     /// one the driver sees it connect from).
-    #[arg(long, env = "NEPTUNE_BLOCK_LISTEN", default_value = "127.0.0.1:7078")]
+    #[arg(long, env = "NEPTUNE_BLOCK_LISTEN", default_value = "127.0.0.1:7078", value_parser = parse_bind_addr)]
     pub block_listen: SocketAddr,
     /// Executor id (default: assigned by the driver).
     #[arg(long, env = "NEPTUNE_EXECUTOR_ID")]
@@ -231,6 +232,19 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
+/// `IP:PORT`, also with a bare IPv6 address (`fd00::5:7077`): the operator passes
+/// `$(POD_IP):PORT`, and Kubernetes expands `$(POD_IP)` without brackets.
+fn parse_bind_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let bad = || format!("`{s}` is not IP:PORT (e.g. 10.0.0.5:7077, [fd00::5]:7077)");
+    let (ip, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let ip: std::net::Ipv6Addr = ip.parse().map_err(|_| bad())?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    Ok(SocketAddr::from((ip, port)))
+}
+
 fn parse_size(s: &str) -> Result<u64, String> {
     neptune_executor::memory::parse_size(s)
 }
@@ -238,6 +252,28 @@ fn parse_size(s: &str) -> Result<u64, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bind_addresses_take_the_pod_ip_in_either_family() {
+        assert_eq!(
+            parse_bind_addr("10.1.2.3:7077").unwrap(),
+            "10.1.2.3:7077".parse().unwrap()
+        );
+        assert_eq!(
+            parse_bind_addr("fd00::5:7077").unwrap(),
+            "[fd00::5]:7077".parse().unwrap()
+        );
+        assert_eq!(
+            parse_bind_addr("[fd00::5]:4040").unwrap(),
+            "[fd00::5]:4040".parse().unwrap()
+        );
+        for bad in ["$(POD_IP):7077", "10.1.2.3", "host:7077", "fd00::5:99999"] {
+            assert!(parse_bind_addr(bad).is_err(), "{bad}");
+        }
+        let e = Cli::try_parse_from(["neptune", "driver", "--app", "x", "--listen", "pod:1"])
+            .unwrap_err();
+        assert!(e.to_string().contains("--listen"), "{e}");
+    }
 
     #[test]
     fn bad_flags_name_the_flag() {

@@ -2,12 +2,16 @@
 //!
 //! The CRD schema and its CEL rules refuse most bad specs at apply time; this module checks the
 //! same things again (a CRD may be stale, or the object predates a rule) plus what needs
-//! arithmetic, and returns every problem with the field it concerns, for the `InvalidSpec`
-//! condition.
+//! arithmetic, and the pod templates the schema keeps opaque (`crate::template`), and returns
+//! every problem with the field it concerns, for the `InvalidSpec` condition.
 
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use neptune_crds::ports;
 use neptune_crds::quantity::{self, QuantityError};
-use neptune_crds::v1alpha1::{PodSpec, Policy, StreamBatchApp};
+use neptune_crds::v1alpha1::{PodSpec, Policy, StreamBatchApp, StreamBatchAppSpec};
+
+use crate::build::{OPERATOR_ENV, Role};
+use crate::template;
 
 /// Smallest memory a driver or executor may be given.
 pub const MIN_MEMORY_BYTES: u64 = 64 << 20;
@@ -21,6 +25,16 @@ pub struct FieldError {
     pub field: String,
     /// What is wrong with it.
     pub message: String,
+}
+
+impl FieldError {
+    /// An error at `field`.
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
 }
 
 impl std::fmt::Display for FieldError {
@@ -43,8 +57,8 @@ impl std::fmt::Display for InvalidSpec {
 impl std::error::Error for InvalidSpec {}
 
 /// Values derived while validating, which the builders need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sizes {
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validated {
     /// Driver process memory in bytes.
     pub driver_memory: u64,
     /// Driver container memory limit (memory + overhead) in bytes.
@@ -53,13 +67,17 @@ pub struct Sizes {
     pub executor_memory: u64,
     /// Executor container memory limit (memory + overhead) in bytes.
     pub executor_limit: u64,
+    /// `spec.driver.podTemplate`, parsed and checked.
+    pub driver_template: Option<PodTemplateSpec>,
+    /// `spec.executor.podTemplate`, parsed and checked.
+    pub executor_template: Option<PodTemplateSpec>,
 }
 
 /// Checks a `StreamBatchApp`.
 ///
 /// # Errors
 /// [`InvalidSpec`] listing every field that is wrong.
-pub fn validate(app: &StreamBatchApp) -> Result<Sizes, InvalidSpec> {
+pub fn validate(app: &StreamBatchApp) -> Result<Validated, InvalidSpec> {
     let mut errs = Errors::default();
     let spec = &app.spec;
     let name = app.metadata.name.as_deref().unwrap_or_default();
@@ -99,6 +117,8 @@ pub fn validate(app: &StreamBatchApp) -> Result<Sizes, InvalidSpec> {
     }
     let driver = pod_sizes(&spec.driver.pod, "spec.driver", &mut errs);
     let executor = pod_sizes(&spec.executor.pod, "spec.executor", &mut errs);
+    let driver_template = pod_template(spec, &spec.driver.pod, Role::Driver, &mut errs);
+    let executor_template = pod_template(spec, &spec.executor.pod, Role::Executor, &mut errs);
     if !(0..=1000).contains(&spec.executor.replicas) {
         errs.push("spec.executor.replicas", "must be between 0 and 1000");
     }
@@ -197,11 +217,13 @@ pub fn validate(app: &StreamBatchApp) -> Result<Sizes, InvalidSpec> {
     }
     match (driver, executor, errs.0.is_empty()) {
         (Some((driver_memory, driver_limit)), Some((executor_memory, executor_limit)), true) => {
-            Ok(Sizes {
+            Ok(Validated {
                 driver_memory,
                 driver_limit,
                 executor_memory,
                 executor_limit,
+                driver_template,
+                executor_template,
             })
         }
         _ => Err(InvalidSpec(errs.0)),
@@ -226,10 +248,41 @@ fn positive(v: Option<i64>, field: &str, errs: &mut Errors) {
     }
 }
 
+/// The pod's template, parsed and checked (`None` when unset or after recording errors).
+fn pod_template(
+    spec: &StreamBatchAppSpec,
+    pod: &PodSpec,
+    role: Role,
+    errs: &mut Errors,
+) -> Option<PodTemplateSpec> {
+    let prefix = format!("spec.{}", role.as_str());
+    let value = pod.pod_template.as_ref()?;
+    match template::parse(value, &format!("{prefix}.podTemplate")) {
+        Ok(t) => {
+            let found = template::check(&t, role.as_str(), &prefix, pod, spec);
+            let ok = found.is_empty();
+            errs.0.extend(found);
+            ok.then_some(t)
+        }
+        Err(found) => {
+            errs.0.extend(found);
+            None
+        }
+    }
+}
+
 /// Memory in bytes and the container limit (memory + overhead), or `None` after recording errors.
 fn pod_sizes(pod: &PodSpec, prefix: &str, errs: &mut Errors) -> Option<(u64, u64)> {
     if !(1..=256).contains(&pod.cores) {
         errs.push(&format!("{prefix}.cores"), "must be between 1 and 256");
+    }
+    for e in &pod.env {
+        if OPERATOR_ENV.contains(&e.name.as_str()) {
+            errs.push(
+                &format!("{prefix}.env[{}]", e.name),
+                "is set by the operator",
+            );
+        }
     }
     for key in pod.labels.keys() {
         if key.starts_with("neptune.dev/") || key.starts_with("app.kubernetes.io/") {

@@ -175,6 +175,27 @@ pub struct PodSpec {
     /// Tolerations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
+    /// A core `PodTemplateSpec` (`metadata` with `labels`/`annotations`, and `spec`) merged under
+    /// what the operator sets: volumes, init containers, sidecars, affinity, priorityClassName,
+    /// extra resources (GPUs), mounts and env of the main container (named `driver` or
+    /// `executor`). The operator keeps the main container's image, command, args, ports, probes,
+    /// cpu and memory, and refuses a template that sets them (phase `Invalid`, naming the field).
+    /// Checked by the operator, not by this schema; see docs/kubernetes.md for the merge rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "pod_template_schema")]
+    pub pod_template: Option<serde_json::Value>,
+}
+
+/// `podTemplate` is kept opaque in the CRD (`x-kubernetes-preserve-unknown-fields`), as
+/// flink-kubernetes-operator does: the full Pod schema would add thousands of lines to the CRD
+/// (spark-operator's grew past the annotation size limit of client-side apply). The operator
+/// parses it into `PodTemplateSpec` and reports unknown fields and wrong types by path.
+fn pod_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "A core PodTemplateSpec merged under what the operator sets (see docs/kubernetes.md).",
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
 }
 
 fn default_cores() -> i32 {
@@ -196,6 +217,7 @@ impl Default for PodSpec {
             annotations: BTreeMap::new(),
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
+            pod_template: None,
         }
     }
 }
@@ -364,7 +386,8 @@ pub struct RestartPolicy {
     /// `Never`, `OnFailure` or `Always`.
     #[serde(rename = "type", default)]
     pub type_: RestartType,
-    /// Driver restarts allowed before the app is `Failed`.
+    /// Driver failures (non-zero exit, OOM kill) restarted before the app is `Failed`. Restarts
+    /// the operator causes (spec change, resume) or a deleted or disrupted pod do not count.
     #[serde(default = "default_max_retries")]
     #[schemars(range(min = 0, max = 1000))]
     pub max_retries: i32,
@@ -376,6 +399,15 @@ pub struct RestartPolicy {
     #[serde(default = "default_backoff_max")]
     #[schemars(range(min = 1, max = 86400))]
     pub backoff_max_seconds: i64,
+    /// Failure counters (`status.driverFailures`, `status.executorFailures`) go back to 0 once
+    /// the driver has been Ready this long with no new failure, so old crashes do not add up.
+    #[serde(default = "default_reset_after")]
+    #[schemars(range(min = 10, max = 604800))]
+    pub reset_after_seconds: i64,
+}
+
+fn default_reset_after() -> i64 {
+    600
 }
 
 fn default_max_retries() -> i32 {
@@ -397,6 +429,7 @@ impl Default for RestartPolicy {
             max_retries: default_max_retries(),
             backoff_initial_seconds: default_backoff_initial(),
             backoff_max_seconds: default_backoff_max(),
+            reset_after_seconds: default_reset_after(),
         }
     }
 }
