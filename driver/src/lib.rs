@@ -10,6 +10,7 @@ pub mod event_loop;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod registration;
 pub mod scheduler;
 pub mod server;
 pub mod stats;
@@ -133,27 +134,17 @@ impl Driver {
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(Outcome, Status), DriverError> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let pairs = self
-            .cfg
-            .config
-            .pairs()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let svc_state = Arc::new(server::ServiceState::new(
-            self.cfg.app.clone(),
-            pairs,
-            self.cfg.heartbeat_interval,
-            tx,
-        ));
+        let (tx, rx) = tokio::sync::mpsc::channel(server::INBOUND_CAPACITY);
+        let max_message = usize::try_from(self.cfg.max_message_bytes).unwrap_or(usize::MAX);
         let stop = Arc::new(tokio::sync::Notify::new());
         let grpc = {
             let stop = stop.clone();
             let incoming = tokio_stream::wrappers::TcpListenerStream::new(self.grpc);
-            let svc = neptune_proto::driver_server::DriverServer::new(server::DriverService::new(
-                svc_state,
-            ))
-            .max_decoding_message_size(256 << 20);
+            let service =
+                server::DriverService::new(tx, self.metrics.refused_registrations.clone());
+            let svc = neptune_proto::driver_server::DriverServer::new(service)
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message);
             tokio::spawn(async move {
                 tonic::transport::Server::builder()
                     .tcp_nodelay(true)

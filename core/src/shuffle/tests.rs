@@ -36,6 +36,7 @@ fn local_blocks_append_segments_and_report_missing_blocks() {
     let loc = MapLoc {
         executor: "e".into(),
         addr: String::new(),
+        max_block: u64::MAX,
     };
     assert_eq!(b.fetch(&ctx, &loc, id).unwrap(), vec![1, 2, 3]);
     let missing = b.fetch(&ctx, &loc, BlockId { map: 9, ..id }).unwrap_err();

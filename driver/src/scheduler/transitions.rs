@@ -65,21 +65,16 @@ impl Scheduler {
         }
     }
 
-    /// The executor of a task event, if the event is current: the executor is registered, the
-    /// task is placed on it, and the attempt matches. `None` means stale: ignore the event.
+    /// The executor of a task event, if the event is current (see the holder rule in
+    /// `acceptance.rs`). `None` means stale or forged: ignore the event.
     fn current(&self, id: TaskId, attempt: u32, executor: &str) -> Option<(Seq, TaskState)> {
-        let seq = self.execs.seq_of(executor)?;
-        let entry = self.tasks.get(&id)?;
-        let current = entry.spec.attempt == attempt && entry.state.exec() == Some(seq);
-        if !current {
-            debug!(task = %id, attempt, executor, "stale task event ignored");
-            return None;
+        match self.holder(id, attempt, executor) {
+            Ok(found) => Some(found),
+            Err(why) => {
+                debug!(task = %id, attempt, executor, %why, "task event ignored");
+                None
+            }
         }
-        if let TaskState::Reserved { victim, .. } = entry.state {
-            warn!(task = %id, %victim, executor, "event for a task before its victim's outcome ignored");
-            return None;
-        }
-        Some((seq, entry.state))
     }
 
     /// The task that inherits `state`'s slot, if `state` is a victim of a preemption in flight.
@@ -227,6 +222,23 @@ impl Scheduler {
         if let Some(heir) = Self::heir(state) {
             self.inherit_slot(heir, out);
         }
+    }
+
+    pub(super) fn on_launch_cancelled(&mut self, id: TaskId, attempt: u32, executor: &str) {
+        let Ok((exec, state)) = self.launched(id, attempt, executor) else {
+            debug!(task = %id, executor, "cancelled launch of a task that moved on ignored");
+            return;
+        };
+        debug!(task = %id, "launch cancelled: the task is handed back");
+        if let TaskState::Reserved { victim, .. } = state
+            && let Some(TaskState::Preempting { exec: at, by, .. }) =
+                self.tasks.get(&victim).map(|e| e.state)
+            && (at, by) == (exec, id)
+        {
+            // The preemption went out with the launch, so it never went out: the victim runs on.
+            self.relocate(victim, TaskState::Running { exec });
+        }
+        self.forget(id);
     }
 
     pub(super) fn on_killed(

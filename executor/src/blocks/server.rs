@@ -1,12 +1,18 @@
 //! Serves this executor's shuffle blocks to other executors' reduce tasks (tokio; block reads,
 //! which may touch spill files, run on the blocking pool, never on the RPC threads).
+//!
+//! Requests are fixed 24-byte frames (see [`fetch`](super::fetch) for the format), so nothing a
+//! client sends decides an allocation. A request for a block this executor does not hold is
+//! answered "missing" and changes nothing; a receiver cut is made only for a run the driver
+//! announced (see [`Receivers`](crate::receivers::Receivers)), so a request with an invented
+//! run id cannot take lines from the runs they belong to.
 
-use super::BlockStore;
-use super::fetch::decode_request;
+use super::fetch::{FOUND, MISSING, NOT_OPEN, REQUEST_LEN, decode_request, encode_reply_head};
+use super::{BlockStore, Lookup};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 
 /// Bind the block server on `ip` (any port) and serve `store` until the returned task is
 /// aborted. Returns the bound address.
@@ -25,7 +31,11 @@ pub async fn start(
                 Ok((conn, _)) => {
                     let store = store.clone();
                     tokio::spawn(async move {
-                        if let Err(e) = serve(conn, store).await {
+                        let served = match conn.set_nodelay(true) {
+                            Ok(()) => serve(conn, store).await,
+                            Err(e) => Err(e),
+                        };
+                        if let Err(e) = served {
                             tracing::debug!(error = %e, "block connection ended");
                         }
                     });
@@ -37,9 +47,15 @@ pub async fn start(
     Ok((addr, task))
 }
 
-async fn serve(mut conn: TcpStream, store: Arc<BlockStore>) -> std::io::Result<()> {
-    conn.set_nodelay(true)?;
-    let mut req = [0u8; 24];
+/// Answer block requests on `conn` until the client closes it.
+///
+/// # Errors
+/// When the connection fails or a spilled block cannot be read back.
+pub async fn serve<S>(mut conn: S, store: Arc<BlockStore>) -> std::io::Result<()>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut req = [0u8; REQUEST_LEN];
     loop {
         match conn.read_exact(&mut req).await {
             Ok(_) => {}
@@ -48,17 +64,17 @@ async fn serve(mut conn: TcpStream, store: Arc<BlockStore>) -> std::io::Result<(
         }
         let id = decode_request(&req);
         let s = store.clone();
-        let block = tokio::task::spawn_blocking(move || s.get(id))
+        let found = tokio::task::spawn_blocking(move || s.lookup(id))
             .await
             .map_err(std::io::Error::other)??;
-        match block {
-            Some(bytes) => {
-                let mut head = [0u8; 9];
-                head[1..9].copy_from_slice(&(bytes.len() as u64).to_be_bytes());
-                conn.write_all(&head).await?;
+        match found {
+            Lookup::Found(bytes) => {
+                conn.write_all(&encode_reply_head(FOUND, bytes.len() as u64))
+                    .await?;
                 conn.write_all(&bytes).await?;
             }
-            None => conn.write_all(&[1, 0, 0, 0, 0, 0, 0, 0, 0]).await?,
+            Lookup::Missing => conn.write_all(&encode_reply_head(MISSING, 0)).await?,
+            Lookup::NotOpen => conn.write_all(&encode_reply_head(NOT_OPEN, 0)).await?,
         }
         conn.flush().await?;
     }
