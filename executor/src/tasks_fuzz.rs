@@ -27,15 +27,15 @@ fn app() -> Arc<App> {
 }
 
 fn key() -> impl Strategy<Value = TaskKey> {
-    (0u32..4, 0u64..2, 0u32..3, 0u32..3, 0u32..3).prop_map(|(job, run, stage, partition, attempt)| {
-        TaskKey {
+    (0u32..4, 0u64..2, 0u32..3, 0u32..3, 0u32..3).prop_map(
+        |(job, run, stage, partition, attempt)| TaskKey {
             job,
             run,
             stage,
             partition,
             attempt,
-        }
-    })
+        },
+    )
 }
 
 /// Launch parameters: none, shuffle reads of this executor's own outputs, or random bytes.

@@ -151,8 +151,8 @@ pub struct ExecutorArgs {
     /// HTTP address for /metrics, /healthz, /readyz.
     #[arg(long, env = "NEPTUNE_HTTP", default_value = "0.0.0.0:4041")]
     pub http: SocketAddr,
-    /// Executor id (default: assigned by the driver).
-    #[arg(long, env = "NEPTUNE_EXECUTOR_ID")]
+    /// Executor id (default: assigned by the driver): 1-253 of A-Z a-z 0-9 . _ -
+    #[arg(long, env = "NEPTUNE_EXECUTOR_ID", value_parser = parse_executor_id)]
     pub id: Option<String>,
     /// How long to keep trying to reach the driver at start.
     #[arg(long, env = "NEPTUNE_CONNECT_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
@@ -173,6 +173,10 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         return Err("must be greater than zero".into());
     }
     Ok(d)
+}
+
+fn parse_executor_id(s: &str) -> Result<String, String> {
+    neptune_core::ids::check_executor_id(s).map(|()| s.to_string())
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {
@@ -199,6 +203,20 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("--memory"), "{e}");
+        let e = Cli::try_parse_from([
+            "neptune",
+            "executor",
+            "--driver",
+            "http://x",
+            "--cores",
+            "1",
+            "--memory",
+            "1Gi",
+            "--id",
+            "../../etc",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("--id"), "{e}");
     }
 
     #[test]
