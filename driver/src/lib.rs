@@ -13,6 +13,8 @@ pub mod metrics;
 pub mod registration;
 pub mod scheduler;
 pub mod server;
+#[cfg(test)]
+mod server_tests;
 pub mod stats;
 pub mod status;
 

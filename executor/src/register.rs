@@ -110,6 +110,33 @@ async fn attempt(
     }
 }
 
+/// What is wrong with welcome `w`, for an executor that asked for id `asked`.
+fn check_welcome(asked: Option<&str>, w: &Welcome) -> Result<(), String> {
+    check_executor_id(&w.executor_id)?;
+    if let Some(asked) = asked
+        && asked != w.executor_id
+    {
+        return Err(format!(
+            "it registered this executor as `{}`, not `{asked}`",
+            w.executor_id
+        ));
+    }
+    if !(1..=60_000).contains(&w.heartbeat_interval_ms) {
+        return Err(format!(
+            "heartbeat interval {} ms is not within 1..=60000",
+            w.heartbeat_interval_ms
+        ));
+    }
+    let limits = neptune_proto::MIN_MAX_MESSAGE_BYTES..=neptune_proto::MAX_MAX_MESSAGE_BYTES;
+    if !limits.contains(&w.max_message_bytes) {
+        return Err(format!(
+            "message size limit {} is not within {limits:?}",
+            w.max_message_bytes
+        ));
+    }
+    Ok(())
+}
+
 /// Check the welcome and build the app it names.
 fn welcomed(
     cfg: &ExecutorConfig,
@@ -118,32 +145,10 @@ fn welcomed(
     out: mpsc::UnboundedSender<ExecutorMessage>,
     apps: &'static [AppEntry],
 ) -> Result<Registered, ExecutorError> {
-    let bad = |reason: String| ExecutorError::BadWelcome {
+    check_welcome(cfg.id.as_deref(), &w).map_err(|reason| ExecutorError::BadWelcome {
         url: cfg.driver_url.clone(),
         reason,
-    };
-    check_executor_id(&w.executor_id).map_err(bad)?;
-    if let Some(asked) = &cfg.id
-        && *asked != w.executor_id
-    {
-        return Err(bad(format!(
-            "it registered this executor as `{}`, not `{asked}`",
-            w.executor_id
-        )));
-    }
-    if !(1..=60_000).contains(&w.heartbeat_interval_ms) {
-        return Err(bad(format!(
-            "heartbeat interval {} ms is not within 1..=60000",
-            w.heartbeat_interval_ms
-        )));
-    }
-    let limits = neptune_proto::MIN_MAX_MESSAGE_BYTES..=neptune_proto::MAX_MAX_MESSAGE_BYTES;
-    if !limits.contains(&w.max_message_bytes) {
-        return Err(bad(format!(
-            "message size limit {} is not within {limits:?}",
-            w.max_message_bytes
-        )));
-    }
+    })?;
     let config = Config::from_pairs(w.config.into_iter().map(|e| (e.key, e.value)));
     let app = Arc::new(build_app(apps, &w.app, Arc::new(config))?);
     tracing::info!(executor = %w.executor_id, session = w.session, app = %w.app, cores = cfg.cores, "registered with the driver");
@@ -156,4 +161,65 @@ fn welcomed(
         incoming,
         out,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ok() -> Welcome {
+        Welcome {
+            executor_id: "exec-0".into(),
+            session: 1,
+            app: "x".into(),
+            config: Vec::new(),
+            heartbeat_interval_ms: 250,
+            max_message_bytes: neptune_proto::DEFAULT_MAX_MESSAGE_BYTES,
+        }
+    }
+
+    #[test]
+    fn a_welcome_is_checked_before_the_executor_trusts_it() {
+        assert_eq!(check_welcome(Some("exec-0"), &ok()), Ok(()));
+        assert_eq!(check_welcome(None, &ok()), Ok(()));
+        let cases = [
+            (Some("exec-1"), ok(), "not `exec-1`"),
+            (
+                None,
+                Welcome {
+                    executor_id: "../x".into(),
+                    ..ok()
+                },
+                "executor id",
+            ),
+            (
+                None,
+                Welcome {
+                    heartbeat_interval_ms: 0,
+                    ..ok()
+                },
+                "heartbeat interval 0",
+            ),
+            (
+                None,
+                Welcome {
+                    max_message_bytes: 10,
+                    ..ok()
+                },
+                "message size limit 10",
+            ),
+            (
+                None,
+                Welcome {
+                    max_message_bytes: u64::MAX,
+                    ..ok()
+                },
+                "message size limit",
+            ),
+        ];
+        for (asked, w, want) in cases {
+            let e = check_welcome(asked, &w).unwrap_err();
+            assert!(e.contains(want), "{want}: {e}");
+        }
+    }
 }

@@ -105,10 +105,12 @@ impl EventLoop {
                     self.jobs
                         .task_succeeded(self.now(), task, s.result, s.records, &executor);
                 if let Some(job) = self.app.jobs().get(task.job as usize) {
-                    self.metrics
+                    let c = self
+                        .metrics
                         .job_records
-                        .with_label_values(&[&job.name, job.kind.as_str()])
-                        .inc_by(s.records);
+                        .with_label_values(&[&job.name, job.kind.as_str()]);
+                    // Prometheus counters wrap on overflow: add no more than fits.
+                    c.inc_by(s.records.min(u64::MAX - c.get()));
                 }
                 self.work.push_back(Work::Schedule(ev));
                 self.work.push_back(Work::Step(step));

@@ -172,10 +172,10 @@ impl RunState {
                 set.push(Submission {
                     stage: s,
                     partition: p as u32,
-                    attempt: t.submissions * RESUBMIT_ATTEMPT,
+                    attempt: t.submissions.saturating_mul(RESUBMIT_ATTEMPT),
                     recompute,
                 });
-                t.submissions += 1;
+                t.submissions = t.submissions.saturating_add(1);
                 t.part = Part::Submitted;
             }
             if !set.is_empty() {

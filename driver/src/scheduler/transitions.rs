@@ -120,7 +120,7 @@ impl Scheduler {
         };
         self.totals.suspensions += 1;
         let entry = self.tasks.get_mut(&id).expect("current task");
-        entry.preemptions += 1;
+        entry.preemptions = entry.preemptions.saturating_add(1);
         let next = if entry.cancelled {
             TaskState::Killing { exec }
         } else {
@@ -256,8 +256,9 @@ impl Scheduler {
         if heir.is_some() {
             // A preemptive kill: the work lost is the price of the `kill` policy.
             self.totals.kills += 1;
-            self.totals.records_lost += records_lost;
-            self.tasks.get_mut(&id).expect("current task").preemptions += 1;
+            self.totals.records_lost = self.totals.records_lost.saturating_add(records_lost);
+            let entry = self.tasks.get_mut(&id).expect("current task");
+            entry.preemptions = entry.preemptions.saturating_add(1);
         }
         if self.tasks[&id].cancelled {
             self.forget(id);
@@ -348,7 +349,8 @@ impl Scheduler {
     pub(super) fn requeue(&mut self, id: TaskId, reason: RequeueReason, out: &mut Vec<Command>) {
         self.relocate(id, TaskState::Queued);
         let entry = self.tasks.get_mut(&id).expect("requeueing a known task");
-        entry.spec.attempt += 1;
+        // Saturates: an executor reporting kills of its own task forever must not wrap it.
+        entry.spec.attempt = entry.spec.attempt.saturating_add(1);
         entry.resume_pending = false;
         let kind = entry.spec.kind;
         self.lanes.push_front(id, kind);

@@ -110,3 +110,42 @@ fn a_cancelled_launch_with_a_preemption_leaves_the_victim_running() {
     assert_eq!(c.sched.check(&stale), Err(Ignored::UnknownTask));
     assert!(c.send(stale).is_empty());
 }
+
+#[test]
+fn absurd_heartbeat_values_and_endless_kills_saturate_instead_of_overflowing() {
+    let mut c = cluster().executor("e0", 1).executor("e1", 1).build();
+    // Regression: a window sum of per-mille ratios overflowed on `memory_used = u64::MAX` with a
+    // tiny limit (a panic under overflow checks).
+    let absurd = ExecutorMetrics {
+        memory_used: u64::MAX,
+        memory_limit: 1,
+        spilled_bytes_total: u64::MAX,
+        suspended_retained_bytes: u64::MAX,
+    };
+    for _ in 0..20 {
+        c.heartbeat("e0", absurd);
+    }
+    c.heartbeat("e1", memory(10));
+    // The calmer executor still ranks first.
+    let cmds = c.submit_ids([b(0)]);
+    assert_eq!(launches(&cmds), vec![on(b(0), "e1")]);
+    for _ in 0..3 {
+        c.confirm_killed(b(0), u64::MAX);
+    }
+    assert_eq!(
+        c.snapshot().totals.records_lost,
+        0,
+        "unasked kills are not preemptions"
+    );
+    // Two preemptive kills, each losing "everything".
+    let mut c = cluster().policy(Policy::Kill).executor("e0", 1).build();
+    c.submit_ids([b(1)]);
+    for i in 0..2 {
+        let cmds = c.submit_ids([s(i)]);
+        let victim = launches(&cmds)[0].2.expect("a preemption").task;
+        c.confirm_killed(victim, u64::MAX);
+        c.finish(s(i));
+    }
+    assert_eq!(c.snapshot().totals.kills, 2);
+    assert_eq!(c.snapshot().totals.records_lost, u64::MAX);
+}
