@@ -97,6 +97,11 @@ pub const DRIVER_RESUMPTIONS: &str = "neptune_driver_resumptions_total";
 pub const DRIVER_KILLS: &str = "neptune_driver_kills_total";
 /// Driver: executors lost (connection closed or heartbeats missing).
 pub const DRIVER_EXECUTORS_LOST: &str = "neptune_driver_executors_lost_total";
+/// Driver: task updates ignored because they do not come from the holder of the task's current
+/// attempt (or are malformed), label `reason`; never counted in any job total.
+pub const DRIVER_REJECTED_UPDATES: &str = "neptune_driver_rejected_updates_total";
+/// Driver: registrations refused, label `reason` (`invalid`, `id_in_use`, `too_many`).
+pub const DRIVER_REFUSED_REGISTRATIONS: &str = "neptune_driver_refused_registrations_total";
 
 /// Driver and executor: 1 when cluster connections use mutual TLS, 0 under `--insecure`.
 pub const TRANSPORT_TLS: &str = "neptune_transport_tls_enabled";
@@ -159,6 +164,8 @@ pub const ALL: &[&str] = &[
     DRIVER_RESUMPTIONS,
     DRIVER_KILLS,
     DRIVER_EXECUTORS_LOST,
+    DRIVER_REJECTED_UPDATES,
+    DRIVER_REFUSED_REGISTRATIONS,
     TRANSPORT_TLS,
     TRANSPORT_CONNECTIONS_OPEN,
     TRANSPORT_CONNECTIONS_CLOSED,

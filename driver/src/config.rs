@@ -25,10 +25,17 @@ pub struct DriverConfig {
     pub start_timeout: Duration,
     /// `--set` values (also sent to executors so both sides build the same app).
     pub config: Config,
+    /// Largest gRPC message the driver sends or accepts (`grpc.max_message_bytes`): bounds
+    /// broadcasts, launches and task results.
+    pub max_message_bytes: u64,
+    /// Times one task may come back because its shuffle input could not be fetched before its
+    /// job fails (`driver.max_fetch_failures`).
+    pub max_fetch_failures: u32,
 }
 
 impl DriverConfig {
-    /// Build from flags and `--set` values: reads the `scheduler.*` and `heartbeat.*` keys.
+    /// Build from flags and `--set` values: reads the `scheduler.*`, `heartbeat.*`, `driver.*`,
+    /// `grpc.max_message_bytes` and `shuffle.max_block_bytes` keys.
     ///
     /// # Errors
     /// A [`ConfigError`] naming the key at fault.
@@ -68,6 +75,20 @@ impl DriverConfig {
         )?;
         scheduler.heartbeat_timeout = Duration::from_millis(timeout);
         let start = config.get_in("driver.start_timeout_ms", 60_000u64, 0, 3_600_000)?;
+        let max_message_bytes = config.get_in(
+            "grpc.max_message_bytes",
+            neptune_proto::DEFAULT_MAX_MESSAGE_BYTES,
+            neptune_proto::MIN_MAX_MESSAGE_BYTES,
+            neptune_proto::MAX_MAX_MESSAGE_BYTES,
+        )?;
+        let max_fetch_failures = config.get_in(
+            "driver.max_fetch_failures",
+            crate::jobs::DEFAULT_MAX_FETCH_FAILURES,
+            1,
+            1000,
+        )?;
+        // Read by executors (their fetch cap); checked here so a bad value fails at start.
+        config.get_in("shuffle.max_block_bytes", 1u64 << 30, 1 << 20, 1 << 40)?;
         if policy == Policy::Static && scheduler.static_stream_executors >= executors {
             return Err(ConfigError::Invalid {
                 key: "scheduler.static_stream_executors".into(),
@@ -92,6 +113,8 @@ impl DriverConfig {
             heartbeat_interval: Duration::from_millis(interval),
             start_timeout: Duration::from_millis(start),
             config,
+            max_message_bytes,
+            max_fetch_failures,
         })
     }
 }
@@ -152,5 +175,28 @@ mod tests {
         assert!(e.contains("scheduler.bogus"), "{e}");
         let e = cfg(&["heartbeat.interval_ms=0"]).unwrap_err().to_string();
         assert!(e.contains("heartbeat.interval_ms"), "{e}");
+        for bad in [
+            "grpc.max_message_bytes=10",
+            "grpc.max_message_bytes=99999999999",
+            "driver.max_fetch_failures=0",
+            "shuffle.max_block_bytes=5",
+        ] {
+            let key = bad.split('=').next().unwrap();
+            let e = cfg(&[bad]).unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn limits_have_defaults_and_are_settable() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.max_message_bytes, 256 << 20);
+        assert_eq!(c.max_fetch_failures, 4);
+        let c = cfg(&[
+            "grpc.max_message_bytes=1048576",
+            "driver.max_fetch_failures=2",
+        ])
+        .unwrap();
+        assert_eq!((c.max_message_bytes, c.max_fetch_failures), (1 << 20, 2));
     }
 }

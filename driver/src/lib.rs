@@ -14,8 +14,11 @@ pub mod event_loop;
 pub mod http;
 pub mod jobs;
 pub mod metrics;
+pub mod registration;
 pub mod scheduler;
 pub mod server;
+#[cfg(test)]
+mod server_tests;
 pub mod stats;
 pub mod status;
 
@@ -160,19 +163,8 @@ impl Driver {
         self,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> Result<(Outcome, Status), DriverError> {
-        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-        let pairs = self
-            .cfg
-            .config
-            .pairs()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let svc_state = Arc::new(server::ServiceState::new(
-            self.cfg.app.clone(),
-            pairs,
-            self.cfg.heartbeat_interval,
-            tx,
-        ));
+        let (tx, rx) = tokio::sync::mpsc::channel(server::INBOUND_CAPACITY);
+        let max_message = usize::try_from(self.cfg.max_message_bytes).unwrap_or(usize::MAX);
         let stop = Arc::new(tokio::sync::Notify::new());
         let l = self.limits;
         let grpc = {
@@ -186,10 +178,11 @@ impl Driver {
             let incoming =
                 neptune_net::accept::Acceptor::new("grpc", self.grpc, tls, l, self.net.clone())
                     .into_incoming();
-            let svc = neptune_proto::driver_server::DriverServer::new(server::DriverService::new(
-                svc_state,
-            ))
-            .max_decoding_message_size(256 << 20);
+            let service =
+                server::DriverService::new(tx, self.metrics.refused_registrations.clone());
+            let svc = neptune_proto::driver_server::DriverServer::new(service)
+                .max_decoding_message_size(max_message)
+                .max_encoding_message_size(max_message);
             tokio::spawn(async move {
                 // No request timeout: the session is one stream for the executor's lifetime;
                 // dead peers are found by HTTP/2 and TCP keepalive instead.

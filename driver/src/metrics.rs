@@ -41,6 +41,10 @@ pub struct DriverMetrics {
     pub kills: IntCounter,
     /// Executors lost.
     pub executors_lost: IntCounter,
+    /// Task updates ignored, by reason.
+    pub rejected_updates: IntCounterVec,
+    /// Registrations refused, by reason.
+    pub refused_registrations: IntCounterVec,
 }
 
 impl std::fmt::Debug for DriverMetrics {
@@ -179,6 +183,29 @@ impl DriverMetrics {
                 IntCounter::new(
                     n::DRIVER_EXECUTORS_LOST,
                     "Executors lost: connection closed or heartbeats missing.",
+                )
+                .expect("valid"),
+            ),
+            rejected_updates: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        n::DRIVER_REJECTED_UPDATES,
+                        "Task updates ignored: not from the holder of the task's current attempt, \
+                         or malformed.",
+                    ),
+                    &["reason"],
+                )
+                .expect("valid"),
+            ),
+            refused_registrations: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        n::DRIVER_REFUSED_REGISTRATIONS,
+                        "Executor registrations refused.",
+                    ),
+                    &["reason"],
                 )
                 .expect("valid"),
             ),

@@ -20,7 +20,8 @@ pub struct ExecutorStatus {
     pub memory_limit_bytes: u64,
     /// HTTP address of the executor's `/metrics`.
     pub http: String,
-    /// Address of the executor's block server (as advertised to other executors).
+    /// Address of the executor's block server (shuffle blocks, receiver cuts), as advertised to
+    /// other executors.
     pub blocks: String,
 }
 

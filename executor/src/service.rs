@@ -1,6 +1,8 @@
-//! The executor process: registers with the driver, holds the session stream, turns driver
-//! messages into task runtime calls and runtime events into task updates, sends heartbeats, and
-//! serves `/metrics`, `/healthz`, `/readyz`.
+//! The executor process, in the order its data flows: [`connect`] to the driver, start the block
+//! server, [`register`](crate::register) on the session stream, then the
+//! [session loop](crate::session), which hands driver messages to [`Tasks`](crate::tasks) (and
+//! through it to the [task runtime](crate::runtime)) and sends the runtime's events back as
+//! [updates](crate::updates). Also serves `/metrics`, `/healthz`, `/readyz`.
 //!
 //! Transport: the channel to the driver and block fetches use mutual TLS with the app's
 //! credentials unless `--insecure` (see `neptune_net`); the driver URL's scheme must say so
@@ -11,21 +13,13 @@
 
 use crate::blocks::{BlockStore, server};
 use crate::metrics::ExecutorMetrics;
-use crate::receivers::Receivers;
-use crate::runtime::TaskRuntime;
-use crate::session::Running;
-use neptune_core::app::{AppEntry, build_app};
-use neptune_core::config::Config;
-use neptune_core::state::Broadcasts;
+use neptune_core::app::AppEntry;
 use neptune_net::{Limits, NetMetrics, Security};
+use neptune_proto::Register;
 use neptune_proto::driver_client::DriverClient;
-use neptune_proto::{ExecutorMessage, Hello, RegisterRequest, driver_message, executor_message};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
-use tokio_stream::StreamExt;
 
 /// Executor settings (from the CLI).
 #[derive(Debug, Clone)]
@@ -102,6 +96,14 @@ pub enum ExecutorError {
         /// Why.
         reason: String,
     },
+    /// The driver's welcome is malformed (a driver of another version, or not a driver).
+    #[error("the driver at {url} sent an invalid welcome: {reason}")]
+    BadWelcome {
+        /// URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The app the driver runs is not in this binary, or its config is bad.
     #[error("cannot build app: {0}")]
     App(#[from] neptune_core::app::BuildError),
@@ -154,7 +156,7 @@ pub async fn run_executor(
             async move { stop.notified().await },
         )
     });
-    let result = session(
+    let result = serve(
         cfg,
         apps,
         http_addr,
@@ -222,7 +224,12 @@ async fn connect(
                 if next_log > started {
                     tracing::info!(url = %cfg.driver_url, waited = ?started.elapsed(), "reached the driver");
                 }
-                return Ok(DriverClient::new(ch).max_decoding_message_size(256 << 20));
+                // The driver's own limit arrives with its welcome; until then accept the most
+                // any driver may send (results sent back are checked against its limit).
+                let max = neptune_proto::MAX_MAX_MESSAGE_BYTES as usize;
+                return Ok(DriverClient::new(ch)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max));
             }
             Err(e) if Instant::now() + delay < deadline => {
                 if Instant::now() >= next_log {
@@ -254,7 +261,8 @@ async fn connect(
     }
 }
 
-async fn session(
+/// Connect, start the block server, register, and run the session until it ends.
+async fn serve(
     cfg: ExecutorConfig,
     apps: &'static [AppEntry],
     http_addr: SocketAddr,
@@ -263,7 +271,6 @@ async fn session(
     metrics_cell: Arc<OnceLock<ExecutorMetrics>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ExecutorError> {
-    let url = cfg.driver_url.clone();
     let mut client = connect(&cfg).await?;
     let store_id = cfg
         .id
@@ -288,93 +295,19 @@ async fn session(
         addr: cfg.block_listen,
         source,
     })?;
-    let reply = client
-        .register(RegisterRequest {
-            executor_id: cfg.id.clone().unwrap_or_default(),
-            cores: cfg.cores,
-            memory_limit: cfg.memory,
-            http_addr: http_addr.to_string(),
-            pid: std::process::id(),
-            block_addr: block_addr.to_string(),
-        })
-        .await
-        .map_err(|s| ExecutorError::Refused {
-            url: url.clone(),
-            reason: s.message().to_string(),
-        })?
-        .into_inner();
-    let id = reply.executor_id.clone();
-    let config = Config::from_pairs(reply.config.into_iter().map(|e| (e.key, e.value)));
-    let app = Arc::new(build_app(apps, &reply.app, Arc::new(config))?);
-    tracing::info!(executor = %id, app = %reply.app, cores = cfg.cores, "registered with the driver");
-
-    let metrics = ExecutorMetrics::new(&id);
-    metrics.memory_limit.set(cfg.memory as i64);
-    metrics.slots.set(i64::from(cfg.cores));
-    let _ = metrics_cell.set(metrics.clone());
-
-    let (out, out_rx) = mpsc::unbounded_channel::<ExecutorMessage>();
-    let hello = executor_message::Msg::Hello(Hello {
-        executor_id: id.clone(),
-    });
-    let _ = out.send(ExecutorMessage { msg: Some(hello) });
-    let mut incoming = client
-        .session(tokio_stream::wrappers::UnboundedReceiverStream::new(out_rx))
-        .await
-        .map_err(|s| ExecutorError::Refused {
-            url: url.clone(),
-            reason: s.message().to_string(),
-        })?
-        .into_inner();
-
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-    let broadcasts = Arc::new(Broadcasts::default());
-    let runtime = TaskRuntime::new(cfg.cores as usize, broadcasts.clone(), ev_tx);
-    blocks.set_executor_id(&id);
-    let receivers = Arc::new(Receivers::new(
-        app.receivers().to_vec(),
-        cfg.memory,
-        Some(metrics.clone()),
-    ));
-    blocks.set_receivers(receivers.clone());
-    let mut st = Running {
-        after_victim: HashMap::new(),
-        app,
-        runtime,
-        broadcasts,
-        metrics,
-        out,
-        blocks,
-        receivers,
-        extras: Arc::default(),
-        spilled_reported: 0,
-        broadcasts_reported: Default::default(),
+    let offer = Register {
+        executor_id: cfg.id.clone().unwrap_or_default(),
+        cores: cfg.cores,
+        memory_limit: cfg.memory,
+        http_addr: http_addr.to_string(),
+        block_addr: block_addr.to_string(),
     };
-    let mut hb = tokio::time::interval(Duration::from_millis(reply.heartbeat_interval_ms.max(10)));
-    hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    let end = loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break Ok(()),
-            msg = incoming.next() => match msg {
-                Some(Ok(m)) => {
-                    if let Some(driver_message::Msg::Shutdown(s)) = &m.msg {
-                        tracing::info!(reason = %s.reason, "driver asked this executor to stop");
-                        break Ok(());
-                    }
-                    st.on_driver_message(m);
-                }
-                Some(Err(e)) => break Err(ExecutorError::DriverLost { url: url.clone(), reason: e.message().to_string() }),
-                None => break Err(ExecutorError::DriverLost { url: url.clone(), reason: "the driver closed the session".into() }),
-            },
-            Some(ev) = ev_rx.recv() => st.on_runtime_event(ev),
-            _ = hb.tick() => st.heartbeat(cfg.memory),
+    let result = match crate::register::register(&mut client, &cfg, offer, apps).await {
+        Ok(registered) => {
+            crate::session::run(registered, &cfg, blocks, metrics_cell, shutdown).await
         }
+        Err(e) => Err(e),
     };
     block_server.abort();
-    for t in st.runtime.snapshot().tasks {
-        let _ = st.runtime.kill(t.id);
-    }
-    end
+    result
 }

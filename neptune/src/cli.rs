@@ -183,8 +183,8 @@ pub struct ExecutorArgs {
     /// one the driver sees it connect from).
     #[arg(long, env = "NEPTUNE_BLOCK_LISTEN", default_value = "127.0.0.1:7078", value_parser = parse_bind_addr)]
     pub block_listen: SocketAddr,
-    /// Executor id (default: assigned by the driver).
-    #[arg(long, env = "NEPTUNE_EXECUTOR_ID")]
+    /// Executor id (default: assigned by the driver): 1-253 of A-Z a-z 0-9 . _ -
+    #[arg(long, env = "NEPTUNE_EXECUTOR_ID", value_parser = parse_executor_id)]
     pub id: Option<String>,
     /// How long to keep trying to reach the driver at start.
     #[arg(long, env = "NEPTUNE_CONNECT_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
@@ -245,6 +245,10 @@ fn parse_bind_addr(s: &str) -> Result<SocketAddr, String> {
     Ok(SocketAddr::from((ip, port)))
 }
 
+fn parse_executor_id(s: &str) -> Result<String, String> {
+    neptune_core::ids::check_executor_id(s).map(|()| s.to_string())
+}
+
 fn parse_size(s: &str) -> Result<u64, String> {
     neptune_executor::memory::parse_size(s)
 }
@@ -291,6 +295,20 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("--memory"), "{e}");
+        let e = Cli::try_parse_from([
+            "neptune",
+            "executor",
+            "--driver",
+            "http://x",
+            "--cores",
+            "1",
+            "--memory",
+            "1Gi",
+            "--id",
+            "../../etc",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("--id"), "{e}");
     }
 
     #[test]

@@ -96,10 +96,13 @@ impl EventLoop {
             queued: snap.queued_stream + snap.queued_batch,
             local_launches: snap.totals.local_launches,
             non_local_launches: snap.totals.non_local_launches,
-            spilled_bytes: self.spilled.values().sum(),
-            map_outputs_recomputed: (0..self.app.jobs().len())
-                .map(|j| self.jobs.stats(j).recomputed)
-                .sum(),
+            spilled_bytes: self
+                .spilled
+                .values()
+                .fold(0u64, |sum, b| sum.saturating_add(*b)),
+            map_outputs_recomputed: (0..self.app.jobs().len()).fold(0u64, |sum, j| {
+                sum.saturating_add(self.jobs.stats(j).recomputed)
+            }),
             ..self.totals.clone()
         };
         let receivers = self

@@ -7,6 +7,10 @@
 //! the cores for tasks' aggregation state (which spills on its own, see
 //! `neptune_core::shuffle::aggregate`), [`RECEIVERS_SHARE`](crate::receivers::RECEIVERS_SHARE)
 //! for stream receivers' buffers. The rest is headroom for the process itself.
+//!
+//! A fetched block is held whole in the fetching task's memory, so fetches are capped at
+//! `shuffle.max_block_bytes` (default [`DEFAULT_MAX_BLOCK_BYTES`]) and at the block's size as its
+//! map task reported it; see [`fetch`] for the wire format and its checks.
 
 pub mod client;
 pub mod fetch;
@@ -25,6 +29,21 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub const BLOCKS_SHARE: f64 = 0.4;
 /// Share of `--memory` for tasks' aggregation state, divided among the cores.
 pub const TASKS_SHARE: f64 = 0.3;
+/// Default of `shuffle.max_block_bytes`: the largest block (or receiver cut) a task fetches.
+pub const DEFAULT_MAX_BLOCK_BYTES: u64 = 1 << 30;
+/// Config key of the fetch cap.
+pub const MAX_BLOCK_KEY: &str = "shuffle.max_block_bytes";
+
+/// What this executor has for a block request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The block's bytes.
+    Found(Vec<u8>),
+    /// Not held here (never written, released, or not a block at all).
+    Missing,
+    /// A receiver cut of a run the driver has not announced (yet).
+    NotOpen,
+}
 
 enum Segment {
     Mem(Arc<Vec<u8>>),
@@ -38,6 +57,20 @@ struct Inner {
     seq: u64,
 }
 
+impl Inner {
+    /// Forget block `id`, freeing its memory and deleting its spill files.
+    fn drop_block(&mut self, id: BlockId) {
+        for seg in self.blocks.remove(&id).unwrap_or_default() {
+            match seg {
+                Segment::Mem(b) => self.mem_bytes = self.mem_bytes.saturating_sub(b.len() as u64),
+                Segment::Disk { path, .. } => {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+    }
+}
+
 /// One executor's blocks.
 pub struct BlockStore {
     executor: std::sync::RwLock<String>,
@@ -46,6 +79,8 @@ pub struct BlockStore {
     task_budget: u64,
     dir: tempfile::TempDir,
     spilled: AtomicU64,
+    /// Largest block a task of this executor fetches (`shuffle.max_block_bytes`).
+    max_block: AtomicU64,
     /// Stream receivers of this executor (set once the app is known): their cuts are served as
     /// blocks of stage `RECEIVER_STAGE | index`.
     receivers: OnceLock<Arc<Receivers>>,
@@ -85,6 +120,7 @@ impl BlockStore {
             task_budget: (memory as f64 * TASKS_SHARE) as u64 / u64::from(cores.max(1)),
             dir,
             spilled: AtomicU64::new(0),
+            max_block: AtomicU64::new(DEFAULT_MAX_BLOCK_BYTES),
             receivers: OnceLock::new(),
             pool: client::Pool::new(tls),
         })
@@ -101,6 +137,11 @@ impl BlockStore {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Refuse fetched blocks longer than `bytes` (the app's `shuffle.max_block_bytes`).
+    pub fn set_max_block_bytes(&self, bytes: u64) {
+        self.max_block.store(bytes, Ordering::Relaxed);
     }
 
     /// Serve the cuts of `receivers` (once the app is known; later calls are ignored).
@@ -129,14 +170,30 @@ impl BlockStore {
     /// # Errors
     /// When a spilled segment cannot be read back.
     pub fn get(&self, id: BlockId) -> std::io::Result<Option<Vec<u8>>> {
+        Ok(match self.lookup(id)? {
+            Lookup::Found(b) => Some(b),
+            Lookup::Missing | Lookup::NotOpen => None,
+        })
+    }
+
+    /// What this executor has for block `id`: a shuffle block, or a receiver's cut (made now if
+    /// this is its run's first request and the driver announced the run). Reads spilled
+    /// segments from disk: call off the RPC threads.
+    ///
+    /// # Errors
+    /// When a spilled segment cannot be read back.
+    pub fn lookup(&self, id: BlockId) -> std::io::Result<Lookup> {
         if id.stage >= RECEIVER_STAGE {
-            return Ok(self.receivers.get().and_then(|r| r.cut_block(id)));
+            return Ok(match self.receivers.get() {
+                Some(r) => r.cut_block(id),
+                None => Lookup::Missing,
+            });
         }
         // Segments to copy, read outside the lock: bytes in memory, or a spill file.
         let parts: Vec<Result<Arc<Vec<u8>>, PathBuf>> = {
             let inner = self.lock();
             let Some(segs) = inner.blocks.get(&id) else {
-                return Ok(None);
+                return Ok(Lookup::Missing);
             };
             segs.iter()
                 .map(|s| match s {
@@ -152,7 +209,7 @@ impl BlockStore {
                 Err(path) => out.extend_from_slice(&std::fs::read(&path)?),
             }
         }
-        Ok(Some(out))
+        Ok(Lookup::Found(out))
     }
 
     /// Drop every block (and receiver cut) of run `run` of job `job`.
@@ -168,14 +225,7 @@ impl BlockStore {
             .copied()
             .collect();
         for id in ids {
-            for seg in inner.blocks.remove(&id).unwrap_or_default() {
-                match seg {
-                    Segment::Mem(b) => inner.mem_bytes -= b.len() as u64,
-                    Segment::Disk { path, .. } => {
-                        let _ = std::fs::remove_file(path);
-                    }
-                }
-            }
+            inner.drop_block(id);
         }
     }
 }
@@ -211,6 +261,10 @@ impl Blocks for BlockStore {
         Ok(())
     }
 
+    fn discard(&self, id: BlockId) {
+        self.lock().drop_block(id);
+    }
+
     fn fetch(&self, ctx: &TaskContext, loc: &MapLoc, id: BlockId) -> Result<Vec<u8>, FetchError> {
         if self.is_me(&loc.executor) {
             return match self.get(id) {
@@ -227,7 +281,8 @@ impl Blocks for BlockStore {
                 }),
             };
         }
-        fetch::fetch_with_retries(ctx, &self.pool, loc, id)
+        let cap = self.max_block.load(Ordering::Relaxed);
+        fetch::fetch_with_retries(ctx, &self.pool, loc, id, cap)
     }
 
     fn spill_dir(&self) -> PathBuf {

@@ -1,6 +1,7 @@
-//! Block store: spilling beyond the budget, release, and serving blocks over mutually
-//! authenticated TCP: pooled connections, refused strangers, idle connections evicted and
-//! timed out so they cannot lock fetches out.
+//! Block store: spilling beyond the budget, release, serving blocks over mutually
+//! authenticated TCP (pooled connections, refused strangers, idle connections evicted and timed
+//! out so they cannot lock fetches out), and refusing replies that announce more than a block may
+//! hold.
 
 use super::*;
 use neptune_core::ids::{JobKind, TaskId};
@@ -43,6 +44,7 @@ fn loc(addr: std::net::SocketAddr) -> MapLoc {
     MapLoc {
         executor: "e1".into(),
         addr: addr.to_string(),
+        max_block: u64::MAX,
     }
 }
 
@@ -204,8 +206,124 @@ fn an_unreachable_executor_fails_the_fetch_naming_it() {
     let loc = MapLoc {
         executor: "gone".into(),
         addr: format!("127.0.0.1:{port}"),
+        max_block: u64::MAX,
     };
     let e = client.fetch(&ctx(), &loc, id(0)).unwrap_err();
     assert_eq!(e.executor(), Some("gone"));
     assert!(e.to_string().contains("gone"), "{e}");
 }
+
+/// A one-shot fake block server that answers the first request with `reply`; returns its address.
+fn fake_server(reply: Vec<u8>) -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        for conn in l.incoming().take(fetch::ATTEMPTS as usize) {
+            let Ok(mut c) = conn else { return };
+            let mut req = [0u8; fetch::REQUEST_LEN];
+            if c.read_exact(&mut req).is_ok() {
+                let _ = c.write_all(&reply);
+            }
+        }
+    });
+    addr
+}
+
+fn liar_loc(addr: String, max_block: u64) -> MapLoc {
+    MapLoc {
+        executor: "liar".into(),
+        addr,
+        max_block,
+    }
+}
+
+#[test]
+fn a_peer_announcing_a_block_longer_than_its_map_task_reported_is_refused_before_allocating() {
+    let client = BlockStore::new("e2", 1 << 20, 1, None).unwrap();
+    // 2^40 bytes announced, 3 sent: refused from the header alone, no retry.
+    let mut reply = fetch::encode_reply_head(fetch::FOUND, 1 << 40).to_vec();
+    reply.extend_from_slice(&[1, 2, 3]);
+    let e = client
+        .fetch(&ctx(), &liar_loc(fake_server(reply), 100), id(0))
+        .unwrap_err();
+    assert!(matches!(e, FetchError::BadReply { .. }), "{e}");
+    assert_eq!(e.executor(), Some("liar"), "the liar is blamed");
+    assert!(e.to_string().contains("1099511627776"), "{e}");
+}
+
+#[test]
+fn the_fetch_cap_bounds_blocks_of_unknown_size_and_unknown_statuses_are_refused() {
+    let client = BlockStore::new("e2", 1 << 20, 1, None).unwrap();
+    client.set_max_block_bytes(1 << 20);
+    let reply = fetch::encode_reply_head(fetch::FOUND, (1 << 20) + 1).to_vec();
+    let e = client
+        .fetch(&ctx(), &liar_loc(fake_server(reply), u64::MAX), id(0))
+        .unwrap_err();
+    assert!(matches!(e, FetchError::BadReply { .. }), "{e}");
+    let reply = fetch::encode_reply_head(7, 0).to_vec();
+    let e = client
+        .fetch(&ctx(), &liar_loc(fake_server(reply), u64::MAX), id(0))
+        .unwrap_err();
+    assert!(e.to_string().contains("unknown reply status 7"), "{e}");
+}
+
+#[test]
+fn a_peer_that_announces_a_length_and_hangs_up_early_fails_the_fetch_as_unreachable() {
+    let client = BlockStore::new("e2", 1 << 20, 1, None).unwrap();
+    let mut reply = fetch::encode_reply_head(fetch::FOUND, 50).to_vec();
+    reply.extend_from_slice(&[0; 10]);
+    let e = client
+        .fetch(&ctx(), &liar_loc(fake_server(reply), 100), id(0))
+        .unwrap_err();
+    assert!(matches!(e, FetchError::Unreachable { .. }), "{e}");
+}
+
+#[test]
+fn a_map_task_rerun_replaces_what_its_earlier_attempt_wrote_here() {
+    use neptune_core::shuffle::Blocks;
+    let store = BlockStore::new("e0", 1 << 20, 1, None).unwrap();
+    store.put(id(0), vec![1, 2]).unwrap();
+    store.discard(id(0));
+    store.put(id(0), vec![3]).unwrap();
+    assert_eq!(store.get(id(0)).unwrap().unwrap(), vec![3]);
+    assert_eq!(store.memory_bytes(), 1);
+}
+
+#[test]
+fn a_request_for_an_invented_run_gets_missing_and_creates_nothing() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = Arc::new(BlockStore::new("e1", 1 << 20, 1, None).unwrap());
+    store.put(id(5), vec![9; 10]).unwrap();
+    let (mut a, b) = tokio::io::duplex(1 << 16);
+    let served = rt.spawn(server::serve(
+        b,
+        store.clone(),
+        Limits::default(),
+        NetMetrics::new(&[], false),
+        None,
+    ));
+    rt.block_on(async {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let invented = BlockId { run: 999, ..id(5) };
+        a.write_all(&fetch::encode_request(invented)).await.unwrap();
+        let mut head = [0u8; fetch::REPLY_HEAD_LEN];
+        a.read_exact(&mut head).await.unwrap();
+        assert_eq!(fetch::decode_reply_head(&head, 0), Ok(fetch::Head::Missing));
+        // A receiver cut of a receiver that does not run here: missing too.
+        let cut = BlockId {
+            stage: neptune_core::source_socket::RECEIVER_STAGE,
+            ..invented
+        };
+        a.write_all(&fetch::encode_request(cut)).await.unwrap();
+        a.read_exact(&mut head).await.unwrap();
+        assert_eq!(fetch::decode_reply_head(&head, 0), Ok(fetch::Head::Missing));
+        drop(a);
+    });
+    rt.block_on(served).unwrap().unwrap();
+    assert_eq!(store.memory_bytes(), 10, "nothing was created");
+    assert_eq!(store.get(BlockId { run: 999, ..id(5) }).unwrap(), None);
+}
+
+#[path = "fuzz.rs"]
+mod fuzz;
