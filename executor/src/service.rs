@@ -205,6 +205,8 @@ async fn session(
     let id = reply.executor_id.clone();
     let config = Config::from_pairs(reply.config.into_iter().map(|e| (e.key, e.value)));
     let app = Arc::new(build_app(apps, &reply.app, Arc::new(config))?);
+    app.check_memory(cfg.memory)
+        .map_err(neptune_core::app::BuildError::from)?;
     tracing::info!(executor = %id, app = %reply.app, cores = cfg.cores, "registered with the driver");
 
     let metrics = ExecutorMetrics::new(&id);

@@ -24,14 +24,16 @@ pub async fn run_local(args: LocalArgs, apps: &'static [AppEntry]) -> anyhow::Re
         "127.0.0.1:0".parse().expect("addr"),
         args.http,
     )?;
+    app.check_memory(args.memory)?;
     let n = args.app.executors;
+    let policy = cfg.scheduler.policy;
     let driver = Driver::bind(cfg, app).await?;
     let grpc = driver.grpc_addr();
     eprintln!(
         "neptune local: app {} on {n} executors x {} cores, policy {}; driver http://{} (/status, /metrics)",
         args.app.app,
         args.cores,
-        args.app.policy.as_str(),
+        policy.as_str(),
         driver.http_addr()
     );
     let exe = std::env::current_exe().context("cannot find the neptune binary")?;
