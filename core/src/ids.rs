@@ -3,44 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Whether a job is latency-sensitive (`Stream`) or latency-tolerant (`Batch`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobKind {
-    /// Latency-sensitive: runs as micro-batches, may preempt batch tasks.
-    Stream,
-    /// Latency-tolerant: takes free slots, may be suspended.
-    Batch,
-}
-
-impl JobKind {
-    /// Lower-case name used in metrics labels, config and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::Stream => "stream",
-            JobKind::Batch => "batch",
-        }
-    }
-}
-
-impl fmt::Display for JobKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for JobKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "stream" => Ok(JobKind::Stream),
-            "batch" => Ok(JobKind::Batch),
-            other => Err(format!(
-                "unknown job kind `{other}` (expected `stream` or `batch`)"
-            )),
-        }
-    }
-}
+pub use neptune_config::JobKind;
 
 /// Index of a job in its [`App`](crate) (same order on driver and executors: same binary, same code).
 pub type JobId = u32;

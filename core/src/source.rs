@@ -3,6 +3,7 @@
 
 use crate::dataset::Dataset;
 use crate::task::TaskContext;
+use neptune_config::ChoiceError;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
@@ -54,7 +55,18 @@ pub fn generate<T: 'static>(
 }
 
 /// What a file source does with a record that does not parse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantNames,
+)]
+#[strum(serialize_all = "lowercase", parse_err_ty = ChoiceError, parse_err_fn = malformed_err)]
 pub enum Malformed {
     /// Fail the task (and, after retries, the job) with a message naming the file and line.
     #[default]
@@ -63,17 +75,8 @@ pub enum Malformed {
     Skip,
 }
 
-impl std::str::FromStr for Malformed {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "fail" => Ok(Malformed::Fail),
-            "skip" => Ok(Malformed::Skip),
-            other => Err(format!(
-                "unknown malformed-record policy `{other}` (expected `fail` or `skip`)"
-            )),
-        }
-    }
+fn malformed_err(s: &str) -> ChoiceError {
+    ChoiceError::of::<Malformed>(s)
 }
 
 impl Malformed {

@@ -1,11 +1,12 @@
 //! `StreamBatchApp` custom resource types (`neptune.dev/v1alpha1`) and the CRD they generate.
 //!
 //! This crate holds the API only: types, schema (with CEL rules the apiserver enforces at apply
-//! time), label/port conventions shared by the operator and the chart, and memory quantity
-//! parsing. It does not talk to a cluster. The `crdgen` binary prints [`crd_yaml`]; the output is
+//! time), label/port conventions shared by the operator and the chart. Ranges and cross-field rules
+//! of the engine settings come from `neptune_config`, like the CLI's. It does not talk to a cluster. The `crdgen` binary prints [`crd_yaml`]; the output is
 //! committed as `crds/streambatchapp.yaml` and CI fails when it drifts.
 
-pub mod quantity;
+/// Byte quantities (the one parser, shared with the CLI).
+pub use neptune_config::quantity;
 pub mod v1alpha1;
 
 pub use v1alpha1::{StreamBatchApp, StreamBatchAppSpec, StreamBatchAppStatus};

@@ -65,7 +65,7 @@ async fn the_handshake_welcomes_refuses_a_live_id_and_frees_it_when_its_session_
         "127.0.0.1:0".parse().unwrap(),
         "127.0.0.1:0".parse().unwrap(),
         1,
-        Policy::Neptune,
+        Some(Policy::Neptune),
         sets,
     )
     .unwrap();

@@ -151,6 +151,8 @@ fn welcomed(
     })?;
     let config = Config::from_pairs(w.config.into_iter().map(|e| (e.key, e.value)));
     let app = Arc::new(build_app(apps, &w.app, Arc::new(config))?);
+    app.check_memory(cfg.memory)
+        .map_err(neptune_core::app::BuildError::from)?;
     tracing::info!(executor = %w.executor_id, session = w.session, app = %w.app, cores = cfg.cores, "registered with the driver");
     Ok(Registered {
         id: w.executor_id,

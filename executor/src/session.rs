@@ -2,7 +2,7 @@
 //! to the task runtime), runtime events come back as task updates, heartbeats go out on the
 //! driver's interval, until the driver says stop, the stream breaks, or shutdown is asked.
 
-use crate::blocks::{BlockStore, DEFAULT_MAX_BLOCK_BYTES, MAX_BLOCK_KEY};
+use crate::blocks::BlockStore;
 use crate::metrics::ExecutorMetrics;
 use crate::receivers::Receivers;
 use crate::register::Registered;
@@ -38,9 +38,7 @@ pub(crate) async fn run(
         out,
     } = reg;
     let url = &cfg.driver_url;
-    let max_block = app
-        .config()
-        .get_in(MAX_BLOCK_KEY, DEFAULT_MAX_BLOCK_BYTES, 1 << 20, 1 << 40);
+    let max_block = neptune_core::config::keys::MAX_BLOCK_BYTES.get(app.config());
     blocks.set_max_block_bytes(max_block.map_err(|e| ExecutorError::App(e.into()))?);
 
     let metrics = ExecutorMetrics::new(&id);

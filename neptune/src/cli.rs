@@ -4,6 +4,7 @@
 //! config key and exit non-zero.
 
 use clap::{Args, Parser, Subcommand};
+use neptune_core::config::{UInt, keys};
 use neptune_driver::scheduler::Policy;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,6 +33,8 @@ pub enum Command {
     Certs(CertsArgs),
     /// List the apps built into this binary.
     Apps,
+    /// Print the configuration reference: every engine key, and an app's own keys.
+    Config(ConfigArgs),
     /// Evaluate the policies: run `synthetic` under every policy on local clusters, or a sweep,
     /// or the scheduler simulation; print a table, write CSV, JSON and SVG plots.
     Bench(BenchArgs),
@@ -73,6 +76,21 @@ pub struct BenchArgs {
     pub set: Vec<String>,
 }
 
+/// `neptune config`.
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArgs {
+    /// Also list this app's keys (built-in apps, or any app this binary registers: its keys are
+    /// those it reads when built with the given `--set` values).
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Config values to build the app with (some keys are read only when others are set).
+    #[arg(long = "set", value_delimiter = ',', value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print every section as Markdown (what `docs/config.md` holds) instead of a plain table.
+    #[arg(long)]
+    pub markdown: bool,
+}
+
 /// Flags shared by `local` and `driver`.
 #[derive(Debug, Args, Clone)]
 pub struct AppArgs {
@@ -80,11 +98,12 @@ pub struct AppArgs {
     #[arg(long, env = "NEPTUNE_APP")]
     pub app: String,
     /// Number of executors.
-    #[arg(long, env = "NEPTUNE_EXECUTORS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, env = "NEPTUNE_EXECUTORS", default_value_t = default_u32(&keys::EXECUTORS), value_parser = parse_executors)]
     pub executors: u32,
-    /// Scheduling policy: neptune, fifo, fair, kill, static.
-    #[arg(long, env = "NEPTUNE_POLICY", default_value = "neptune")]
-    pub policy: Policy,
+    /// Scheduling policy: neptune (default), fifo, fair, kill, static (`--set scheduler.policy`
+    /// too).
+    #[arg(long, env = "NEPTUNE_POLICY", value_parser = parse_policy)]
+    pub policy: Option<Policy>,
     /// Stop after this long (e.g. 30s, 2m); default: until the app finishes or Ctrl-C.
     #[arg(long, env = "NEPTUNE_DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -112,10 +131,10 @@ pub struct LocalArgs {
     #[command(flatten)]
     pub app: AppArgs,
     /// Task slots per executor.
-    #[arg(long, env = "NEPTUNE_CORES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, env = "NEPTUNE_CORES", default_value_t = default_u32(&keys::CORES), value_parser = parse_cores)]
     pub cores: u32,
-    /// Memory budget per executor (bytes, or with Ki/Mi/Gi suffix).
-    #[arg(long, env = "NEPTUNE_MEMORY", default_value = "1Gi", value_parser = parse_size)]
+    /// Memory budget per executor (a quantity: 512Mi, 2Gi, or bytes).
+    #[arg(long, env = "NEPTUNE_MEMORY", default_value = "1Gi", value_parser = parse_memory)]
     pub memory: u64,
     /// Driver HTTP address (`/status`, `/metrics`); port 0 picks a free port.
     #[arg(long, env = "NEPTUNE_HTTP", default_value = "127.0.0.1:4040")]
@@ -170,10 +189,10 @@ pub struct ExecutorArgs {
     #[arg(long, env = "NEPTUNE_DRIVER_URL")]
     pub driver: String,
     /// Task slots.
-    #[arg(long, env = "NEPTUNE_CORES", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, env = "NEPTUNE_CORES", value_parser = parse_cores)]
     pub cores: u32,
-    /// Memory budget (bytes, or with Ki/Mi/Gi suffix).
-    #[arg(long, env = "NEPTUNE_MEMORY", value_parser = parse_size)]
+    /// Memory budget (a quantity: 512Mi, 2Gi, or bytes).
+    #[arg(long, env = "NEPTUNE_MEMORY", value_parser = parse_memory)]
     pub memory: u64,
     /// HTTP address for /metrics, /healthz, /readyz.
     #[arg(long, env = "NEPTUNE_HTTP", default_value = "127.0.0.1:4041", value_parser = parse_bind_addr)]
@@ -249,8 +268,33 @@ fn parse_executor_id(s: &str) -> Result<String, String> {
     neptune_core::ids::check_executor_id(s).map(|()| s.to_string())
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
-    neptune_executor::memory::parse_size(s)
+// Flags that are settings parse through their descriptors in `neptune_config::keys`, so a flag,
+// its `--set` key and its CRD field share one range and one message.
+
+fn default_u32(s: &UInt) -> u32 {
+    s.default.unwrap_or(s.min) as u32
+}
+
+fn parse_executors(s: &str) -> Result<u32, String> {
+    keys::EXECUTORS
+        .parse(s)
+        .map(|v| v as u32)
+        .map_err(|e| e.to_string())
+}
+
+fn parse_cores(s: &str) -> Result<u32, String> {
+    keys::CORES
+        .parse(s)
+        .map(|v| v as u32)
+        .map_err(|e| e.to_string())
+}
+
+fn parse_memory(s: &str) -> Result<u64, String> {
+    keys::MEMORY.parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    keys::POLICY.parse(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -287,6 +331,10 @@ mod tests {
         let e =
             Cli::try_parse_from(["neptune", "local", "--app", "x", "--cores", "0"]).unwrap_err();
         assert!(e.to_string().contains("--cores"), "{e}");
+        assert!(e.to_string().contains("between 1 and 256"), "{e}");
+        let e = Cli::try_parse_from(["neptune", "local", "--app", "x", "--executors", "1001"])
+            .unwrap_err();
+        assert!(e.to_string().contains("between 1 and 1000"), "{e}");
         let e = Cli::try_parse_from(["neptune", "local", "--app", "x", "--duration", "soon"])
             .unwrap_err();
         assert!(e.to_string().contains("--duration"), "{e}");

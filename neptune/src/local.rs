@@ -34,7 +34,9 @@ pub async fn run_local(
         "127.0.0.1:0".parse().expect("addr"),
         args.http,
     )?;
+    app.check_memory(args.memory)?;
     let n = args.app.executors;
+    let policy = cfg.scheduler.policy;
     // Dropped (removed) when this function returns, on every path.
     let creds_dir = if args.insecure {
         None
@@ -56,7 +58,7 @@ pub async fn run_local(
         "neptune local: app {} on {n} executors x {} cores, policy {}; driver http://{} (/status, /metrics), grpc {scheme}://{grpc}",
         args.app.app,
         args.cores,
-        args.app.policy.as_str(),
+        policy.as_str(),
         driver.http_addr()
     );
     let exe = std::env::current_exe().context("cannot find the neptune binary")?;

@@ -50,6 +50,13 @@ fn run(cli: Cli, apps: &'static [AppEntry]) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Config(args) => {
+            print!(
+                "{}",
+                crate::reference::render(apps, args.app.as_deref(), &args.set, args.markdown)?
+            );
+            Ok(0)
+        }
         Command::Bench(args) => crate::bench::run(&args),
         Command::Certs(args) => certs(&args),
         Command::Local(args) => {

@@ -52,6 +52,31 @@ fn rows() -> Vec<Row> {
             apply: Schema("minimum"),
         },
         Row {
+            field: "spec.executor.replicas",
+            spec: "  executor: {replicas: 0}\n",
+            apply: Schema("minimum"),
+        },
+        Row {
+            field: "spec.scheduling.heartbeatIntervalMs",
+            spec: "  scheduling: {heartbeatIntervalMs: 600000}\n",
+            apply: Schema("maximum"),
+        },
+        Row {
+            field: "spec.scheduling.heartbeatTimeoutMs",
+            spec: "  scheduling: {heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 1500}\n",
+            apply: Cel,
+        },
+        Row {
+            field: "spec.jobs[score].intervalMs",
+            spec: "  jobs: {score: {intervalMs: 7200000}}\n",
+            apply: Schema("maximum"),
+        },
+        Row {
+            field: "spec.app.config[scheduler.max_task_failures]",
+            spec: "  image: neptune:dev\n  app: {name: synthetic, config: {scheduler.max_task_failures: '0'}}\n",
+            apply: OperatorOnly,
+        },
+        Row {
             field: "spec.executor.memory",
             spec: "  executor: {memory: lots}\n",
             apply: Schema("pattern"),

@@ -37,7 +37,7 @@ fn new_loop(app: Arc<App>) -> EventLoop {
         "127.0.0.1:0".parse().unwrap(),
         "127.0.0.1:0".parse().unwrap(),
         2,
-        Policy::Neptune,
+        Some(Policy::Neptune),
         Config::default(),
     )
     .unwrap();

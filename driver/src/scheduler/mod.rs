@@ -98,7 +98,8 @@ mod transitions;
 mod tests;
 
 pub use acceptance::Ignored;
-pub use config::{ConfigError, FairWeights, ParseNameError, Placement, Policy, SchedulerConfig};
+pub use config::{FairWeights, Placement, Policy, SchedulerConfig};
+pub use neptune_config::ConfigError;
 pub use protocol::{Command, Event, ExecutorMetrics, Preempt, PreemptHow, RequeueReason, TaskSpec};
 pub use snapshot::{ExecutorSnapshot, Snapshot, Totals};
 

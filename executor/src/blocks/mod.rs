@@ -31,8 +31,6 @@ pub const BLOCKS_SHARE: f64 = 0.4;
 pub const TASKS_SHARE: f64 = 0.3;
 /// Default of `shuffle.max_block_bytes`: the largest block (or receiver cut) a task fetches.
 pub const DEFAULT_MAX_BLOCK_BYTES: u64 = 1 << 30;
-/// Config key of the fetch cap.
-pub const MAX_BLOCK_KEY: &str = "shuffle.max_block_bytes";
 
 /// What this executor has for a block request.
 #[derive(Debug, PartialEq, Eq)]
