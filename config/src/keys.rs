@@ -48,7 +48,7 @@ pub static MEMORY: Bytes = Bytes::new(
 pub static POLICY: Choice<Policy> = Choice::new(
     Meta::new(
         "scheduler.policy",
-        "Scheduling policy; `--policy` sets it too (both given: they must agree).",
+        "Scheduling policy; `--policy` sets it too (both given: they must agree). A switch to or from `static` needs a restart.",
     )
     .flag("--policy")
     .crd("spec.scheduling.policy")

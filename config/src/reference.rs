@@ -16,7 +16,11 @@ pub fn markdown(settings: &[&dyn Describe]) -> String {
             (false, _) => format!("`{}` (flag)", m.key),
         };
         let crd = m.crd.map(|c| format!("`{c}`")).unwrap_or_default();
-        let live = if m.live { " Applied live." } else { "" };
+        let live = if m.live {
+            " Applied live (`POST /admin/scheduling`; on Kubernetes, edit the field)."
+        } else {
+            ""
+        };
         let cell = |s: String| {
             if s.is_empty() {
                 "—".to_string()

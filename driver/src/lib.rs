@@ -179,7 +179,7 @@ impl Driver {
                 neptune_net::accept::Acceptor::new("grpc", self.grpc, tls, l, self.net.clone())
                     .into_incoming();
             let service =
-                server::DriverService::new(tx, self.metrics.refused_registrations.clone());
+                server::DriverService::new(tx.clone(), self.metrics.refused_registrations.clone());
             let svc = neptune_proto::driver_server::DriverServer::new(service)
                 .max_decoding_message_size(max_message)
                 .max_encoding_message_size(max_message);
@@ -205,6 +205,7 @@ impl Driver {
                 http::Admin {
                     token: self.security.admin_token(),
                     config: self.cfg.config.clone(),
+                    inbound: Some(tx.clone()),
                 },
                 serving.clone(),
             );

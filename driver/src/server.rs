@@ -40,9 +40,16 @@ pub struct Welcomed {
     pub session: u64,
 }
 
-/// Events the gRPC handlers hand to the event loop.
+/// Events the gRPC handlers (and the admin endpoint) hand to the event loop.
 #[derive(Debug)]
 pub enum Inbound {
+    /// A live scheduling change (`POST /admin/scheduling`): applied whole or refused.
+    Reconfigure {
+        /// `(key, value)` pairs of live settings.
+        changes: Vec<(String, String)>,
+        /// The scheduling in force afterwards, or why the change was refused.
+        reply: oneshot::Sender<Result<crate::status::Scheduling, String>>,
+    },
     /// An executor asks to register (its values are checked). The loop answers on `reply`;
     /// when it accepts, it has queued the `Welcome` on `outbox` first.
     Register {

@@ -104,10 +104,14 @@ pub struct SuspendLatency {
 pub struct Status {
     /// App name.
     pub app: String,
-    /// Scheduling policy.
+    /// Scheduling policy in force (it may have changed live since the start).
     pub policy: String,
-    /// Placement for stream tasks (neptune and kill policies).
+    /// Placement for stream tasks (neptune and kill policies), in force.
     pub placement: String,
+    /// `scheduler.max_suspensions` in force.
+    pub max_suspensions: u32,
+    /// `scheduler.quantum_ms` in force.
+    pub quantum_ms: u64,
     /// Executors expected.
     pub executors_expected: usize,
     /// Cluster transport: `mtls` (mutual TLS) or `insecure`.
@@ -141,4 +145,29 @@ pub struct ReceiverStatus {
     pub addr: String,
     /// Executor it is pinned to (`null` while it has none).
     pub executor: Option<String>,
+}
+
+/// The live scheduling settings in force: what `POST /admin/scheduling` answers.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Scheduling {
+    /// `scheduler.policy`.
+    pub policy: String,
+    /// `scheduler.placement`.
+    pub placement: String,
+    /// `scheduler.max_suspensions`.
+    pub max_suspensions: u32,
+    /// `scheduler.quantum_ms`.
+    pub quantum_ms: u64,
+}
+
+impl Scheduling {
+    /// The values of `cfg`.
+    pub fn of(cfg: &crate::scheduler::SchedulerConfig) -> Self {
+        Self {
+            policy: cfg.policy.as_str().into(),
+            placement: cfg.placement.as_str().into(),
+            max_suspensions: cfg.max_suspensions,
+            quantum_ms: u64::try_from(cfg.quantum.as_millis()).unwrap_or(u64::MAX),
+        }
+    }
 }

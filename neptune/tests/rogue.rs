@@ -4,6 +4,10 @@
 //! phases and a message above the size limit, and forged block requests with invented run ids
 //! and megabytes of garbage to a real executor's block server. The job's result must equal an
 //! undisturbed run's, no total may move, and the driver must count every refusal.
+//!
+//! The cluster runs `--insecure`: this test is about what a peer that got past authentication
+//! (a compromised member holding the app's certificate) can do. That strangers do not get past
+//! mutual TLS is `transport.rs`'s test.
 
 mod common;
 
@@ -220,7 +224,7 @@ fn start(report: &std::path::Path, sets: &[String]) -> Cluster {
     let mut cmd = neptune();
     cmd.env("RUST_LOG", "warn")
         .args(["driver", "--app", "shuffle", "--executors", "2"])
-        .args(["--listen", &grpc, "--http", &http])
+        .args(["--listen", &grpc, "--http", &http, "--insecure"])
         .arg("--report")
         .arg(report);
     for s in sets {
@@ -235,6 +239,7 @@ fn start(report: &std::path::Path, sets: &[String]) -> Cluster {
                     "executor", "--driver", &url, "--cores", "2", "--memory", "1Gi",
                 ])
                 .args(["--http", "127.0.0.1:0", "--id", &format!("exec-{i}")])
+                .args(["--block-listen", "127.0.0.1:0", "--insecure"])
                 .stdout(Stdio::null())
                 .spawn()
                 .expect("executor")

@@ -15,11 +15,22 @@ fn driver_is_ready_before_its_executors_and_an_early_executor_waits_for_it() {
     let (grpc, http, executor_http) = (free_port(), free_port(), free_port());
     let driver_http = format!("127.0.0.2:{http}");
     let executor_addr = format!("127.0.0.3:{executor_http}");
+    // The app's credentials, as the operator's Secret would carry them.
+    let creds = tempfile::tempdir().unwrap();
+    let tls = creds.path().join("tls");
+    let made = neptune()
+        .args(["certs", "--app", "synthetic", "--out"])
+        .arg(&tls)
+        .status()
+        .unwrap();
+    assert!(made.success());
     // The executor first: nothing listens on the driver's port yet.
     let executor = neptune()
-        .args(["executor", "--driver", &format!("http://127.0.0.2:{grpc}")])
+        .args(["executor", "--driver", &format!("https://127.0.0.2:{grpc}")])
         .args(["--cores", "1", "--memory", "256Mi", "--id", "early"])
         .args(["--http", &executor_addr, "--connect-timeout", "300s"])
+        .args(["--block-listen", "127.0.0.3:0", "--tls-dir"])
+        .arg(&tls)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -43,7 +54,8 @@ fn driver_is_ready_before_its_executors_and_an_early_executor_waits_for_it() {
             "--http",
             &driver_http,
         ])
-        .args(["--set", "driver.start_timeout_ms=3600000"])
+        .args(["--set", "driver.start_timeout_ms=3600000", "--tls-dir"])
+        .arg(&tls)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

@@ -404,6 +404,46 @@ fn a_rogue_cannot_join_or_read_a_standalone_cluster_and_the_apps_credentials_can
     assert!(reply.starts_with("HTTP/1.0 200"), "{reply}");
     assert!(reply.contains(watched.to_str().unwrap()), "{reply}");
 
+    // Live scheduling: the admin token changes the running scheduler; nothing else does.
+    let post = |auth: Option<&str>, body: &str| {
+        let mut s = TcpStream::connect(&http).unwrap();
+        let auth = auth.map_or(String::new(), |t| format!("Authorization: Bearer {t}\r\n"));
+        write!(
+            s,
+            "POST /admin/scheduling HTTP/1.0\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut reply = String::new();
+        s.read_to_string(&mut reply).unwrap();
+        reply
+    };
+    let change = r#"{"scheduler.policy":"fifo","scheduler.quantum_ms":250}"#;
+    let r = post(None, change);
+    assert!(r.starts_with("HTTP/1.0 401"), "{r}");
+    let r = post(Some(token.trim()), r#"{"scheduler.policy":"static"}"#);
+    assert!(
+        r.starts_with("HTTP/1.0 400") && r.contains("restart"),
+        "{r}"
+    );
+    let r = post(Some(token.trim()), r#"{"heartbeat.interval_ms":100}"#);
+    assert!(
+        r.starts_with("HTTP/1.0 400") && r.contains("heartbeat.interval_ms"),
+        "{r}"
+    );
+    let r = post(Some(token.trim()), change);
+    assert!(r.starts_with("HTTP/1.0 200"), "{r}");
+    assert!(
+        r.contains(r#""policy":"fifo""#) && r.contains(r#""quantum_ms":250"#),
+        "{r}"
+    );
+    let st: serde_json::Value =
+        serde_json::from_str(&http_get(&http, "/status").unwrap().1).unwrap();
+    assert_eq!(
+        (st["policy"].as_str(), st["quantum_ms"].as_u64()),
+        (Some("fifo"), Some(250))
+    );
+
     let term = std::process::Command::new("kill")
         .args(["-TERM", &procs.0[0].id().to_string()])
         .status()

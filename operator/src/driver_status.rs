@@ -1,22 +1,42 @@
-//! Reads a driver's `/status` JSON (per-job runs, records/s and latency percentiles) so the
-//! operator can put stream p99 latency into the app's status. Behind a trait so tests fake it.
+//! Talks to a running driver over its HTTP port: reads `/status` (per-job runs, records/s and
+//! latency percentiles, the scheduling in force) for the app's status, and posts live
+//! scheduling changes to `/admin/scheduling` with the app's admin token. Behind a trait so
+//! tests fake it.
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures::future::BoxFuture;
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use neptune_crds::v1alpha1::JobStatus;
+use neptune_crds::v1alpha1::{JobStatus, SchedulingStatus};
 use serde::Deserialize;
 
-/// Source of driver reports.
+/// What a driver's `/status` tells the operator.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct DriverReport {
+    /// Per-job figures.
+    pub jobs: Vec<JobStatus>,
+    /// The live scheduling settings in force (`None` from a driver that does not report them).
+    pub scheduling: Option<SchedulingStatus>,
+}
+
+/// Source of driver reports, and the way to change a driver's scheduling.
 pub trait DriverStatusSource: Send + Sync {
-    /// Per-job figures from the driver at `base_url` (e.g. `http://app-driver.ns.svc:4040`);
-    /// `None` when it cannot be read (the app status then keeps its last figures).
-    fn jobs(&self, base_url: String) -> BoxFuture<'_, Option<Vec<JobStatus>>>;
+    /// The report of the driver at `base_url` (e.g. `http://app-driver.ns.svc:4040`); `None`
+    /// when it cannot be read (the app status then keeps its last figures).
+    fn report(&self, base_url: String) -> BoxFuture<'_, Option<DriverReport>>;
+
+    /// Posts `changes` (a JSON object of live settings) to `/admin/scheduling` with `token`;
+    /// the scheduling in force afterwards, or the driver's (or the network's) reason.
+    fn set_scheduling(
+        &self,
+        base_url: String,
+        token: String,
+        changes: serde_json::Value,
+    ) -> BoxFuture<'_, Result<SchedulingStatus, String>>;
 }
 
 /// `/status` as the driver serves it (only the fields the operator uses).
@@ -24,6 +44,28 @@ pub trait DriverStatusSource: Send + Sync {
 struct StatusBody {
     #[serde(default)]
     jobs: Vec<JobBody>,
+    #[serde(flatten)]
+    scheduling: Option<SchedulingBody>,
+}
+
+/// The live settings, as `/status` and `/admin/scheduling` name them.
+#[derive(Debug, Deserialize)]
+struct SchedulingBody {
+    policy: String,
+    placement: String,
+    max_suspensions: i64,
+    quantum_ms: i64,
+}
+
+impl From<SchedulingBody> for SchedulingStatus {
+    fn from(b: SchedulingBody) -> Self {
+        Self {
+            policy: b.policy,
+            placement: b.placement,
+            max_suspensions: b.max_suspensions,
+            quantum_ms: b.quantum_ms,
+        }
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -44,13 +86,13 @@ struct Latency {
     p99: Option<f64>,
 }
 
-/// Parses a driver `/status` body into job statuses.
+/// Parses a driver `/status` body.
 ///
 /// # Errors
 /// When the body is not the driver's status JSON.
-pub fn parse_status(body: &[u8]) -> Result<Vec<JobStatus>, serde_json::Error> {
+pub fn parse_status(body: &[u8]) -> Result<DriverReport, serde_json::Error> {
     let parsed: StatusBody = serde_json::from_slice(body)?;
-    Ok(parsed
+    let jobs = parsed
         .jobs
         .into_iter()
         .map(|j| JobStatus {
@@ -64,12 +106,16 @@ pub fn parse_status(body: &[u8]) -> Result<Vec<JobStatus>, serde_json::Error> {
             kind: j.kind,
             runs: j.runs,
         })
-        .collect())
+        .collect();
+    Ok(DriverReport {
+        jobs,
+        scheduling: parsed.scheduling.map(Into::into),
+    })
 }
 
-/// Reads `/status` over plain HTTP with a short timeout.
+/// Reads `/status` and posts admin requests over plain HTTP with a short timeout.
 pub struct HttpDriverStatus {
-    client: Client<HttpConnector, Empty<Bytes>>,
+    client: Client<HttpConnector, Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -83,7 +129,7 @@ impl Default for HttpDriverStatus {
 }
 
 impl HttpDriverStatus {
-    async fn fetch(&self, base_url: &str) -> Option<Vec<JobStatus>> {
+    async fn fetch(&self, base_url: &str) -> Option<DriverReport> {
         let uri: http::Uri = format!("{base_url}/status").parse().ok()?;
         let fut = async {
             let resp = self.client.get(uri).await.ok()?;
@@ -95,17 +141,66 @@ impl HttpDriverStatus {
         };
         tokio::time::timeout(self.timeout, fut).await.ok().flatten()
     }
+
+    async fn post_scheduling(
+        &self,
+        base_url: &str,
+        token: &str,
+        changes: &serde_json::Value,
+    ) -> Result<SchedulingStatus, String> {
+        let uri = format!("{base_url}/admin/scheduling");
+        let req = http::Request::post(&uri)
+            .header(http::header::AUTHORIZATION, format!("Bearer {token}"))
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(changes.to_string())))
+            .map_err(|e| e.to_string())?;
+        let fut = async {
+            let resp = self
+                .client
+                .request(req)
+                .await
+                .map_err(|e| format!("POST {uri}: {e}"))?;
+            let status = resp.status();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| format!("POST {uri}: {e}"))?
+                .to_bytes();
+            if !status.is_success() {
+                return Err(format!(
+                    "the driver answered {status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(1024)]).trim()
+                ));
+            }
+            serde_json::from_slice::<SchedulingBody>(&body)
+                .map(Into::into)
+                .map_err(|e| format!("the driver's answer is not a scheduling: {e}"))
+        };
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| format!("POST {uri}: no answer within {:?}", self.timeout))?
+    }
 }
 
 impl DriverStatusSource for HttpDriverStatus {
-    fn jobs(&self, base_url: String) -> BoxFuture<'_, Option<Vec<JobStatus>>> {
+    fn report(&self, base_url: String) -> BoxFuture<'_, Option<DriverReport>> {
         Box::pin(async move {
-            let jobs = self.fetch(&base_url).await;
-            if jobs.is_none() {
+            let report = self.fetch(&base_url).await;
+            if report.is_none() {
                 tracing::debug!(%base_url, "driver /status not readable");
             }
-            jobs
+            report
         })
+    }
+
+    fn set_scheduling(
+        &self,
+        base_url: String,
+        token: String,
+        changes: serde_json::Value,
+    ) -> BoxFuture<'_, Result<SchedulingStatus, String>> {
+        Box::pin(async move { self.post_scheduling(&base_url, &token, &changes).await })
     }
 }
 
@@ -114,8 +209,17 @@ impl DriverStatusSource for HttpDriverStatus {
 pub struct NoDriverStatus;
 
 impl DriverStatusSource for NoDriverStatus {
-    fn jobs(&self, _base_url: String) -> BoxFuture<'_, Option<Vec<JobStatus>>> {
+    fn report(&self, _base_url: String) -> BoxFuture<'_, Option<DriverReport>> {
         Box::pin(async { None })
+    }
+
+    fn set_scheduling(
+        &self,
+        _base_url: String,
+        _token: String,
+        _changes: serde_json::Value,
+    ) -> BoxFuture<'_, Result<SchedulingStatus, String>> {
+        Box::pin(async { Err("no driver connection".to_string()) })
     }
 }
 
@@ -131,9 +235,57 @@ mod tests {
                     {"name":"train","kind":"batch","runs":1,"records":1000,"records_per_sec":900.0,
                      "latency_ms":{"p50":0,"p95":0,"p99":0,"max":0}}],
             "totals":{"suspensions":3,"resumptions":3,"kills":0}}"#;
-        let jobs = parse_status(body).unwrap();
+        let report = parse_status(body).unwrap();
+        assert_eq!(
+            report.scheduling, None,
+            "an older driver reports no live settings"
+        );
+        let jobs = report.jobs;
         assert_eq!(jobs[0].p99_ms, Some(12.5));
         assert_eq!(jobs[1].p99_ms, None);
         assert_eq!(jobs[1].records_per_second, Some(900.0));
+    }
+
+    /// The contract with the driver: what its `/status` serializes, this parser reads.
+    #[test]
+    fn the_drivers_own_status_document_parses() {
+        use neptune_driver::stats::Percentiles;
+        use neptune_driver::status::{Scheduling, Status};
+        let mut st = Status {
+            app: "fraud-detection".into(),
+            policy: "fifo".into(),
+            placement: "lb".into(),
+            max_suspensions: 3,
+            quantum_ms: 250,
+            ..Status::default()
+        };
+        st.jobs.push(neptune_driver::status::JobStatus {
+            name: "score".into(),
+            kind: "stream".into(),
+            runs: 7,
+            records_per_sec: 10.0,
+            latency_ms: Percentiles {
+                p99: 12.0,
+                ..Percentiles::default()
+            },
+            ..Default::default()
+        });
+        let report = parse_status(&serde_json::to_vec(&st).unwrap()).unwrap();
+        assert_eq!(
+            report.scheduling,
+            Some(SchedulingStatus {
+                policy: "fifo".into(),
+                placement: "lb".into(),
+                max_suspensions: 3,
+                quantum_ms: 250,
+            })
+        );
+        assert_eq!(report.jobs[0].p99_ms, Some(12.0));
+        assert_eq!(report.jobs[0].runs, 7);
+        // And the admin endpoint's answer.
+        let s = Scheduling::of(&Default::default());
+        let back: SchedulingBody =
+            serde_json::from_value(serde_json::to_value(&s).unwrap()).unwrap();
+        assert_eq!(back.policy, "neptune");
     }
 }

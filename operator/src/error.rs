@@ -47,6 +47,9 @@ pub enum Error {
     /// Serializing an object failed (a bug).
     #[error("serializing: {0}")]
     Serialize(#[source] serde_json::Error),
+    /// The running driver did not take a live scheduling change.
+    #[error("changing the running driver's scheduling: {0}")]
+    Scheduling(String),
     /// Making the app's credentials (a CA and member certificate) failed.
     #[error("making the app's credentials: {0}")]
     Credentials(String),
@@ -67,6 +70,7 @@ impl Error {
             Self::PatchStatus(source) => api_category(source, "status"),
             Self::Serialize(_) => "bug",
             Self::Credentials(_) => "credentials",
+            Self::Scheduling(_) => "driver",
             Self::MissingMetadata(_) => "bug",
         }
     }
@@ -79,6 +83,7 @@ impl Error {
             Self::PatchPod { .. } => Some("FailedUpdate"),
             Self::DeletePod { .. } => Some("FailedDelete"),
             Self::DeleteApp(_) => Some("FailedDelete"),
+            Self::Scheduling(_) => Some("FailedSchedulingChange"),
             _ => None,
         }
     }

@@ -164,6 +164,30 @@ async fn execute(
             };
             delete_pod(&pod_api, name, &params).await?;
         }
+        Action::SetScheduling(changes) => {
+            let secret_name = build::tls_secret_name(app_name);
+            let secret = Api::<Secret>::namespaced(ctx.client.clone(), ns)
+                .get(&secret_name)
+                .await
+                .map_err(|e| Error::Scheduling(format!("reading Secret {secret_name}: {e}")))?;
+            let token = secret
+                .data
+                .as_ref()
+                .and_then(|d| d.get(neptune_net::creds::TOKEN_FILE))
+                .and_then(|t| String::from_utf8(t.0.clone()).ok())
+                .ok_or_else(|| {
+                    Error::Scheduling(format!("Secret {secret_name} has no admin token"))
+                })?;
+            let base = format!(
+                "http://{}.{ns}.svc:{}",
+                build::driver_service_name(app_name),
+                app.spec.monitoring.driver_port
+            );
+            ctx.driver_status
+                .set_scheduling(base, token.trim().to_string(), changes.clone())
+                .await
+                .map_err(Error::Scheduling)?;
+        }
         Action::DeleteApp => {
             let apps: Api<StreamBatchApp> = Api::namespaced(ctx.client.clone(), ns);
             match apps.delete(app_name, &DeleteParams::background()).await {
@@ -275,7 +299,10 @@ async fn fetch(
             build::driver_service_name(name),
             app.spec.monitoring.driver_port
         );
-        observed.driver_jobs = ctx.driver_status.jobs(base).await;
+        if let Some(report) = ctx.driver_status.report(base).await {
+            observed.driver_jobs = Some(report.jobs);
+            observed.driver_scheduling = report.scheduling;
+        }
     }
     Ok(observed)
 }

@@ -352,7 +352,7 @@ fn driver_spec_change_replaces_the_app_but_executor_change_only_executors() {
         vec![ready(executor_pod(&app, 0)), ready(executor_pod(&app, 1))],
     );
     let mut changed = app.clone();
-    changed.spec.scheduling.max_suspensions = Some(3);
+    changed.spec.scheduling.heartbeat_interval_ms = Some(300);
     let (p, _) = step(&changed, &obs, 10);
     assert_eq!(deleted(&p).len(), 3);
     let mut changed = app.clone();
@@ -406,4 +406,77 @@ fn unchanged_world_gives_an_identical_status_and_no_events() {
     assert_eq!(Some(&p.status), app.status.as_ref());
     assert!(p.events.is_empty(), "{:?}", p.events);
     assert_eq!(p.actions.len(), 1, "only the idempotent Service apply");
+}
+
+#[test]
+fn a_scheduling_edit_is_posted_to_the_running_driver_and_replaces_no_pod() {
+    use neptune_crds::StreamBatchApp;
+    use neptune_crds::v1alpha1::SchedulingStatus;
+    let app = app();
+    let (_, app) = step(&app, &observed(None, vec![]), 0);
+    let running = |app: &StreamBatchApp| {
+        let mut obs = observed(
+            Some(ready(driver_pod(app))),
+            vec![ready(executor_pod(app, 0)), ready(executor_pod(app, 1))],
+        );
+        obs.driver_scheduling = Some(SchedulingStatus {
+            policy: "neptune".into(),
+            placement: "lma".into(),
+            max_suspensions: 20, // the example's
+            quantum_ms: 1000,
+        });
+        obs
+    };
+    let obs = running(&app);
+    let (p, app) = step(&app, &obs, 10);
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::SetScheduling(_))),
+        "the defaults are in force: nothing to post"
+    );
+    assert_eq!(
+        app.status
+            .as_ref()
+            .unwrap()
+            .scheduling
+            .as_ref()
+            .unwrap()
+            .policy,
+        "neptune"
+    );
+
+    let mut edited = app.clone();
+    edited.spec.scheduling.policy = neptune_crds::v1alpha1::Policy::Fifo;
+    edited.spec.scheduling.quantum_ms = Some(500);
+    // The pods built from the old spec are what the cluster runs.
+    let (p, _) = step(&edited, &obs, 20);
+    let posted: Vec<_> = p
+        .actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::SetScheduling(v) => Some(v.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        posted,
+        [serde_json::json!({"scheduler.policy": "fifo", "scheduler.quantum_ms": 500})]
+    );
+    assert!(
+        deleted(&p).is_empty() && created(&p).is_empty(),
+        "no pod replaced"
+    );
+    assert!(reasons(&p).contains(&"SchedulingChanged"), "{:?}", p.events);
+
+    // To `static`: not live, the spec hash changes and the app restarts.
+    let mut to_static = app.clone();
+    to_static.spec.scheduling.policy = neptune_crds::v1alpha1::Policy::Static;
+    let (p, _) = step(&to_static, &obs, 30);
+    assert_eq!(deleted(&p), ["fraud-detection-driver"]);
+    assert!(
+        !p.actions
+            .iter()
+            .any(|a| matches!(a, Action::SetScheduling(_)))
+    );
 }

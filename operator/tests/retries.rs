@@ -30,7 +30,7 @@ fn spec_changes_suspends_and_deleted_drivers_do_not_use_up_retries() {
     for round in 0..3 {
         // A spec change: the operator replaces the driver.
         let before = running(&app);
-        app.spec.scheduling.max_suspensions = Some(100 + round);
+        app.spec.scheduling.heartbeat_interval_ms = Some(300 + round);
         let (p, next) = step(&app, &before, t);
         assert!(deleted(&p).contains(&"fraud-detection-driver".to_string()));
         let (p, next) = step(&next, &observed(None, vec![]), t + 1);

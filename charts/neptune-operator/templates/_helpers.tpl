@@ -72,10 +72,11 @@ Rules for what the operator does in a namespace where apps run (operator/src), a
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["list", "watch", "create", "patch"]
-# The app's credentials Secret (<app>-tls): written by server-side apply, never read back.
+# The app's credentials Secret (<app>-tls): written by server-side apply; read for its admin
+# token when a live scheduling change is posted to the driver.
 - apiGroups: [""]
   resources: ["secrets"]
-  verbs: ["create", "patch"]
+  verbs: ["get", "create", "patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

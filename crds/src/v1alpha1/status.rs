@@ -62,6 +62,24 @@ pub struct StreamBatchAppStatus {
     /// Stream p99 latency per job, for `kubectl get` (e.g. `score=12ms`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_p99: Option<String>,
+    /// The scheduling the running driver reports in force (`spec.scheduling` edits are applied
+    /// to it live; see docs/kubernetes.md, "Live scheduling changes").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling: Option<SchedulingStatus>,
+}
+
+/// Live scheduling settings as the driver reports them.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct SchedulingStatus {
+    /// `scheduler.policy` in force.
+    pub policy: String,
+    /// `scheduler.placement` in force.
+    pub placement: String,
+    /// `scheduler.max_suspensions` in force.
+    pub max_suspensions: i64,
+    /// `scheduler.quantum_ms` in force.
+    pub quantum_ms: i64,
 }
 
 /// Executor counts (the scale subresource reads `ready` and `selector`).

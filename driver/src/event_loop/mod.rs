@@ -248,6 +248,19 @@ impl EventLoop {
 
     fn on_inbound(&mut self, ev: Inbound) {
         match ev {
+            Inbound::Reconfigure { changes, reply } => {
+                let result = self
+                    .scheduler
+                    .reconfigure(&changes)
+                    .map(|()| crate::status::Scheduling::of(self.scheduler.config()))
+                    .map_err(|e| e.to_string());
+                if result.is_ok() {
+                    // A new policy may start or preempt tasks at once; /status shows it now.
+                    self.work.push_back(Work::Schedule(Event::Tick));
+                    self.publish_status(false);
+                }
+                let _ = reply.send(result);
+            }
             Inbound::Register {
                 registration,
                 outbox,

@@ -116,13 +116,16 @@ impl EventLoop {
                 executor: at.clone(),
             })
             .collect();
+        let scheduling = crate::status::Scheduling::of(self.scheduler.config());
         let mut st = self.status.write().unwrap_or_else(|e| e.into_inner());
         let transport = std::mem::take(&mut st.transport); // set once at bind
         *st = Status {
             transport,
             app: self.app.name().to_string(),
-            policy: self.cfg.scheduler.policy.as_str().to_string(),
-            placement: self.cfg.scheduler.placement.as_str().to_string(),
+            policy: scheduling.policy,
+            placement: scheduling.placement,
+            max_suspensions: scheduling.max_suspensions,
+            quantum_ms: scheduling.quantum_ms,
             executors_expected: self.cfg.executors,
             ready: self.started,
             elapsed_s: elapsed,

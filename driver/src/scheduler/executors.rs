@@ -216,6 +216,16 @@ impl Registry {
             .collect()
     }
 
+    /// Switches placement and re-ranks every executor under it.
+    pub(super) fn set_placement(&mut self, placement: Placement) {
+        self.placement = placement;
+        let seqs: Vec<Seq> = self.execs.keys().copied().collect();
+        for seq in seqs {
+            self.unindex(seq);
+            self.index(seq);
+        }
+    }
+
     fn unindex(&mut self, seq: Seq) {
         let e = &self.execs[&seq];
         self.free[e.pool].remove(&e.rank);

@@ -88,6 +88,7 @@ mod acceptance;
 mod config;
 mod dispatch;
 mod executors;
+mod live;
 mod placement;
 mod protocol;
 mod queues;

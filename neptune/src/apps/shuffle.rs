@@ -289,7 +289,10 @@ mod tests {
     #[test]
     fn an_unknown_shuffle_op_is_refused_naming_the_key() {
         let e = build(&["shuffle.op=shuffle"]).unwrap_err();
-        assert!(e.contains("`shuffle.op`") && e.contains("`sort`"), "{e}");
+        assert!(
+            e.contains("`shuffle.op`") && e.contains("one of: sum, sort"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -2,7 +2,8 @@
 //! [--policy P] [--set k=v]... --executors N [-- app args]`.
 
 use k8s_openapi::api::core::v1::Pod;
-use neptune_crds::v1alpha1::StreamBatchAppSpec;
+use neptune_config::keys;
+use neptune_crds::v1alpha1::{Policy, SchedulingStatus, StreamBatchAppSpec};
 use neptune_crds::{StreamBatchApp, ports};
 
 use super::Role;
@@ -116,7 +117,7 @@ pub fn driver_pod(app: &StreamBatchApp, v: &Validated, attempt: i32) -> Pod {
             name: driver_pod_name(name),
             role: Role::Driver,
             args: driver_args(&app.spec),
-            hash_args: driver_args_with(&app.spec, ANY_COUNT),
+            hash_args: hashed_args(driver_args_with(&app.spec, ANY_COUNT)),
             extra_env: Vec::new(),
             ports: vec![("grpc", ports::DRIVER_GRPC), ("http", http_port)],
             http_port,
@@ -126,4 +127,59 @@ pub fn driver_pod(app: &StreamBatchApp, v: &Validated, attempt: i32) -> Pod {
             template: v.driver_template.as_ref(),
         },
     )
+}
+
+/// Stands for a live setting's value in the hashed args.
+const LIVE: &str = "<live>";
+
+/// The args as the spec hash covers them: live scheduling settings are applied to the running
+/// driver (see [`desired_scheduling`]), so their values must not replace the pod. `static` stays
+/// in the hash: switching to or from it needs a restart (its executor pools are fixed).
+fn hashed_args(mut args: Vec<String>) -> Vec<String> {
+    let live_key = |a: &str| {
+        a.split_once('=').is_some_and(|(k, _)| {
+            keys::engine_setting(k).is_some_and(|s| s.meta().live && k != keys::POLICY.meta.key)
+        })
+    };
+    let mut i = 0;
+    while i + 1 < args.len() {
+        match args[i].as_str() {
+            "--policy" if args[i + 1] != Policy::Static.to_string() => {
+                args[i + 1] = LIVE.into();
+            }
+            "--set" if live_key(&args[i + 1]) => {
+                args.drain(i..i + 2);
+                continue;
+            }
+            "--" => break,
+            _ => {}
+        }
+        i += 1;
+    }
+    args
+}
+
+/// The live scheduling settings the spec asks for: each `spec.scheduling` field if set, else the
+/// same key in `spec.app.config`, else the setting's default — what a driver started from this
+/// spec would run with.
+pub fn desired_scheduling(spec: &StreamBatchAppSpec) -> SchedulingStatus {
+    let s = &spec.scheduling;
+    let from_config = |key: &str| spec.app.config.get(key).map(|v| v.trim().to_string());
+    let int = |field: Option<i64>, setting: &neptune_config::UInt| {
+        field
+            .or_else(|| from_config(setting.meta.key).and_then(|v| v.parse().ok()))
+            .unwrap_or_else(|| {
+                i64::try_from(setting.default.unwrap_or(setting.min)).unwrap_or(i64::MAX)
+            })
+    };
+    SchedulingStatus {
+        policy: policy_name(spec),
+        placement: s
+            .placement
+            .map(|p| serde_plain(&p))
+            .or_else(|| from_config(keys::PLACEMENT.meta.key))
+            .unwrap_or_else(|| keys::PLACEMENT.default.to_string()),
+        max_suspensions: int(s.max_suspensions, &keys::MAX_SUSPENSIONS),
+        quantum_ms: int(s.quantum_ms, &keys::QUANTUM_MS),
+    }
 }

@@ -8,7 +8,7 @@ mod pod;
 mod secret;
 mod service;
 
-pub use driver::{driver_args, driver_pod, driver_pod_name};
+pub use driver::{desired_scheduling, driver_args, driver_pod, driver_pod_name};
 pub use executor::{executor_index, executor_pod, executor_pod_name};
 pub use labels::{child_labels, executor_selector, owner_reference, role_selector, spec_hash_of};
 pub use pod::{OPERATOR_ENV, TMP_MOUNT, TMP_VOLUME, recorded_user_metadata};

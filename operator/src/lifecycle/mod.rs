@@ -30,7 +30,9 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::jiff::Timestamp;
 use neptune_crds::StreamBatchApp;
-use neptune_crds::v1alpha1::{JobStatus, Phase, StreamBatchAppStatus, condition_types as ct};
+use neptune_crds::v1alpha1::{
+    JobStatus, Phase, SchedulingStatus, StreamBatchAppStatus, condition_types as ct,
+};
 
 use crate::build;
 use crate::conditions;
@@ -49,6 +51,8 @@ pub struct Observed {
     pub executors: Vec<Pod>,
     /// Jobs as the driver's `/status` reports them (only fetched while it is Ready).
     pub driver_jobs: Option<Vec<JobStatus>>,
+    /// The live scheduling settings the driver reports in force (fetched with the jobs).
+    pub driver_scheduling: Option<SchedulingStatus>,
 }
 
 /// Which failure counter a deletion carries out.
@@ -95,6 +99,9 @@ pub enum Action {
     },
     /// Delete the app itself (TTL after finishing).
     DeleteApp,
+    /// Post live scheduling changes (a JSON object of settings) to the running driver's
+    /// `/admin/scheduling`, with the app's admin token.
+    SetScheduling(serde_json::Value),
 }
 
 impl Action {
@@ -321,6 +328,7 @@ pub fn plan(
     failures::maybe_reset(&mut cx, driver);
     if driver.is_ready() {
         report_jobs(&mut cx, observed);
+        live_scheduling(&mut cx, observed);
         cx.requeue_within(Duration::from_secs(30));
     }
     cx.finish(&previous)
@@ -391,6 +399,46 @@ fn suspend(cx: &mut Ctx<'_>, observed: &Observed) {
         "Suspended",
         "spec.suspend is true",
     );
+}
+
+/// Records the scheduling the driver reports and, when `spec.scheduling` asks for other live
+/// settings, tells the driver (no pod is replaced: the spec hash leaves them out).
+fn live_scheduling(cx: &mut Ctx<'_>, observed: &Observed) {
+    let Some(now) = &observed.driver_scheduling else {
+        return;
+    };
+    cx.status.scheduling = Some(now.clone());
+    let want = build::desired_scheduling(&cx.app.spec);
+    let mut changes = serde_json::Map::new();
+    // A switch to or from `static` restarts the driver instead (it is in the spec hash).
+    if want.policy != now.policy && want.policy != "static" && now.policy != "static" {
+        changes.insert("scheduler.policy".into(), want.policy.clone().into());
+    }
+    if want.placement != now.placement {
+        changes.insert("scheduler.placement".into(), want.placement.clone().into());
+    }
+    if want.max_suspensions != now.max_suspensions {
+        changes.insert(
+            "scheduler.max_suspensions".into(),
+            want.max_suspensions.into(),
+        );
+    }
+    if want.quantum_ms != now.quantum_ms {
+        changes.insert("scheduler.quantum_ms".into(), want.quantum_ms.into());
+    }
+    if changes.is_empty() {
+        return;
+    }
+    let what: Vec<String> = changes.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    cx.event(
+        EventKind::Normal,
+        "SchedulingChanged",
+        format!("applying {} to the running driver", what.join(", ")),
+    );
+    cx.actions
+        .push(Action::SetScheduling(serde_json::Value::Object(changes)));
+    // Read back soon: the status then shows the new settings in force.
+    cx.requeue_within(Duration::from_secs(2));
 }
 
 /// Copies the driver's per-job figures into the status, with a `kubectl get` summary.

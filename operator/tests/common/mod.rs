@@ -222,5 +222,6 @@ pub fn observed(driver: Option<Pod>, executors: Vec<Pod>) -> Observed {
         driver,
         executors,
         driver_jobs: None,
+        driver_scheduling: None,
     }
 }

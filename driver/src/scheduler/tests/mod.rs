@@ -4,6 +4,7 @@ mod baselines;
 mod failures;
 mod holder;
 mod invariants;
+mod live;
 mod neptune;
 mod placement;
 mod property;
