@@ -59,7 +59,7 @@ fi
 log "build and load $IMAGE and $IMAGE-b"
 # --load: with docker/setup-buildx-action the builder is docker-container, whose images stay in
 # its cache unless loaded into the engine, where `kind load docker-image` looks for them.
-docker build --load -t "$IMAGE" "$ROOT"
+docker buildx build --load -t "$IMAGE" "$ROOT"
 docker tag "$IMAGE" "$IMAGE-b"
 kind load docker-image "$IMAGE" "$IMAGE-b" --name "$CLUSTER"
 

@@ -214,6 +214,8 @@ pub struct App {
     config: Arc<Config>,
     jobs: Vec<JobDef>,
     receivers: Vec<ReceiverDef>,
+    /// The largest memory one task declared it holds, and the config key that sets it.
+    task_memory: Option<(String, u64)>,
 }
 
 impl std::fmt::Debug for App {
@@ -234,6 +236,36 @@ impl App {
             config,
             jobs: Vec::new(),
             receivers: Vec::new(),
+            task_memory: None,
+        }
+    }
+
+    /// Declares that one task of this app holds `bytes` of memory of its own because of config key
+    /// `key` (e.g. a buffer sized by a setting). An executor whose `--memory` cannot hold that
+    /// much refuses to start with an error naming the key ([`App::check_memory`]), instead of
+    /// aborting on allocation mid-run.
+    pub fn require_task_memory(&mut self, key: &str, bytes: u64) {
+        if self.task_memory.as_ref().is_none_or(|(_, b)| bytes > *b) {
+            self.task_memory = Some((key.to_string(), bytes));
+        }
+    }
+
+    /// Whether one task's declared memory fits an executor's memory budget.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key that asks for more than `budget`.
+    pub fn check_memory(&self, budget: u64) -> Result<(), ConfigError> {
+        match &self.task_memory {
+            Some((key, bytes)) if *bytes > budget => Err(ConfigError::Invalid {
+                key: key.clone(),
+                value: self.config.raw(key).unwrap_or_default().to_string(),
+                reason: format!(
+                    "a task would hold {} but an executor's --memory is {}",
+                    neptune_config::quantity::format_bytes(*bytes),
+                    neptune_config::quantity::format_bytes(budget)
+                ),
+            }),
+            _ => Ok(()),
         }
     }
 
@@ -357,25 +389,19 @@ impl App {
     /// # Errors
     /// A [`ConfigError`] naming the key with a bad value.
     pub fn apply_overrides(&mut self) -> Result<(), ConfigError> {
+        use neptune_config::keys::{JOB_INTERVAL_MS, JOB_KIND, JOB_LATENCY_TARGET_MS, JOB_RUNS};
         let cfg = self.config.clone();
         for job in &mut self.jobs {
-            let key = |k: &str| format!("jobs.{}.{k}", job.name);
-            job.kind = cfg.get(&key("kind"), job.kind)?;
-            let ms = cfg.get_in(
-                &key("interval_ms"),
-                job.interval.as_millis() as u64,
-                1,
-                3_600_000,
-            )?;
-            job.interval = Duration::from_millis(ms);
-            if let Some(raw) = cfg.raw(&key("runs")) {
-                let runs: u64 = cfg.get_in(&key("runs"), 0, 0, u64::MAX)?;
-                let _ = raw;
+            let name = job.name.as_str();
+            job.kind = JOB_KIND.get_for(&cfg, name, job.kind)?;
+            if let Some(ms) = JOB_INTERVAL_MS.get_opt_for(&cfg, name)? {
+                job.interval = Duration::from_millis(ms);
+            }
+            if let Some(runs) = JOB_RUNS.get_opt_for(&cfg, name)? {
                 job.runs = (runs > 0).then_some(runs);
             }
-            if cfg.raw(&key("latency_target_ms")).is_some() {
-                let t = cfg.get_in(&key("latency_target_ms"), 1, 1, 3_600_000)?;
-                job.latency_target = Some(Duration::from_millis(t));
+            if let Some(ms) = JOB_LATENCY_TARGET_MS.get_opt_for(&cfg, name)? {
+                job.latency_target = Some(Duration::from_millis(ms));
             }
         }
         Ok(())
@@ -490,7 +516,10 @@ mod tests {
     use crate::dataset::Dataset;
 
     fn demo(app: &mut App) -> Result<(), String> {
-        let n: u64 = app.config().get("n", 10).map_err(|e| e.to_string())?;
+        static N: neptune_config::UInt =
+            neptune_config::UInt::new(neptune_config::Meta::new("n", "records"), 0, 1000)
+                .default(10);
+        let n = N.get(app.config()).map_err(|e| e.to_string())?;
         let model = app.state("model", 0u64);
         let ds = Dataset::from_fn(2, move |_| Box::new(0..n));
         let m = model.clone();
@@ -513,6 +542,19 @@ mod tests {
         let app = build_app(APPS, "demo", Arc::new(cfg)).unwrap();
         assert_eq!(app.jobs()[1].kind, JobKind::Batch);
         assert_eq!(app.jobs()[0].interval, Duration::from_millis(50));
+    }
+
+    #[test]
+    fn a_task_memory_demand_larger_than_the_budget_names_its_key() {
+        let mut app = App::new("m", Arc::new(Config::from_args(&["buf_mb=2048"]).unwrap()));
+        app.require_task_memory("buf_mb", 2 << 30);
+        app.require_task_memory("other", 1 << 20);
+        assert!(app.check_memory(4 << 30).is_ok());
+        let e = app.check_memory(1 << 30).unwrap_err().to_string();
+        assert!(
+            e.contains("`buf_mb`") && e.contains("2Gi") && e.contains("1Gi"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -3,44 +3,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// Whether a job is latency-sensitive (`Stream`) or latency-tolerant (`Batch`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum JobKind {
-    /// Latency-sensitive: runs as micro-batches, may preempt batch tasks.
-    Stream,
-    /// Latency-tolerant: takes free slots, may be suspended.
-    Batch,
-}
-
-impl JobKind {
-    /// Lower-case name used in metrics labels, config and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            JobKind::Stream => "stream",
-            JobKind::Batch => "batch",
-        }
-    }
-}
-
-impl fmt::Display for JobKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for JobKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "stream" => Ok(JobKind::Stream),
-            "batch" => Ok(JobKind::Batch),
-            other => Err(format!(
-                "unknown job kind `{other}` (expected `stream` or `batch`)"
-            )),
-        }
-    }
-}
+pub use neptune_config::JobKind;
 
 /// Index of a job in its [`App`](crate) (same order on driver and executors: same binary, same code).
 pub type JobId = u32;
@@ -72,3 +35,70 @@ impl fmt::Display for TaskId {
 
 /// Executor identity, unique within an app (`exec-0`, a pod name, ...).
 pub type ExecutorId = String;
+
+/// Longest executor id: a DNS subdomain name (Kubernetes pod names are at most this long).
+pub const MAX_EXECUTOR_ID: usize = 253;
+
+/// Check an executor id: 1 to [`MAX_EXECUTOR_ID`] characters of `A-Z a-z 0-9 . _ -`, not
+/// starting with `.` or `-`. Ids end up in file names (spill directories), metric labels and
+/// logs, so anything else (path separators, control characters, megabytes of text) is refused.
+///
+/// # Errors
+/// A message saying what is wrong with `id`.
+pub fn check_executor_id(id: &str) -> Result<(), String> {
+    if id.is_empty() {
+        return Err("executor id is empty".into());
+    }
+    if id.len() > MAX_EXECUTOR_ID {
+        return Err(format!(
+            "executor id is {} bytes long (at most {MAX_EXECUTOR_ID})",
+            id.len()
+        ));
+    }
+    if id.starts_with(['.', '-']) {
+        return Err(format!("executor id `{id}` starts with `.` or `-`"));
+    }
+    match id
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        Some(c) => Err(format!(
+            "executor id `{}` contains {c:?} (allowed: A-Z a-z 0-9 . _ -)",
+            id.escape_debug()
+        )),
+        None => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn executor_ids_are_bounded_in_length_and_charset() {
+        for ok in [
+            "exec-0",
+            "fraud-executor-12",
+            "a",
+            "x.y_z",
+            &"a".repeat(253),
+        ] {
+            assert_eq!(check_executor_id(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "../etc",
+            "a/b",
+            "-x",
+            ".x",
+            "a b",
+            "é",
+            "a\nb",
+            &"a".repeat(254),
+        ] {
+            assert!(check_executor_id(bad).is_err(), "{bad:?}");
+        }
+        let e = check_executor_id("a/b").unwrap_err();
+        assert!(e.contains("'/'"), "{e}");
+    }
+}

@@ -5,8 +5,9 @@
 //! its coroutine runtime in through [`task::YieldHook`].
 
 pub mod action;
+/// Settings and the `--set` store (the `neptune-config` crate).
+pub use neptune_config as config;
 pub mod app;
-pub mod config;
 pub mod dataset;
 pub mod ids;
 pub mod metric_names;

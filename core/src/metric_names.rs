@@ -3,6 +3,20 @@
 //! The driver, the executor and the operator register metrics under these names; the Grafana
 //! dashboard in the Helm chart may only query names listed in [`ALL`] (a test checks it).
 //! Units are base units (seconds, bytes), names pass `promtool check metrics`.
+//!
+//! Per-job driver series carry the Neptune job name in the label [`JOB_LABEL`] (`neptune_job`),
+//! never `job`: Prometheus sets `job` itself (the scrape job) and renames a scraped `job` to
+//! `exported_job` unless the scrape honours labels, so a `job` label would not survive plain
+//! annotation-based scraping.
+
+/// The label holding the Neptune job name on the driver's per-job series.
+pub const JOB_LABEL: &str = "neptune_job";
+
+/// Every label Neptune processes put on their series (histograms add `le`; Prometheus adds the
+/// target's labels, e.g. `namespace` and `pod` on Kubernetes).
+pub const LABELS: &[&str] = &[
+    JOB_LABEL, "kind", "outcome", "phase", "executor", "source", "reason", "category",
+];
 
 /// Executor: tasks currently running, label `kind`.
 pub const EXECUTOR_TASKS_RUNNING: &str = "neptune_executor_tasks_running";
@@ -52,13 +66,18 @@ pub const EXECUTOR_RECEIVER_CONNECTED: &str = "neptune_executor_receiver_connect
 /// Executor: task slots (`--cores`).
 pub const EXECUTOR_SLOTS: &str = "neptune_executor_slots";
 
-/// Driver: stream micro-batch end-to-end latency (due time → results committed), label `job`.
+/// Driver: stream micro-batch end-to-end latency (due time → results committed), label
+/// `neptune_job`.
 pub const DRIVER_STREAM_LATENCY: &str = "neptune_driver_stream_latency_seconds";
-/// Driver: records processed per job, labels `job`, `kind` (use `rate()` for records/s).
+/// Driver: a stream job's latency target (`jobs.<job>.latency_target_ms`), seconds, label
+/// `neptune_job`; only stream jobs with a target have the series (the latency alert compares
+/// the p99 of [`DRIVER_STREAM_LATENCY`] with it).
+pub const DRIVER_STREAM_LATENCY_TARGET: &str = "neptune_driver_stream_latency_target_seconds";
+/// Driver: records processed per job, labels `neptune_job`, `kind` (use `rate()` for records/s).
 pub const DRIVER_JOB_RECORDS: &str = "neptune_driver_job_records_total";
-/// Driver: batch records per second over the last window, label `job`.
+/// Driver: batch records per second over the last window, label `neptune_job`.
 pub const DRIVER_BATCH_RECORDS_PER_SECOND: &str = "neptune_driver_batch_records_per_second";
-/// Driver: completed runs (micro-batches or epochs), labels `job`, `kind`.
+/// Driver: completed runs (micro-batches or epochs), labels `neptune_job`, `kind`.
 pub const DRIVER_JOB_RUNS: &str = "neptune_driver_job_runs_total";
 /// Driver: tasks waiting for a slot, label `kind`.
 pub const DRIVER_TASKS_QUEUED: &str = "neptune_driver_tasks_queued";
@@ -78,6 +97,20 @@ pub const DRIVER_RESUMPTIONS: &str = "neptune_driver_resumptions_total";
 pub const DRIVER_KILLS: &str = "neptune_driver_kills_total";
 /// Driver: executors lost (connection closed or heartbeats missing).
 pub const DRIVER_EXECUTORS_LOST: &str = "neptune_driver_executors_lost_total";
+/// Driver: task updates ignored because they do not come from the holder of the task's current
+/// attempt (or are malformed), label `reason`; never counted in any job total.
+pub const DRIVER_REJECTED_UPDATES: &str = "neptune_driver_rejected_updates_total";
+/// Driver: registrations refused, label `reason` (`invalid`, `id_in_use`, `too_many`).
+pub const DRIVER_REFUSED_REGISTRATIONS: &str = "neptune_driver_refused_registrations_total";
+
+/// Driver and executor: 1 when cluster connections use mutual TLS, 0 under `--insecure`.
+pub const TRANSPORT_TLS: &str = "neptune_transport_tls_enabled";
+/// Driver and executor: connections open, label `server` (`grpc`, `http`, `blocks`).
+pub const TRANSPORT_CONNECTIONS_OPEN: &str = "neptune_transport_connections_open";
+/// Driver and executor: connections the server closed before their peer did, labels `server`,
+/// `reason` (`limit`, `evicted`, `handshake_failed`, `handshake_timeout`, `idle_timeout`,
+/// `frame_timeout`).
+pub const TRANSPORT_CONNECTIONS_CLOSED: &str = "neptune_transport_connections_closed_total";
 
 /// Operator: reconciliations run.
 pub const OPERATOR_RECONCILES: &str = "neptune_operator_reconciles_total";
@@ -87,6 +120,10 @@ pub const OPERATOR_RECONCILE_ERRORS: &str = "neptune_operator_reconcile_errors_t
 pub const OPERATOR_RECONCILE_DURATION: &str = "neptune_operator_reconcile_duration_seconds";
 /// Operator: apps by phase, label `phase`.
 pub const OPERATOR_APPS: &str = "neptune_operator_apps";
+/// Operator: watch (list/watch) errors of the controllers.
+pub const OPERATOR_WATCH_ERRORS: &str = "neptune_operator_watch_errors_total";
+/// Operator: 1 while this replica holds the leader lease (always 1 without leader election).
+pub const OPERATOR_LEADER: &str = "neptune_operator_leader";
 
 /// Every metric name above. Histograms also export `_bucket`, `_sum` and `_count` series.
 pub const ALL: &[&str] = &[
@@ -114,6 +151,7 @@ pub const ALL: &[&str] = &[
     EXECUTOR_RECEIVER_BUFFERED,
     EXECUTOR_RECEIVER_CONNECTED,
     DRIVER_STREAM_LATENCY,
+    DRIVER_STREAM_LATENCY_TARGET,
     DRIVER_JOB_RECORDS,
     DRIVER_BATCH_RECORDS_PER_SECOND,
     DRIVER_JOB_RUNS,
@@ -126,10 +164,17 @@ pub const ALL: &[&str] = &[
     DRIVER_RESUMPTIONS,
     DRIVER_KILLS,
     DRIVER_EXECUTORS_LOST,
+    DRIVER_REJECTED_UPDATES,
+    DRIVER_REFUSED_REGISTRATIONS,
+    TRANSPORT_TLS,
+    TRANSPORT_CONNECTIONS_OPEN,
+    TRANSPORT_CONNECTIONS_CLOSED,
     OPERATOR_RECONCILES,
     OPERATOR_RECONCILE_ERRORS,
     OPERATOR_RECONCILE_DURATION,
     OPERATOR_APPS,
+    OPERATOR_WATCH_ERRORS,
+    OPERATOR_LEADER,
 ];
 
 /// Whether `series` (e.g. `neptune_driver_stream_latency_seconds_bucket`) belongs to a known metric.

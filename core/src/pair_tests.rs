@@ -23,6 +23,7 @@ pub(crate) fn run_plan<R: 'static>(action: &Action<R>, blocks: &Arc<LocalBlocks>
                     .map(|_| MapLoc {
                         executor: "local".into(),
                         addr: String::new(),
+                        max_block: u64::MAX,
                     })
                     .collect(),
             })

@@ -3,10 +3,11 @@
 
 use crate::dataset::Dataset;
 use crate::task::TaskContext;
+use neptune_config::ChoiceError;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
-use std::io::BufRead;
+use std::io::{BufRead, Read};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +55,18 @@ pub fn generate<T: 'static>(
 }
 
 /// What a file source does with a record that does not parse.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantNames,
+)]
+#[strum(serialize_all = "lowercase", parse_err_ty = ChoiceError, parse_err_fn = malformed_err)]
 pub enum Malformed {
     /// Fail the task (and, after retries, the job) with a message naming the file and line.
     #[default]
@@ -63,17 +75,8 @@ pub enum Malformed {
     Skip,
 }
 
-impl std::str::FromStr for Malformed {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "fail" => Ok(Malformed::Fail),
-            "skip" => Ok(Malformed::Skip),
-            other => Err(format!(
-                "unknown malformed-record policy `{other}` (expected `fail` or `skip`)"
-            )),
-        }
-    }
+fn malformed_err(s: &str) -> ChoiceError {
+    ChoiceError::of::<Malformed>(s)
 }
 
 impl Malformed {
@@ -112,30 +115,69 @@ pub fn list_files(pattern: &str) -> Result<Vec<PathBuf>, String> {
     Ok(files)
 }
 
-/// The lines of `path`, each counted as a record; an unreadable file fails the task naming it.
+/// Longest line a file source reads, in bytes (64 MiB): a longer one fails the task naming its
+/// file and line, instead of a buffer growing with whatever the file holds.
+pub const MAX_RECORD_LINE: usize = 64 << 20;
+
+/// The lines of `path` (`\n` or `\r\n` ended), each counted as a record; an unreadable file,
+/// a line that is not UTF-8 or longer than [`MAX_RECORD_LINE`] fails the task naming it.
 pub(crate) fn read_lines(
     ctx: &TaskContext,
     path: PathBuf,
 ) -> Box<dyn Iterator<Item = String> + '_> {
-    match std::fs::File::open(&path) {
+    read_lines_max(ctx, path, MAX_RECORD_LINE)
+}
+
+fn read_lines_max(
+    ctx: &TaskContext,
+    path: PathBuf,
+    max: usize,
+) -> Box<dyn Iterator<Item = String> + '_> {
+    let mut r = match std::fs::File::open(&path) {
         Err(e) => {
             ctx.fail(format!("cannot open {}: {e}", path.display()));
-            Box::new(std::iter::empty())
+            return Box::new(std::iter::empty());
         }
-        Ok(f) => {
-            let mut lines = std::io::BufReader::new(f).lines();
-            Box::new(std::iter::from_fn(move || match lines.next()? {
-                Ok(l) => {
-                    ctx.count_record();
-                    Some(l)
+        Ok(f) => std::io::BufReader::new(f),
+    };
+    let mut line_no = 0u64;
+    let mut buf = Vec::new();
+    Box::new(std::iter::from_fn(move || {
+        buf.clear();
+        line_no += 1;
+        let limit = u64::try_from(max).unwrap_or(u64::MAX).saturating_add(1);
+        match (&mut r).take(limit).read_until(b'\n', &mut buf) {
+            Ok(0) => None,
+            Ok(_) => {
+                if buf.last() == Some(&b'\n') {
+                    buf.pop();
+                    if buf.last() == Some(&b'\r') {
+                        buf.pop();
+                    }
+                } else if buf.len() > max {
+                    ctx.fail(format!(
+                        "{}:{line_no}: line longer than {max} bytes",
+                        path.display()
+                    ));
+                    return None;
                 }
-                Err(e) => {
-                    ctx.fail(format!("cannot read {}: {e}", path.display()));
-                    None
+                match String::from_utf8(std::mem::take(&mut buf)) {
+                    Ok(l) => {
+                        ctx.count_record();
+                        Some(l)
+                    }
+                    Err(_) => {
+                        ctx.fail(format!("{}:{line_no}: line is not UTF-8", path.display()));
+                        None
+                    }
                 }
-            }))
+            }
+            Err(e) => {
+                ctx.fail(format!("cannot read {}: {e}", path.display()));
+                None
+            }
         }
-    }
+    }))
 }
 
 /// Lines of the files matching `pattern`, one partition per file (read in every run).
@@ -245,6 +287,10 @@ pub fn csv_files_with<T: DeserializeOwned + 'static>(
 }
 
 #[cfg(test)]
+#[path = "source_fuzz.rs"]
+mod fuzz;
+
+#[cfg(test)]
 mod tests {
     use super::*;
     use crate::ids::{JobKind, TaskId};
@@ -339,6 +385,28 @@ mod tests {
         let c = ctx(0, 0);
         assert_eq!(ds.iter(&c).map(|r| r.n).collect::<Vec<_>>(), vec![1, 4]);
         assert_eq!(c.skipped(), 1);
+    }
+
+    #[test]
+    fn a_line_longer_than_the_limit_or_not_utf8_fails_the_task_naming_file_and_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("a.txt");
+        std::fs::write(&f, "ok\r\n0123456789\nlast").unwrap();
+        let c = ctx(0, 0);
+        let got: Vec<String> = read_lines_max(&c, f.clone(), 10).collect();
+        assert_eq!(got, ["ok", "0123456789", "last"]);
+        assert!(!c.has_failed());
+        let c = ctx(0, 0);
+        let got: Vec<String> = read_lines_max(&c, f, 9).collect();
+        assert_eq!(got, ["ok"]);
+        let e = c.take_error().unwrap();
+        assert!(e.contains("a.txt:2") && e.contains("longer than 9"), "{e}");
+        let g = dir.path().join("b.txt");
+        std::fs::write(&g, b"fine\n\xff\xfe\n").unwrap();
+        let c = ctx(0, 0);
+        assert_eq!(read_lines(&c, g).collect::<Vec<_>>(), ["fine"]);
+        let e = c.take_error().unwrap();
+        assert!(e.contains("b.txt:2") && e.contains("UTF-8"), "{e}");
     }
 
     #[test]

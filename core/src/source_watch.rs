@@ -20,6 +20,7 @@ use crate::dataset::Dataset;
 use crate::shuffle::partition_of;
 use crate::source::read_lines;
 use crate::task::TaskContext;
+use neptune_config::ChoiceError;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -27,7 +28,18 @@ use std::sync::Arc;
 const SEALED: &str = "SEALED";
 
 /// What happens to the files of a committed run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantNames,
+)]
+#[strum(serialize_all = "lowercase", parse_err_ty = ChoiceError, parse_err_fn = cleanup_err)]
 pub enum Cleanup {
     /// Keep them under `DIR/.neptune/done/run-R-<time>/` (never pruned: move or delete them
     /// yourself if the directory must not grow).
@@ -37,16 +49,8 @@ pub enum Cleanup {
     Delete,
 }
 
-impl std::str::FromStr for Cleanup {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "archive" => Ok(Self::Archive),
-            "delete" => Ok(Self::Delete),
-            other => Err(format!("`{other}` (expected `archive` or `delete`)")),
-        }
-    }
+fn cleanup_err(s: &str) -> ChoiceError {
+    ChoiceError::of::<Cleanup>(s)
 }
 
 /// A directory watched for new files (see the module docs for the exactly-once protocol).
@@ -292,6 +296,12 @@ mod tests {
         assert_eq!(count(".neptune/claims"), 1, "run 1 is not committed yet");
         w.commit(1).unwrap();
         assert_eq!(count(".neptune/claims"), 0);
-        assert!("keep".parse::<Cleanup>().unwrap_err().contains("`keep`"));
+        assert!(
+            "keep"
+                .parse::<Cleanup>()
+                .unwrap_err()
+                .to_string()
+                .contains("`keep`")
+        );
     }
 }

@@ -1,11 +1,12 @@
 //! `StreamBatchApp` custom resource types (`neptune.dev/v1alpha1`) and the CRD they generate.
 //!
 //! This crate holds the API only: types, schema (with CEL rules the apiserver enforces at apply
-//! time), label/port conventions shared by the operator and the chart, and memory quantity
-//! parsing. It does not talk to a cluster. The `crdgen` binary prints [`crd_yaml`]; the output is
+//! time), label/port conventions shared by the operator and the chart. Ranges and cross-field rules
+//! of the engine settings come from `neptune_config`, like the CLI's. It does not talk to a cluster. The `crdgen` binary prints [`crd_yaml`]; the output is
 //! committed as `crds/streambatchapp.yaml` and CI fails when it drifts.
 
-pub mod quantity;
+/// Byte quantities (the one parser, shared with the CLI).
+pub use neptune_config::quantity;
 pub mod v1alpha1;
 
 pub use v1alpha1::{StreamBatchApp, StreamBatchAppSpec, StreamBatchAppStatus};
@@ -28,6 +29,13 @@ pub mod labels {
     pub const SPEC_HASH: &str = "neptune.dev/spec-hash";
     /// Executor ordinal (0-based), so scale-down removes the highest ordinals first.
     pub const EXECUTOR_INDEX: &str = "neptune.dev/executor-index";
+    /// The driver attempt a pod belongs to (`status.attempts` when it was created); executors of
+    /// an earlier attempt are replaced.
+    pub const ATTEMPT: &str = "neptune.dev/attempt";
+    /// Annotation listing (as JSON) the pod's labels and annotations that come from the spec
+    /// (`labels`, `annotations`, `podTemplate.metadata`, scrape annotations), so edits are
+    /// patched onto running pods and removed keys are deleted from them.
+    pub const USER_METADATA: &str = "neptune.dev/user-metadata";
     /// Standard recommended labels.
     pub const NAME: &str = "app.kubernetes.io/name";
     /// Standard recommended labels.
@@ -42,7 +50,7 @@ pub mod labels {
 
 /// Fixed container ports of the CLI contract.
 pub mod ports {
-    /// Driver gRPC port (`--listen 0.0.0.0:7077`).
+    /// Driver gRPC port (`--listen $(POD_IP):7077`).
     pub const DRIVER_GRPC: i32 = 7077;
     /// Default driver HTTP port (`/metrics`, `/healthz`, `/readyz`, `/status`).
     pub const DRIVER_HTTP: i32 = 4040;

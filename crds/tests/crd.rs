@@ -91,3 +91,77 @@ fn crd_declares_subresources_columns_and_short_name() {
         ["Phase", "Policy", "Ready", "Desired", "Stream-P99", "Age"]
     );
 }
+
+/// The schema node of a `spec.a.b` path (`<job>` is the value of a map).
+fn node<'a>(schema: &'a Value, crd_path: &str) -> &'a Value {
+    let mut n = schema;
+    for part in crd_path.split('.') {
+        n = if part == "<job>" {
+            &n["additionalProperties"]
+        } else {
+            &n["properties"][part]
+        };
+        assert!(!n.is_null(), "{crd_path}: no schema node at `{part}`");
+    }
+    n
+}
+
+#[test]
+fn every_engine_setting_mapped_to_the_crd_has_the_settings_range_or_names() {
+    // One place defines each setting (`neptune_config::keys`); the CRD, the CLI, the driver and
+    // `docs/config.md` all take its range from there. Checked both ways for every mapped key.
+    let schema = schema();
+    let mut mapped = 0;
+    for d in neptune_config::keys::ENGINE {
+        let Some(path) = d.meta().crd else { continue };
+        mapped += 1;
+        let n = node(&schema, path);
+        if let Some((lo, hi)) = d.bounds() {
+            if n["type"] == "string" {
+                // Quantities: the schema checks the grammar; the operator checks the range.
+                assert_eq!(
+                    n["pattern"].as_str(),
+                    Some(neptune_config::quantity::MEMORY_PATTERN),
+                    "{path}"
+                );
+                continue;
+            }
+            assert_eq!(n["minimum"].as_f64(), Some(lo), "{path} minimum");
+            assert_eq!(n["maximum"].as_f64(), Some(hi), "{path} maximum");
+        }
+        if !d.choices().is_empty() {
+            let names: Vec<&str> = n["enum"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{path}: no enum"))
+                .iter()
+                .filter_map(Value::as_str)
+                .collect();
+            assert_eq!(names, d.choices(), "{path} enum");
+        }
+    }
+    assert!(mapped >= 10, "only {mapped} settings mapped to the CRD");
+}
+
+#[test]
+fn one_range_change_reaches_the_crd_and_the_docs() {
+    // The quantum's range as the CLI/driver enforce it, as the CRD states it, as the docs print it.
+    let q = &neptune_config::keys::QUANTUM_MS;
+    let too_big = (q.max + 1).to_string();
+    let e = q.parse(&too_big).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("between {} and {}", q.min, q.max)),
+        "{e}"
+    );
+    let schema = schema();
+    let n = node(&schema, "spec.scheduling.quantumMs");
+    assert_eq!(n["maximum"].as_f64(), Some(q.max as f64));
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/config.md")).unwrap();
+    assert!(
+        docs.contains(&format!(
+            "| `scheduler.quantum_ms` | integer (ms) | 1000 | {} – {} |",
+            q.min, q.max
+        )),
+        "docs/config.md does not show the quantum's range"
+    );
+}

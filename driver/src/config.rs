@@ -1,6 +1,11 @@
 //! Driver configuration: validated library config built from CLI flags and `--set` keys.
 
 use crate::scheduler::{Policy, SchedulerConfig};
+use neptune_config::keys::{
+    GRPC_MAX_MESSAGE_BYTES, HEARTBEAT_INTERVAL_MS, MAX_BLOCK_BYTES, MAX_FETCH_FAILURES, POLICY,
+    START_TIMEOUT_MS,
+};
+use neptune_config::rules;
 use neptune_core::config::{Config, ConfigError};
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,7 +20,7 @@ pub struct DriverConfig {
     /// HTTP listen address (`/metrics`, `/healthz`, `/readyz`, `/status`).
     pub http: SocketAddr,
     /// Executors expected: jobs start when this many registered (or after `start_timeout`), and
-    /// `/readyz` reports ready from then on.
+    /// `/status` reports `ready` from then on (`/readyz` does not wait for them).
     pub executors: usize,
     /// Task scheduler settings (policy, placement, anti-starvation, ...).
     pub scheduler: SchedulerConfig,
@@ -25,50 +30,50 @@ pub struct DriverConfig {
     pub start_timeout: Duration,
     /// `--set` values (also sent to executors so both sides build the same app).
     pub config: Config,
+    /// Largest gRPC message the driver sends or accepts (`grpc.max_message_bytes`): bounds
+    /// broadcasts, launches and task results.
+    pub max_message_bytes: u64,
+    /// Times one task may come back because its shuffle input could not be fetched before its
+    /// job fails (`driver.max_fetch_failures`).
+    pub max_fetch_failures: u32,
 }
 
 impl DriverConfig {
-    /// Build from flags and `--set` values: reads the `scheduler.*` and `heartbeat.*` keys.
+    /// Build from flags and `--set` values: reads the `scheduler.*`, `heartbeat.*`, `driver.*`,
+    /// `grpc.max_message_bytes` and `shuffle.max_block_bytes` keys. `policy` is the `--policy`
+    /// flag if given; `--set scheduler.policy` must agree with it.
     ///
     /// # Errors
-    /// A [`ConfigError`] naming the key at fault.
+    /// A [`ConfigError`] naming the key (or flag) at fault.
     pub fn new(
         app: String,
         listen: SocketAddr,
         http: SocketAddr,
         executors: usize,
-        policy: Policy,
+        policy: Option<Policy>,
         config: Config,
     ) -> Result<Self, ConfigError> {
-        let mut scheduler = SchedulerConfig {
-            policy,
-            ..SchedulerConfig::default()
-        };
-        let keys: Vec<(String, String)> = config
-            .pairs()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        for (k, v) in &keys {
-            if let Some(sk) = k.strip_prefix("scheduler.") {
-                config.raw(k);
-                scheduler.set(sk, v).map_err(|e| ConfigError::Invalid {
-                    key: k.clone(),
-                    value: v.clone(),
-                    reason: e.to_string(),
-                })?;
+        let mut scheduler = SchedulerConfig::from_config(&config)?;
+        match (policy, POLICY.get_opt(&config)?) {
+            (Some(flag), Some(set)) if flag != set => {
+                return Err(ConfigError::Invalid {
+                    key: POLICY.meta.key.into(),
+                    value: set.to_string(),
+                    reason: format!("disagrees with --policy {flag}; give one of them"),
+                });
             }
+            (Some(flag), _) => scheduler.policy = flag,
+            (None, _) => {}
         }
-        let interval = config.get_in("heartbeat.interval_ms", 250u64, 10, 60_000)?;
-        let timeout_default = (interval * 8).max(2_000);
-        let timeout = config.get_in(
-            "heartbeat.timeout_ms",
-            timeout_default,
-            interval * 2,
-            600_000,
-        )?;
-        scheduler.heartbeat_timeout = Duration::from_millis(timeout);
-        let start = config.get_in("driver.start_timeout_ms", 60_000u64, 0, 3_600_000)?;
-        if policy == Policy::Static && scheduler.static_stream_executors >= executors {
+        let max_message_bytes = GRPC_MAX_MESSAGE_BYTES.get(&config)?;
+        let max_fetch_failures = u32::try_from(MAX_FETCH_FAILURES.get(&config)?)
+            .expect("range of driver.max_fetch_failures fits u32");
+        // Read by executors (their fetch cap); checked here so a bad value fails at start.
+        MAX_BLOCK_BYTES.get(&config)?;
+        let max_static = rules::static_stream_executors_max(executors as u64);
+        if scheduler.policy == Policy::Static
+            && scheduler.static_stream_executors as u64 > max_static
+        {
             return Err(ConfigError::Invalid {
                 key: "scheduler.static_stream_executors".into(),
                 value: scheduler.static_stream_executors.to_string(),
@@ -78,29 +83,18 @@ impl DriverConfig {
                 ),
             });
         }
-        scheduler.validate().map_err(|e| ConfigError::Invalid {
-            key: format!("scheduler.{}", validation_key(&e)),
-            value: String::new(),
-            reason: e.to_string(),
-        })?;
         Ok(Self {
             app,
             listen,
             http,
             executors,
             scheduler,
-            heartbeat_interval: Duration::from_millis(interval),
-            start_timeout: Duration::from_millis(start),
+            heartbeat_interval: Duration::from_millis(HEARTBEAT_INTERVAL_MS.get(&config)?),
+            start_timeout: Duration::from_millis(START_TIMEOUT_MS.get(&config)?),
             config,
+            max_message_bytes,
+            max_fetch_failures,
         })
-    }
-}
-
-fn validation_key(e: &crate::scheduler::ConfigError) -> String {
-    use crate::scheduler::ConfigError as E;
-    match e {
-        E::UnknownKey { key } => key.clone(),
-        E::InvalidValue { key, .. } | E::OutOfRange { key, .. } => (*key).to_string(),
     }
 }
 
@@ -114,7 +108,7 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
             "127.0.0.1:0".parse().unwrap(),
             1,
-            Policy::Neptune,
+            Some(Policy::Neptune),
             Config::from_args(args).unwrap(),
         )
     }
@@ -134,7 +128,7 @@ mod tests {
             "127.0.0.1:0".parse().unwrap(),
             "127.0.0.1:0".parse().unwrap(),
             1,
-            Policy::Static,
+            Some(Policy::Static),
             Config::default(),
         )
         .unwrap_err()
@@ -148,9 +142,94 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("scheduler.placement"), "{e}");
-        let e = cfg(&["scheduler.bogus=1"]).unwrap_err().to_string();
-        assert!(e.contains("scheduler.bogus"), "{e}");
+        let c = cfg(&["scheduler.bogus=1", "scheduler.quantm_ms=5"]).unwrap();
+        let e = c.config.check_all_used().unwrap_err().to_string();
+        assert!(e.contains("`scheduler.bogus`"), "{e}");
+        assert!(e.contains("did you mean `scheduler.quantum_ms`"), "{e}");
         let e = cfg(&["heartbeat.interval_ms=0"]).unwrap_err().to_string();
         assert!(e.contains("heartbeat.interval_ms"), "{e}");
+        for bad in [
+            "grpc.max_message_bytes=10",
+            "grpc.max_message_bytes=99999999999",
+            "driver.max_fetch_failures=0",
+            "shuffle.max_block_bytes=5",
+        ] {
+            let key = bad.split('=').next().unwrap();
+            let e = cfg(&[bad]).unwrap_err().to_string();
+            assert!(e.contains(key), "{e}");
+        }
+    }
+
+    #[test]
+    fn limits_have_defaults_and_are_settable() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.max_message_bytes, 256 << 20);
+        assert_eq!(c.max_fetch_failures, 4);
+        let c = cfg(&[
+            "grpc.max_message_bytes=1048576",
+            "driver.max_fetch_failures=2",
+        ])
+        .unwrap();
+        assert_eq!((c.max_message_bytes, c.max_fetch_failures), (1 << 20, 2));
+    }
+
+    #[test]
+    fn the_limits_settings_match_the_protocol_constants() {
+        use neptune_config::Describe;
+        let (min, max) = GRPC_MAX_MESSAGE_BYTES.bounds().unwrap();
+        assert_eq!(
+            (min as u64, max as u64),
+            (
+                neptune_proto::MIN_MAX_MESSAGE_BYTES,
+                neptune_proto::MAX_MAX_MESSAGE_BYTES
+            )
+        );
+        let c = cfg(&[]).unwrap();
+        assert_eq!(
+            c.max_message_bytes,
+            neptune_proto::DEFAULT_MAX_MESSAGE_BYTES
+        );
+        assert_eq!(
+            c.max_fetch_failures,
+            crate::jobs::DEFAULT_MAX_FETCH_FAILURES
+        );
+    }
+
+    #[test]
+    fn heartbeat_timeout_must_be_twice_the_interval() {
+        let e = cfg(&["heartbeat.interval_ms=1000", "heartbeat.timeout_ms=1500"])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("heartbeat.timeout_ms") && e.contains("twice"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_old_duplicate_heartbeat_key_is_unknown() {
+        // `scheduler.heartbeat_timeout_ms` was accepted and then overwritten by the default of
+        // `heartbeat.timeout_ms`; there is one key now.
+        let c = cfg(&["scheduler.heartbeat_timeout_ms=9000"]).unwrap();
+        let e = c.config.check_all_used().unwrap_err().to_string();
+        assert!(e.contains("scheduler.heartbeat_timeout_ms"), "{e}");
+    }
+
+    #[test]
+    fn policy_given_by_set_counts_for_the_static_check() {
+        // The static-policy check used to read only the --policy flag.
+        let e = DriverConfig::new(
+            "synthetic".into(),
+            "127.0.0.1:0".parse().unwrap(),
+            "127.0.0.1:0".parse().unwrap(),
+            1,
+            None,
+            Config::from_args(&["scheduler.policy=static"]).unwrap(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("scheduler.static_stream_executors"), "{e}");
+        let e = cfg(&["scheduler.policy=fifo"]).unwrap_err().to_string();
+        assert!(e.contains("disagrees with --policy"), "{e}");
     }
 }

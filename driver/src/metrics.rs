@@ -1,4 +1,7 @@
 //! The driver's Prometheus metrics, in a registry of its own (no globals).
+//!
+//! Per-job series are labelled `neptune_job` ([`n::JOB_LABEL`]), not `job`, which Prometheus
+//! owns (the scrape job).
 
 use neptune_core::metric_names as n;
 use prometheus::{
@@ -12,6 +15,8 @@ pub struct DriverMetrics {
     registry: Registry,
     /// Micro-batch end-to-end latency per stream job.
     pub stream_latency: HistogramVec,
+    /// Latency target per stream job that has one.
+    pub stream_latency_target: GaugeVec,
     /// Records per job.
     pub job_records: IntCounterVec,
     /// Batch records/s per job over the last window.
@@ -36,6 +41,10 @@ pub struct DriverMetrics {
     pub kills: IntCounter,
     /// Executors lost.
     pub executors_lost: IntCounter,
+    /// Task updates ignored, by reason.
+    pub rejected_updates: IntCounterVec,
+    /// Registrations refused, by reason.
+    pub refused_registrations: IntCounterVec,
 }
 
 impl std::fmt::Debug for DriverMetrics {
@@ -66,7 +75,18 @@ impl DriverMetrics {
                         "Stream micro-batch end-to-end latency: due time to results committed.",
                     )
                     .buckets(latency_buckets),
-                    &["job"],
+                    &[n::JOB_LABEL],
+                )
+                .expect("valid"),
+            ),
+            stream_latency_target: reg(
+                &r,
+                GaugeVec::new(
+                    Opts::new(
+                        n::DRIVER_STREAM_LATENCY_TARGET,
+                        "Stream job latency target (jobs.<job>.latency_target_ms), in seconds.",
+                    ),
+                    &[n::JOB_LABEL],
                 )
                 .expect("valid"),
             ),
@@ -74,7 +94,7 @@ impl DriverMetrics {
                 &r,
                 IntCounterVec::new(
                     Opts::new(n::DRIVER_JOB_RECORDS, "Records read by successful tasks."),
-                    &["job", "kind"],
+                    &[n::JOB_LABEL, "kind"],
                 )
                 .expect("valid"),
             ),
@@ -85,7 +105,7 @@ impl DriverMetrics {
                         n::DRIVER_BATCH_RECORDS_PER_SECOND,
                         "Batch records per second since the job started.",
                     ),
-                    &["job"],
+                    &[n::JOB_LABEL],
                 )
                 .expect("valid"),
             ),
@@ -96,7 +116,7 @@ impl DriverMetrics {
                         n::DRIVER_JOB_RUNS,
                         "Runs (micro-batches or epochs) committed.",
                     ),
-                    &["job", "kind"],
+                    &[n::JOB_LABEL, "kind"],
                 )
                 .expect("valid"),
             ),
@@ -166,7 +186,42 @@ impl DriverMetrics {
                 )
                 .expect("valid"),
             ),
+            rejected_updates: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        n::DRIVER_REJECTED_UPDATES,
+                        "Task updates ignored: not from the holder of the task's current attempt, \
+                         or malformed.",
+                    ),
+                    &["reason"],
+                )
+                .expect("valid"),
+            ),
+            refused_registrations: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        n::DRIVER_REFUSED_REGISTRATIONS,
+                        "Executor registrations refused.",
+                    ),
+                    &["reason"],
+                )
+                .expect("valid"),
+            ),
             registry: r,
+        }
+    }
+
+    /// Exports the latency target of every stream job of `app` that has one (fixed for the
+    /// app's life: the jobs and their config are set before the driver starts).
+    pub fn set_latency_targets(&self, app: &neptune_core::App) {
+        for job in app.jobs() {
+            if let (neptune_core::JobKind::Stream, Some(t)) = (job.kind, job.latency_target) {
+                self.stream_latency_target
+                    .with_label_values(&[&job.name])
+                    .set(t.as_secs_f64());
+            }
         }
     }
 

@@ -1,39 +1,57 @@
-//! The driver's gRPC service: executors register, then hold one bidirectional session stream.
-//! Handlers only translate messages into [`Inbound`] events for the event loop (which owns all
-//! scheduling state) and forward its outgoing messages; they never block.
+//! The driver's gRPC service: one bidirectional session stream per executor. Handlers only
+//! check and translate messages into [`Inbound`] events for the event loop (which owns all
+//! scheduling state, and decides registrations) and forward its outgoing messages; they never
+//! block on anything but the loop's bounded queue.
+//!
+//! A session starts with the executor's `Register`: its values are checked here
+//! ([`registration::check`]), then the loop accepts it (its first outgoing message is the
+//! `Welcome`) or refuses it (the stream ends with the loop's status). Every later message is
+//! tagged with the executor id and session number it came from, so the loop can tell a current
+//! session from a stale one.
 
+use crate::registration::{self, Registration};
 use neptune_proto::driver_server::Driver;
-use neptune_proto::{
-    ConfigEntry, DriverMessage, ExecutorMessage, Heartbeat, RegisterReply, RegisterRequest,
-    TaskUpdate, executor_message,
-};
+use neptune_proto::{DriverMessage, ExecutorMessage, Heartbeat, TaskUpdate, executor_message};
 use std::pin::Pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio_stream::{Stream, StreamExt};
 use tonic::{Request, Response, Status, Streaming};
+
+/// Messages the loop may have queued for one executor before it counts as not reading its
+/// session (and is dropped): far more than the launches, kills and announcements in flight to
+/// an executor that keeps up.
+pub const OUTBOX_CAPACITY: usize = 4096;
+/// Events the session handlers may have queued for the loop; when it is full, handlers wait
+/// (and executors' streams with them) instead of the queue growing without bound.
+pub const INBOUND_CAPACITY: usize = 1024;
+/// How long a new session may take to send its registration.
+pub const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Where the loop sends one executor its messages.
+pub type Outbox = mpsc::Sender<Result<DriverMessage, Status>>;
+
+/// A registration the loop accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Welcomed {
+    /// The executor's id (as asked, or assigned).
+    pub id: String,
+    /// The session's number.
+    pub session: u64,
+}
 
 /// Events the gRPC handlers hand to the event loop.
 #[derive(Debug)]
 pub enum Inbound {
-    /// An executor opened its session.
-    Connected {
-        /// Executor id.
-        id: String,
-        /// Session number (a reconnect gets a new one; stale disconnects are ignored).
-        session: u64,
-        /// Task slots.
-        cores: u32,
-        /// Memory limit, bytes.
-        memory_limit: u64,
-        /// The executor's HTTP address (metrics).
-        http_addr: String,
-        /// Where the executor serves its shuffle blocks.
-        block_addr: String,
+    /// An executor asks to register (its values are checked). The loop answers on `reply`;
+    /// when it accepts, it has queued the `Welcome` on `outbox` first.
+    Register {
+        /// The checked registration.
+        registration: Registration,
         /// Where to send this executor messages.
-        outbox: mpsc::UnboundedSender<Result<DriverMessage, Status>>,
+        outbox: Outbox,
+        /// The loop's answer: the session, or the status ending the stream.
+        reply: oneshot::Sender<Result<Welcomed, Status>>,
     },
     /// The session stream ended or failed.
     Disconnected {
@@ -48,202 +66,131 @@ pub enum Inbound {
     Heartbeat {
         /// Executor id.
         id: String,
+        /// Session number.
+        session: u64,
         /// Metrics.
         heartbeat: Heartbeat,
     },
-    /// A task state change.
+    /// A task update.
     Update {
         /// Executor id.
         id: String,
+        /// Session number.
+        session: u64,
         /// The update.
         update: TaskUpdate,
     },
 }
 
-/// What the service needs to know, shared with the event loop.
-#[derive(Debug)]
-pub struct ServiceState {
-    /// App name sent to executors.
-    pub app: String,
-    /// `--set` values sent to executors.
-    pub config: Vec<(String, String)>,
-    /// Heartbeat interval executors must use.
-    pub heartbeat_interval: Duration,
-    /// Events to the loop.
-    pub inbound: mpsc::UnboundedSender<Inbound>,
-    /// Registrations seen so far (cores and memory per id, for the session's Connected event).
-    pub registered: std::sync::Mutex<std::collections::HashMap<String, (u32, u64, String, String)>>,
-    next_id: AtomicU64,
-    next_session: AtomicU64,
-}
-
-impl ServiceState {
-    /// New service state.
-    pub fn new(
-        app: String,
-        config: Vec<(String, String)>,
-        heartbeat_interval: Duration,
-        inbound: mpsc::UnboundedSender<Inbound>,
-    ) -> Self {
-        Self {
-            app,
-            config,
-            heartbeat_interval,
-            inbound,
-            registered: Default::default(),
-            next_id: AtomicU64::new(0),
-            next_session: AtomicU64::new(1),
-        }
-    }
-}
-
 /// The tonic service.
 #[derive(Debug, Clone)]
 pub struct DriverService {
-    state: Arc<ServiceState>,
+    inbound: mpsc::Sender<Inbound>,
+    /// Registrations refused here (malformed values), counted under `invalid`.
+    refused: prometheus::IntCounterVec,
 }
 
 impl DriverService {
-    /// A service over `state`.
-    pub fn new(state: Arc<ServiceState>) -> Self {
-        Self { state }
+    /// A service handing its events to `inbound`, counting malformed registrations in
+    /// `refused` (the driver's `refused_registrations` metric).
+    pub fn new(inbound: mpsc::Sender<Inbound>, refused: prometheus::IntCounterVec) -> Self {
+        Self { inbound, refused }
     }
 }
 
 type SessionStream = Pin<Box<dyn Stream<Item = Result<DriverMessage, Status>> + Send>>;
 
+fn stopping() -> Status {
+    Status::unavailable("the driver is stopping")
+}
+
 #[tonic::async_trait]
 impl Driver for DriverService {
-    async fn register(
-        &self,
-        req: Request<RegisterRequest>,
-    ) -> Result<Response<RegisterReply>, Status> {
-        let peer = req.remote_addr();
-        let r = req.into_inner();
-        let block_addr = advertised(&r.block_addr, peer);
-        if r.cores == 0 {
-            return Err(Status::invalid_argument(
-                "register: cores must be at least 1",
-            ));
-        }
-        let id = if r.executor_id.is_empty() {
-            format!(
-                "exec-{}",
-                self.state.next_id.fetch_add(1, Ordering::Relaxed)
-            )
-        } else {
-            r.executor_id.clone()
-        };
-        self.state
-            .registered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                id.clone(),
-                (r.cores, r.memory_limit, r.http_addr.clone(), block_addr),
-            );
-        tracing::info!(executor = %id, cores = r.cores, memory = r.memory_limit, http = %r.http_addr, "executor registered");
-        Ok(Response::new(RegisterReply {
-            executor_id: id,
-            app: self.state.app.clone(),
-            config: self
-                .state
-                .config
-                .iter()
-                .map(|(k, v)| ConfigEntry {
-                    key: k.clone(),
-                    value: v.clone(),
-                })
-                .collect(),
-            heartbeat_interval_ms: self.state.heartbeat_interval.as_millis() as u64,
-        }))
-    }
-
     type SessionStream = SessionStream;
 
     async fn session(
         &self,
         req: Request<Streaming<ExecutorMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
+        let peer = req.remote_addr();
         let mut incoming = req.into_inner();
-        let first = incoming
-            .next()
+        let first = tokio::time::timeout(REGISTER_TIMEOUT, incoming.next())
             .await
-            .ok_or_else(|| Status::invalid_argument("session: stream closed before hello"))??;
-        let Some(executor_message::Msg::Hello(hello)) = first.msg else {
+            .map_err(|_| {
+                Status::deadline_exceeded(format!(
+                    "session: no registration within {REGISTER_TIMEOUT:?}"
+                ))
+            })?
+            .ok_or_else(|| Status::invalid_argument("session: closed before registering"))??;
+        let Some(executor_message::Msg::Register(r)) = first.msg else {
             return Err(Status::invalid_argument(
-                "session: first message must be hello",
+                "session: the first message must be a registration",
             ));
         };
-        let id = hello.executor_id;
-        let (cores, memory_limit, http_addr, block_addr) = self
-            .state
-            .registered
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .cloned()
-            .ok_or_else(|| {
-                Status::failed_precondition(format!("session: executor `{id}` has not registered"))
-            })?;
-        let session = self.state.next_session.fetch_add(1, Ordering::Relaxed);
-        let (tx, rx) = mpsc::unbounded_channel();
-        let inbound = self.state.inbound.clone();
-        let _ = inbound.send(Inbound::Connected {
-            id: id.clone(),
-            session,
-            cores,
-            memory_limit,
-            http_addr,
-            block_addr,
-            outbox: tx,
-        });
-        tokio::spawn(async move {
-            let reason = loop {
-                match incoming.next().await {
-                    None => break "session closed by executor".to_string(),
-                    Some(Err(e)) => break format!("session error: {e}"),
-                    Some(Ok(m)) => {
-                        let ev = match m.msg {
-                            Some(executor_message::Msg::Heartbeat(heartbeat)) => {
-                                Inbound::Heartbeat {
-                                    id: id.clone(),
-                                    heartbeat,
-                                }
-                            }
-                            Some(executor_message::Msg::Update(update)) => Inbound::Update {
-                                id: id.clone(),
-                                update,
-                            },
-                            Some(executor_message::Msg::Hello(_)) | None => {
-                                tracing::warn!(executor = %id, "ignoring unexpected session message");
-                                continue;
-                            }
-                        };
-                        if inbound.send(ev).is_err() {
-                            return;
-                        }
-                    }
-                }
-            };
-            let _ = inbound.send(Inbound::Disconnected {
-                id,
-                session,
-                reason,
-            });
-        });
-        let out = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+        let registration = match registration::check(r, peer) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!(?peer, error = %e, "registration refused");
+                self.refused.with_label_values(&["invalid"]).inc();
+                return Err(Status::invalid_argument(format!("register: {e}")));
+            }
+        };
+        let (outbox, rx) = mpsc::channel(OUTBOX_CAPACITY);
+        let (reply, answer) = oneshot::channel();
+        self.inbound
+            .send(Inbound::Register {
+                registration,
+                outbox,
+                reply,
+            })
+            .await
+            .map_err(|_| stopping())?;
+        let Welcomed { id, session } = answer.await.map_err(|_| stopping())??;
+        tokio::spawn(read_session(incoming, id, session, self.inbound.clone()));
+        let out = tokio_stream::wrappers::ReceiverStream::new(rx);
         Ok(Response::new(Box::pin(out)))
     }
 }
 
-/// The block server address to give other executors: the executor's own, with an unspecified
-/// host (it listens on all interfaces) replaced by the address its connection came from.
-fn advertised(block_addr: &str, peer: Option<std::net::SocketAddr>) -> String {
-    match (block_addr.parse::<std::net::SocketAddr>(), peer) {
-        (Ok(a), Some(p)) if a.ip().is_unspecified() => {
-            std::net::SocketAddr::new(p.ip(), a.port()).to_string()
+/// Hand every message of a registered session to the loop, then say it ended.
+async fn read_session(
+    mut incoming: Streaming<ExecutorMessage>,
+    id: String,
+    session: u64,
+    inbound: mpsc::Sender<Inbound>,
+) {
+    let reason = loop {
+        match incoming.next().await {
+            None => break "session closed by executor".to_string(),
+            Some(Err(e)) => break format!("session error: {e}"),
+            Some(Ok(m)) => {
+                let ev = match m.msg {
+                    Some(executor_message::Msg::Heartbeat(heartbeat)) => Inbound::Heartbeat {
+                        id: id.clone(),
+                        session,
+                        heartbeat,
+                    },
+                    Some(executor_message::Msg::Update(update)) => Inbound::Update {
+                        id: id.clone(),
+                        session,
+                        update,
+                    },
+                    Some(executor_message::Msg::Register(_)) | None => {
+                        tracing::debug!(executor = %id, "ignoring an unexpected session message");
+                        continue;
+                    }
+                };
+                if inbound.send(ev).await.is_err() {
+                    return;
+                }
+            }
         }
-        _ => block_addr.to_string(),
-    }
+    };
+    let _ = inbound
+        .send(Inbound::Disconnected {
+            id,
+            session,
+            reason,
+        })
+        .await;
 }

@@ -20,6 +20,9 @@ pub struct ExecutorStatus {
     pub memory_limit_bytes: u64,
     /// HTTP address of the executor's `/metrics`.
     pub http: String,
+    /// Address of the executor's block server (shuffle blocks, receiver cuts), as advertised to
+    /// other executors.
+    pub blocks: String,
 }
 
 /// One job.
@@ -107,7 +110,10 @@ pub struct Status {
     pub placement: String,
     /// Executors expected.
     pub executors_expected: usize,
-    /// Whether jobs have started (enough executors registered).
+    /// Cluster transport: `mtls` (mutual TLS) or `insecure`.
+    pub transport: String,
+    /// Whether jobs have started (enough executors registered, or the start timeout passed).
+    /// Not the driver's readiness: `/readyz` is ready as soon as it serves.
     pub ready: bool,
     /// Seconds since jobs started.
     pub elapsed_s: f64,

@@ -1,4 +1,6 @@
-//! The executor's HTTP endpoints: `/metrics`, `/healthz`, `/readyz` (ready once registered).
+//! The executor's HTTP endpoints: `/metrics` (the executor's metrics once registered, and the
+//! transport's from the start), `/healthz`, `/readyz` (ready once registered). Plain HTTP, served
+//! by `neptune_net::http` with its limits; nothing here is secret.
 
 use crate::metrics::ExecutorMetrics;
 use axum::Router;
@@ -10,27 +12,39 @@ use std::sync::{Arc, OnceLock};
 
 type Cell = Arc<OnceLock<ExecutorMetrics>>;
 
+#[derive(Clone)]
+struct Http {
+    metrics: Cell,
+    net: neptune_net::NetMetrics,
+}
+
 /// The router; `metrics` is filled once the executor has registered.
-pub fn router(metrics: Cell) -> Router {
+pub fn router(metrics: Cell, net: neptune_net::NetMetrics) -> Router {
     Router::new()
         .route("/metrics", get(metrics_handler))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready_handler))
-        .with_state(metrics)
+        .with_state(Http { metrics, net })
 }
 
-async fn metrics_handler(State(m): State<Cell>) -> impl IntoResponse {
+async fn metrics_handler(State(h): State<Http>) -> impl IntoResponse {
+    let mut text = h
+        .metrics
+        .get()
+        .map(ExecutorMetrics::encode)
+        .unwrap_or_default();
+    text += &h.net.encode();
     (
         [(
             axum::http::header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        m.get().map(ExecutorMetrics::encode).unwrap_or_default(),
+        text,
     )
 }
 
-async fn ready_handler(State(m): State<Cell>) -> impl IntoResponse {
-    if m.get().is_some() {
+async fn ready_handler(State(h): State<Http>) -> impl IntoResponse {
+    if h.metrics.get().is_some() {
         (StatusCode::OK, "ready\n")
     } else {
         (

@@ -11,12 +11,18 @@
 //! Cuts are served through the block store ([`crate::blocks::BlockStore::get`]), so a task on
 //! this executor reads its share locally and a task elsewhere fetches it from the block server,
 //! exactly like a shuffle block.
+//!
+//! A cut is made only for a run the driver announced (`OpenRun`, sent to every executor when a
+//! run that reads receivers begins) and not yet released: a block request naming any other run
+//! (invented, or already over) gets "not open" and takes nothing, so no request can move lines
+//! out of the run they belong to or pin memory the driver will never release.
 
+use crate::blocks::Lookup;
 use crate::metrics::ExecutorMetrics;
 use neptune_core::shuffle::BlockId;
 use neptune_core::source_socket::{MAX_LINE, RECEIVER_STAGE, ReceiverDef, encode_cut};
 use prometheus::{IntCounter, IntGauge};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
@@ -28,10 +34,16 @@ pub const RECEIVERS_SHARE: f64 = 0.1;
 /// Longest wait between two connection attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
 
+/// Most runs open at once: far more than a driver keeps in flight (a few per stream job), so
+/// reaching it means announcements without releases; further ones are refused and logged.
+pub const MAX_OPEN_RUNS: usize = 65_536;
+
 /// The receivers the driver pinned to this executor.
 pub struct Receivers {
     defs: Vec<ReceiverDef>,
     running: Mutex<HashMap<u32, Arc<Receiver>>>,
+    /// Runs the driver announced and has not released: (job, run).
+    open: Mutex<BTreeSet<(u32, u64)>>,
     /// Bytes one receiver may hold.
     limit: u64,
     metrics: Option<ExecutorMetrics>,
@@ -102,6 +114,7 @@ impl Receivers {
         Self {
             defs,
             running: Mutex::default(),
+            open: Mutex::default(),
             limit: share.max(64 << 10),
             metrics,
         }
@@ -152,18 +165,59 @@ impl Receivers {
         self.lock().contains_key(&index)
     }
 
-    /// The bytes of receiver block `id` (stage [`RECEIVER_STAGE`]` | index`, reduce =
-    /// partition): run `id.run` of job `id.job`'s share for that partition, cutting the
-    /// receiver's buffer if this is the run's first request. `None` if the receiver does not
-    /// run here or the partition does not exist.
-    pub fn cut_block(&self, id: BlockId) -> Option<Vec<u8>> {
-        let index = id.stage.checked_sub(RECEIVER_STAGE)?;
-        let r = self.lock().get(&index)?.clone();
-        r.cut(id.job, id.run).get(id.reduce as usize).cloned()
+    /// The driver announced run `run` of job `job`: its cuts may be made.
+    pub fn open_run(&self, job: u32, run: u64) {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        if open.len() >= MAX_OPEN_RUNS && !open.contains(&(job, run)) {
+            tracing::warn!(
+                job,
+                run,
+                limit = MAX_OPEN_RUNS,
+                "too many open runs: announcement refused"
+            );
+            return;
+        }
+        open.insert((job, run));
     }
 
-    /// Drop every cut of run `run` of job `job` (the run committed or failed).
+    fn is_open(&self, job: u32, run: u64) -> bool {
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(&(job, run))
+    }
+
+    /// Receiver block `id` (stage [`RECEIVER_STAGE`]` | index`, reduce = partition): run
+    /// `id.run` of job `id.job`'s share for that partition, cutting the receiver's buffer if
+    /// this is the run's first request. [`Lookup::NotOpen`] if the driver has not announced the
+    /// run (or released it already); [`Lookup::Missing`] if the receiver does not run here or
+    /// the partition does not exist.
+    pub fn cut_block(&self, id: BlockId) -> Lookup {
+        let Some(index) = id.stage.checked_sub(RECEIVER_STAGE) else {
+            return Lookup::Missing;
+        };
+        let Some(r) = self.lock().get(&index).cloned() else {
+            return Lookup::Missing;
+        };
+        if id.reduce >= r.def.partitions.max(1) {
+            return Lookup::Missing;
+        }
+        if !self.is_open(id.job, id.run) {
+            return Lookup::NotOpen;
+        }
+        match r.cut(id.job, id.run).get(id.reduce as usize) {
+            Some(part) => Lookup::Found(part.clone()),
+            None => Lookup::Missing,
+        }
+    }
+
+    /// Drop every cut of run `run` of job `job` (the run committed or failed); no cut is made
+    /// for it any more.
     pub fn release(&self, job: u32, run: u64) {
+        self.open
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(job, run));
         let receivers: Vec<Arc<Receiver>> = self.lock().values().cloned().collect();
         for r in receivers {
             r.release(job, run);
@@ -223,7 +277,8 @@ impl Receiver {
     fn release(&self, job: u32, run: u64) {
         let mut b = self.buf();
         if let Some(c) = b.cuts.remove(&(job, run)) {
-            b.cut_bytes -= c.iter().map(|p| p.len() as u64).sum::<u64>();
+            let bytes = c.iter().map(|p| p.len() as u64).sum::<u64>();
+            b.cut_bytes = b.cut_bytes.saturating_sub(bytes);
             self.export(&b);
             drop(b);
             self.space.notify_waiters();
@@ -349,153 +404,5 @@ async fn skip_rest_of_line<R: tokio::io::AsyncBufRead + Unpin>(r: &mut R) -> std
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use tokio::io::AsyncWriteExt;
-
-    fn decode(mut b: &[u8]) -> Vec<String> {
-        let mut v = Vec::new();
-        while !b.is_empty() {
-            let (s, t): (String, &[u8]) = postcard::take_from_bytes(b).unwrap();
-            v.push(s);
-            b = t;
-        }
-        v
-    }
-
-    fn block(run: u64, partition: u32) -> BlockId {
-        BlockId {
-            job: 0,
-            run,
-            stage: RECEIVER_STAGE,
-            map: 0,
-            reduce: partition,
-        }
-    }
-
-    /// Lines of run `run` over `parts` partitions, in line order.
-    fn run_lines(rs: &Receivers, run: u64, parts: u32) -> Vec<String> {
-        let mut all: Vec<(usize, String)> = Vec::new();
-        for p in 0..parts {
-            let lines = decode(&rs.cut_block(block(run, p)).unwrap());
-            all.extend(
-                lines
-                    .into_iter()
-                    .enumerate()
-                    .map(|(i, l)| (i * parts as usize + p as usize, l)),
-            );
-        }
-        all.sort();
-        all.into_iter().map(|(_, l)| l).collect()
-    }
-
-    async fn wait_lines(rs: &Receivers, want: usize) {
-        for _ in 0..2000 {
-            let held = rs.lock()[&0].buf().pending.len();
-            if held >= want {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        panic!("the receiver did not read {want} lines");
-    }
-
-    fn receivers(addr: String, partitions: u32, memory: u64) -> Receivers {
-        let def = ReceiverDef {
-            name: "events".into(),
-            addr,
-            partitions,
-        };
-        Receivers::new(vec![def], memory, None)
-    }
-
-    #[tokio::test]
-    async fn lines_are_cut_per_run_and_every_partition_of_a_run_sees_the_same_cut() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let rs = receivers(listener.local_addr().unwrap().to_string(), 2, 1 << 30);
-        rs.start(0, 0).unwrap();
-        rs.start(0, 0).unwrap(); // idempotent
-        let (mut conn, _) = listener.accept().await.unwrap();
-        conn.write_all(b"a 1\r\nb 2\n\xff\xfe\nc 3\n")
-            .await
-            .unwrap();
-        wait_lines(&rs, 3).await;
-        assert_eq!(run_lines(&rs, 0, 2), ["a 1", "b 2", "c 3"]);
-        conn.write_all(b"d 4\n").await.unwrap();
-        wait_lines(&rs, 1).await;
-        // Run 0 is cut: asking again gives the same lines, the new one waits for run 1.
-        assert_eq!(run_lines(&rs, 0, 2), ["a 1", "b 2", "c 3"]);
-        assert_eq!(run_lines(&rs, 1, 2), ["d 4"]);
-        assert!(rs.cut_block(block(1, 2)).is_none(), "no partition 2");
-        rs.release(0, 0);
-        assert_eq!(rs.lock()[&0].buf().cuts.len(), 1);
-    }
-
-    #[tokio::test]
-    async fn runs_that_began_before_the_receiver_started_here_get_empty_cuts() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let rs = receivers(listener.local_addr().unwrap().to_string(), 2, 1 << 30);
-        rs.start(0, 5).unwrap();
-        let (mut conn, _) = listener.accept().await.unwrap();
-        conn.write_all(b"x\ny\n").await.unwrap();
-        wait_lines(&rs, 2).await;
-        assert!(run_lines(&rs, 4, 2).is_empty(), "run 4 began elsewhere");
-        assert_eq!(run_lines(&rs, 5, 2), ["x", "y"]);
-    }
-
-    #[tokio::test]
-    async fn a_closed_connection_is_reopened_and_a_too_long_line_is_dropped() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let rs = receivers(listener.local_addr().unwrap().to_string(), 1, 1 << 30);
-        rs.start(0, 0).unwrap();
-        let (mut conn, _) = listener.accept().await.unwrap();
-        let mut long = vec![b'x'; MAX_LINE + 10];
-        long.push(b'\n');
-        conn.write_all(&long).await.unwrap();
-        conn.write_all(b"first\n").await.unwrap();
-        drop(conn);
-        let (mut conn, _) = listener.accept().await.unwrap();
-        conn.write_all(b"second\nlast without newline")
-            .await
-            .unwrap();
-        drop(conn);
-        wait_lines(&rs, 3).await;
-        assert_eq!(
-            run_lines(&rs, 0, 1),
-            ["first", "second", "last without newline"]
-        );
-    }
-
-    #[tokio::test]
-    async fn a_full_receiver_stops_reading_until_a_run_is_released() {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        // Memory such that the limit is the 64 KiB floor.
-        let rs = receivers(listener.local_addr().unwrap().to_string(), 1, 0);
-        rs.start(0, 0).unwrap();
-        let (mut conn, _) = listener.accept().await.unwrap();
-        let line = format!("{}\n", "y".repeat(1023));
-        let writer = tokio::spawn(async move {
-            for _ in 0..1000 {
-                conn.write_all(line.as_bytes()).await.unwrap();
-            }
-        });
-        // It holds at most about its limit...
-        wait_lines(&rs, 60).await;
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        let held = rs.lock()[&0].buf().held();
-        assert!(held <= (64 << 10) + 1024, "held {held}");
-        // ...and every line arrives, run after run, as runs are released.
-        let mut got = 0;
-        let mut run = 0;
-        while got < 1000 {
-            let n = run_lines(&rs, run, 1).len();
-            rs.release(0, run);
-            got += n;
-            run += 1;
-            tokio::time::sleep(Duration::from_millis(2)).await;
-            assert!(run < 100_000, "lines stopped arriving at {got}");
-        }
-        assert_eq!(got, 1000);
-        writer.await.unwrap();
-    }
-}
+#[path = "receivers_tests.rs"]
+mod tests;

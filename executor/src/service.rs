@@ -1,31 +1,30 @@
-//! The executor process: registers with the driver, holds the session stream, turns driver
-//! messages into task runtime calls and runtime events into task updates, sends heartbeats, and
-//! serves `/metrics`, `/healthz`, `/readyz`.
+//! The executor process, in the order its data flows: [`connect`] to the driver, start the block
+//! server, [`register`](crate::register) on the session stream, then the
+//! [session loop](crate::session), which hands driver messages to [`Tasks`](crate::tasks) (and
+//! through it to the [task runtime](crate::runtime)) and sends the runtime's events back as
+//! [updates](crate::updates). Also serves `/metrics`, `/healthz`, `/readyz`.
+//!
+//! Transport: the channel to the driver and block fetches use mutual TLS with the app's
+//! credentials unless `--insecure` (see `neptune_net`); the driver URL's scheme must say so
+//! (`https://` under TLS), so a plaintext connection is never made by mistake.
 //!
 //! Threads: tokio runs the network side; tasks run on the `may` workers of the task runtime
 //! (CPU-bound work never runs on the threads serving RPC/HTTP).
 
 use crate::blocks::{BlockStore, server};
 use crate::metrics::ExecutorMetrics;
-use crate::receivers::Receivers;
-use crate::runtime::TaskRuntime;
-use crate::session::Running;
-use neptune_core::app::{AppEntry, build_app};
-use neptune_core::config::Config;
-use neptune_core::state::Broadcasts;
+use neptune_core::app::AppEntry;
+use neptune_net::{Limits, NetMetrics, Security};
+use neptune_proto::Register;
 use neptune_proto::driver_client::DriverClient;
-use neptune_proto::{ExecutorMessage, Hello, RegisterRequest, driver_message, executor_message};
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
-use tokio::sync::mpsc;
-use tokio_stream::StreamExt;
 
 /// Executor settings (from the CLI).
 #[derive(Debug, Clone)]
 pub struct ExecutorConfig {
-    /// Driver gRPC URL, e.g. `http://127.0.0.1:7077`.
+    /// Driver gRPC URL, e.g. `https://127.0.0.1:7077` (`http://` only under `--insecure`).
     pub driver_url: String,
     /// Task slots.
     pub cores: u32,
@@ -37,6 +36,13 @@ pub struct ExecutorConfig {
     pub id: Option<String>,
     /// How long to keep trying to reach the driver at start.
     pub connect_timeout: Duration,
+    /// Block server listen address (port 0: any free port); the executor advertises the address
+    /// it bound.
+    pub block_listen: SocketAddr,
+    /// Mutual TLS or `--insecure`.
+    pub security: Security,
+    /// Server limits (connection caps, timeouts).
+    pub limits: Limits,
 }
 
 /// Why the executor stopped with an error.
@@ -45,6 +51,14 @@ pub enum ExecutorError {
     /// The HTTP address could not be bound.
     #[error("cannot listen on --http {addr}: {source}")]
     Bind {
+        /// Address.
+        addr: SocketAddr,
+        /// Cause.
+        source: std::io::Error,
+    },
+    /// The block server's address could not be bound.
+    #[error("cannot listen on --block-listen {addr}: {source}")]
+    BindBlocks {
         /// Address.
         addr: SocketAddr,
         /// Cause.
@@ -82,6 +96,14 @@ pub enum ExecutorError {
         /// Why.
         reason: String,
     },
+    /// The driver's welcome is malformed (a driver of another version, or not a driver).
+    #[error("the driver at {url} sent an invalid welcome: {reason}")]
+    BadWelcome {
+        /// URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The app the driver runs is not in this binary, or its config is bad.
     #[error("cannot build app: {0}")]
     App(#[from] neptune_core::app::BuildError),
@@ -104,47 +126,122 @@ pub async fn run_executor(
     apps: &'static [AppEntry],
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ExecutorError> {
+    check_scheme(&cfg)?;
     let listener = tokio::net::TcpListener::bind(cfg.http)
         .await
         .map_err(|source| ExecutorError::Bind {
             addr: cfg.http,
             source,
         })?;
+    let blocks_listener = tokio::net::TcpListener::bind(cfg.block_listen)
+        .await
+        .map_err(|source| ExecutorError::BindBlocks {
+            addr: cfg.block_listen,
+            source,
+        })?;
     let http_addr = listener.local_addr().unwrap_or(cfg.http);
+    let labels: Vec<(&str, &str)> = cfg.id.iter().map(|id| ("executor", id.as_str())).collect();
+    let net = NetMetrics::new(&labels, cfg.security.is_tls());
     let metrics_cell: Arc<OnceLock<ExecutorMetrics>> = Arc::new(OnceLock::new());
     let http_stop = Arc::new(tokio::sync::Notify::new());
     let http = tokio::spawn({
-        let router = crate::http::router(metrics_cell.clone());
+        let router = crate::http::router(metrics_cell.clone(), net.clone());
         let stop = http_stop.clone();
-        async move {
-            let _ = axum::serve(listener, router)
-                .with_graceful_shutdown(async move { stop.notified().await })
-                .await;
-        }
+        neptune_net::http::serve(
+            "http",
+            listener,
+            router,
+            cfg.limits,
+            net.clone(),
+            async move { stop.notified().await },
+        )
     });
-    let result = session(cfg, apps, http_addr, metrics_cell, shutdown).await;
+    let result = serve(
+        cfg,
+        apps,
+        http_addr,
+        blocks_listener,
+        net,
+        metrics_cell,
+        shutdown,
+    )
+    .await;
     http_stop.notify_waiters();
     let _ = tokio::time::timeout(Duration::from_secs(1), http).await;
     result
 }
 
+/// The driver URL's scheme must match the transport: `https` under mutual TLS, `http` under
+/// `--insecure` (tonic would silently speak plaintext to an `http://` URL even with TLS set up).
+fn check_scheme(cfg: &ExecutorConfig) -> Result<(), ExecutorError> {
+    let want = cfg.security.scheme();
+    let scheme = cfg.driver_url.split_once("://").map(|(s, _)| s);
+    if scheme == Some(want) {
+        return Ok(());
+    }
+    Err(ExecutorError::BadDriverUrl {
+        url: cfg.driver_url.clone(),
+        reason: if cfg.security.is_tls() {
+            "the driver is reached over mutual TLS: use https://HOST:PORT (or --insecure with http:// \
+             if the driver runs --insecure too)"
+                .into()
+        } else {
+            "under --insecure the driver is reached in plaintext: use http://HOST:PORT".into()
+        },
+    })
+}
+
 async fn connect(
     cfg: &ExecutorConfig,
 ) -> Result<DriverClient<tonic::transport::Channel>, ExecutorError> {
-    let endpoint = tonic::transport::Endpoint::from_shared(cfg.driver_url.clone())
-        .map_err(|e| ExecutorError::BadDriverUrl {
-            url: cfg.driver_url.clone(),
-            reason: e.to_string(),
-        })?
+    let bad_url = |e: tonic::transport::Error| ExecutorError::BadDriverUrl {
+        url: cfg.driver_url.clone(),
+        reason: e.to_string(),
+    };
+    let l = &cfg.limits;
+    let mut endpoint = tonic::transport::Endpoint::from_shared(cfg.driver_url.clone())
+        .map_err(bad_url)?
         .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(2));
-    let deadline = Instant::now() + cfg.connect_timeout;
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_keepalive(Some(l.tcp_keepalive))
+        .http2_keep_alive_interval(l.http2_keepalive_interval)
+        .keep_alive_timeout(l.http2_keepalive_timeout)
+        .keep_alive_while_idle(true);
+    if let Security::Mtls(tls) = &cfg.security {
+        endpoint = endpoint
+            .tls_config(tls.grpc_client(l.handshake_timeout))
+            .map_err(bad_url)?;
+    }
+    // On Kubernetes executors start with their driver and retry until it listens (exponential
+    // back-off to 1 s), saying so at info level: once at the first failure, then every 10 s.
+    let started = Instant::now();
+    let deadline = started + cfg.connect_timeout;
     let mut delay = Duration::from_millis(50);
+    let mut next_log = started;
     loop {
         match endpoint.connect().await {
-            Ok(ch) => return Ok(DriverClient::new(ch).max_decoding_message_size(256 << 20)),
+            Ok(ch) => {
+                if next_log > started {
+                    tracing::info!(url = %cfg.driver_url, waited = ?started.elapsed(), "reached the driver");
+                }
+                // The driver's own limit arrives with its welcome; until then accept the most
+                // any driver may send (results sent back are checked against its limit).
+                let max = neptune_proto::MAX_MAX_MESSAGE_BYTES as usize;
+                return Ok(DriverClient::new(ch)
+                    .max_decoding_message_size(max)
+                    .max_encoding_message_size(max));
+            }
             Err(e) if Instant::now() + delay < deadline => {
-                tracing::debug!(error = %e, "driver not reachable yet; retrying");
+                if Instant::now() >= next_log {
+                    tracing::info!(
+                        url = %cfg.driver_url,
+                        error = %e,
+                        waited = ?started.elapsed(),
+                        gives_up_after = ?cfg.connect_timeout,
+                        "driver not reachable yet; retrying with back-off"
+                    );
+                    next_log = Instant::now() + Duration::from_secs(10);
+                }
                 tokio::time::sleep(delay).await;
                 delay = (delay * 2).min(Duration::from_secs(1));
             }
@@ -164,116 +261,53 @@ async fn connect(
     }
 }
 
-async fn session(
+/// Connect, start the block server, register, and run the session until it ends.
+async fn serve(
     cfg: ExecutorConfig,
     apps: &'static [AppEntry],
     http_addr: SocketAddr,
+    blocks_listener: tokio::net::TcpListener,
+    net: NetMetrics,
     metrics_cell: Arc<OnceLock<ExecutorMetrics>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> Result<(), ExecutorError> {
-    let url = cfg.driver_url.clone();
     let mut client = connect(&cfg).await?;
     let store_id = cfg
         .id
         .clone()
         .unwrap_or_else(|| format!("pid{}", std::process::id()));
+    let client_tls = match &cfg.security {
+        Security::Mtls(t) => Some(t.blocks_client()),
+        Security::Insecure => None,
+    };
     let blocks = Arc::new(
-        BlockStore::new(&store_id, cfg.memory, cfg.cores)
+        BlockStore::new(&store_id, cfg.memory, cfg.cores, client_tls)
             .map_err(|source| ExecutorError::BlockStore { source })?,
     );
-    let (block_addr, block_server) = server::start(http_addr.ip(), blocks.clone())
-        .await
-        .map_err(|source| ExecutorError::Bind {
-            addr: cfg.http,
-            source,
-        })?;
-    let reply = client
-        .register(RegisterRequest {
-            executor_id: cfg.id.clone().unwrap_or_default(),
-            cores: cfg.cores,
-            memory_limit: cfg.memory,
-            http_addr: http_addr.to_string(),
-            pid: std::process::id(),
-            block_addr: block_addr.to_string(),
-        })
-        .await
-        .map_err(|s| ExecutorError::Refused {
-            url: url.clone(),
-            reason: s.message().to_string(),
-        })?
-        .into_inner();
-    let id = reply.executor_id.clone();
-    let config = Config::from_pairs(reply.config.into_iter().map(|e| (e.key, e.value)));
-    let app = Arc::new(build_app(apps, &reply.app, Arc::new(config))?);
-    tracing::info!(executor = %id, app = %reply.app, cores = cfg.cores, "registered with the driver");
-
-    let metrics = ExecutorMetrics::new(&id);
-    metrics.memory_limit.set(cfg.memory as i64);
-    metrics.slots.set(i64::from(cfg.cores));
-    let _ = metrics_cell.set(metrics.clone());
-
-    let (out, out_rx) = mpsc::unbounded_channel::<ExecutorMessage>();
-    let hello = executor_message::Msg::Hello(Hello {
-        executor_id: id.clone(),
-    });
-    let _ = out.send(ExecutorMessage { msg: Some(hello) });
-    let mut incoming = client
-        .session(tokio_stream::wrappers::UnboundedReceiverStream::new(out_rx))
-        .await
-        .map_err(|s| ExecutorError::Refused {
-            url: url.clone(),
-            reason: s.message().to_string(),
-        })?
-        .into_inner();
-
-    let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
-    let broadcasts = Arc::new(Broadcasts::default());
-    let runtime = TaskRuntime::new(cfg.cores as usize, broadcasts.clone(), ev_tx);
-    blocks.set_executor_id(&id);
-    let receivers = Arc::new(Receivers::new(
-        app.receivers().to_vec(),
-        cfg.memory,
-        Some(metrics.clone()),
-    ));
-    blocks.set_receivers(receivers.clone());
-    let mut st = Running {
-        after_victim: HashMap::new(),
-        app,
-        runtime,
-        broadcasts,
-        metrics,
-        out,
-        blocks,
-        receivers,
-        extras: Arc::default(),
-        spilled_reported: 0,
-        broadcasts_reported: Default::default(),
+    let (block_addr, block_server) = server::start(
+        blocks_listener,
+        blocks.clone(),
+        &cfg.security,
+        cfg.limits,
+        net,
+    )
+    .map_err(|source| ExecutorError::BindBlocks {
+        addr: cfg.block_listen,
+        source,
+    })?;
+    let offer = Register {
+        executor_id: cfg.id.clone().unwrap_or_default(),
+        cores: cfg.cores,
+        memory_limit: cfg.memory,
+        http_addr: http_addr.to_string(),
+        block_addr: block_addr.to_string(),
     };
-    let mut hb = tokio::time::interval(Duration::from_millis(reply.heartbeat_interval_ms.max(10)));
-    hb.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tokio::pin!(shutdown);
-    let end = loop {
-        tokio::select! {
-            biased;
-            () = &mut shutdown => break Ok(()),
-            msg = incoming.next() => match msg {
-                Some(Ok(m)) => {
-                    if let Some(driver_message::Msg::Shutdown(s)) = &m.msg {
-                        tracing::info!(reason = %s.reason, "driver asked this executor to stop");
-                        break Ok(());
-                    }
-                    st.on_driver_message(m);
-                }
-                Some(Err(e)) => break Err(ExecutorError::DriverLost { url: url.clone(), reason: e.message().to_string() }),
-                None => break Err(ExecutorError::DriverLost { url: url.clone(), reason: "the driver closed the session".into() }),
-            },
-            Some(ev) = ev_rx.recv() => st.on_runtime_event(ev),
-            _ = hb.tick() => st.heartbeat(cfg.memory),
+    let result = match crate::register::register(&mut client, &cfg, offer, apps).await {
+        Ok(registered) => {
+            crate::session::run(registered, &cfg, blocks, metrics_cell, shutdown).await
         }
+        Err(e) => Err(e),
     };
     block_server.abort();
-    for t in st.runtime.snapshot().tasks {
-        let _ = st.runtime.kill(t.id);
-    }
-    end
+    result
 }

@@ -1,9 +1,10 @@
-//! The `neptune` command line: `local`, `driver`, `executor`, `apps`,
+//! The `neptune` command line: `local`, `driver`, `executor`, `certs`, `apps`,
 //! and `bench` (the evaluation harness, `crate::bench`).
 //! Every flag also reads an environment variable. Parsing and validation errors name the flag or
 //! config key and exit non-zero.
 
 use clap::{Args, Parser, Subcommand};
+use neptune_core::config::{UInt, keys};
 use neptune_driver::scheduler::Policy;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,8 +28,13 @@ pub enum Command {
     Driver(DriverArgs),
     /// Run an executor that connects to a driver.
     Executor(ExecutorArgs),
+    /// Make an app's credentials (a new CA, the member certificate every process presents, an
+    /// admin token) in a directory, for `--tls-dir` or a Kubernetes Secret.
+    Certs(CertsArgs),
     /// List the apps built into this binary.
     Apps,
+    /// Print the configuration reference: every engine key, and an app's own keys.
+    Config(ConfigArgs),
     /// Evaluate the policies: run `synthetic` under every policy on local clusters, or a sweep,
     /// or the scheduler simulation; print a table, write CSV, JSON and SVG plots.
     Bench(BenchArgs),
@@ -70,6 +76,21 @@ pub struct BenchArgs {
     pub set: Vec<String>,
 }
 
+/// `neptune config`.
+#[derive(Debug, Args, Clone)]
+pub struct ConfigArgs {
+    /// Also list this app's keys (built-in apps, or any app this binary registers: its keys are
+    /// those it reads when built with the given `--set` values).
+    #[arg(long)]
+    pub app: Option<String>,
+    /// Config values to build the app with (some keys are read only when others are set).
+    #[arg(long = "set", value_delimiter = ',', value_name = "KEY=VALUE")]
+    pub set: Vec<String>,
+    /// Print every section as Markdown (what `docs/config.md` holds) instead of a plain table.
+    #[arg(long)]
+    pub markdown: bool,
+}
+
 /// Flags shared by `local` and `driver`.
 #[derive(Debug, Args, Clone)]
 pub struct AppArgs {
@@ -77,11 +98,12 @@ pub struct AppArgs {
     #[arg(long, env = "NEPTUNE_APP")]
     pub app: String,
     /// Number of executors.
-    #[arg(long, env = "NEPTUNE_EXECUTORS", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    #[arg(long, env = "NEPTUNE_EXECUTORS", default_value_t = default_u32(&keys::EXECUTORS), value_parser = parse_executors)]
     pub executors: u32,
-    /// Scheduling policy: neptune, fifo, fair, kill, static.
-    #[arg(long, env = "NEPTUNE_POLICY", default_value = "neptune")]
-    pub policy: Policy,
+    /// Scheduling policy: neptune (default), fifo, fair, kill, static (`--set scheduler.policy`
+    /// too).
+    #[arg(long, env = "NEPTUNE_POLICY", value_parser = parse_policy)]
+    pub policy: Option<Policy>,
     /// Stop after this long (e.g. 30s, 2m); default: until the app finishes or Ctrl-C.
     #[arg(long, env = "NEPTUNE_DURATION", value_parser = parse_duration)]
     pub duration: Option<Duration>,
@@ -109,10 +131,10 @@ pub struct LocalArgs {
     #[command(flatten)]
     pub app: AppArgs,
     /// Task slots per executor.
-    #[arg(long, env = "NEPTUNE_CORES", default_value_t = 2, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, env = "NEPTUNE_CORES", default_value_t = default_u32(&keys::CORES), value_parser = parse_cores)]
     pub cores: u32,
-    /// Memory budget per executor (bytes, or with Ki/Mi/Gi suffix).
-    #[arg(long, env = "NEPTUNE_MEMORY", default_value = "1Gi", value_parser = parse_size)]
+    /// Memory budget per executor (a quantity: 512Mi, 2Gi, or bytes).
+    #[arg(long, env = "NEPTUNE_MEMORY", default_value = "1Gi", value_parser = parse_memory)]
     pub memory: u64,
     /// Driver HTTP address (`/status`, `/metrics`); port 0 picks a free port.
     #[arg(long, env = "NEPTUNE_HTTP", default_value = "127.0.0.1:4040")]
@@ -120,6 +142,25 @@ pub struct LocalArgs {
     /// No live progress; only the final summary.
     #[arg(long)]
     pub quiet: bool,
+    /// Run the cluster without TLS (no authentication, no encryption): for debugging and for
+    /// measuring what TLS costs. By default `local` makes throwaway credentials itself.
+    #[arg(long, env = "NEPTUNE_INSECURE")]
+    pub insecure: bool,
+}
+
+/// `--tls-dir` / `--insecure`, shared by `driver` and `executor`.
+#[derive(Debug, Args, Clone)]
+pub struct TransportArgs {
+    /// Directory with the app's credentials: `ca.crt`, `tls.crt`, `tls.key` and optionally
+    /// `token` (made by `neptune certs`, or a mounted Kubernetes Secret). Required unless
+    /// --insecure.
+    #[arg(long, env = "NEPTUNE_TLS_DIR", value_name = "DIR")]
+    pub tls_dir: Option<PathBuf>,
+    /// Run without TLS: cluster traffic is neither authenticated nor encrypted, so any process
+    /// that reaches the ports can join the app. Debugging only; logged as a warning and exported
+    /// as `neptune_transport_tls_enabled 0`.
+    #[arg(long, env = "NEPTUNE_INSECURE", conflicts_with = "tls_dir")]
+    pub insecure: bool,
 }
 
 /// `neptune driver`.
@@ -128,35 +169,70 @@ pub struct DriverArgs {
     /// App, policy, config.
     #[command(flatten)]
     pub app: AppArgs,
-    /// gRPC address executors connect to.
-    #[arg(long, env = "NEPTUNE_LISTEN", default_value = "0.0.0.0:7077")]
+    /// gRPC address executors connect to (`IP:PORT`, loopback by default: listening on other
+    /// interfaces is a choice to make explicitly, e.g. `$(POD_IP):7077` in a pod; a bare IPv6
+    /// address as `$(POD_IP)` expands to is accepted too).
+    #[arg(long, env = "NEPTUNE_LISTEN", default_value = "127.0.0.1:7077", value_parser = parse_bind_addr)]
     pub listen: SocketAddr,
     /// HTTP address for /metrics, /healthz, /readyz, /status.
-    #[arg(long, env = "NEPTUNE_HTTP", default_value = "0.0.0.0:4040")]
+    #[arg(long, env = "NEPTUNE_HTTP", default_value = "127.0.0.1:4040", value_parser = parse_bind_addr)]
     pub http: SocketAddr,
+    /// Credentials or --insecure.
+    #[command(flatten)]
+    pub transport: TransportArgs,
 }
 
 /// `neptune executor`.
 #[derive(Debug, Args)]
 pub struct ExecutorArgs {
-    /// Driver gRPC URL, e.g. http://127.0.0.1:7077.
+    /// Driver gRPC URL, e.g. https://127.0.0.1:7077 (http:// only with --insecure).
     #[arg(long, env = "NEPTUNE_DRIVER_URL")]
     pub driver: String,
     /// Task slots.
-    #[arg(long, env = "NEPTUNE_CORES", value_parser = clap::value_parser!(u32).range(1..=1024))]
+    #[arg(long, env = "NEPTUNE_CORES", value_parser = parse_cores)]
     pub cores: u32,
-    /// Memory budget (bytes, or with Ki/Mi/Gi suffix).
-    #[arg(long, env = "NEPTUNE_MEMORY", value_parser = parse_size)]
+    /// Memory budget (a quantity: 512Mi, 2Gi, or bytes).
+    #[arg(long, env = "NEPTUNE_MEMORY", value_parser = parse_memory)]
     pub memory: u64,
     /// HTTP address for /metrics, /healthz, /readyz.
-    #[arg(long, env = "NEPTUNE_HTTP", default_value = "0.0.0.0:4041")]
+    #[arg(long, env = "NEPTUNE_HTTP", default_value = "127.0.0.1:4041", value_parser = parse_bind_addr)]
     pub http: SocketAddr,
-    /// Executor id (default: assigned by the driver).
-    #[arg(long, env = "NEPTUNE_EXECUTOR_ID")]
+    /// Address of the block server other executors fetch shuffle blocks from (port 0: any free
+    /// port). The executor advertises the address it bound (an unspecified IP is replaced by the
+    /// one the driver sees it connect from).
+    #[arg(long, env = "NEPTUNE_BLOCK_LISTEN", default_value = "127.0.0.1:7078", value_parser = parse_bind_addr)]
+    pub block_listen: SocketAddr,
+    /// Executor id (default: assigned by the driver): 1-253 of A-Z a-z 0-9 . _ -
+    #[arg(long, env = "NEPTUNE_EXECUTOR_ID", value_parser = parse_executor_id)]
     pub id: Option<String>,
     /// How long to keep trying to reach the driver at start.
     #[arg(long, env = "NEPTUNE_CONNECT_TIMEOUT", default_value = "60s", value_parser = parse_duration)]
     pub connect_timeout: Duration,
+    /// Credentials or --insecure.
+    #[command(flatten)]
+    pub transport: TransportArgs,
+}
+
+/// `neptune certs`.
+#[derive(Debug, Args)]
+pub struct CertsArgs {
+    /// Directory to write `ca.crt`, `tls.crt`, `tls.key` (0600) and `token` (0600) into
+    /// (created 0700 if missing).
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+    /// App name, written into the certificates' subjects.
+    #[arg(long, default_value = "neptune")]
+    pub app: String,
+    /// Extra DNS name or IP address for the member certificate (repeatable), e.g. the driver's
+    /// Service name for tools like grpcurl; Neptune's own processes do not need any.
+    #[arg(long = "san", value_name = "NAME")]
+    pub sans: Vec<String>,
+    /// Validity in days.
+    #[arg(long, default_value_t = neptune_net::issue::DEFAULT_DAYS, value_parser = clap::value_parser!(u32).range(1..=36_500))]
+    pub days: u32,
+    /// Replace credentials already in the directory.
+    #[arg(long)]
+    pub force: bool,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -175,13 +251,77 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
-    neptune_executor::memory::parse_size(s)
+/// `IP:PORT`, also with a bare IPv6 address (`fd00::5:7077`): the operator passes
+/// `$(POD_IP):PORT`, and Kubernetes expands `$(POD_IP)` without brackets.
+fn parse_bind_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(a) = s.parse() {
+        return Ok(a);
+    }
+    let bad = || format!("`{s}` is not IP:PORT (e.g. 10.0.0.5:7077, [fd00::5]:7077)");
+    let (ip, port) = s.rsplit_once(':').ok_or_else(bad)?;
+    let ip: std::net::Ipv6Addr = ip.parse().map_err(|_| bad())?;
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    Ok(SocketAddr::from((ip, port)))
+}
+
+fn parse_executor_id(s: &str) -> Result<String, String> {
+    neptune_core::ids::check_executor_id(s).map(|()| s.to_string())
+}
+
+// Flags that are settings parse through their descriptors in `neptune_config::keys`, so a flag,
+// its `--set` key and its CRD field share one range and one message.
+
+fn default_u32(s: &UInt) -> u32 {
+    s.default.unwrap_or(s.min) as u32
+}
+
+fn parse_executors(s: &str) -> Result<u32, String> {
+    keys::EXECUTORS
+        .parse(s)
+        .map(|v| v as u32)
+        .map_err(|e| e.to_string())
+}
+
+fn parse_cores(s: &str) -> Result<u32, String> {
+    keys::CORES
+        .parse(s)
+        .map(|v| v as u32)
+        .map_err(|e| e.to_string())
+}
+
+fn parse_memory(s: &str) -> Result<u64, String> {
+    keys::MEMORY.parse(s).map_err(|e| e.to_string())
+}
+
+fn parse_policy(s: &str) -> Result<Policy, String> {
+    keys::POLICY.parse(s).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bind_addresses_take_the_pod_ip_in_either_family() {
+        assert_eq!(
+            parse_bind_addr("10.1.2.3:7077").unwrap(),
+            "10.1.2.3:7077".parse().unwrap()
+        );
+        assert_eq!(
+            parse_bind_addr("fd00::5:7077").unwrap(),
+            "[fd00::5]:7077".parse().unwrap()
+        );
+        assert_eq!(
+            parse_bind_addr("[fd00::5]:4040").unwrap(),
+            "[fd00::5]:4040".parse().unwrap()
+        );
+        for bad in ["$(POD_IP):7077", "10.1.2.3", "host:7077", "fd00::5:99999"] {
+            assert!(parse_bind_addr(bad).is_err(), "{bad}");
+        }
+        let e = Cli::try_parse_from(["neptune", "driver", "--app", "x", "--listen", "pod:1"])
+            .unwrap_err();
+        assert!(e.to_string().contains("--listen"), "{e}");
+    }
 
     #[test]
     fn bad_flags_name_the_flag() {
@@ -191,6 +331,10 @@ mod tests {
         let e =
             Cli::try_parse_from(["neptune", "local", "--app", "x", "--cores", "0"]).unwrap_err();
         assert!(e.to_string().contains("--cores"), "{e}");
+        assert!(e.to_string().contains("between 1 and 256"), "{e}");
+        let e = Cli::try_parse_from(["neptune", "local", "--app", "x", "--executors", "1001"])
+            .unwrap_err();
+        assert!(e.to_string().contains("between 1 and 1000"), "{e}");
         let e = Cli::try_parse_from(["neptune", "local", "--app", "x", "--duration", "soon"])
             .unwrap_err();
         assert!(e.to_string().contains("--duration"), "{e}");
@@ -199,6 +343,56 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("--memory"), "{e}");
+        let e = Cli::try_parse_from([
+            "neptune",
+            "executor",
+            "--driver",
+            "http://x",
+            "--cores",
+            "1",
+            "--memory",
+            "1Gi",
+            "--id",
+            "../../etc",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("--id"), "{e}");
+    }
+
+    #[test]
+    fn servers_default_to_loopback_and_tls_flags_exclude_each_other() {
+        let c = Cli::try_parse_from(["neptune", "driver", "--app", "x"]).unwrap();
+        let Command::Driver(d) = c.command else {
+            panic!("driver")
+        };
+        assert!(d.listen.ip().is_loopback() && d.http.ip().is_loopback());
+        let c = Cli::try_parse_from([
+            "neptune",
+            "executor",
+            "--driver",
+            "https://x:1",
+            "--cores",
+            "1",
+            "--memory",
+            "1Gi",
+        ])
+        .unwrap();
+        let Command::Executor(e) = c.command else {
+            panic!("executor")
+        };
+        assert!(e.http.ip().is_loopback() && e.block_listen.ip().is_loopback());
+        assert_eq!(e.block_listen.port(), 7078);
+        let e = Cli::try_parse_from([
+            "neptune",
+            "driver",
+            "--app",
+            "x",
+            "--tls-dir",
+            "/d",
+            "--insecure",
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("--insecure"), "{e}");
     }
 
     #[test]

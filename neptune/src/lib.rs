@@ -16,6 +16,7 @@ pub mod apps;
 pub mod bench;
 pub mod cli;
 pub mod local;
+pub mod reference;
 pub mod report;
 pub mod run;
 

@@ -1,6 +1,11 @@
 //! `neptune local`: a driver (in this process) and N executor processes (this same binary, run as
 //! `neptune executor`) on loopback — the same binaries and protocol as on Kubernetes. Shows live
 //! progress, stops on Ctrl-C or after `--duration`, and writes the JSON report.
+//!
+//! Credentials: a fresh app CA and member certificate per run, written to a private temp
+//! directory (0700, key 0600) that the executors read with `--tls-dir` and that is removed when
+//! the run ends; the driver loads the same directory. Nothing to configure, and every cluster
+//! connection is mutually authenticated, as on Kubernetes (`--insecure` turns it off).
 
 use crate::cli::LocalArgs;
 use crate::report::Report;
@@ -8,6 +13,7 @@ use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use neptune_core::app::AppEntry;
 use neptune_driver::{Driver, DriverError, Outcome, Status};
+use neptune_net::Security;
 use std::path::Path;
 use std::process::Stdio;
 use std::sync::{Arc, RwLock};
@@ -17,21 +23,42 @@ use std::time::Duration;
 ///
 /// # Errors
 /// Bad flags or config (naming them), sockets that cannot be bound, executors that cannot start.
-pub async fn run_local(args: LocalArgs, apps: &'static [AppEntry]) -> anyhow::Result<i32> {
+pub async fn run_local(
+    args: LocalArgs,
+    apps: &'static [AppEntry],
+    limits: neptune_net::Limits,
+) -> anyhow::Result<i32> {
     let (app, cfg) = crate::run::prepare(
         &args.app,
         apps,
         "127.0.0.1:0".parse().expect("addr"),
         args.http,
     )?;
+    app.check_memory(args.memory)?;
     let n = args.app.executors;
-    let driver = Driver::bind(cfg, app).await?;
+    let policy = cfg.scheduler.policy;
+    // Dropped (removed) when this function returns, on every path.
+    let creds_dir = if args.insecure {
+        None
+    } else {
+        let dir = tempfile::Builder::new()
+            .prefix("neptune-local-tls-")
+            .tempdir()
+            .context("cannot create a directory for the cluster's credentials")?;
+        neptune_net::issue::issue(&args.app.app, &[], neptune_net::issue::DEFAULT_DAYS)?
+            .write_dir(dir.path(), false)?;
+        Some(dir)
+    };
+    let creds_path = creds_dir.as_ref().map(|d| d.path().to_path_buf());
+    let security = Security::from_flags(creds_path.as_deref(), args.insecure, &[])?;
+    let scheme = security.scheme();
+    let driver = Driver::bind(cfg, app, security, limits).await?;
     let grpc = driver.grpc_addr();
     eprintln!(
-        "neptune local: app {} on {n} executors x {} cores, policy {}; driver http://{} (/status, /metrics)",
+        "neptune local: app {} on {n} executors x {} cores, policy {}; driver http://{} (/status, /metrics), grpc {scheme}://{grpc}",
         args.app.app,
         args.cores,
-        args.app.policy.as_str(),
+        policy.as_str(),
         driver.http_addr()
     );
     let exe = std::env::current_exe().context("cannot find the neptune binary")?;
@@ -39,17 +66,24 @@ pub async fn run_local(args: LocalArgs, apps: &'static [AppEntry]) -> anyhow::Re
     for i in 0..n {
         let mut cmd = tokio::process::Command::new(&exe);
         cmd.arg("executor")
-            .args(["--driver", &format!("http://{grpc}")])
+            .args(["--driver", &format!("{scheme}://{grpc}")])
             .args(["--cores", &args.cores.to_string()])
             .args(["--memory", &args.memory.to_string()])
             .args(["--http", "127.0.0.1:0"])
+            .args(["--block-listen", "127.0.0.1:0"])
             .args(["--id", &format!("exec-{i}")])
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-            )
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
+            .env_remove("NEPTUNE_TLS_DIR")
+            .env_remove("NEPTUNE_INSECURE");
+        match &creds_path {
+            Some(dir) => cmd.arg("--tls-dir").arg(dir),
+            None => cmd.arg("--insecure"),
+        };
+        cmd.env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
         let child = cmd
             .spawn()
             .with_context(|| format!("cannot start executor {i} ({})", exe.display()))?;

@@ -1,12 +1,13 @@
 //! Entry points: [`main_with`] parses the CLI and runs the chosen role with an app registry. The
 //! default `neptune` binary passes the built-in apps; a user's own binary passes its own.
 
-use crate::cli::{AppArgs, Cli, Command, DriverArgs, ExecutorArgs};
+use crate::cli::{AppArgs, CertsArgs, Cli, Command, DriverArgs, ExecutorArgs, TransportArgs};
 use anyhow::Context as _;
 use clap::Parser;
 use neptune_core::app::{App, AppEntry, build_app};
 use neptune_core::config::Config;
 use neptune_driver::{Driver, DriverConfig};
+use neptune_net::{Limits, Security};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -49,20 +50,59 @@ fn run(cli: Cli, apps: &'static [AppEntry]) -> anyhow::Result<i32> {
             }
             Ok(0)
         }
+        Command::Config(args) => {
+            print!(
+                "{}",
+                crate::reference::render(apps, args.app.as_deref(), &args.set, args.markdown)?
+            );
+            Ok(0)
+        }
         Command::Bench(args) => crate::bench::run(&args),
+        Command::Certs(args) => certs(&args),
         Command::Local(args) => {
             init_tracing("warn");
-            tokio_runtime()?.block_on(crate::local::run_local(args, apps))
+            let limits = process_limits();
+            tokio_runtime()?.block_on(crate::local::run_local(args, apps, limits))
         }
         Command::Driver(args) => {
             init_tracing("info");
-            tokio_runtime()?.block_on(run_driver(args, apps))
+            let limits = process_limits();
+            tokio_runtime()?.block_on(run_driver(args, apps, limits))
         }
         Command::Executor(args) => {
             init_tracing("info");
-            tokio_runtime()?.block_on(run_executor(args, apps))
+            let limits = process_limits();
+            tokio_runtime()?.block_on(run_executor(args, apps, limits))
         }
     }
+}
+
+/// Raise the open-file limit and fit the servers' connection caps to it.
+fn process_limits() -> Limits {
+    Limits::for_fds(neptune_net::limits::raise_fd_limit())
+}
+
+/// Mutual TLS from `--tls-dir`, or `--insecure`; refuses to start with neither.
+fn security(t: &TransportArgs, addrs: &[SocketAddr]) -> anyhow::Result<Security> {
+    Ok(Security::from_flags(
+        t.tls_dir.as_deref(),
+        t.insecure,
+        addrs,
+    )?)
+}
+
+fn certs(args: &CertsArgs) -> anyhow::Result<i32> {
+    let issued = neptune_net::issue::issue(&args.app, &args.sans, args.days)?;
+    let written = issued.write_dir(&args.out, args.force)?;
+    for p in &written {
+        println!("wrote {}", p.display());
+    }
+    println!(
+        "use them with `neptune driver|executor --tls-dir {dir}`, or as a Kubernetes Secret:\n  \
+         kubectl create secret generic <app>-tls --from-file={dir}",
+        dir = args.out.display()
+    );
+    Ok(0)
 }
 
 /// Build the app and the driver config from flags; error if any `--set` key is unknown.
@@ -121,12 +161,18 @@ pub(crate) async fn termination() {
     }
 }
 
-async fn run_driver(args: DriverArgs, apps: &'static [AppEntry]) -> anyhow::Result<i32> {
+async fn run_driver(
+    args: DriverArgs,
+    apps: &'static [AppEntry],
+    limits: Limits,
+) -> anyhow::Result<i32> {
+    let security = security(&args.transport, &[args.listen])?;
     let (app, cfg) = prepare(&args.app, apps, args.listen, args.http)?;
     let report = args.app.report.clone();
     let duration = args.app.duration;
-    let driver = Driver::bind(cfg, app).await?;
-    tracing::info!(grpc = %driver.grpc_addr(), http = %driver.http_addr(), "driver listening");
+    let mode = security.mode();
+    let driver = Driver::bind(cfg, app, security, limits).await?;
+    tracing::info!(grpc = %driver.grpc_addr(), http = %driver.http_addr(), transport = mode, "driver listening");
     let stop = async move {
         match duration {
             Some(d) => {
@@ -151,7 +197,12 @@ async fn run_driver(args: DriverArgs, apps: &'static [AppEntry]) -> anyhow::Resu
     }
 }
 
-async fn run_executor(args: ExecutorArgs, apps: &'static [AppEntry]) -> anyhow::Result<i32> {
+async fn run_executor(
+    args: ExecutorArgs,
+    apps: &'static [AppEntry],
+    limits: Limits,
+) -> anyhow::Result<i32> {
+    let security = security(&args.transport, &[args.block_listen])?;
     let cfg = neptune_executor::ExecutorConfig {
         driver_url: args.driver,
         cores: args.cores,
@@ -159,6 +210,9 @@ async fn run_executor(args: ExecutorArgs, apps: &'static [AppEntry]) -> anyhow::
         http: args.http,
         id: args.id,
         connect_timeout: args.connect_timeout,
+        block_listen: args.block_listen,
+        security,
+        limits,
     };
     match neptune_executor::run_executor(cfg, apps, termination()).await {
         Ok(()) => Ok(0),

@@ -62,6 +62,9 @@ fn bad_flags_and_config_values_are_refused_by_name() {
             "1Gi",
             "--http",
             "127.0.0.1:0",
+            "--block-listen",
+            "127.0.0.1:0",
+            "--insecure",
         ],
         "--driver",
     );
@@ -76,10 +79,88 @@ fn bad_flags_and_config_values_are_refused_by_name() {
             "1Gi",
             "--http",
             "127.0.0.1:0",
+            "--block-listen",
+            "127.0.0.1:0",
             "--connect-timeout",
             "1s",
+            "--insecure",
         ],
         "cannot reach the driver",
+    );
+}
+
+fn strs(v: &[String]) -> Vec<&str> {
+    v.iter().map(String::as_str).collect()
+}
+
+#[test]
+fn without_credentials_driver_and_executor_refuse_to_start_saying_what_to_pass() {
+    let exec = |extra: &[&str]| -> Vec<String> {
+        [
+            "executor",
+            "--cores",
+            "1",
+            "--memory",
+            "1Gi",
+            "--http",
+            "127.0.0.1:0",
+            "--block-listen",
+            "127.0.0.1:0",
+            "--connect-timeout",
+            "1s",
+        ]
+        .iter()
+        .chain(extra)
+        .map(ToString::to_string)
+        .collect()
+    };
+    fails_naming(
+        &strs(&exec(&["--driver", "https://127.0.0.1:1"])),
+        "no TLS credentials: pass --tls-dir",
+    );
+    fails_naming(
+        &[
+            "driver",
+            "--app",
+            "synthetic",
+            "--listen",
+            "0.0.0.0:0",
+            "--http",
+            "127.0.0.1:0",
+        ],
+        "0.0.0.0:0 is reachable from other machines",
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let creds = dir.path().join("creds");
+    let mut certs = neptune();
+    certs.args(["certs", "--out"]).arg(&creds);
+    let out = run_with_timeout(certs, Duration::from_secs(60));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let c = creds.to_str().unwrap();
+    // A plaintext URL with credentials: refused rather than silently unencrypted.
+    fails_naming(
+        &strs(&exec(&["--driver", "http://127.0.0.1:1", "--tls-dir", c])),
+        "use https://",
+    );
+    // `certs` does not overwrite, and a missing directory names the file it lacks.
+    let mut again = neptune();
+    again.args(["certs", "--out", c]);
+    let out = run_with_timeout(again, Duration::from_secs(60));
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--force"));
+    let missing = dir.path().join("nowhere");
+    fails_naming(
+        &strs(&exec(&[
+            "--driver",
+            "https://127.0.0.1:1",
+            "--tls-dir",
+            missing.to_str().unwrap(),
+        ])),
+        "nowhere/tls.key",
     );
 }
 

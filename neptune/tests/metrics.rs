@@ -1,5 +1,7 @@
 //! The scraped `/metrics` of a running local cluster (driver and every executor) passes
-//! `promtool check metrics`; `/healthz`, `/readyz` and `/status` answer.
+//! `promtool check metrics`, labels jobs `neptune_job`, exports the stream job's latency target
+//! and the transport's metrics (TLS on, open descriptors); `/healthz`, `/readyz` and `/status`
+//! answer.
 
 mod common;
 
@@ -52,6 +54,8 @@ fn metrics_of_a_running_local_cluster_pass_promtool() {
             "history.records=20000",
             "--set",
             "jobs.score.interval_ms=100",
+            "--set",
+            "jobs.score.latency_target_ms=250",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -77,6 +81,29 @@ fn metrics_of_a_running_local_cluster_pass_promtool() {
         driver_metrics.contains("neptune_driver_stream_latency_seconds_bucket"),
         "{driver_metrics}"
     );
+    // Per-job series carry `neptune_job` (Prometheus owns `job`); the stream job's latency
+    // target is exported, the batch job (no target) has none.
+    assert!(
+        driver_metrics
+            .contains("neptune_driver_stream_latency_target_seconds{neptune_job=\"score\"} 0.25"),
+        "{driver_metrics}"
+    );
+    assert!(
+        !driver_metrics.contains("latency_target_seconds{neptune_job=\"train\"}"),
+        "{driver_metrics}"
+    );
+    assert!(
+        driver_metrics
+            .contains("neptune_driver_job_runs_total{kind=\"stream\",neptune_job=\"score\"}"),
+        "{driver_metrics}"
+    );
+    assert!(!driver_metrics.contains(",job=") && !driver_metrics.contains("{job="));
+    for m in ["neptune_transport_tls_enabled 1", "process_open_fds "] {
+        assert!(
+            driver_metrics.contains(m),
+            "driver lacks {m}:\n{driver_metrics}"
+        );
+    }
     promtool_check("driver", &driver_metrics);
     for e in status["executors"].as_array().unwrap() {
         let http = e["http"].as_str().unwrap();
@@ -84,6 +111,8 @@ fn metrics_of_a_running_local_cluster_pass_promtool() {
         let (code, m) = http_get(http, "/metrics").unwrap();
         assert_eq!(code, 200);
         assert!(m.contains("neptune_executor_tasks_running"), "{m}");
+        assert!(m.contains("process_open_fds{"), "{m}");
+        assert!(m.contains("neptune_transport_tls_enabled{"), "{m}");
         promtool_check(e["id"].as_str().unwrap(), &m);
     }
     let out = wait_with_timeout(child, Duration::from_secs(90));

@@ -22,6 +22,8 @@ fn pod_args(doc: &serde_yaml::Value) -> Vec<Vec<String>> {
                     a.as_str()
                         .expect("string arg")
                         .replace("$(NEPTUNE_EXECUTOR_ID)", "exec-0")
+                        // The kubelet expands it from the downward API's status.podIP.
+                        .replace("$(POD_IP)", "10.244.1.7")
                 })
                 .collect()
         })

@@ -50,6 +50,7 @@ fn an_executor_whose_driver_disappears_exits_non_zero_with_a_clear_message() {
             &format!("127.0.0.1:{port}"),
             "--http",
             "127.0.0.1:0",
+            "--insecure",
         ])
         .args([
             "--set",
@@ -64,6 +65,7 @@ fn an_executor_whose_driver_disappears_exits_non_zero_with_a_clear_message() {
     let exec = neptune()
         .args(["executor", "--driver", &format!("http://127.0.0.1:{port}")])
         .args(["--cores", "1", "--memory", "256Mi", "--http", "127.0.0.1:0"])
+        .args(["--block-listen", "127.0.0.1:0", "--insecure"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()

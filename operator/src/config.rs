@@ -40,6 +40,19 @@ pub struct Args {
     /// Log as JSON lines.
     #[arg(long, env = "NEPTUNE_LOG_JSON", default_value_t = false)]
     pub log_json: bool,
+    /// Seconds past a pod's `deletionTimestamp` (the delete request plus its grace period)
+    /// after which a pod still Terminating is force-deleted (grace 0): its node is most likely
+    /// lost, and its fixed name blocks the replacement.
+    #[arg(
+        long,
+        env = "NEPTUNE_FORCE_DELETE_AFTER_SECONDS",
+        default_value_t = 60,
+        value_parser = clap::value_parser!(u64).range(0..=86_400)
+    )]
+    pub force_delete_after_seconds: u64,
+    /// Never force-delete pods stuck Terminating (wait for the kubelet or an administrator).
+    #[arg(long, env = "NEPTUNE_NO_FORCE_DELETE", default_value_t = false)]
+    pub no_force_delete: bool,
 }
 
 /// Validated configuration.
@@ -53,6 +66,24 @@ pub struct Config {
     pub leader: Option<LeaderConfig>,
     /// Identity of this replica.
     pub identity: String,
+    /// What the lifecycle planner needs from the operator's configuration.
+    pub settings: Settings,
+}
+
+/// Operator-wide settings the (pure) lifecycle planner uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Settings {
+    /// Seconds past `deletionTimestamp` after which a Terminating pod is force-deleted; `None`
+    /// never force-deletes.
+    pub force_delete_after_seconds: Option<i64>,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            force_delete_after_seconds: Some(60),
+        }
+    }
 }
 
 /// Leader election settings.
@@ -83,6 +114,10 @@ impl From<Args> for Config {
                 duration_seconds: a.lease_duration_seconds.max(5),
             }),
             identity: a.identity,
+            settings: Settings {
+                force_delete_after_seconds: (!a.no_force_delete)
+                    .then_some(a.force_delete_after_seconds as i64),
+            },
         }
     }
 }

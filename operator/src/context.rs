@@ -1,5 +1,5 @@
 //! Everything a reconcile needs, passed explicitly: API client, event reporter, metrics,
-//! driver-status source and the clock.
+//! driver-status source, the clock and the planner's settings.
 
 use std::sync::Arc;
 
@@ -7,6 +7,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::Client;
 use kube::runtime::events::{Recorder, Reporter};
 
+use crate::config::Settings;
 use crate::driver_status::DriverStatusSource;
 use crate::metrics::Metrics;
 
@@ -22,6 +23,8 @@ pub struct Context {
     pub driver_status: Arc<dyn DriverStatusSource>,
     /// The clock (fixed in tests).
     pub now: fn() -> Timestamp,
+    /// Operator-wide settings for the lifecycle planner.
+    pub settings: Settings,
 }
 
 impl Context {
@@ -38,6 +41,7 @@ impl Context {
             metrics,
             driver_status,
             now: Timestamp::now,
+            settings: Settings::default(),
         }
     }
 }

@@ -1,5 +1,10 @@
 //! Wiring: the kube-runtime `Controller`s (one per watched namespace, or one for all) owning Pods
 //! and Services, leader election, the metrics/probe server, and shutdown on SIGTERM/Ctrl-C.
+//!
+//! Readiness does not wait for leadership: a replica is Ready once it serves HTTP and has
+//! reached the API (it can take over the moment the lease is free), so a RollingUpdate with
+//! `maxUnavailable: 0` (and `helm upgrade --wait`) sees the new pod Ready while the old one still
+//! leads. Who leads is the `neptune_operator_leader` gauge.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -74,15 +79,27 @@ pub fn shutdown_signal() -> Shutdown {
 /// [`RunError`] when it cannot connect, bind its HTTP port, or keep leadership.
 pub async fn run(config: Config) -> Result<(), RunError> {
     let client = Client::try_default().await.map_err(RunError::Client)?;
-    let shutdown = shutdown_signal();
-    let metrics = Metrics::new();
-    let ready = Arc::new(AtomicBool::new(false));
     let listener = tokio::net::TcpListener::bind(config.http)
         .await
         .map_err(|source| RunError::Http {
             addr: config.http,
             source,
         })?;
+    run_with(config, client, listener, shutdown_signal()).await
+}
+
+/// Runs the operator with a given client and HTTP listener until `shutdown` resolves.
+///
+/// # Errors
+/// [`RunError`] when leader election fails or leadership is lost.
+pub async fn run_with(
+    config: Config,
+    client: Client,
+    listener: tokio::net::TcpListener,
+    shutdown: Shutdown,
+) -> Result<(), RunError> {
+    let metrics = Metrics::new();
+    let ready = Arc::new(AtomicBool::new(false));
     let server = tokio::spawn(server::serve(
         listener,
         metrics.clone(),
@@ -91,7 +108,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     ));
 
     let leader_lost = match &config.leader {
-        None => futures::future::pending().boxed(),
+        None => {
+            metrics.leader.set(1);
+            futures::future::pending().boxed()
+        }
         Some(l) => {
             let manager = LeaseManagerBuilder::new(client.clone(), &l.lease_name)
                 .with_namespace(&l.namespace)
@@ -101,12 +121,25 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 .build()
                 .await
                 .map_err(RunError::Lease)?;
+            // The API answered: this replica can take over whenever the lease is free.
+            ready.store(true, Ordering::SeqCst);
+            metrics.leader.set(0);
             let (mut rx, _task) = manager.watch().await;
-            tracing::info!(lease = %l.lease_name, "waiting for leadership");
+            tracing::info!(lease = %l.lease_name, "ready; waiting for leadership");
             tokio::select! {
-                r = rx.wait_for(|leader| *leader) => { r.map_err(|_| RunError::LostLeadership)?; }
-                _ = shutdown.clone() => { return Ok(()); }
+                // Only a bool leaves the branch: the watch guard is not Send.
+                won = rx.wait_for(|leader| *leader).map(|r| r.is_ok()) => {
+                    if !won {
+                        return Err(RunError::LostLeadership);
+                    }
+                }
+                _ = shutdown.clone() => {
+                    ready.store(false, Ordering::SeqCst);
+                    let _ = server.await;
+                    return Ok(());
+                }
             }
+            metrics.leader.set(1);
             tracing::info!("acquired leadership");
             async move {
                 let _ = rx.wait_for(|leader| !*leader).await;
@@ -119,12 +152,14 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         controller: "neptune-operator".into(),
         instance: Some(config.identity.clone()),
     };
-    let ctx = Arc::new(Context::new(
+    let mut ctx = Context::new(
         client.clone(),
         reporter,
         metrics.clone(),
         Arc::new(HttpDriverStatus::default()),
-    ));
+    );
+    ctx.settings = config.settings;
+    let ctx = Arc::new(ctx);
     let scopes: Vec<Option<String>> = if config.namespaces.is_empty() {
         vec![None]
     } else {
@@ -136,28 +171,48 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         let (controller, store) = controller_for(&client, ns.as_deref(), shutdown.clone());
         stores.push(store);
         let ctx = ctx.clone();
+        let metrics = metrics.clone();
         loops.push(
             controller
                 .run(reconcile, error_policy, ctx)
-                .for_each(|r| async move {
-                    if let Err(e) = r {
-                        tracing::debug!("controller: {e}");
-                    }
+                .for_each(move |r| {
+                    on_result(&r, &metrics);
+                    futures::future::ready(())
                 })
                 .boxed(),
         );
     }
     ready.store(true, Ordering::SeqCst);
     tracing::info!(namespaces = ?config.namespaces, "reconciling StreamBatchApps");
-    let gauges = phase_gauges(stores, metrics, shutdown.clone());
+    let gauges = phase_gauges(stores, metrics.clone(), shutdown.clone());
     let outcome = tokio::select! {
         _ = futures::future::join_all(loops) => Ok(()),
         _ = leader_lost => Err(RunError::LostLeadership),
         _ = gauges => Ok(()),
     };
     ready.store(false, Ordering::SeqCst);
+    metrics.leader.set(0);
     let _ = server.await;
     outcome
+}
+
+/// What one controller result means for users: a watch that fails (RBAC, a CRD missing, the API
+/// away) leaves every app unreconciled, so it is a warning and a metric; failed reconciles are
+/// logged by `error_policy` and counted by category; an object gone meanwhile is normal.
+pub fn on_result<T>(
+    result: &Result<T, kube::runtime::controller::Error<crate::error::Error, watcher::Error>>,
+    metrics: &Metrics,
+) {
+    use kube::runtime::controller::Error as E;
+    match result {
+        Ok(_) | Err(E::ReconcilerFailed(..)) => {}
+        Err(E::QueueError(e)) => {
+            metrics.watch_errors.inc();
+            tracing::warn!("watching the API failed (retrying with backoff): {e}");
+        }
+        Err(E::ObjectNotFound(o)) => tracing::debug!("{o} is gone"),
+        Err(e @ E::RunnerError(_)) => tracing::warn!("controller: {e}"),
+    }
 }
 
 fn controller_for(

@@ -20,6 +20,15 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    /// Patching a pod's labels and annotations failed.
+    #[error("patching the metadata of pod {name}: {source}")]
+    PatchPod {
+        /// Pod name.
+        name: String,
+        /// The API error.
+        #[source]
+        source: kube::Error,
+    },
     /// Deleting a pod failed.
     #[error("deleting pod {name}: {source}")]
     DeletePod {
@@ -48,13 +57,25 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match self {
             Self::ListPods(_) => "list",
-            Self::ApplyChild { source, .. } | Self::DeletePod { source, .. } => {
-                api_category(source, "apply")
-            }
+            Self::ApplyChild { source, .. }
+            | Self::DeletePod { source, .. }
+            | Self::PatchPod { source, .. } => api_category(source, "apply"),
             Self::DeleteApp(_) => "delete",
             Self::PatchStatus(source) => api_category(source, "status"),
             Self::Serialize(_) => "bug",
             Self::MissingMetadata(_) => "bug",
+        }
+    }
+
+    /// The Warning Event reason when a change to a child failed (`FailedCreate`, as a
+    /// ReplicaSet reports it), `None` for errors that are not about a child.
+    pub fn event_reason(&self) -> Option<&'static str> {
+        match self {
+            Self::ApplyChild { .. } => Some("FailedCreate"),
+            Self::PatchPod { .. } => Some("FailedUpdate"),
+            Self::DeletePod { .. } => Some("FailedDelete"),
+            Self::DeleteApp(_) => Some("FailedDelete"),
+            _ => None,
         }
     }
 

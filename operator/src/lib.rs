@@ -18,7 +18,8 @@ pub mod metrics;
 pub mod pods;
 pub mod reconcile;
 pub mod server;
+pub mod template;
 pub mod validate;
 
-pub use config::{Args, Config};
+pub use config::{Args, Config, Settings};
 pub use controller::run;

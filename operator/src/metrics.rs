@@ -1,12 +1,13 @@
 //! The operator's Prometheus metrics: reconciles, errors by category, reconcile duration, apps
-//! by phase. Names come from `neptune_core::metric_names`.
+//! by phase, watch errors, leadership. Names come from `neptune_core::metric_names`.
 
 use std::collections::HashMap;
 
 use neptune_core::metric_names as names;
 use neptune_crds::v1alpha1::Phase;
 use prometheus::{
-    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
+    Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
 };
 
 /// Operator metrics, registered in their own registry.
@@ -21,6 +22,10 @@ pub struct Metrics {
     pub duration: HistogramVec,
     /// Apps by phase.
     pub apps: IntGaugeVec,
+    /// Controller watch errors.
+    pub watch_errors: IntCounter,
+    /// 1 while this replica leads.
+    pub leader: IntGauge,
 }
 
 impl Default for Metrics {
@@ -59,11 +64,23 @@ impl Metrics {
             &["phase"],
         )
         .expect("valid metric");
+        let watch_errors = IntCounter::new(
+            names::OPERATOR_WATCH_ERRORS,
+            "Errors listing or watching StreamBatchApps, Pods or Services",
+        )
+        .expect("valid metric");
+        let leader = IntGauge::new(
+            names::OPERATOR_LEADER,
+            "1 while this replica holds the leader lease",
+        )
+        .expect("valid metric");
         for m in [
             Box::new(reconciles.clone()) as Box<dyn prometheus::core::Collector>,
             Box::new(errors.clone()),
             Box::new(duration.clone()),
             Box::new(apps.clone()),
+            Box::new(watch_errors.clone()),
+            Box::new(leader.clone()),
         ] {
             registry.register(m).expect("metric registered once");
         }
@@ -73,6 +90,8 @@ impl Metrics {
             errors,
             duration,
             apps,
+            watch_errors,
+            leader,
         }
     }
 

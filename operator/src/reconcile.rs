@@ -1,18 +1,20 @@
 //! One reconcile: fetch (list the app's pods, read the driver's `/status`) → validate and plan
-//! (pure, `crate::lifecycle`) → apply (server-side apply, deletes, status, events).
+//! (pure, `crate::lifecycle`) → apply (server-side apply, deletes, metadata patches, the status
+//! with a resourceVersion precondition, events). A change the apiserver refuses is reported in
+//! the status and as a Warning Event, not only in the operator's log.
 
 use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action as ControllerAction;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
-use neptune_crds::v1alpha1::StreamBatchAppStatus;
+use neptune_crds::v1alpha1::{StreamBatchAppStatus, condition_types as ct};
 use neptune_crds::{FIELD_MANAGER, StreamBatchApp, labels};
-use serde_json::json;
 
+use crate::conditions;
 use crate::context::Context;
 use crate::error::Error;
 use crate::lifecycle::{self, Action, EventKind, Observed};
@@ -57,75 +59,165 @@ async fn reconcile_inner(app: &StreamBatchApp, ctx: &Context) -> Result<Controll
         .clone()
         .ok_or(Error::MissingMetadata("name"))?;
     let observed = fetch(app, ctx, &ns, &name).await?;
-    let plan = lifecycle::plan(app, &observed, (ctx.now)());
-    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
-    let apply = PatchParams::apply(FIELD_MANAGER).force();
+    let plan = lifecycle::plan(app, &observed, (ctx.now)(), &ctx.settings);
+    let mut done = 0;
+    let mut failed = None;
     for action in &plan.actions {
-        match action {
-            Action::ApplyService(svc) => {
-                let svc_name = svc.metadata.name.clone().unwrap_or_default();
-                Api::<Service>::namespaced(ctx.client.clone(), &ns)
-                    .patch(&svc_name, &apply, &Patch::Apply(svc.as_ref()))
-                    .await
-                    .map_err(|source| Error::ApplyChild {
-                        kind: "Service",
-                        name: svc_name,
-                        source,
-                    })?;
-            }
-            Action::CreatePod(pod) => {
-                let pod_name = pod.metadata.name.clone().unwrap_or_default();
-                pod_api
-                    .patch(&pod_name, &apply, &Patch::Apply(pod.as_ref()))
-                    .await
-                    .map_err(|source| Error::ApplyChild {
-                        kind: "Pod",
-                        name: pod_name,
-                        source,
-                    })?;
-            }
-            Action::DeletePod(pod_name) => {
-                match pod_api.delete(pod_name, &DeleteParams::default()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(source) => {
-                        return Err(Error::DeletePod {
-                            name: pod_name.clone(),
-                            source,
-                        });
-                    }
-                }
-            }
-            Action::DeleteApp => {
-                let apps: Api<StreamBatchApp> = Api::namespaced(ctx.client.clone(), &ns);
-                match apps.delete(&name, &DeleteParams::background()).await {
-                    Ok(_) => {}
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    Err(e) => return Err(Error::DeleteApp(e)),
-                }
+        match execute(ctx, &ns, &name, action).await {
+            Ok(()) => done += 1,
+            Err(e) => {
+                failed = Some(e);
+                break;
             }
         }
+    }
+    if let Some(err) = failed {
+        report_failure(app, ctx, &ns, &name, &plan, done, &err).await;
+        return Err(err);
     }
     if app.status.as_ref() != Some(&plan.status) && !plan.actions.contains(&Action::DeleteApp) {
-        patch_status(ctx, &ns, &name, &plan.status).await?;
+        write_status(ctx, app, &ns, &name, plan.status.clone()).await?;
     }
-    let reference = app.object_ref(&());
     for ev in &plan.events {
-        let event = Event {
-            type_: match ev.kind {
-                EventKind::Normal => EventType::Normal,
-                EventKind::Warning => EventType::Warning,
-            },
-            reason: ev.reason.clone(),
-            note: Some(truncate(&ev.note, 1000)),
-            action: "Reconcile".into(),
-            secondary: None,
-        };
-        if let Err(e) = ctx.recorder.publish(&event, &reference).await {
-            tracing::warn!(app = %name, "cannot publish event {}: {e}", ev.reason);
-        }
+        publish(ctx, app, ev.kind, &ev.reason, &ev.note).await;
     }
     Ok(ControllerAction::requeue(plan.requeue_after))
+}
+
+/// Carries out one action.
+async fn execute(ctx: &Context, ns: &str, app_name: &str, action: &Action) -> Result<(), Error> {
+    let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let apply = PatchParams::apply(FIELD_MANAGER).force();
+    match action {
+        Action::ApplyService(svc) => {
+            let svc_name = svc.metadata.name.clone().unwrap_or_default();
+            Api::<Service>::namespaced(ctx.client.clone(), ns)
+                .patch(&svc_name, &apply, &Patch::Apply(svc.as_ref()))
+                .await
+                .map_err(|source| Error::ApplyChild {
+                    kind: "Service",
+                    name: svc_name,
+                    source,
+                })?;
+        }
+        Action::CreatePod(pod) => {
+            let pod_name = pod.metadata.name.clone().unwrap_or_default();
+            pod_api
+                .patch(&pod_name, &apply, &Patch::Apply(pod.as_ref()))
+                .await
+                .map_err(|source| Error::ApplyChild {
+                    kind: "Pod",
+                    name: pod_name,
+                    source,
+                })?;
+        }
+        Action::PatchPodMetadata { name, patch } => {
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_string()),
+                ..PatchParams::default()
+            };
+            match pod_api
+                .patch(name, &params, &Patch::Merge(patch.to_json()))
+                .await
+            {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(source) => {
+                    return Err(Error::PatchPod {
+                        name: name.clone(),
+                        source,
+                    });
+                }
+            }
+        }
+        Action::DeletePod { name, .. } => {
+            delete_pod(&pod_api, name, &DeleteParams::default()).await?;
+        }
+        Action::ForceDeletePod { name, uid } => {
+            let params = DeleteParams {
+                grace_period_seconds: Some(0),
+                preconditions: uid.clone().map(|uid| Preconditions {
+                    uid: Some(uid),
+                    resource_version: None,
+                }),
+                ..DeleteParams::default()
+            };
+            delete_pod(&pod_api, name, &params).await?;
+        }
+        Action::DeleteApp => {
+            let apps: Api<StreamBatchApp> = Api::namespaced(ctx.client.clone(), ns);
+            match apps.delete(app_name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(Error::DeleteApp(e)),
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn delete_pod(api: &Api<Pod>, name: &str, params: &DeleteParams) -> Result<(), Error> {
+    match api.delete(name, params).await {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(source) => Err(Error::DeletePod {
+            name: name.to_string(),
+            source,
+        }),
+    }
+}
+
+/// A change to a child failed: users see it in the status (the `Degraded` condition and the
+/// message, with the apiserver's words, e.g. which pod field a 422 refused) and as a Warning
+/// Event. The status keeps only the effects of the actions carried out before the failure.
+async fn report_failure(
+    app: &StreamBatchApp,
+    ctx: &Context,
+    ns: &str,
+    name: &str,
+    plan: &lifecycle::Plan,
+    done: usize,
+    err: &Error,
+) {
+    let Some(reason) = err.event_reason() else {
+        return;
+    };
+    let previous = app.status.clone().unwrap_or_default();
+    let mut status = plan.status.clone();
+    lifecycle::revert_unexecuted(&mut status, &previous, &plan.actions[done..]);
+    let message = err.to_string();
+    conditions::set(
+        &mut status.conditions,
+        ct::DEGRADED,
+        true,
+        reason,
+        message.clone(),
+        app.metadata.generation,
+        (ctx.now)(),
+    );
+    status.message = Some(message.clone());
+    if Some(&status) != app.status.as_ref()
+        && let Err(e) = write_status(ctx, app, ns, name, status).await
+    {
+        tracing::warn!(app = %name, "cannot record the failure in the status: {e}");
+    }
+    publish(ctx, app, EventKind::Warning, reason, &message).await;
+}
+
+async fn publish(ctx: &Context, app: &StreamBatchApp, kind: EventKind, reason: &str, note: &str) {
+    let event = Event {
+        type_: match kind {
+            EventKind::Normal => EventType::Normal,
+            EventKind::Warning => EventType::Warning,
+        },
+        reason: reason.to_string(),
+        note: Some(truncate(note, 1000)),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&event, &app.object_ref(&())).await {
+        tracing::warn!(app = %app.name_any(), "cannot publish event {reason}: {e}");
+    }
 }
 
 /// Lists the app's pods (only those it owns) and, while the driver is Ready, reads `/status`.
@@ -168,25 +260,31 @@ async fn fetch(
     Ok(observed)
 }
 
-async fn patch_status(
+/// Replaces the status with a resourceVersion precondition: the status was computed from the
+/// app as the cache holds it, so if the object changed since (the previous status write not yet
+/// in the cache, a spec edit), the write fails with 409 Conflict and the controller retries with
+/// the current object instead of writing counters computed from an old one.
+async fn write_status(
     ctx: &Context,
+    app: &StreamBatchApp,
     ns: &str,
     name: &str,
-    status: &StreamBatchAppStatus,
+    status: StreamBatchAppStatus,
 ) -> Result<(), Error> {
+    if app.metadata.resource_version.is_none() {
+        return Err(Error::MissingMetadata("resourceVersion"));
+    }
     let apps: Api<StreamBatchApp> = Api::namespaced(ctx.client.clone(), ns);
-    let body = json!({
-        "apiVersion": "neptune.dev/v1alpha1",
-        "kind": "StreamBatchApp",
-        "status": status,
-    });
-    apps.patch_status(
-        name,
-        &PatchParams::apply(FIELD_MANAGER).force(),
-        &Patch::Apply(body),
-    )
-    .await
-    .map_err(Error::PatchStatus)?;
+    let mut body = app.clone();
+    body.metadata.managed_fields = None;
+    body.status = Some(status);
+    let params = PostParams {
+        dry_run: false,
+        field_manager: Some(FIELD_MANAGER.to_string()),
+    };
+    apps.replace_status(name, &params, &body)
+        .await
+        .map_err(Error::PatchStatus)?;
     Ok(())
 }
 

@@ -2,12 +2,22 @@
 //!
 //! The CRD schema and its CEL rules refuse most bad specs at apply time; this module checks the
 //! same things again (a CRD may be stale, or the object predates a rule) plus what needs
-//! arithmetic, and returns every problem with the field it concerns, for the `InvalidSpec`
-//! condition.
+//! arithmetic, and the pod templates the schema keeps opaque (`crate::template`), and returns
+//! every problem with the field it concerns, for the `InvalidSpec` condition.
 
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use neptune_config::keys::{
+    CORES, EXECUTORS, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, JOB_INTERVAL_MS,
+    JOB_LATENCY_TARGET_MS, MAX_SUSPENSIONS, MEMORY, QUANTUM_MS, STATIC_STREAM_EXECUTORS,
+};
+use neptune_config::rules;
+use neptune_config::{UInt, keys};
 use neptune_crds::ports;
 use neptune_crds::quantity::{self, QuantityError};
-use neptune_crds::v1alpha1::{PodSpec, Policy, StreamBatchApp};
+use neptune_crds::v1alpha1::{PodSpec, Policy, StreamBatchApp, StreamBatchAppSpec};
+
+use crate::build::{OPERATOR_ENV, Role};
+use crate::template;
 
 /// Smallest memory a driver or executor may be given.
 pub const MIN_MEMORY_BYTES: u64 = 64 << 20;
@@ -21,6 +31,16 @@ pub struct FieldError {
     pub field: String,
     /// What is wrong with it.
     pub message: String,
+}
+
+impl FieldError {
+    /// An error at `field`.
+    pub fn new(field: &str, message: impl Into<String>) -> Self {
+        Self {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
 }
 
 impl std::fmt::Display for FieldError {
@@ -43,8 +63,8 @@ impl std::fmt::Display for InvalidSpec {
 impl std::error::Error for InvalidSpec {}
 
 /// Values derived while validating, which the builders need.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Sizes {
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validated {
     /// Driver process memory in bytes.
     pub driver_memory: u64,
     /// Driver container memory limit (memory + overhead) in bytes.
@@ -53,13 +73,17 @@ pub struct Sizes {
     pub executor_memory: u64,
     /// Executor container memory limit (memory + overhead) in bytes.
     pub executor_limit: u64,
+    /// `spec.driver.podTemplate`, parsed and checked.
+    pub driver_template: Option<PodTemplateSpec>,
+    /// `spec.executor.podTemplate`, parsed and checked.
+    pub executor_template: Option<PodTemplateSpec>,
 }
 
 /// Checks a `StreamBatchApp`.
 ///
 /// # Errors
 /// [`InvalidSpec`] listing every field that is wrong.
-pub fn validate(app: &StreamBatchApp) -> Result<Sizes, InvalidSpec> {
+pub fn validate(app: &StreamBatchApp) -> Result<Validated, InvalidSpec> {
     let mut errs = Errors::default();
     let spec = &app.spec;
     let name = app.metadata.name.as_deref().unwrap_or_default();
@@ -87,57 +111,101 @@ pub fn validate(app: &StreamBatchApp) -> Result<Sizes, InvalidSpec> {
         let field = format!("spec.app.config[{key}]");
         if key.is_empty() || key.contains('=') || key.contains(char::is_whitespace) {
             errs.push(&field, "keys must be non-empty, without '=' or spaces");
-        } else if ["scheduler.", "heartbeat.", "jobs."]
-            .iter()
-            .any(|p| key.starts_with(p))
-        {
-            errs.push(
-                &field,
-                "set scheduler.*, heartbeat.* and jobs.* through spec.scheduling and spec.jobs",
-            );
+        } else if let Some(setting) = keys::engine_setting(key) {
+            // Engine keys: those with a spec field go through it (one place per setting in the
+            // spec); the others are checked against their setting's range here.
+            match setting.meta().crd {
+                Some(crd) => errs.push(&field, format!("set it through {crd}")),
+                None => {
+                    if let Err(e) = setting.check(key, &spec.app.config[key]) {
+                        errs.push(&field, e.to_string());
+                    }
+                }
+            }
         }
     }
     let driver = pod_sizes(&spec.driver.pod, "spec.driver", &mut errs);
     let executor = pod_sizes(&spec.executor.pod, "spec.executor", &mut errs);
-    if !(0..=1000).contains(&spec.executor.replicas) {
-        errs.push("spec.executor.replicas", "must be between 0 and 1000");
+    let driver_template = pod_template(spec, &spec.driver.pod, Role::Driver, &mut errs);
+    let executor_template = pod_template(spec, &spec.executor.pod, Role::Executor, &mut errs);
+    setting(
+        &mut errs,
+        "spec.executor.replicas",
+        &EXECUTORS,
+        Some(i64::from(spec.executor.replicas)),
+    );
+    if let Some(memory) = executor.map(|(m, _)| m)
+        && MEMORY
+            .parse_as("spec.executor.memory", &memory.to_string())
+            .is_err()
+    {
+        errs.push(
+            "spec.executor.memory",
+            format!(
+                "must be between {} and {}",
+                quantity::format_bytes(MEMORY.min),
+                quantity::format_bytes(MEMORY.max)
+            ),
+        );
     }
     if spec.executor.max_failures < 0 {
         errs.push("spec.executor.maxFailures", "must not be negative");
     }
     let sched = &spec.scheduling;
+    setting(
+        &mut errs,
+        "spec.scheduling.staticStreamExecutors",
+        &STATIC_STREAM_EXECUTORS,
+        Some(i64::from(sched.static_stream_executors)),
+    );
     if sched.policy == Policy::Static
-        && spec.executor.replicas > 0
-        && sched.static_stream_executors >= spec.executor.replicas
+        && i64::from(sched.static_stream_executors)
+            > rules::static_stream_executors_max(spec.executor.replicas.max(0) as u64) as i64
     {
         errs.push(
             "spec.scheduling.staticStreamExecutors",
             "must be below spec.executor.replicas so batch jobs keep at least one executor",
         );
     }
-    if sched.static_stream_executors < 0 {
-        errs.push(
-            "spec.scheduling.staticStreamExecutors",
-            "must not be negative",
-        );
-    }
-    if let (Some(i), Some(t)) = (sched.heartbeat_interval_ms, sched.heartbeat_timeout_ms)
-        && t <= i
+    setting(
+        &mut errs,
+        "spec.scheduling.heartbeatIntervalMs",
+        &HEARTBEAT_INTERVAL_MS,
+        sched.heartbeat_interval_ms,
+    );
+    setting(
+        &mut errs,
+        "spec.scheduling.heartbeatTimeoutMs",
+        &HEARTBEAT_TIMEOUT_MS,
+        sched.heartbeat_timeout_ms,
+    );
+    let interval = sched.heartbeat_interval_ms.map_or(
+        HEARTBEAT_INTERVAL_MS
+            .default
+            .unwrap_or(HEARTBEAT_INTERVAL_MS.min),
+        |i| i.max(0) as u64,
+    );
+    if let Some(t) = sched.heartbeat_timeout_ms
+        && t >= 0
+        && (t as u64) < rules::heartbeat_timeout_min(interval)
     {
         errs.push(
             "spec.scheduling.heartbeatTimeoutMs",
-            "must be greater than spec.scheduling.heartbeatIntervalMs",
+            "must be at least twice spec.scheduling.heartbeatIntervalMs",
         );
     }
-    positive(
-        sched.heartbeat_interval_ms,
-        "spec.scheduling.heartbeatIntervalMs",
+    setting(
         &mut errs,
+        "spec.scheduling.quantumMs",
+        &QUANTUM_MS,
+        sched.quantum_ms,
     );
-    positive(sched.quantum_ms, "spec.scheduling.quantumMs", &mut errs);
-    if sched.max_suspensions.is_some_and(|m| m < 0) {
-        errs.push("spec.scheduling.maxSuspensions", "must not be negative");
-    }
+    setting(
+        &mut errs,
+        "spec.scheduling.maxSuspensions",
+        &MAX_SUSPENSIONS,
+        sched.max_suspensions,
+    );
     for (job, o) in &spec.jobs {
         if !is_job_name(job) {
             errs.push(
@@ -145,21 +213,23 @@ pub fn validate(app: &StreamBatchApp) -> Result<Sizes, InvalidSpec> {
                 "job names are lowercase letters, digits, '-', '_' or '.', at most 63 characters",
             );
         }
-        if o.latency_target_ms.is_some() && o.kind == Some(neptune_crds::v1alpha1::JobKind::Batch) {
+        if o.latency_target_ms.is_some() && o.kind == Some(neptune_config::JobKind::Batch) {
             errs.push(
                 &format!("spec.jobs[{job}].latencyTargetMs"),
                 "only stream jobs have a latency target",
             );
         }
-        positive(
-            o.latency_target_ms,
+        setting(
+            &mut errs,
             &format!("spec.jobs[{job}].latencyTargetMs"),
-            &mut errs,
+            &JOB_LATENCY_TARGET_MS,
+            o.latency_target_ms,
         );
-        positive(
-            o.interval_ms,
-            &format!("spec.jobs[{job}].intervalMs"),
+        setting(
             &mut errs,
+            &format!("spec.jobs[{job}].intervalMs"),
+            &JOB_INTERVAL_MS,
+            o.interval_ms,
         );
     }
     let rp = &spec.restart_policy;
@@ -197,11 +267,13 @@ pub fn validate(app: &StreamBatchApp) -> Result<Sizes, InvalidSpec> {
     }
     match (driver, executor, errs.0.is_empty()) {
         (Some((driver_memory, driver_limit)), Some((executor_memory, executor_limit)), true) => {
-            Ok(Sizes {
+            Ok(Validated {
                 driver_memory,
                 driver_limit,
                 executor_memory,
                 executor_limit,
+                driver_template,
+                executor_template,
             })
         }
         _ => Err(InvalidSpec(errs.0)),
@@ -220,16 +292,54 @@ impl Errors {
     }
 }
 
-fn positive(v: Option<i64>, field: &str, errs: &mut Errors) {
-    if v.is_some_and(|v| v < 1) {
-        errs.push(field, "must be at least 1");
+/// Checks a CRD field against the range of the engine setting it maps to (`neptune_config::keys`),
+/// so the operator refuses exactly what the driver would.
+fn setting(errs: &mut Errors, field: &str, s: &UInt, v: Option<i64>) {
+    if let Some(v) = v
+        && u64::try_from(v).map_or(true, |v| s.check_as(field, v).is_err())
+    {
+        errs.push(field, format!("must be between {} and {}", s.min, s.max));
+    }
+}
+
+/// The pod's template, parsed and checked (`None` when unset or after recording errors).
+fn pod_template(
+    spec: &StreamBatchAppSpec,
+    pod: &PodSpec,
+    role: Role,
+    errs: &mut Errors,
+) -> Option<PodTemplateSpec> {
+    let prefix = format!("spec.{}", role.as_str());
+    let value = pod.pod_template.as_ref()?;
+    match template::parse(value, &format!("{prefix}.podTemplate")) {
+        Ok(t) => {
+            let found = template::check(&t, role.as_str(), &prefix, pod, spec);
+            let ok = found.is_empty();
+            errs.0.extend(found);
+            ok.then_some(t)
+        }
+        Err(found) => {
+            errs.0.extend(found);
+            None
+        }
     }
 }
 
 /// Memory in bytes and the container limit (memory + overhead), or `None` after recording errors.
 fn pod_sizes(pod: &PodSpec, prefix: &str, errs: &mut Errors) -> Option<(u64, u64)> {
-    if !(1..=256).contains(&pod.cores) {
-        errs.push(&format!("{prefix}.cores"), "must be between 1 and 256");
+    setting(
+        errs,
+        &format!("{prefix}.cores"),
+        &CORES,
+        Some(i64::from(pod.cores)),
+    );
+    for e in &pod.env {
+        if OPERATOR_ENV.contains(&e.name.as_str()) {
+            errs.push(
+                &format!("{prefix}.env[{}]", e.name),
+                "is set by the operator",
+            );
+        }
     }
     for key in pod.labels.keys() {
         if key.starts_with("neptune.dev/") || key.starts_with("app.kubernetes.io/") {

@@ -5,42 +5,8 @@ mod common;
 
 use common::*;
 use neptune_crds::v1alpha1::{JobStatus, Phase, condition_types as ct};
-use neptune_operator::lifecycle::{Action, Plan};
+use neptune_operator::lifecycle::Action;
 use neptune_operator::pods::backoff_seconds;
-
-fn cond<'a>(p: &'a Plan, t: &str) -> (&'a str, &'a str) {
-    let c = p
-        .status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == t)
-        .unwrap_or_else(|| panic!("no {t}"));
-    (c.status.as_str(), c.reason.as_str())
-}
-
-fn created(p: &Plan) -> Vec<String> {
-    p.actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::CreatePod(pod) => pod.metadata.name.clone(),
-            _ => None,
-        })
-        .collect()
-}
-
-fn deleted(p: &Plan) -> Vec<String> {
-    p.actions
-        .iter()
-        .filter_map(|a| match a {
-            Action::DeletePod(n) => Some(n.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-fn reasons(p: &Plan) -> Vec<&str> {
-    p.events.iter().map(|e| e.reason.as_str()).collect()
-}
 
 #[test]
 fn status_for_given_pod_states() {
@@ -102,18 +68,43 @@ fn status_for_given_pod_states() {
 }
 
 #[test]
-fn new_app_gets_service_and_driver_then_executors_once_driver_is_ready() {
+fn new_app_gets_service_driver_and_executors_together() {
+    // Executors no longer wait for a Ready driver (and the driver's readiness no longer waits
+    // for executors): both start in the first reconcile, labelled with attempt 1.
     let app = app();
     let (p, app) = step(&app, &observed(None, vec![]), 0);
     assert!(matches!(p.actions[0], Action::ApplyService(_)));
-    assert_eq!(created(&p), ["fraud-detection-driver"]);
+    assert_eq!(
+        created(&p),
+        [
+            "fraud-detection-driver",
+            "fraud-detection-executor-0",
+            "fraud-detection-executor-1"
+        ]
+    );
+    for a in &p.actions {
+        if let Action::CreatePod(pod) = a {
+            assert_eq!(
+                pod.metadata.labels.as_ref().unwrap()["neptune.dev/attempt"],
+                "1"
+            );
+        }
+    }
     assert_eq!(p.status.attempts, 1);
     assert!(reasons(&p).contains(&"CreatedDriver"));
-    let (p, app) = step(&app, &observed(Some(pending(driver_pod(&app))), vec![]), 5);
-    assert!(
-        created(&p).is_empty(),
-        "no executors before the driver is Ready"
+    assert!(reasons(&p).contains(&"CreatedExecutors"));
+    // Driver starting, executors starting: nothing more to create, nothing deleted.
+    let obs = observed(
+        Some(pending(driver_pod(&app))),
+        vec![
+            pending(executor_pod(&app, 0)),
+            pending(executor_pod(&app, 1)),
+        ],
     );
+    let (p, app) = step(&app, &obs, 5);
+    assert!(created(&p).is_empty(), "{:?}", p.actions);
+    assert!(deleted(&p).is_empty(), "{:?}", p.actions);
+    assert_eq!(p.status.phase, Some(Phase::Pending));
     let (p, _) = step(&app, &observed(Some(ready(driver_pod(&app))), vec![]), 10);
     assert_eq!(
         created(&p),
@@ -193,11 +184,19 @@ fn driver_failure_follows_restart_policy() {
     let (p, next) = step(&app, &obs, 110);
     assert_eq!(deleted(&p)[0], "fraud-detection-driver");
     assert!(reasons(&p).contains(&"RestartingDriver"));
+    assert_eq!(p.status.driver_failures, 1);
     let (p, _) = step(&next, &observed(None, vec![]), 112);
-    assert_eq!(created(&p), ["fraud-detection-driver"]);
+    assert_eq!(
+        created(&p),
+        [
+            "fraud-detection-driver",
+            "fraud-detection-executor-0",
+            "fraud-detection-executor-1"
+        ]
+    );
     assert_eq!(p.status.attempts, 2);
     // Retries exhausted: Failed.
-    app.status.as_mut().unwrap().attempts = 4;
+    app.status.as_mut().unwrap().driver_failures = 3;
     let (p, _) = step(&app, &obs, 1000);
     assert_eq!(p.status.phase, Some(Phase::Failed));
     assert!(p.status.completion_time.is_some());
@@ -280,8 +279,22 @@ fn suspend_deletes_every_pod_and_resume_brings_them_back() {
     let mut resumed = suspended.clone();
     resumed.spec.suspend = false;
     let (p, _) = step(&resumed, &observed(None, vec![]), 20);
-    assert_eq!(created(&p), ["fraud-detection-driver"]);
+    assert_eq!(
+        created(&p),
+        [
+            "fraud-detection-driver",
+            "fraud-detection-executor-0",
+            "fraud-detection-executor-1"
+        ]
+    );
     assert_eq!(p.status.phase, Some(Phase::Pending));
+    assert_eq!(p.status.attempts, 2);
+    assert_eq!(p.status.driver_failures, 0, "a resume is no failure");
+    assert_eq!(
+        p.status.last_restart.as_ref().map(|r| r.reason.as_str()),
+        Some("Suspended")
+    );
+    assert!(!reasons(&p).contains(&"DriverPodDeleted"));
 }
 
 #[test]

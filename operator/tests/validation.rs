@@ -52,6 +52,31 @@ fn rows() -> Vec<Row> {
             apply: Schema("minimum"),
         },
         Row {
+            field: "spec.executor.replicas",
+            spec: "  executor: {replicas: 0}\n",
+            apply: Schema("minimum"),
+        },
+        Row {
+            field: "spec.scheduling.heartbeatIntervalMs",
+            spec: "  scheduling: {heartbeatIntervalMs: 600000}\n",
+            apply: Schema("maximum"),
+        },
+        Row {
+            field: "spec.scheduling.heartbeatTimeoutMs",
+            spec: "  scheduling: {heartbeatIntervalMs: 1000, heartbeatTimeoutMs: 1500}\n",
+            apply: Cel,
+        },
+        Row {
+            field: "spec.jobs[score].intervalMs",
+            spec: "  jobs: {score: {intervalMs: 7200000}}\n",
+            apply: Schema("maximum"),
+        },
+        Row {
+            field: "spec.app.config[scheduler.max_task_failures]",
+            spec: "  image: neptune:dev\n  app: {name: synthetic, config: {scheduler.max_task_failures: '0'}}\n",
+            apply: OperatorOnly,
+        },
+        Row {
             field: "spec.executor.memory",
             spec: "  executor: {memory: lots}\n",
             apply: Schema("pattern"),
@@ -114,6 +139,16 @@ fn rows() -> Vec<Row> {
         Row {
             field: "spec.app.config[scheduler.placement]",
             spec: "  image: neptune:dev\n  app: {name: synthetic, config: {scheduler.placement: lb}}\n",
+            apply: OperatorOnly,
+        },
+        Row {
+            field: "spec.executor.podTemplate.spec.containers[0].image",
+            spec: "  executor: {podTemplate: {spec: {containers: [{name: executor, image: x}]}}}\n",
+            apply: OperatorOnly,
+        },
+        Row {
+            field: "spec.driver.env[POD_IP]",
+            spec: "  driver: {env: [{name: POD_IP, value: 1.2.3.4}]}\n",
             apply: OperatorOnly,
         },
         Row {
@@ -257,7 +292,12 @@ fn good_examples_pass_cel_and_operator() {
 fn invalid_spec_sets_phase_invalid_and_condition_naming_the_field() {
     let mut app = common::app();
     app.spec.executor.pod.memory = "16Mi".into();
-    let p = neptune_operator::lifecycle::plan(&app, &Default::default(), common::at(0));
+    let p = neptune_operator::lifecycle::plan(
+        &app,
+        &Default::default(),
+        common::at(0),
+        &Default::default(),
+    );
     assert_eq!(p.status.phase, Some(neptune_crds::v1alpha1::Phase::Invalid));
     let c = p
         .status
@@ -271,4 +311,19 @@ fn invalid_spec_sets_phase_invalid_and_condition_naming_the_field() {
         p.actions.is_empty(),
         "nothing is created for an invalid spec"
     );
+    let ev = p.events.iter().find(|e| e.reason == "InvalidSpec").unwrap();
+    assert_eq!(ev.kind, neptune_operator::lifecycle::EventKind::Warning);
+    assert!(ev.note.contains("spec.executor.memory"), "{}", ev.note);
+    // Another edit, another problem: another event naming the new field.
+    let mut next = app.clone();
+    next.status = Some(p.status.clone());
+    next.spec.driver.pod.memory = "1Ki".into();
+    let p = neptune_operator::lifecycle::plan(
+        &next,
+        &Default::default(),
+        common::at(10),
+        &Default::default(),
+    );
+    let ev = p.events.iter().find(|e| e.reason == "InvalidSpec").unwrap();
+    assert!(ev.note.contains("spec.driver.memory"), "{}", ev.note);
 }

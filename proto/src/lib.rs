@@ -1,15 +1,35 @@
-//! The Neptune wire protocol: generated gRPC types plus conversions to core ids.
+//! The Neptune wire protocol: generated gRPC types (package `neptune.v2`), conversions to core
+//! ids and phases, and the bounds every peer checks values from the wire against.
 
 #![allow(missing_docs, clippy::all, reason = "generated code")]
 
 /// Generated from `proto/neptune.proto`.
-pub mod v1 {
-    tonic::include_proto!("neptune.v1");
+pub mod v2 {
+    tonic::include_proto!("neptune.v2");
 }
 
-pub use v1::*;
+pub use v2::*;
 
 use neptune_core::ids::TaskId;
+use neptune_core::task::Phase as CorePhase;
+
+/// Most task slots an executor may register with.
+pub const MAX_CORES: u32 = 4096;
+/// Least memory an executor may register with (1 MiB): below it no budget is meaningful.
+pub const MIN_MEMORY: u64 = 1 << 20;
+/// Most memory an executor may register (or heartbeat) with: 64 TiB.
+pub const MAX_MEMORY: u64 = 64 << 40;
+/// Default of `grpc.max_message_bytes`, the largest message the driver sends or accepts: 256 MiB,
+/// room for a broadcast model of tens of millions of weights or a large collected result.
+pub const DEFAULT_MAX_MESSAGE_BYTES: u64 = 256 << 20;
+/// Least value of `grpc.max_message_bytes` (1 MiB: launches of large shuffles need hundreds of
+/// KiB).
+pub const MIN_MAX_MESSAGE_BYTES: u64 = 1 << 20;
+/// Greatest value of `grpc.max_message_bytes` (1 GiB). Executors decode driver messages up to
+/// this before they learn the driver's own limit from its welcome.
+pub const MAX_MAX_MESSAGE_BYTES: u64 = 1 << 30;
+/// Longest free text (failure and rejection reasons) kept from an update; the rest is cut.
+pub const MAX_REASON_BYTES: usize = 4096;
 
 impl TaskKey {
     /// The wire key for `id` at `attempt`.
@@ -31,5 +51,64 @@ impl TaskKey {
             stage: self.stage,
             partition: self.partition,
         }
+    }
+}
+
+impl From<CorePhase> for Phase {
+    fn from(p: CorePhase) -> Self {
+        match p {
+            CorePhase::Compute => Phase::Compute,
+            CorePhase::ShuffleWrite => Phase::ShuffleWrite,
+            CorePhase::Fetch => Phase::Fetch,
+            CorePhase::Reduce => Phase::Reduce,
+        }
+    }
+}
+
+/// The phase of a `Suspended` update as sent (`phase` is an `i32` on the wire, any value):
+/// `None` for `PHASE_UNSPECIFIED` and for values this build does not know.
+pub fn core_phase(wire: i32) -> Option<CorePhase> {
+    match Phase::try_from(wire).ok()? {
+        Phase::Unspecified => None,
+        Phase::Compute => Some(CorePhase::Compute),
+        Phase::ShuffleWrite => Some(CorePhase::ShuffleWrite),
+        Phase::Fetch => Some(CorePhase::Fetch),
+        Phase::Reduce => Some(CorePhase::Reduce),
+    }
+}
+
+/// `s` cut to at most [`MAX_REASON_BYTES`] (on a character boundary), marked when cut.
+pub fn bounded_reason(mut s: String) -> String {
+    if s.len() > MAX_REASON_BYTES {
+        let mut end = MAX_REASON_BYTES;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        s.truncate(end);
+        s.push_str(" [...]");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phases_round_trip_and_unknown_values_are_none() {
+        for p in CorePhase::ALL {
+            assert_eq!(core_phase(Phase::from(p) as i32), Some(p));
+        }
+        assert_eq!(core_phase(0), None);
+        assert_eq!(core_phase(9999), None);
+        assert_eq!(core_phase(-1), None);
+    }
+
+    #[test]
+    fn reasons_are_cut_on_a_char_boundary() {
+        assert_eq!(bounded_reason("short".into()), "short");
+        let long = "é".repeat(MAX_REASON_BYTES);
+        let cut = bounded_reason(long);
+        assert!(cut.len() <= MAX_REASON_BYTES + 6 && cut.ends_with("[...]"));
     }
 }

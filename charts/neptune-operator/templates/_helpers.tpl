@@ -42,20 +42,36 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) }}
 {{- end }}
 
-{{/* Rules for what the operator touches in a namespace where apps run. */}}
+{{/*
+Rules for what the operator does in a namespace where apps run (operator/src), and nothing more:
+- streambatchapps: its controller lists and watches them; `delete` is TTL cleanup
+  (ttlSecondsAfterFinished).
+- streambatchapps/status: written by server-side apply, a PATCH.
+- streambatchapps/finalizers: `update` lets it set blockOwnerDeletion on the owner references of
+  the pods and Service it creates, which clusters with the OwnerReferencesPermissionEnforcement
+  admission plugin (e.g. OpenShift) require.
+- pods: the controller lists and watches the pods it owns; server-side apply creates them (authorized
+  as `create` when the pod does not exist, else `patch`); failed or surplus executors are deleted.
+- services: the driver's headless Service, watched and server-side applied; never deleted by the
+  operator (owner references let the garbage collector do it).
+- events.k8s.io events: the kube-runtime Recorder creates an Event and patches it when it repeats.
+*/}}
 {{- define "neptune-operator.appRules" -}}
 - apiGroups: ["neptune.dev"]
   resources: ["streambatchapps"]
-  verbs: ["get", "list", "watch", "delete"]
+  verbs: ["list", "watch", "delete"]
 - apiGroups: ["neptune.dev"]
   resources: ["streambatchapps/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["patch"]
+- apiGroups: ["neptune.dev"]
+  resources: ["streambatchapps/finalizers"]
+  verbs: ["update"]
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch", "create", "patch", "delete"]
+  verbs: ["list", "watch", "create", "patch", "delete"]
 - apiGroups: [""]
   resources: ["services"]
-  verbs: ["get", "list", "watch", "create", "patch"]
+  verbs: ["list", "watch", "create", "patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

@@ -42,6 +42,10 @@ pub struct MapLoc {
     pub executor: String,
     /// The executor's block server (`host:port`).
     pub addr: String,
+    /// The largest block this map output holds, in bytes, as its map task reported it
+    /// (`u64::MAX` when unknown, e.g. a receiver's cut). A peer announcing a longer block is
+    /// refused before anything is allocated.
+    pub max_block: u64,
 }
 
 /// One shuffle input of a task's stage: the map stage it reads and where each of that stage's
@@ -87,6 +91,19 @@ pub enum FetchError {
         /// Executor.
         executor: String,
     },
+    /// The executor holding it answered something no honest block server sends (a length above
+    /// the block's known size or the fetch cap, an unknown status): not retried.
+    #[error("executor {executor} at {addr} sent a bad reply for block {block:?}: {reason}")]
+    BadReply {
+        /// Block.
+        block: BlockId,
+        /// Executor.
+        executor: String,
+        /// Its block server.
+        addr: String,
+        /// What was wrong.
+        reason: String,
+    },
     /// The task was killed while fetching.
     #[error("killed while fetching")]
     Killed,
@@ -96,9 +113,9 @@ impl FetchError {
     /// The executor to blame (whose outputs must be recomputed), if any.
     pub fn executor(&self) -> Option<&str> {
         match self {
-            FetchError::Unreachable { executor, .. } | FetchError::Missing { executor, .. } => {
-                Some(executor)
-            }
+            FetchError::Unreachable { executor, .. }
+            | FetchError::Missing { executor, .. }
+            | FetchError::BadReply { executor, .. } => Some(executor),
             FetchError::Killed => None,
         }
     }
@@ -116,6 +133,10 @@ pub trait Blocks: Send + Sync {
     /// # Errors
     /// A message naming the block when it cannot be stored (disk full, ...).
     fn put(&self, id: BlockId, bytes: Vec<u8>) -> Result<(), String>;
+
+    /// Drop block `id` from this executor if it holds it: a map task's new attempt replaces
+    /// whatever an earlier attempt wrote.
+    fn discard(&self, id: BlockId);
 
     /// Fetch block `id` from `loc` (this executor or another one), with yield points while
     /// waiting for bytes.
@@ -177,6 +198,11 @@ impl Blocks for LocalBlocks {
         let mut m = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(id).or_default().extend_from_slice(&bytes);
         Ok(())
+    }
+
+    fn discard(&self, id: BlockId) {
+        let mut m = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
+        m.remove(&id);
     }
 
     fn fetch(&self, _: &TaskContext, loc: &MapLoc, id: BlockId) -> Result<Vec<u8>, FetchError> {

@@ -36,8 +36,48 @@ fn local_blocks_append_segments_and_report_missing_blocks() {
     let loc = MapLoc {
         executor: "e".into(),
         addr: String::new(),
+        max_block: u64::MAX,
     };
     assert_eq!(b.fetch(&ctx, &loc, id).unwrap(), vec![1, 2, 3]);
     let missing = b.fetch(&ctx, &loc, BlockId { map: 9, ..id }).unwrap_err();
     assert_eq!(missing.executor(), Some("e"));
+}
+
+#[test]
+fn a_map_task_run_twice_on_one_executor_leaves_its_blocks_written_once() {
+    let b = std::sync::Arc::new(LocalBlocks::new(std::env::temp_dir(), 1 << 20));
+    let ctx = TaskContext::detached(
+        crate::ids::TaskId {
+            job: 0,
+            run: 0,
+            stage: 0,
+            partition: 1,
+        },
+        crate::ids::JobKind::Batch,
+    );
+    ctx.set_shuffle(b.clone(), Vec::new());
+    let run = || write::write_records(&ctx, 2, 0..10u32, |r| r % 2).unwrap();
+    let first: MapStatus = postcard::from_bytes(&run()).unwrap();
+    let second: MapStatus = postcard::from_bytes(&run()).unwrap();
+    assert_eq!(first, second);
+    let loc = MapLoc {
+        executor: "e".into(),
+        addr: String::new(),
+        max_block: u64::MAX,
+    };
+    for reduce in 0..2u32 {
+        let id = BlockId {
+            job: 0,
+            run: 0,
+            stage: 0,
+            map: 1,
+            reduce,
+        };
+        let block = b.fetch(&ctx, &loc, id).unwrap();
+        assert_eq!(
+            block.len() as u64,
+            second.bytes[reduce as usize],
+            "no duplicate segments"
+        );
+    }
 }

@@ -58,6 +58,11 @@ struct PartitionWriter<'b> {
 
 impl<'b> PartitionWriter<'b> {
     fn new(blocks: &'b dyn Blocks, base: BlockId, partitions: u32) -> Self {
+        // Blocks are appended to segment by segment: what an earlier attempt of this map task
+        // wrote here (it was killed or failed part-way) must not be read twice.
+        for r in 0..partitions {
+            blocks.discard(BlockId { reduce: r, ..base });
+        }
         Self {
             blocks,
             base,

@@ -8,7 +8,14 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{EnvVar, LocalObjectReference, Toleration};
+use neptune_config::keys::{
+    CORES, EXECUTORS, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, JOB_INTERVAL_MS,
+    JOB_LATENCY_TARGET_MS, MAX_SUSPENSIONS, QUANTUM_MS, STATIC_STREAM_EXECUTORS,
+};
+use neptune_config::rules;
+
 use kube::{CustomResource, KubeSchema};
+pub use neptune_config::{JobKind, Placement, Policy};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -40,7 +47,7 @@ use super::StreamBatchAppStatus;
         label_selector_path = ".status.executors.selector"
     )
 )]
-#[x_kube(validation = Rule::new("self.scheduling.policy != 'static' || self.scheduling.staticStreamExecutors < self.executor.replicas || self.executor.replicas == 0").message("scheduling.staticStreamExecutors: must be below executor.replicas so batch jobs keep at least one executor").field_path(".scheduling.staticStreamExecutors"))]
+#[x_kube(validation = Rule::new(rules::STATIC_CEL).message(rules::STATIC_CEL_MESSAGE).field_path(".scheduling.staticStreamExecutors"))]
 #[serde(rename_all = "camelCase")]
 pub struct StreamBatchAppSpec {
     /// Container image holding the `neptune` binary (or a user binary built on the `neptune` crate).
@@ -147,7 +154,7 @@ pub struct AppSpec {
 pub struct PodSpec {
     /// CPU cores; for executors also the number of task slots (`--cores`).
     #[serde(default = "default_cores")]
-    #[schemars(range(min = 1, max = 256))]
+    #[schemars(range(min = CORES.min, max = CORES.max))]
     pub cores: i32,
     /// Memory for the process, e.g. `2Gi`; executors get it as `--memory` in bytes.
     #[serde(default = "default_memory")]
@@ -175,6 +182,27 @@ pub struct PodSpec {
     /// Tolerations.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tolerations: Vec<Toleration>,
+    /// A core `PodTemplateSpec` (`metadata` with `labels`/`annotations`, and `spec`) merged under
+    /// what the operator sets: volumes, init containers, sidecars, affinity, priorityClassName,
+    /// extra resources (GPUs), mounts and env of the main container (named `driver` or
+    /// `executor`). The operator keeps the main container's image, command, args, ports, probes,
+    /// cpu and memory, and refuses a template that sets them (phase `Invalid`, naming the field).
+    /// Checked by the operator, not by this schema; see docs/kubernetes.md for the merge rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "pod_template_schema")]
+    pub pod_template: Option<serde_json::Value>,
+}
+
+/// `podTemplate` is kept opaque in the CRD (`x-kubernetes-preserve-unknown-fields`), as
+/// flink-kubernetes-operator does: the full Pod schema would add thousands of lines to the CRD
+/// (spark-operator's grew past the annotation size limit of client-side apply). The operator
+/// parses it into `PodTemplateSpec` and reports unknown fields and wrong types by path.
+fn pod_template_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({
+        "description": "A core PodTemplateSpec merged under what the operator sets (see docs/kubernetes.md).",
+        "type": "object",
+        "x-kubernetes-preserve-unknown-fields": true
+    })
 }
 
 fn default_cores() -> i32 {
@@ -196,6 +224,7 @@ impl Default for PodSpec {
             annotations: BTreeMap::new(),
             node_selector: BTreeMap::new(),
             tolerations: Vec::new(),
+            pod_template: None,
         }
     }
 }
@@ -213,9 +242,10 @@ pub struct DriverSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecutorSpec {
-    /// Number of executor pods (also the scale subresource).
+    /// Number of executor pods (also the scale subresource). At least 1: to stop an app's pods,
+    /// set `suspend`.
     #[serde(default = "default_replicas")]
-    #[schemars(range(min = 0, max = 1000))]
+    #[schemars(range(min = EXECUTORS.min, max = EXECUTORS.max))]
     pub replicas: i32,
     /// Failed executor pods replaced (with exponential backoff) before the app is `Degraded`.
     #[serde(default = "default_max_executor_failures")]
@@ -227,7 +257,11 @@ pub struct ExecutorSpec {
 }
 
 fn default_replicas() -> i32 {
-    2
+    EXECUTORS.default.map_or(1, |d| d as i32)
+}
+
+fn default_static_stream_executors() -> i32 {
+    STATIC_STREAM_EXECUTORS.default.map_or(1, |d| d as i32)
 }
 
 fn default_max_executor_failures() -> i32 {
@@ -244,38 +278,9 @@ impl Default for ExecutorSpec {
     }
 }
 
-/// Scheduling policy of the driver (`--policy`).
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Policy {
-    /// Stream first, suspend batch tasks, LMA placement (the default).
-    #[default]
-    Neptune,
-    /// First in, first out.
-    Fifo,
-    /// Fair sharing.
-    Fair,
-    /// Kill batch tasks to make room for stream tasks.
-    Kill,
-    /// Static partition of executors between stream and batch.
-    Static,
-}
-
-/// Executor placement for stream tasks (`scheduler.placement`).
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum Placement {
-    /// Locality- and memory-aware.
-    Lma,
-    /// Load balancing.
-    Lb,
-    /// Random.
-    Random,
-}
-
 /// Task scheduling settings, passed to the driver as `--policy` and `--set scheduler.*`.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
-#[x_kube(validation = Rule::new("!has(self.heartbeatIntervalMs) || !has(self.heartbeatTimeoutMs) || self.heartbeatTimeoutMs > self.heartbeatIntervalMs").message("scheduling.heartbeatTimeoutMs: must be greater than scheduling.heartbeatIntervalMs").field_path(".heartbeatTimeoutMs"))]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[x_kube(validation = Rule::new(rules::heartbeat_cel()).message(rules::HEARTBEAT_CEL_MESSAGE).field_path(".heartbeatTimeoutMs"))]
 #[serde(rename_all = "camelCase")]
 pub struct SchedulingSpec {
     /// Scheduling policy.
@@ -286,42 +291,37 @@ pub struct SchedulingSpec {
     pub placement: Option<Placement>,
     /// How many times one batch task may be suspended before it is protected (anti-starvation).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 0, max = 1000000))]
+    #[schemars(range(min = MAX_SUSPENSIONS.min, max = MAX_SUSPENSIONS.max))]
     pub max_suspensions: Option<i64>,
-    /// Time slice in milliseconds for the `fair` policy.
+    /// Anti-starvation quantum in milliseconds: how long a task suspended more than
+    /// `maxSuspensions` times runs unpreemptible after each resume.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 3600000))]
+    #[schemars(range(min = QUANTUM_MS.min, max = QUANTUM_MS.max))]
     pub quantum_ms: Option<i64>,
     /// Executors reserved for stream jobs under the `static` policy.
-    #[serde(default)]
-    #[schemars(range(min = 0, max = 1000))]
+    #[serde(default = "default_static_stream_executors")]
+    #[schemars(range(min = STATIC_STREAM_EXECUTORS.min, max = STATIC_STREAM_EXECUTORS.max))]
     pub static_stream_executors: i32,
     /// Executor heartbeat interval in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 10, max = 600000))]
+    #[schemars(range(min = HEARTBEAT_INTERVAL_MS.min, max = HEARTBEAT_INTERVAL_MS.max))]
     pub heartbeat_interval_ms: Option<i64>,
-    /// An executor missing heartbeats this long is lost.
+    /// An executor missing heartbeats this long is lost (at least twice the interval).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 20, max = 3600000))]
+    #[schemars(range(min = HEARTBEAT_TIMEOUT_MS.min, max = HEARTBEAT_TIMEOUT_MS.max))]
     pub heartbeat_timeout_ms: Option<i64>,
 }
 
-/// Kind of a job.
-#[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
-#[serde(rename_all = "lowercase")]
-pub enum JobKind {
-    /// Latency-sensitive micro-batches.
-    Stream,
-    /// Latency-tolerant, suspendable.
-    Batch,
-}
-
-impl JobKind {
-    /// The config value (`stream` / `batch`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stream => "stream",
-            Self::Batch => "batch",
+impl Default for SchedulingSpec {
+    fn default() -> Self {
+        Self {
+            policy: Policy::default(),
+            placement: None,
+            max_suspensions: None,
+            quantum_ms: None,
+            static_stream_executors: default_static_stream_executors(),
+            heartbeat_interval_ms: None,
+            heartbeat_timeout_ms: None,
         }
     }
 }
@@ -336,11 +336,11 @@ pub struct JobOverride {
     pub kind: Option<JobKind>,
     /// Micro-batch interval in milliseconds (stream jobs).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 86400000))]
+    #[schemars(range(min = JOB_INTERVAL_MS.min, max = JOB_INTERVAL_MS.max))]
     pub interval_ms: Option<i64>,
     /// Stream latency target in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 86400000))]
+    #[schemars(range(min = JOB_LATENCY_TARGET_MS.min, max = JOB_LATENCY_TARGET_MS.max))]
     pub latency_target_ms: Option<i64>,
 }
 
@@ -364,7 +364,8 @@ pub struct RestartPolicy {
     /// `Never`, `OnFailure` or `Always`.
     #[serde(rename = "type", default)]
     pub type_: RestartType,
-    /// Driver restarts allowed before the app is `Failed`.
+    /// Driver failures (non-zero exit, OOM kill) restarted before the app is `Failed`. Restarts
+    /// the operator causes (spec change, resume) or a deleted or disrupted pod do not count.
     #[serde(default = "default_max_retries")]
     #[schemars(range(min = 0, max = 1000))]
     pub max_retries: i32,
@@ -376,6 +377,15 @@ pub struct RestartPolicy {
     #[serde(default = "default_backoff_max")]
     #[schemars(range(min = 1, max = 86400))]
     pub backoff_max_seconds: i64,
+    /// Failure counters (`status.driverFailures`, `status.executorFailures`) go back to 0 once
+    /// the driver has been Ready this long with no new failure, so old crashes do not add up.
+    #[serde(default = "default_reset_after")]
+    #[schemars(range(min = 10, max = 604800))]
+    pub reset_after_seconds: i64,
+}
+
+fn default_reset_after() -> i64 {
+    600
 }
 
 fn default_max_retries() -> i32 {
@@ -397,6 +407,7 @@ impl Default for RestartPolicy {
             max_retries: default_max_retries(),
             backoff_initial_seconds: default_backoff_initial(),
             backoff_max_seconds: default_backoff_max(),
+            reset_after_seconds: default_reset_after(),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! `StreamBatchApp` status: phase, standard conditions, executor counts, attempts, timing and the
-//! stream latency the driver reports. Written only by the operator (status subresource).
+//! `StreamBatchApp` status: phase, standard conditions, executor counts, attempts and failure
+//! counters, the last failure and restart, timing and the stream latency the driver reports.
+//! Written only by the operator (status subresource, with a resourceVersion precondition).
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use schemars::JsonSchema;
@@ -25,12 +26,27 @@ pub struct StreamBatchAppStatus {
     /// Executor pods desired and ready.
     #[serde(default)]
     pub executors: ExecutorsStatus,
-    /// Driver attempts started (1 for the first run).
+    /// Driver pods started (1 for the first run), whatever the reason of each restart.
     #[serde(default)]
     pub attempts: i32,
-    /// Executor pods that failed and were (or will be) replaced.
+    /// Driver failures (non-zero exit, OOM kill) since the last reset, counted against
+    /// `restartPolicy.maxRetries`.
+    #[serde(default)]
+    pub driver_failures: i32,
+    /// Executor failures since the last reset, counted against `executor.maxFailures`.
     #[serde(default)]
     pub executor_failures: i32,
+    /// Since when the current driver has been Ready (unset while it is not); the failure
+    /// counters reset `restartPolicy.resetAfterSeconds` after this or the last failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub running_since: Option<Time>,
+    /// The most recent pod failure: which pod, exit code, reason (e.g. `OOMKilled`) and the
+    /// container's termination message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_failure: Option<FailureStatus>,
+    /// Why the driver was last replaced, and whether that counted as a failure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_restart: Option<RestartStatus>,
     /// When the first driver attempt started.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub start_time: Option<Time>,
@@ -61,6 +77,50 @@ pub struct ExecutorsStatus {
     /// Label selector of the executor pods (for `kubectl scale` and HPAs).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub selector: String,
+}
+
+/// A pod that failed.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct FailureStatus {
+    /// When the failure was seen (the container's finish time when known).
+    pub time: Time,
+    /// Pod name.
+    pub pod: String,
+    /// Pod UID (names repeat across attempts; this tells failures apart).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub pod_uid: String,
+    /// `driver` or `executor`.
+    pub role: String,
+    /// Exit code of the failed container, when it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    /// Kubernetes' reason (`Error`, `OOMKilled`, `Evicted`, `DeletionByTaintManager`, ...).
+    pub reason: String,
+    /// The container's termination message (its last log lines when it wrote none), or the
+    /// pod's status message.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
+    /// Whether it counted against `restartPolicy.maxRetries` / `executor.maxFailures` (a
+    /// disruption such as a preemption or a lost node does not).
+    pub counted: bool,
+}
+
+/// Why the driver was replaced.
+#[derive(JsonSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RestartStatus {
+    /// The attempt that ended.
+    pub attempt: i32,
+    /// `DriverFailed`, `DriverDisrupted`, `DriverExited` (restartPolicy `Always`),
+    /// `SpecChanged`, `Suspended`, `DriverPodDeleted`.
+    pub reason: String,
+    /// Details.
+    pub message: String,
+    /// When the operator decided it.
+    pub time: Time,
+    /// Whether it counted as a driver failure.
+    pub counted: bool,
 }
 
 /// What the driver reports about one job.
@@ -140,6 +200,7 @@ pub mod condition_types {
     pub const EXECUTORS_READY: &str = "ExecutorsReady";
     /// The spec failed validation (the message names the field).
     pub const INVALID_SPEC: &str = "InvalidSpec";
-    /// Something needs attention: pods stuck Pending, executor failure limit reached.
+    /// Something needs attention: pods stuck Pending, executor failure limit reached, the
+    /// apiserver refusing a child (`FailedCreate`), a pod force-deleted after its node was lost.
     pub const DEGRADED: &str = "Degraded";
 }

@@ -1,28 +1,44 @@
 //! The driver's event loop: owns the task scheduler and the job manager, feeds them events from
 //! the gRPC sessions and timers, and carries out their commands by sending messages to executors.
 //! One task, no locks on the scheduling state.
+//!
+//! One flow of control: every input (a session event, a timer) becomes [`Work`] on the loop's
+//! own queue, and [`drain`](EventLoop::drain) runs it to completion. Handlers that find more to
+//! do (a launch that cannot go out, an executor to drop, a job-manager step to apply) queue it
+//! rather than call back into the scheduler, so no handler re-enters the scheduler or the job
+//! manager from inside one of their own commands.
+//!
+//! Module map: `sessions.rs` (registration, loss, heartbeats, receivers' placement),
+//! `updates.rs` (task updates under the holder rule), `publish.rs` (the status document).
 
 use crate::DriverConfig;
 use crate::jobs::{JobManager, LaunchBlocked, Step};
 use crate::metrics::DriverMetrics;
-use crate::scheduler::{Command, Event, ExecutorMetrics, PreemptHow, Scheduler};
-use crate::server::Inbound;
+use crate::scheduler::{Command, Event, PreemptHow, Scheduler};
+use crate::server::{Inbound, Outbox};
 use crate::stats::Samples;
 use crate::status::{Status, Totals};
 use neptune_core::app::App;
 use neptune_core::ids::{JobKind, TaskId};
 use neptune_core::state::Broadcasts;
-use neptune_proto::{DriverMessage, TaskKey, driver_message, task_update};
-use std::collections::HashMap;
+use neptune_proto::{DriverMessage, TaskKey, driver_message};
+use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
-use tonic::Status as GrpcStatus;
-
-type Outbox = mpsc::UnboundedSender<Result<DriverMessage, GrpcStatus>>;
+use tokio::sync::mpsc::error::TrySendError;
 
 mod publish;
+mod sessions;
+mod updates;
 
+#[cfg(test)]
+mod tests;
+
+/// Bytes of a launch message besides its parameters (task keys, flags, gRPC framing).
+const LAUNCH_OVERHEAD: u64 = 256;
+
+/// One live executor session.
 struct Conn {
     session: u64,
     http_addr: String,
@@ -30,6 +46,8 @@ struct Conn {
     memory_limit: u64,
     memory_used: u64,
     outbox: Outbox,
+    /// Its outbox overflowed: it is being dropped, nothing more is sent to it.
+    stalled: bool,
 }
 
 /// Why the loop ended.
@@ -41,6 +59,30 @@ pub enum LoopEnd {
     Stopped,
     /// A job failed.
     Failed(String),
+}
+
+/// Work for the loop, run in order by [`EventLoop::drain`].
+#[derive(Debug)]
+enum Work {
+    /// Feed the scheduler one event and carry out its commands.
+    Schedule(Event),
+    /// Carry out a job-manager step.
+    Step(Step),
+    /// A launch could not be sent: withdraw it from the scheduler and hand the task back to its
+    /// job (`gone`: the executor whose outputs it needs is gone).
+    LaunchBlocked {
+        id: TaskId,
+        attempt: u32,
+        executor: String,
+        gone: Option<String>,
+    },
+    /// An executor is lost: its connection closed, it missed heartbeats, or it does not read
+    /// its session. `notify`: tell it why before closing its session.
+    Lose {
+        id: String,
+        reason: String,
+        notify: bool,
+    },
 }
 
 /// State owned by the loop.
@@ -59,6 +101,9 @@ pub struct EventLoop {
     totals: Totals,
     /// Latest `spilled_bytes_total` of every executor seen (kept after it is lost).
     spilled: HashMap<String, u64>,
+    work: VecDeque<Work>,
+    next_session: u64,
+    next_id: u64,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -78,10 +123,17 @@ impl EventLoop {
         status: Arc<RwLock<Status>>,
     ) -> Self {
         let broadcasts = Arc::new(Broadcasts::default());
+        metrics.set_latency_targets(&app);
+        let mut jobs = JobManager::new(app.clone(), broadcasts.clone());
+        jobs.set_max_fetch_failures(cfg.max_fetch_failures);
+        jobs.set_max_message_bytes(cfg.max_message_bytes);
+        for why in crate::scheduler::Ignored::ALL {
+            metrics.rejected_updates.with_label_values(&[why.as_str()]);
+        }
         Self {
             scheduler: Scheduler::new(cfg.scheduler.clone())
                 .expect("scheduler config validated in DriverConfig::new"),
-            jobs: JobManager::new(app.clone(), broadcasts.clone()),
+            jobs,
             broadcasts,
             cfg,
             app,
@@ -93,6 +145,9 @@ impl EventLoop {
             suspend_latency_us: Samples::default(),
             totals: Totals::default(),
             spilled: HashMap::new(),
+            work: VecDeque::new(),
+            next_session: 1,
+            next_id: 0,
         }
     }
 
@@ -103,7 +158,7 @@ impl EventLoop {
     /// Run until every job finished, a job failed, or `shutdown` resolves.
     pub async fn run(
         mut self,
-        mut inbound: mpsc::UnboundedReceiver<Inbound>,
+        mut inbound: mpsc::Receiver<Inbound>,
         shutdown: impl std::future::Future<Output = ()>,
     ) -> (LoopEnd, Status) {
         tokio::pin!(shutdown);
@@ -115,6 +170,7 @@ impl EventLoop {
                 .next_deadline()
                 .map(|d| tokio::time::Instant::from_std(self.epoch + d))
                 .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            let mut ticked = false;
             tokio::select! {
                 biased;
                 () = &mut shutdown => break LoopEnd::Stopped,
@@ -123,15 +179,18 @@ impl EventLoop {
                     None => break LoopEnd::Stopped,
                 },
                 () = tokio::time::sleep_until(deadline) => {
-                    let now = self.now();
-                    let step = self.jobs.tick(now);
-                    self.apply_step(step);
+                    let step = self.jobs.tick(self.now());
+                    self.work.push_back(Work::Step(step));
                 }
                 _ = tick.tick() => {
                     self.maybe_start();
-                    self.schedule(Event::Tick);
-                    self.publish_status(false);
+                    self.work.push_back(Work::Schedule(Event::Tick));
+                    ticked = true;
                 }
+            }
+            self.drain();
+            if ticked {
+                self.publish_status(false);
             }
             if let Some(f) = self.jobs.any_failed() {
                 break LoopEnd::Failed(f);
@@ -150,7 +209,7 @@ impl EventLoop {
             let msg = driver_message::Msg::Shutdown(neptune_proto::Shutdown {
                 reason: reason.clone(),
             });
-            let _ = c.outbox.send(Ok(DriverMessage { msg: Some(msg) }));
+            let _ = c.outbox.try_send(Ok(DriverMessage { msg: Some(msg) }));
         }
         self.publish_status(true);
         let status = self
@@ -161,6 +220,7 @@ impl EventLoop {
         (end, status)
     }
 
+    /// Start the jobs once enough executors registered (or the start timeout passed).
     fn maybe_start(&mut self) {
         if self.started {
             return;
@@ -182,177 +242,70 @@ impl EventLoop {
                 executors = self.conns.len(),
                 "jobs started"
             );
-            self.apply_step(step);
+            self.work.push_back(Work::Step(step));
         }
     }
 
     fn on_inbound(&mut self, ev: Inbound) {
         match ev {
-            Inbound::Connected {
-                id,
-                session,
-                cores,
-                memory_limit,
-                http_addr,
-                block_addr,
+            Inbound::Register {
+                registration,
                 outbox,
-            } => {
-                for (name, _) in self.broadcasts.versions() {
-                    if let Some((version, bytes)) = self.broadcasts.bytes(&name) {
-                        send(&outbox, broadcast_msg(&name, version, &bytes));
-                    }
-                }
-                self.conns.insert(
-                    id.clone(),
-                    Conn {
-                        session,
-                        http_addr,
-                        block_addr,
-                        memory_limit,
-                        memory_used: 0,
-                        outbox,
-                    },
-                );
-                self.metrics.executors.set(self.conns.len() as i64);
-                if self.started {
-                    self.place_receivers();
-                }
-                self.schedule(Event::ExecutorRegistered {
-                    id,
-                    cores,
-                    memory_limit,
-                });
-                self.maybe_start();
-            }
+                reply,
+            } => self.register(registration, outbox, reply),
             Inbound::Disconnected {
                 id,
                 session,
                 reason,
             } => {
-                if self.conns.get(&id).is_some_and(|c| c.session == session) {
-                    tracing::warn!(executor = %id, %reason, "executor lost");
-                    self.conns.remove(&id);
-                    self.metrics.executors.set(self.conns.len() as i64);
-                    self.metrics.executors_lost.inc();
-                    self.totals.executors_lost += 1;
-                    // Before the scheduler relaunches anything: tasks reading a receiver that
-                    // ran there must be told its new place.
-                    self.place_receivers();
-                    self.schedule(Event::ExecutorLost { id: id.clone() });
-                    let step = self.jobs.executor_lost(&id);
-                    self.apply_step(step);
+                if self.is_current(&id, session) {
+                    self.work.push_back(Work::Lose {
+                        id,
+                        reason,
+                        notify: false,
+                    });
                 }
             }
-            Inbound::Heartbeat { id, heartbeat: hb } => {
-                self.spilled.insert(id.clone(), hb.spilled_bytes_total);
-                if let Some(c) = self.conns.get_mut(&id) {
-                    c.memory_used = hb.memory_used;
-                    if hb.memory_limit > 0 {
-                        c.memory_limit = hb.memory_limit;
-                    }
-                }
-                let metrics = ExecutorMetrics {
-                    memory_used: hb.memory_used,
-                    memory_limit: hb.memory_limit,
-                    spilled_bytes_total: hb.spilled_bytes_total,
-                    suspended_retained_bytes: hb.suspended_retained_bytes,
-                };
-                self.schedule(Event::Heartbeat { id, metrics });
-            }
-            Inbound::Update { id, update } => self.on_update(id, update),
+            Inbound::Heartbeat {
+                id,
+                session,
+                heartbeat,
+            } => self.on_heartbeat(id, session, heartbeat),
+            Inbound::Update {
+                id,
+                session,
+                update,
+            } => self.on_update(id, session, update),
         }
     }
 
-    fn on_update(&mut self, executor: String, u: neptune_proto::TaskUpdate) {
-        let Some(key) = u.task else { return };
-        let (task, attempt) = (key.id(), key.attempt);
-        let Some(state) = u.state else { return };
-        let ev = match state {
-            task_update::State::Suspended(s) => {
-                self.totals.suspensions += 1;
-                *self
-                    .totals
-                    .suspensions_by_phase
-                    .entry(s.phase.clone())
-                    .or_default() += 1;
-                self.metrics.suspensions.inc();
-                self.suspend_latency_us.push(s.latency_ns as f64 / 1000.0);
-                Event::TaskSuspended {
-                    id: task,
+    /// Run queued work until none is left.
+    fn drain(&mut self) {
+        while let Some(w) = self.work.pop_front() {
+            match w {
+                Work::Schedule(ev) => self.schedule(ev),
+                Work::Step(step) => self.apply_step(step),
+                Work::LaunchBlocked {
+                    id,
                     attempt,
                     executor,
+                    gone,
+                } => {
+                    let ev = Event::LaunchCancelled {
+                        id,
+                        attempt,
+                        executor,
+                    };
+                    // Only a launch still standing is handed back (the task may have moved on).
+                    if self.scheduler.check(&ev).is_ok() {
+                        self.schedule(ev);
+                        let step = self.jobs.task_returned(id, gone.as_deref(), false);
+                        self.work.push_back(Work::Step(step));
+                    }
                 }
+                Work::Lose { id, reason, notify } => self.lose(&id, &reason, notify),
             }
-            task_update::State::Resumed(_) => {
-                self.totals.resumptions += 1;
-                self.metrics.resumptions.inc();
-                Event::TaskResumed {
-                    id: task,
-                    attempt,
-                    executor,
-                }
-            }
-            task_update::State::Succeeded(s) => {
-                let now = self.now();
-                self.jobs.note_skipped(task.job as usize, s.skipped);
-                self.totals.malformed_skipped += s.skipped;
-                let step = self
-                    .jobs
-                    .task_succeeded(now, task, s.result, s.records, &executor);
-                if let Some(job) = self.app.jobs().get(task.job as usize) {
-                    self.metrics
-                        .job_records
-                        .with_label_values(&[&job.name, job.kind.as_str()])
-                        .inc_by(s.records);
-                }
-                self.schedule(Event::TaskFinished {
-                    id: task,
-                    attempt,
-                    executor,
-                });
-                self.apply_step(step);
-                return;
-            }
-            task_update::State::Failed(f) if !f.fetch_failed_executor.is_empty() => {
-                tracing::warn!(%task, attempt, reason = %f.reason, "fetch failed: recomputing lost map outputs");
-                self.totals.fetch_failures += 1;
-                self.schedule(Event::TaskReturned {
-                    id: task,
-                    attempt,
-                    executor,
-                });
-                let step = self
-                    .jobs
-                    .task_returned(task, Some(&f.fetch_failed_executor));
-                self.apply_step(step);
-                return;
-            }
-            task_update::State::Failed(f) => {
-                tracing::warn!(%task, attempt, reason = %f.reason, "task failed");
-                Event::TaskFailed {
-                    id: task,
-                    attempt,
-                    executor,
-                    reason: f.reason,
-                }
-            }
-            task_update::State::Killed(k) => {
-                self.totals.kills += 1;
-                self.totals.records_lost += k.records;
-                self.metrics.kills.inc();
-                Event::TaskKilled {
-                    id: task,
-                    attempt,
-                    executor,
-                    records_lost: k.records,
-                }
-            }
-            task_update::State::Rejected(r) => {
-                tracing::debug!(%task, attempt, reason = %r.reason, "executor rejected a request");
-                return;
-            }
-        };
-        self.schedule(ev);
+        }
     }
 
     fn apply_step(&mut self, step: Step) {
@@ -361,21 +314,19 @@ impl EventLoop {
                 job: *job,
                 run: *run,
             });
-            for c in self.conns.values() {
-                send(
-                    &c.outbox,
-                    DriverMessage {
-                        msg: Some(msg.clone()),
-                    },
-                );
-            }
+            self.send_all(&msg);
+        }
+        for (job, run) in &step.opened {
+            let msg = driver_message::Msg::OpenRun(neptune_proto::OpenRun {
+                job: *job,
+                run: *run,
+            });
+            self.send_all(&msg);
         }
         for (name, version) in &step.published {
             if let Some((v, bytes)) = self.broadcasts.bytes(name) {
                 debug_assert!(v >= *version);
-                for c in self.conns.values() {
-                    send(&c.outbox, broadcast_msg(name, v, &bytes));
-                }
+                self.send_all(&broadcast_msg(name, v, &bytes));
             }
         }
         for (job, latency_ms) in &step.committed {
@@ -393,10 +344,12 @@ impl EventLoop {
         }
         for (job, reason) in step.failed {
             tracing::error!(job, %reason, "job failed");
-            self.schedule(Event::JobCancelled { job });
+            self.work
+                .push_back(Work::Schedule(Event::JobCancelled { job }));
         }
         for tasks in step.submit {
-            self.schedule(Event::TasksSubmitted { tasks });
+            self.work
+                .push_back(Work::Schedule(Event::TasksSubmitted { tasks }));
         }
         self.refresh_job_metrics();
     }
@@ -411,6 +364,7 @@ impl EventLoop {
         }
     }
 
+    /// Carry out one scheduler command: send it, or queue what follows from it.
     fn dispatch(&mut self, cmd: Command) {
         match cmd {
             Command::Launch {
@@ -419,10 +373,25 @@ impl EventLoop {
                 preempt,
             } => {
                 let conns = &self.conns;
-                let params = match self
+                let params = self
                     .jobs
-                    .params_for(task.id, |e| conns.get(e).map(|c| c.block_addr.clone()))
-                {
+                    .params_for(task.id, |e| conns.get(e).map(|c| c.block_addr.clone()));
+                let params = match params {
+                    Ok(p) if p.len() as u64 + LAUNCH_OVERHEAD > self.cfg.max_message_bytes => {
+                        let why = format!(
+                            "launch parameters of task {} are {} bytes, too many for a message \
+                             of grpc.max_message_bytes = {}",
+                            task.id,
+                            p.len(),
+                            self.cfg.max_message_bytes
+                        );
+                        let step = self.jobs.fail_job(task.id.job as usize, &why);
+                        self.work.push_back(Work::Step(step));
+                        Err(LaunchBlocked::RunOver)
+                    }
+                    other => other,
+                };
+                let params = match params {
                     Ok(params) => params,
                     Err(blocked) => {
                         // An input was lost after the task was queued (hand it back until it is
@@ -432,14 +401,12 @@ impl EventLoop {
                             LaunchBlocked::ExecutorGone(e) => Some(e),
                             _ => None,
                         };
-                        let (id, attempt) = (task.id, task.attempt);
-                        self.schedule(Event::TaskReturned {
-                            id,
-                            attempt,
+                        self.work.push_back(Work::LaunchBlocked {
+                            id: task.id,
+                            attempt: task.attempt,
                             executor,
+                            gone,
                         });
-                        let step = self.jobs.task_returned(id, gone.as_deref());
-                        self.apply_step(step);
                         return;
                     }
                 };
@@ -464,19 +431,11 @@ impl EventLoop {
             }
             Command::DropExecutor { id, silent_for } => {
                 tracing::warn!(executor = %id, ?silent_for, "executor missed heartbeats: dropping it");
-                let removed = self.conns.remove(&id);
-                self.place_receivers();
-                let step = self.jobs.executor_lost(&id);
-                self.apply_step(step);
-                if let Some(c) = removed {
-                    let msg = driver_message::Msg::Shutdown(neptune_proto::Shutdown {
-                        reason: format!("no heartbeat for {silent_for:?}"),
-                    });
-                    let _ = c.outbox.send(Ok(DriverMessage { msg: Some(msg) }));
-                    self.metrics.executors_lost.inc();
-                    self.totals.executors_lost += 1;
-                    self.metrics.executors.set(self.conns.len() as i64);
-                }
+                self.work.push_back(Work::Lose {
+                    id,
+                    reason: format!("no heartbeat for {silent_for:?}"),
+                    notify: true,
+                });
             }
             Command::Requeued { task, reason } => {
                 tracing::debug!(%task, ?reason, "task re-queued");
@@ -487,53 +446,9 @@ impl EventLoop {
                 reason,
             } => {
                 let why = format!("task {task} failed {failures} times; last error: {reason}");
-                self.jobs.fail_job(task.job as usize, &why);
-                self.schedule(Event::JobCancelled { job: task.job });
+                let step = self.jobs.fail_job(task.job as usize, &why);
+                self.work.push_back(Work::Step(step));
             }
-        }
-    }
-
-    /// Pin every receiver that has no live executor to the live executor running the fewest
-    /// receivers (ties: smallest id), and tell that executor to start it. A receiver stays
-    /// where it is while its executor lives.
-    fn place_receivers(&mut self) {
-        let placed: Vec<Option<String>> = self.jobs.receiver_placement().to_vec();
-        let mut load: HashMap<&str, usize> = self.conns.keys().map(|k| (k.as_str(), 0)).collect();
-        for e in placed.iter().flatten() {
-            if let Some(n) = load.get_mut(e.as_str()) {
-                *n += 1;
-            }
-        }
-        let mut moves = Vec::new();
-        for (index, at) in placed.iter().enumerate() {
-            if at.as_ref().is_some_and(|e| self.conns.contains_key(e)) {
-                continue;
-            }
-            let target = load
-                .iter()
-                .min_by(|a, b| a.1.cmp(b.1).then(a.0.cmp(b.0)))
-                .map(|(e, _)| e.to_string());
-            if let Some(e) = &target {
-                *load.get_mut(e.as_str()).expect("listed") += 1;
-            }
-            moves.push((index, target));
-        }
-        for (index, target) in moves {
-            let name = &self.app.receivers()[index].name;
-            match &target {
-                Some(e) => {
-                    tracing::info!(source = %name, executor = %e, "receiver placed");
-                    self.send_to(
-                        e,
-                        driver_message::Msg::StartReceiver(neptune_proto::StartReceiver {
-                            index: index as u32,
-                            first_run: self.jobs.receiver_first_run(index),
-                        }),
-                    );
-                }
-                None => tracing::warn!(source = %name, "no executor left to run the receiver"),
-            }
-            self.jobs.place_receiver(index, target);
         }
     }
 
@@ -541,11 +456,34 @@ impl EventLoop {
         self.scheduler.attempt_of(task).unwrap_or(0)
     }
 
-    fn send_to(&self, executor: &str, msg: driver_message::Msg) {
-        match self.conns.get(executor) {
-            Some(c) => send(&c.outbox, DriverMessage { msg: Some(msg) }),
+    /// Whether `session` is the live session of executor `id`.
+    fn is_current(&self, id: &str, session: u64) -> bool {
+        self.conns.get(id).is_some_and(|c| c.session == session)
+    }
+
+    /// Queue `msg` for executor `executor`.
+    fn send_to(&mut self, executor: &str, msg: driver_message::Msg) {
+        match self.conns.get_mut(executor) {
+            Some(c) => {
+                let msg = DriverMessage { msg: Some(msg) };
+                if let Some(lose) = push(executor, c, msg) {
+                    self.work.push_back(lose);
+                }
+            }
             None => tracing::warn!(executor, "command for an executor that is gone"),
         }
+    }
+
+    /// Queue `msg` for every executor.
+    fn send_all(&mut self, msg: &driver_message::Msg) {
+        let mut lost = Vec::new();
+        for (id, c) in &mut self.conns {
+            let m = DriverMessage {
+                msg: Some(msg.clone()),
+            };
+            lost.extend(push(id, c, m));
+        }
+        self.work.extend(lost);
     }
 
     fn refresh_job_metrics(&self) {
@@ -565,17 +503,32 @@ impl EventLoop {
     }
 }
 
-fn send(outbox: &Outbox, msg: DriverMessage) {
-    // A closed outbox means the session ended; its Disconnected event is on its way.
-    let _ = outbox.send(Ok(msg));
+/// Queue `msg` on `c`'s outbox. A closed outbox means the session ended (its Disconnected
+/// event is on its way); a full one means the executor does not read its session: it is lost.
+fn push(id: &str, c: &mut Conn, msg: DriverMessage) -> Option<Work> {
+    if c.stalled {
+        return None;
+    }
+    match c.outbox.try_send(Ok(msg)) {
+        Ok(()) | Err(TrySendError::Closed(_)) => None,
+        Err(TrySendError::Full(_)) => {
+            c.stalled = true;
+            Some(Work::Lose {
+                id: id.to_string(),
+                reason: format!(
+                    "it does not read its session ({} messages waiting)",
+                    crate::server::OUTBOX_CAPACITY
+                ),
+                notify: false,
+            })
+        }
+    }
 }
 
-fn broadcast_msg(name: &str, version: u64, bytes: &[u8]) -> DriverMessage {
-    DriverMessage {
-        msg: Some(driver_message::Msg::Broadcast(neptune_proto::Broadcast {
-            name: name.to_string(),
-            version,
-            value: bytes.to_vec(),
-        })),
-    }
+fn broadcast_msg(name: &str, version: u64, bytes: &[u8]) -> driver_message::Msg {
+    driver_message::Msg::Broadcast(neptune_proto::Broadcast {
+        name: name.to_string(),
+        version,
+        value: bytes.to_vec(),
+    })
 }

@@ -25,6 +25,7 @@ impl EventLoop {
                     memory_used_bytes: c.map_or(0, |c| c.memory_used),
                     memory_limit_bytes: c.map_or(0, |c| c.memory_limit),
                     http: c.map_or_else(String::new, |c| c.http_addr.clone()),
+                    blocks: c.map_or_else(String::new, |c| c.block_addr.clone()),
                 }
             })
             .collect();
@@ -95,10 +96,13 @@ impl EventLoop {
             queued: snap.queued_stream + snap.queued_batch,
             local_launches: snap.totals.local_launches,
             non_local_launches: snap.totals.non_local_launches,
-            spilled_bytes: self.spilled.values().sum(),
-            map_outputs_recomputed: (0..self.app.jobs().len())
-                .map(|j| self.jobs.stats(j).recomputed)
-                .sum(),
+            spilled_bytes: self
+                .spilled
+                .values()
+                .fold(0u64, |sum, b| sum.saturating_add(*b)),
+            map_outputs_recomputed: (0..self.app.jobs().len()).fold(0u64, |sum, j| {
+                sum.saturating_add(self.jobs.stats(j).recomputed)
+            }),
             ..self.totals.clone()
         };
         let receivers = self
@@ -113,7 +117,9 @@ impl EventLoop {
             })
             .collect();
         let mut st = self.status.write().unwrap_or_else(|e| e.into_inner());
+        let transport = std::mem::take(&mut st.transport); // set once at bind
         *st = Status {
+            transport,
             app: self.app.name().to_string(),
             policy: self.cfg.scheduler.policy.as_str().to_string(),
             placement: self.cfg.scheduler.placement.as_str().to_string(),

@@ -61,6 +61,8 @@ struct Task {
     submissions: u32,
     /// Whether its records were counted (on its first success).
     counted: bool,
+    /// Times it came back because its shuffle input could not be fetched.
+    fetch_failures: u32,
 }
 
 /// One stage of a run: its tasks, and how many of them are finished (with their output).
@@ -111,6 +113,7 @@ impl RunState {
             part: Part::Waiting,
             submissions: 0,
             counted: false,
+            fetch_failures: 0,
         };
         Self {
             due,
@@ -169,10 +172,10 @@ impl RunState {
                 set.push(Submission {
                     stage: s,
                     partition: p as u32,
-                    attempt: t.submissions * RESUBMIT_ATTEMPT,
+                    attempt: t.submissions.saturating_mul(RESUBMIT_ATTEMPT),
                     recompute,
                 });
-                t.submissions += 1;
+                t.submissions = t.submissions.saturating_add(1);
                 t.part = Part::Submitted;
             }
             if !set.is_empty() {
@@ -200,8 +203,12 @@ impl RunState {
         }
         let mut shuffle_bytes = 0;
         t.part = if writes_shuffle {
+            // Checked before the success was accepted (`JobManager::check_result`).
             let status: MapStatus = postcard::from_bytes(&result).unwrap_or_default();
-            shuffle_bytes = status.bytes.iter().sum();
+            shuffle_bytes = status
+                .bytes
+                .iter()
+                .fold(0u64, |sum, b| sum.saturating_add(*b));
             Part::Output(Output {
                 executor: executor.to_string(),
                 status,
@@ -215,7 +222,7 @@ impl RunState {
         } else {
             records
         };
-        self.records += records;
+        self.records = self.records.saturating_add(records);
         Some(Finished {
             records,
             stage_complete: stage.complete(),
@@ -235,6 +242,17 @@ impl RunState {
             Part::Output(_) | Part::Result(_) => return false,
         }
         true
+    }
+
+    /// Count a fetch failure of task (`s`, `p`); returns how many it has had in this run.
+    pub fn note_fetch_failure(&mut self, (s, p): (usize, usize)) -> u32 {
+        match self.stages.get_mut(s).and_then(|st| st.tasks.get_mut(p)) {
+            Some(t) => {
+                t.fetch_failures = t.fetch_failures.saturating_add(1);
+                t.fetch_failures
+            }
+            None => 0,
+        }
     }
 
     /// Forget the map outputs held by `executor` in stages `only` (every stage if `None`): their
@@ -289,13 +307,14 @@ impl RunState {
         for &r in &defs[s].reads {
             for o in self.outputs(r as usize).flatten() {
                 let b = o.status.bytes.get(p as usize).copied().unwrap_or(0);
-                *by_exec.entry(&o.executor).or_default() += b;
+                let e = by_exec.entry(&o.executor).or_default();
+                *e = e.saturating_add(b);
             }
         }
-        let total: u64 = by_exec.values().sum();
+        let total: u64 = by_exec.values().fold(0u64, |s, b| s.saturating_add(*b));
         let mut v: Vec<(&str, u64)> = by_exec
             .into_iter()
-            .filter(|(_, b)| total > 0 && *b * 3 >= total)
+            .filter(|(_, b)| total > 0 && u128::from(*b) * 3 >= u128::from(total))
             .collect();
         v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
         v.into_iter().map(|(e, _)| e.to_string()).collect()

@@ -10,16 +10,30 @@
 //!
 //! Stream latency of a micro-batch = its due time → its results committed. Batch records/s counts
 //! records of successful tasks (work lost to kills does not count).
+//!
+//! Everything executors hold for a run (shuffle blocks, receiver cuts) is released when the run
+//! ends, committed or failed ([`Step::released`]); runs that read stream receivers are announced
+//! when they begin ([`Step::opened`]), and a receiver cuts its buffer only for announced runs.
+//! A task whose shuffle input cannot be fetched is recomputed from lineage at most
+//! `max_fetch_failures` times; then its job fails with a message naming the task and the executor.
+//! Counters fed by executors' reports saturate instead of wrapping.
 
 mod lineage;
+mod params;
+
+pub use params::LaunchBlocked;
+
+/// Default of `driver.max_fetch_failures`: times one task may come back because its shuffle
+/// input could not be fetched before its job fails.
+pub const DEFAULT_MAX_FETCH_FAILURES: u32 = 4;
+/// Bytes of a broadcast message besides its name and value (version, tags, gRPC framing).
+const BROADCAST_OVERHEAD: u64 = 64;
 
 use crate::scheduler::TaskSpec;
 use crate::stats::Samples;
 use lineage::RunState;
 use neptune_core::app::{App, CommitCtx};
 use neptune_core::ids::{JobKind, TaskId};
-use neptune_core::shuffle::{MapLoc, ShuffleRead};
-use neptune_core::source_socket::RECEIVER_STAGE;
 use neptune_core::state::Broadcasts;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -69,26 +83,23 @@ pub struct Step {
     pub failed: Vec<(u32, String)>,
     /// Runs committed in this step: (job, end-to-end latency in ms for stream micro-batches).
     pub committed: Vec<(u32, Option<f64>)>,
-    /// Runs whose shuffle blocks executors may drop: (job, run).
+    /// Runs whose shuffle blocks and receiver cuts executors may drop: (job, run).
     pub released: Vec<(u32, u64)>,
+    /// Runs that began in this step and read stream receivers: (job, run). Receivers cut their
+    /// buffers only for runs announced this way.
+    pub opened: Vec<(u32, u64)>,
 }
 
-/// Why a task must not launch now (see [`JobManager::params_for`]).
-#[derive(Debug, thiserror::Error)]
-pub enum LaunchBlocked {
-    /// Its run committed or failed: the task is stale and is dropped.
-    #[error("its run is over")]
-    RunOver,
-    /// A map output it reads was lost and is not recomputed yet: it is held until it is.
-    #[error("a map output it reads is lost")]
-    InputLost,
-    /// A map output it reads lives on an executor that has no block server address any more
-    /// (it is gone): that executor's outputs are lost and recomputed.
-    #[error("a map output it reads lives on executor {0}, which is gone")]
-    ExecutorGone(String),
-    /// Its launch parameters could not be encoded.
-    #[error("launch parameters do not encode")]
-    Encode(#[source] postcard::Error),
+impl Step {
+    /// Append `other`'s work after this step's.
+    pub fn extend(&mut self, other: Step) {
+        self.submit.extend(other.submit);
+        self.published.extend(other.published);
+        self.failed.extend(other.failed);
+        self.committed.extend(other.committed);
+        self.released.extend(other.released);
+        self.opened.extend(other.opened);
+    }
 }
 
 /// The driver's view of every job's runs.
@@ -100,6 +111,10 @@ pub struct JobManager {
     stopped: bool,
     /// Where each stream receiver of the app runs (executor id), if placed.
     receivers: Vec<Option<String>>,
+    /// Fetch failures one task may have before its job fails.
+    max_fetch_failures: u32,
+    /// Largest broadcast message executors accept (value, name and framing).
+    max_broadcast_bytes: u64,
 }
 
 impl std::fmt::Debug for JobManager {
@@ -133,7 +148,38 @@ impl JobManager {
             jobs,
             started_at: None,
             stopped: false,
+            max_fetch_failures: DEFAULT_MAX_FETCH_FAILURES,
+            max_broadcast_bytes: u64::MAX,
         }
+    }
+
+    /// Fail a job whose commit publishes a broadcast that would not fit in a message of
+    /// `bytes` (`grpc.max_message_bytes`): sent, it would break every executor's session.
+    pub fn set_max_message_bytes(&mut self, bytes: u64) {
+        self.max_broadcast_bytes = bytes;
+    }
+
+    /// Fail a job once one of its tasks came back `n` times because its shuffle input could not
+    /// be fetched (at least 1).
+    pub fn set_max_fetch_failures(&mut self, n: u32) {
+        self.max_fetch_failures = n.max(1);
+    }
+
+    /// Whether job `j` reads stream receivers (its runs are announced to executors).
+    fn reads_receivers(&self, j: usize) -> bool {
+        self.app.jobs()[j]
+            .stages
+            .iter()
+            .any(|s| !s.receivers.is_empty())
+    }
+
+    /// Runs in flight that read stream receivers: what an executor joining now must know
+    /// (every other executor got them in [`Step::opened`]).
+    pub fn open_runs(&self) -> Vec<(u32, u64)> {
+        (0..self.jobs.len())
+            .filter(|&j| self.reads_receivers(j))
+            .flat_map(|j| self.jobs[j].active.keys().map(move |&r| (j as u32, r)))
+            .collect()
     }
 
     /// Start every job: batch jobs submit run 0 now; stream jobs' first micro-batch is due one
@@ -224,6 +270,9 @@ impl JobManager {
         self.jobs[j].next_run += 1;
         let st = RunState::new(due, &self.app.jobs()[j].stages);
         self.jobs[j].active.insert(run, st);
+        if self.reads_receivers(j) {
+            step.opened.push((j as u32, run));
+        }
         // A result stage without partitions is complete at once: the run commits now.
         self.advance(j, run, due, step);
     }
@@ -283,72 +332,17 @@ impl JobManager {
         }
     }
 
-    /// Launch parameters of task `id`: where the map outputs its stage reads live, with each
-    /// executor's block server address from `addr_of`, then where the receivers it reads run
-    /// (stage `RECEIVER_STAGE | index`; no location when the receiver is not placed, which
-    /// fails the task with a message naming the receiver).
-    ///
-    /// # Errors
-    /// [`LaunchBlocked`] when the task must not launch now; the caller returns it to the
-    /// scheduler and calls [`JobManager::task_returned`] (naming the executor for
-    /// [`LaunchBlocked::ExecutorGone`]).
-    pub fn params_for(
-        &self,
-        id: TaskId,
-        addr_of: impl Fn(&str) -> Option<String>,
-    ) -> Result<Vec<u8>, LaunchBlocked> {
-        let j = id.job as usize;
-        let st = self
-            .jobs
-            .get(j)
-            .and_then(|job| job.active.get(&id.run))
-            .ok_or(LaunchBlocked::RunOver)?;
-        let stage = self.app.jobs()[j]
-            .stages
-            .get(id.stage as usize)
-            .ok_or(LaunchBlocked::RunOver)?;
-        if stage.reads.is_empty() && stage.receivers.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::with_capacity(stage.reads.len() + stage.receivers.len());
-        for &r in &stage.reads {
-            let maps = st
-                .outputs(r as usize)
-                .map(|o| {
-                    let o = o.ok_or(LaunchBlocked::InputLost)?;
-                    let addr = addr_of(&o.executor)
-                        .ok_or_else(|| LaunchBlocked::ExecutorGone(o.executor.clone()))?;
-                    Ok(MapLoc {
-                        executor: o.executor.clone(),
-                        addr,
-                    })
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            out.push(ShuffleRead { stage: r, maps });
-        }
-        for &r in &stage.receivers {
-            let maps = self.receivers[r as usize]
-                .as_ref()
-                .and_then(|e| {
-                    Some(MapLoc {
-                        executor: e.clone(),
-                        addr: addr_of(e)?,
-                    })
-                })
-                .into_iter()
-                .collect();
-            out.push(ShuffleRead {
-                stage: RECEIVER_STAGE | r,
-                maps,
-            });
-        }
-        postcard::to_stdvec(&out).map_err(LaunchBlocked::Encode)
-    }
-
     /// Task `id` could not run because inputs held by `executor` are lost (fetch failed, or
     /// they vanished before its launch): treat that executor's outputs of the stages it reads as
-    /// lost, hold the task, and recompute.
-    pub fn task_returned(&mut self, id: TaskId, executor: Option<&str>) -> Step {
+    /// lost, hold the task, and recompute. `fetch_failed` says an executor reported the failure
+    /// (not the driver finding an input gone before the launch): those count towards
+    /// `max_fetch_failures`, past which the job fails.
+    pub fn task_returned(
+        &mut self,
+        id: TaskId,
+        executor: Option<&str>,
+        fetch_failed: bool,
+    ) -> Step {
         let mut step = Step::default();
         let j = id.job as usize;
         let Some(st) = self
@@ -361,6 +355,19 @@ impl JobManager {
         let (s, p) = (id.stage as usize, id.partition as usize);
         if !st.hand_back((s, p)) {
             return step;
+        }
+        if fetch_failed {
+            let n = st.note_fetch_failure((s, p));
+            if n >= self.max_fetch_failures {
+                let from = executor.unwrap_or("an unknown executor");
+                let reason = format!(
+                    "task {id} could not fetch its shuffle input {n} times (last from executor \
+                     {from}); giving up after driver.max_fetch_failures = {}",
+                    self.max_fetch_failures
+                );
+                self.fail_job_into(j, &reason, &mut step);
+                return step;
+            }
         }
         if let Some(e) = executor {
             st.lose(e, Some(&self.app.jobs()[j].stages[s].reads));
@@ -415,8 +422,11 @@ impl JobManager {
         let Some(done) = st.finish(at, executor, result, writes_shuffle, records) else {
             return step;
         };
-        job.stats.records += done.records;
-        job.stats.shuffle_write_bytes += done.shuffle_bytes;
+        job.stats.records = job.stats.records.saturating_add(done.records);
+        job.stats.shuffle_write_bytes = job
+            .stats
+            .shuffle_write_bytes
+            .saturating_add(done.shuffle_bytes);
         if done.stage_complete {
             self.advance(j, id.run, now, &mut step);
         }
@@ -426,7 +436,7 @@ impl JobManager {
     /// Count malformed records a task of job `j` skipped.
     pub fn note_skipped(&mut self, j: usize, n: u64) {
         if let Some(job) = self.jobs.get_mut(j) {
-            job.stats.malformed_skipped += n;
+            job.stats.malformed_skipped = job.stats.malformed_skipped.saturating_add(n);
         }
     }
 
@@ -442,7 +452,13 @@ impl JobManager {
         let parts = st.take_results();
         let mut ctx = CommitCtx::new(run, st.records, &self.broadcasts);
         let commit = self.app.jobs()[j].commit.clone();
-        match commit(&mut ctx, parts) {
+        let outcome = commit(&mut ctx, parts)
+            .map_err(|e| format!("run {run} failed to commit: {e}"))
+            .and_then(|v| match self.oversized_broadcast(run, ctx.published()) {
+                Some(reason) => Err(reason),
+                None => Ok(v),
+            });
+        match outcome {
             Ok(v) => {
                 step.published.extend(ctx.published().iter().cloned());
                 let job = &mut self.jobs[j];
@@ -463,21 +479,47 @@ impl JobManager {
                     self.begin_run(j, now, step);
                 }
             }
-            Err(e) => {
-                let reason = format!("run {run} failed to commit: {e}");
-                self.fail_job(j, &reason);
-                step.failed.push((j as u32, reason));
-            }
+            Err(reason) => self.fail_job_into(j, &reason, step),
         }
     }
 
-    /// Mark job `j` failed (a task was abandoned or a commit failed): no more runs.
-    pub fn fail_job(&mut self, j: usize, reason: &str) {
-        if let Some(job) = self.jobs.get_mut(j) {
-            job.stats.failed.get_or_insert_with(|| reason.to_string());
-            job.active.clear();
-            job.next_due = None;
+    /// Why the first of `published` is too large to send to executors, if one is.
+    fn oversized_broadcast(&self, run: u64, published: &[(String, u64)]) -> Option<String> {
+        published.iter().find_map(|(name, version)| {
+            let (_, bytes) = self.broadcasts.bytes(name)?;
+            let size = (bytes.len() + name.len()) as u64 + BROADCAST_OVERHEAD;
+            (size > self.max_broadcast_bytes).then(|| {
+                format!(
+                    "run {run} published shared state `{name}` version {version} of {} bytes, \
+                     more than a message may carry (grpc.max_message_bytes = {})",
+                    bytes.len(),
+                    self.max_broadcast_bytes
+                )
+            })
+        })
+    }
+
+    /// Mark job `j` failed (a task was abandoned or a commit failed): no more runs. Its runs in
+    /// flight end here, so what executors hold for them is released.
+    pub fn fail_job(&mut self, j: usize, reason: &str) -> Step {
+        let mut step = Step::default();
+        self.fail_job_into(j, reason, &mut step);
+        step
+    }
+
+    fn fail_job_into(&mut self, j: usize, reason: &str, step: &mut Step) {
+        let Some(job) = self.jobs.get_mut(j) else {
+            return;
+        };
+        if job.stats.failed.is_some() {
+            return;
         }
+        job.stats.failed = Some(reason.to_string());
+        job.next_due = None;
+        let runs = std::mem::take(&mut job.active);
+        step.released
+            .extend(runs.into_keys().map(|run| (j as u32, run)));
+        step.failed.push((j as u32, reason.to_string()));
     }
 
     /// Whether every job has a run limit and has committed all its runs (or failed).
@@ -510,5 +552,7 @@ impl JobManager {
     }
 }
 
+#[cfg(test)]
+mod limits_tests;
 #[cfg(test)]
 mod tests;

@@ -3,6 +3,7 @@
 use super::*;
 use neptune_core::config::Config;
 use neptune_core::shuffle::{MapStatus, ShuffleRead};
+use neptune_core::source_socket::RECEIVER_STAGE;
 use neptune_core::{Dataset, TaskContext};
 
 fn app(stream_runs: Option<u64>, batch_runs: Option<u64>) -> Arc<App> {
@@ -135,7 +136,7 @@ fn a_lost_executor_map_outputs_are_recomputed_before_held_reduce_tasks_run_again
             .is_err(),
         "no launch while an input is missing"
     );
-    let held = m.task_returned(reduces[0].id, Some("e1"));
+    let held = m.task_returned(reduces[0].id, Some("e1"), true);
     assert!(
         held.submit.is_empty(),
         "held until the recomputation is done"
@@ -360,7 +361,7 @@ fn a_fetch_failure_in_a_reduce_with_two_parents_recomputes_the_lost_outputs_of_e
     map_done(&mut m, 1, 1, "e0");
     let reduces = map_done(&mut m, 1, 2, "e1").submit.concat();
     assert_eq!(reduces.len(), 2);
-    let s = m.task_returned(reduces[0].id, Some("e1"));
+    let s = m.task_returned(reduces[0].id, Some("e1"), true);
     assert_eq!(
         ids(&s),
         vec![(0, 1), (1, 0), (1, 2)],
@@ -371,7 +372,11 @@ fn a_fetch_failure_in_a_reduce_with_two_parents_recomputes_the_lost_outputs_of_e
         m.params_for(reduces[1].id, |e| Some(e.to_string())),
         Err(LaunchBlocked::InputLost)
     ));
-    assert!(m.task_returned(reduces[1].id, None).submit.is_empty());
+    assert!(
+        m.task_returned(reduces[1].id, None, false)
+            .submit
+            .is_empty()
+    );
     assert!(map_done(&mut m, 1, 2, "e0").submit.is_empty());
     assert!(map_done(&mut m, 0, 1, "e0").submit.is_empty());
     let s = map_done(&mut m, 1, 0, "e0");
@@ -397,7 +402,7 @@ fn a_reduce_reading_from_a_vanished_executor_is_returned_and_that_input_recomput
     let addr = |e: &str| (e != "e9").then(|| e.to_string());
     let err = m.params_for(reduces[0].id, addr).unwrap_err();
     assert!(matches!(&err, LaunchBlocked::ExecutorGone(e) if e == "e9"));
-    let s = m.task_returned(reduces[0].id, Some("e9"));
+    let s = m.task_returned(reduces[0].id, Some("e9"), false);
     assert_eq!(ids(&s), vec![(1, 2)]);
 }
 
@@ -432,7 +437,7 @@ fn a_lost_output_no_incomplete_stage_reads_is_not_recomputed() {
         "stage 1 is complete: nothing needs stage 0 any more"
     );
     assert_eq!(m.stats(0).recomputed, 0);
-    let s = m.task_returned(task(2, 0), Some("e0"));
+    let s = m.task_returned(task(2, 0), Some("e0"), true);
     assert_eq!(
         ids(&s),
         vec![(0, 0)],

@@ -1,133 +1,27 @@
 //! Task-scheduler configuration: policy, placement and limits, with `Default` and validation.
 //!
-//! Config flows one way: the CLI/env layer fills a [`SchedulerConfig`] (directly or
-//! through [`SchedulerConfig::set`] for `--set k=v`), and [`Scheduler::new`](super::Scheduler::new)
-//! validates it. Every error names the offending key or value.
+//! Config flows one way: [`SchedulerConfig::from_config`] reads the `scheduler.*` and
+//! `heartbeat.timeout_ms` keys through their descriptors in `neptune_config::keys` (the one place
+//! that defines each key's default and range), and [`Scheduler::new`](super::Scheduler::new)
+//! validates a config built by hand against the same ranges. Every error names the offending key.
 
+use neptune_config::keys::{
+    FAIR_WEIGHT_BATCH, FAIR_WEIGHT_STREAM, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS,
+    MAX_SUSPENSIONS, MAX_TASK_FAILURES, METRICS_WINDOW, PLACEMENT, POLICY, QUANTUM_MS, SEED,
+    STATIC_STREAM_EXECUTORS,
+};
+use neptune_config::{Config, ConfigError, UInt, rules};
 use serde::Serialize;
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
-/// Which scheduling policy the task scheduler runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Policy {
-    /// Stream task sets first, batch FIFO; a stream task at a full cluster suspends a batch task.
-    #[default]
-    Neptune,
-    /// One queue in submission order; never preempts.
-    Fifo,
-    /// Weighted stream/batch pools; the pool furthest below its weighted share goes next; never preempts.
-    Fair,
-    /// Like `Neptune`, but preempts by killing the batch task (its work is lost and it is re-queued).
-    Kill,
-    /// The first `static_stream_executors` executors run only stream tasks, the others only batch.
-    Static,
-}
+pub use neptune_config::{Placement, Policy};
 
-/// How executors are ordered when a task is placed (and, for stream tasks, where batch tasks are
-/// preempted). See the [module docs](super) for the exact LMA ordering.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Default)]
-#[serde(rename_all = "lowercase")]
-pub enum Placement {
-    /// Locality- and memory-aware: locality, then memory pressure, then task balance.
-    #[default]
-    Lma,
-    /// Load balance: fewest tasks first (no locality, no memory).
-    Lb,
-    /// Uniformly random among candidates, from the seeded RNG.
-    Random,
-}
-
-/// A policy or placement name that is not one we know.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown {what} `{value}` (expected one of: {expected})")]
-pub struct ParseNameError {
-    /// `"policy"` or `"placement"`.
-    pub what: &'static str,
-    /// The value as given.
-    pub value: String,
-    /// The accepted names, comma-separated.
-    pub expected: &'static str,
-}
-
-impl Policy {
-    /// Lower-case name used in config, CLI and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Policy::Neptune => "neptune",
-            Policy::Fifo => "fifo",
-            Policy::Fair => "fair",
-            Policy::Kill => "kill",
-            Policy::Static => "static",
-        }
-    }
-
-    /// Whether a stream task may preempt a batch task under this policy, and how.
-    pub(super) fn preemption(self) -> Option<super::PreemptHow> {
-        match self {
-            Policy::Neptune => Some(super::PreemptHow::Suspend),
-            Policy::Kill => Some(super::PreemptHow::Kill),
-            Policy::Fifo | Policy::Fair | Policy::Static => None,
-        }
-    }
-}
-
-impl Placement {
-    /// Lower-case name used in config, CLI and reports.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Placement::Lma => "lma",
-            Placement::Lb => "lb",
-            Placement::Random => "random",
-        }
-    }
-}
-
-impl fmt::Display for Policy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl fmt::Display for Placement {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Policy {
-    type Err = ParseNameError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "neptune" => Ok(Policy::Neptune),
-            "fifo" => Ok(Policy::Fifo),
-            "fair" => Ok(Policy::Fair),
-            "kill" => Ok(Policy::Kill),
-            "static" => Ok(Policy::Static),
-            _ => Err(ParseNameError {
-                what: "policy",
-                value: s.to_owned(),
-                expected: "neptune, fifo, fair, kill, static",
-            }),
-        }
-    }
-}
-
-impl FromStr for Placement {
-    type Err = ParseNameError;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "lma" => Ok(Placement::Lma),
-            "lb" => Ok(Placement::Lb),
-            "random" => Ok(Placement::Random),
-            _ => Err(ParseNameError {
-                what: "placement",
-                value: s.to_owned(),
-                expected: "lma, lb, random",
-            }),
-        }
+/// How a policy preempts a batch task for a stream task, if it does.
+pub(super) fn preemption(policy: Policy) -> Option<super::PreemptHow> {
+    match policy {
+        Policy::Neptune => Some(super::PreemptHow::Suspend),
+        Policy::Kill => Some(super::PreemptHow::Kill),
+        Policy::Fifo | Policy::Fair | Policy::Static => None,
     }
 }
 
@@ -141,173 +35,183 @@ pub struct FairWeights {
     pub batch: u32,
 }
 
-/// Configuration of the task scheduler. `Default` is `neptune` + `lma` with the values below.
+/// Configuration of the task scheduler. Each field's key, default and range are those of its
+/// setting in `neptune_config::keys`; `Default` is every setting's default (`neptune` + `lma`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SchedulerConfig {
-    /// Key `policy` (default `neptune`).
+    /// `scheduler.policy`.
     pub policy: Policy,
-    /// Key `placement` (default `lma`).
+    /// `scheduler.placement`.
     pub placement: Placement,
-    /// Key `max_suspensions` (default 8): a task preempted more often than this runs unpreemptible
-    /// for `quantum` each time it starts running again.
+    /// `scheduler.max_suspensions`: a task preempted more often than this runs unpreemptible for
+    /// `quantum` each time it starts running again.
     pub max_suspensions: u32,
-    /// Key `quantum_ms` (default 1000 ms): the anti-starvation protection period.
+    /// `scheduler.quantum_ms`: the anti-starvation protection period.
     pub quantum: Duration,
-    /// Keys `fair_weights.stream`, `fair_weights.batch` (default 1 and 1).
+    /// `scheduler.fair_weights.stream`, `scheduler.fair_weights.batch`.
     pub fair_weights: FairWeights,
-    /// Key `static_stream_executors` (default 1): stream-only executors under `static`.
+    /// `scheduler.static_stream_executors`: stream-only executors under `static`.
     pub static_stream_executors: usize,
-    /// Key `heartbeat_timeout_ms` (default 5000 ms): an executor silent for longer is dropped.
+    /// `heartbeat.timeout_ms`: an executor silent for longer is dropped.
     pub heartbeat_timeout: Duration,
-    /// Key `metrics_window` (default 10): heartbeats in the LMA sliding window.
+    /// `scheduler.metrics_window`: heartbeats in the LMA sliding window.
     pub metrics_window: usize,
-    /// Key `max_task_failures` (default 4): the failure that reaches this count abandons the task.
+    /// `scheduler.max_task_failures`: the failure that reaches this count abandons the task.
     pub max_task_failures: u32,
-    /// Key `seed` (default 0): seed of the `random` placement.
+    /// `scheduler.seed`: seed of the `random` placement.
     pub seed: u64,
 }
 
 impl Default for SchedulerConfig {
     fn default() -> Self {
-        SchedulerConfig {
-            policy: Policy::Neptune,
-            placement: Placement::Lma,
-            max_suspensions: 8,
-            quantum: Duration::from_millis(1000),
-            fair_weights: FairWeights {
-                stream: 1,
-                batch: 1,
-            },
-            static_stream_executors: 1,
-            heartbeat_timeout: Duration::from_millis(5000),
-            metrics_window: 10,
-            max_task_failures: 4,
-            seed: 0,
-        }
+        // Every default lies in its range (`defaults_are_valid` tests it), so this cannot fail.
+        Self::from_config(&Config::default()).unwrap_or_else(|e| unreachable!("{e}"))
     }
 }
 
-/// A configuration key or value the scheduler cannot use. Each variant names the key.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum ConfigError {
-    /// `set` was given a key the scheduler does not have.
-    #[error("unknown scheduler config key `{key}`")]
-    UnknownKey {
-        /// The key as given.
-        key: String,
-    },
-    /// The value of `key` does not parse.
-    #[error("invalid value `{value}` for scheduler config key `{key}`: {reason}")]
-    InvalidValue {
-        /// The key being set.
-        key: &'static str,
-        /// The value as given.
-        value: String,
-        /// What was expected.
-        reason: String,
-    },
-    /// The value of `key` parses but is outside its valid range.
-    #[error("scheduler config key `{key}` {requirement}")]
-    OutOfRange {
-        /// The offending key.
-        key: &'static str,
-        /// The rule it breaks, e.g. "must be at least 1".
-        requirement: &'static str,
-    },
+fn u32_of(v: u64) -> u32 {
+    // Every u32 setting's range ends below u32::MAX (checked by a test), so this never saturates.
+    u32::try_from(v).unwrap_or(u32::MAX)
 }
 
-fn parse<T: FromStr>(key: &'static str, value: &str) -> Result<T, ConfigError>
-where
-    T::Err: fmt::Display,
-{
-    value
-        .trim()
-        .parse()
-        .map_err(|e: T::Err| ConfigError::InvalidValue {
-            key,
-            value: value.to_owned(),
-            reason: e.to_string(),
-        })
+fn usize_of(v: u64) -> usize {
+    usize::try_from(v).unwrap_or(usize::MAX)
 }
 
 impl SchedulerConfig {
-    /// Sets one key from its string form (`--set scheduler.KEY=VALUE` after the prefix is
-    /// stripped). Durations are whole milliseconds. Does not validate ranges: call
-    /// [`validate`](Self::validate) once all keys are set.
+    /// Reads every scheduler key, and the heartbeat timeout (whose range and default depend on
+    /// `heartbeat.interval_ms`).
     ///
     /// # Errors
-    /// [`ConfigError::UnknownKey`] or [`ConfigError::InvalidValue`], naming the key.
-    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
-        match key {
-            "policy" => self.policy = parse("policy", value)?,
-            "placement" => self.placement = parse("placement", value)?,
-            "max_suspensions" => self.max_suspensions = parse("max_suspensions", value)?,
-            "quantum_ms" => self.quantum = Duration::from_millis(parse("quantum_ms", value)?),
-            "fair_weights.stream" => {
-                self.fair_weights.stream = parse("fair_weights.stream", value)?
-            }
-            "fair_weights.batch" => self.fair_weights.batch = parse("fair_weights.batch", value)?,
-            "static_stream_executors" => {
-                self.static_stream_executors = parse("static_stream_executors", value)?
-            }
-            "heartbeat_timeout_ms" => {
-                self.heartbeat_timeout =
-                    Duration::from_millis(parse("heartbeat_timeout_ms", value)?)
-            }
-            "metrics_window" => self.metrics_window = parse("metrics_window", value)?,
-            "max_task_failures" => self.max_task_failures = parse("max_task_failures", value)?,
-            "seed" => self.seed = parse("seed", value)?,
-            _ => {
-                return Err(ConfigError::UnknownKey {
-                    key: key.to_owned(),
+    /// A [`ConfigError`] naming the key at fault.
+    pub fn from_config(cfg: &Config) -> Result<Self, ConfigError> {
+        let interval = HEARTBEAT_INTERVAL_MS.get(cfg)?;
+        let timeout = match HEARTBEAT_TIMEOUT_MS.get_opt(cfg)? {
+            None => rules::heartbeat_timeout_default(interval),
+            Some(t) if t < rules::heartbeat_timeout_min(interval) => {
+                return Err(ConfigError::Invalid {
+                    key: HEARTBEAT_TIMEOUT_MS.meta.key.into(),
+                    value: t.to_string(),
+                    reason: format!(
+                        "must be at least twice heartbeat.interval_ms ({interval}), or healthy executors get dropped"
+                    ),
                 });
+            }
+            Some(t) => t,
+        };
+        let c = SchedulerConfig {
+            policy: POLICY.get(cfg)?,
+            placement: PLACEMENT.get(cfg)?,
+            max_suspensions: u32_of(MAX_SUSPENSIONS.get(cfg)?),
+            quantum: Duration::from_millis(QUANTUM_MS.get(cfg)?),
+            fair_weights: FairWeights {
+                stream: u32_of(FAIR_WEIGHT_STREAM.get(cfg)?),
+                batch: u32_of(FAIR_WEIGHT_BATCH.get(cfg)?),
+            },
+            static_stream_executors: usize_of(STATIC_STREAM_EXECUTORS.get(cfg)?),
+            heartbeat_timeout: Duration::from_millis(timeout),
+            metrics_window: usize_of(METRICS_WINDOW.get(cfg)?),
+            max_task_failures: u32_of(MAX_TASK_FAILURES.get(cfg)?),
+            seed: SEED.get(cfg)?,
+        };
+        c.validate()?;
+        Ok(c)
+    }
+
+    /// Sets one key from its string form (`scheduler.quantum_ms`, ...), checking its range: how
+    /// a running driver applies a live change. Keys not under `scheduler.` are refused.
+    ///
+    /// # Errors
+    /// [`ConfigError::Invalid`] naming the key; [`ConfigError::Unknown`] for other keys.
+    pub fn set(&mut self, key: &str, value: &str) -> Result<(), ConfigError> {
+        let u = |s: &UInt| s.parse_as(key, value);
+        match key {
+            k if k == POLICY.meta.key => self.policy = POLICY.parse_as(key, value)?,
+            k if k == PLACEMENT.meta.key => self.placement = PLACEMENT.parse_as(key, value)?,
+            k if k == MAX_SUSPENSIONS.meta.key => {
+                self.max_suspensions = u32_of(u(&MAX_SUSPENSIONS)?)
+            }
+            k if k == QUANTUM_MS.meta.key => self.quantum = Duration::from_millis(u(&QUANTUM_MS)?),
+            k if k == FAIR_WEIGHT_STREAM.meta.key => {
+                self.fair_weights.stream = u32_of(u(&FAIR_WEIGHT_STREAM)?)
+            }
+            k if k == FAIR_WEIGHT_BATCH.meta.key => {
+                self.fair_weights.batch = u32_of(u(&FAIR_WEIGHT_BATCH)?)
+            }
+            k if k == STATIC_STREAM_EXECUTORS.meta.key => {
+                self.static_stream_executors = usize_of(u(&STATIC_STREAM_EXECUTORS)?)
+            }
+            k if k == METRICS_WINDOW.meta.key => {
+                self.metrics_window = usize_of(u(&METRICS_WINDOW)?)
+            }
+            k if k == MAX_TASK_FAILURES.meta.key => {
+                self.max_task_failures = u32_of(u(&MAX_TASK_FAILURES)?)
+            }
+            k if k == SEED.meta.key => self.seed = u(&SEED)?,
+            _ => {
+                return Err(ConfigError::Unknown(vec![neptune_config::UnknownKey {
+                    key: key.to_string(),
+                    suggestion: None,
+                }]));
             }
         }
         Ok(())
     }
 
-    /// Checks every range rule.
+    /// Checks every value against its setting's range (for configs built by hand: tests, the
+    /// simulator, benches).
     ///
     /// # Errors
-    /// [`ConfigError::OutOfRange`] naming the first key that breaks its rule.
+    /// [`ConfigError::Invalid`] naming the first key out of range.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let rule = |ok: bool, key, requirement| {
-            if ok {
-                Ok(())
-            } else {
-                Err(ConfigError::OutOfRange { key, requirement })
-            }
-        };
-        rule(
-            self.fair_weights.stream >= 1,
-            "fair_weights.stream",
-            "must be at least 1",
+        let check = |s: &UInt, v: u64| s.check_as(s.meta.key, v).map(|_| ());
+        check(&MAX_SUSPENSIONS, u64::from(self.max_suspensions))?;
+        check(&QUANTUM_MS, self.quantum.as_millis() as u64)?;
+        check(&FAIR_WEIGHT_STREAM, u64::from(self.fair_weights.stream))?;
+        check(&FAIR_WEIGHT_BATCH, u64::from(self.fair_weights.batch))?;
+        check(
+            &STATIC_STREAM_EXECUTORS,
+            self.static_stream_executors as u64,
         )?;
-        rule(
-            self.fair_weights.batch >= 1,
-            "fair_weights.batch",
-            "must be at least 1",
-        )?;
-        rule(
-            self.policy != Policy::Static || self.static_stream_executors >= 1,
-            "static_stream_executors",
-            "must be at least 1 under policy `static`",
-        )?;
-        rule(
-            !self.heartbeat_timeout.is_zero(),
-            "heartbeat_timeout_ms",
-            "must be positive",
-        )?;
-        rule(
-            self.metrics_window >= 1,
-            "metrics_window",
-            "must be at least 1",
-        )?;
-        rule(
-            self.max_task_failures >= 1,
-            "max_task_failures",
-            "must be at least 1",
-        )?;
+        check(&METRICS_WINDOW, self.metrics_window as u64)?;
+        check(&MAX_TASK_FAILURES, u64::from(self.max_task_failures))?;
+        // The heartbeat timeout's range (which depends on the interval) is the setting's, checked
+        // by `from_config`; configs built by hand (the simulator, tests) may switch timeouts off
+        // with a long one, but never to zero, which would drop every executor at once.
+        if self.heartbeat_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: HEARTBEAT_TIMEOUT_MS.meta.key.into(),
+                value: "0".into(),
+                reason: "must be positive".into(),
+            });
+        }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_valid() {
+        let d = SchedulerConfig::default();
+        assert_eq!(d.validate(), Ok(()));
+        assert_eq!(
+            (d.policy, d.placement, d.max_suspensions),
+            (Policy::Neptune, Placement::Lma, 8)
+        );
+    }
+
+    #[test]
+    fn integer_settings_fit_their_fields() {
+        for s in [
+            &MAX_SUSPENSIONS,
+            &FAIR_WEIGHT_STREAM,
+            &FAIR_WEIGHT_BATCH,
+            &MAX_TASK_FAILURES,
+        ] {
+            assert!(s.max < u64::from(u32::MAX), "{}", s.meta.key);
+        }
     }
 }

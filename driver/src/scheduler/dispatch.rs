@@ -41,7 +41,7 @@ impl Scheduler {
 
     /// Stream lane under a preempting policy: a free slot if any, else a victim.
     fn place_stream_preempting(&mut self, now: Duration, out: &mut Vec<Command>) {
-        let Some(how) = self.cfg.policy.preemption() else {
+        let Some(how) = super::config::preemption(self.cfg.policy) else {
             return;
         };
         while let Some(id) = self.lanes.front(STREAM_LANE) {

@@ -58,12 +58,15 @@
 //! executor is lost first, both are re-queued. Events about a `Reserved` task before its victim's
 //! outcome break the executor contract (see [`Preempt`]) and are ignored.
 //!
-//! # Stale events
+//! # Stale and forged events (the holder rule)
 //! The scheduler records, for every placed task, its executor incarnation and its attempt. A
 //! task event is applied only if its executor id is registered now, the task is placed on that
-//! executor, and the event's attempt equals the task's current attempt; otherwise it is ignored
-//! (logged at debug). Re-queueing always bumps the attempt, and a re-registered executor id is a
-//! new incarnation, so late events of an older life never match.
+//! executor, and the event's attempt equals the task's current attempt; a suspension only while
+//! one was asked for, a resumption only while one is pending. Anything else is ignored (logged at
+//! debug), and [`Scheduler::check`] says why beforehand ([`Ignored`]), so the driver refuses an
+//! update before it reaches the job manager or a total. Re-queueing always bumps the attempt,
+//! and a re-registered executor id is a new incarnation, so late events of an older life never
+//! match, and no executor can report on a task it was not given.
 //!
 //! # Failures
 //! Executor lost (connection closed, or silent for longer than `heartbeat_timeout` at a `Tick`,
@@ -81,6 +84,7 @@
 //! all tasks (except `JobCancelled`, which visits the job's tasks and the queues). A `Tick`
 //! costs O(log E) plus the executors that timed out.
 
+mod acceptance;
 mod config;
 mod dispatch;
 mod executors;
@@ -93,7 +97,9 @@ mod transitions;
 #[cfg(test)]
 mod tests;
 
-pub use config::{ConfigError, FairWeights, ParseNameError, Placement, Policy, SchedulerConfig};
+pub use acceptance::Ignored;
+pub use config::{FairWeights, Placement, Policy, SchedulerConfig};
+pub use neptune_config::ConfigError;
 pub use protocol::{Command, Event, ExecutorMetrics, Preempt, PreemptHow, RequeueReason, TaskSpec};
 pub use snapshot::{ExecutorSnapshot, Snapshot, Totals};
 
@@ -269,6 +275,11 @@ impl Scheduler {
                 attempt,
                 executor,
             } => self.on_returned(id, attempt, &executor, out),
+            Event::LaunchCancelled {
+                id,
+                attempt,
+                executor,
+            } => self.on_launch_cancelled(id, attempt, &executor),
             Event::TaskKilled {
                 id,
                 attempt,

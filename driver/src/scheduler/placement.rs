@@ -41,11 +41,17 @@ pub(super) struct MetricsWindow {
     used_sum: u64,
 }
 
+/// Highest ratio kept, in ‰ (1000 × the limit): beyond it every executor is in the last band
+/// anyway, and sums over a window of samples cannot overflow.
+const MAX_PERMILLE: u64 = 1_000_000;
+
 fn permille(bytes: u64, limit: u64) -> u64 {
     if limit == 0 {
         0
     } else {
-        u64::try_from(u128::from(bytes) * 1000 / u128::from(limit)).unwrap_or(u64::MAX)
+        u64::try_from(u128::from(bytes) * 1000 / u128::from(limit))
+            .unwrap_or(u64::MAX)
+            .min(MAX_PERMILLE)
     }
 }
 
@@ -64,11 +70,11 @@ impl MetricsWindow {
     pub(super) fn push(&mut self, m: ExecutorMetrics, limit: u64) {
         let used = permille(m.memory_used, limit);
         self.samples.push_back((used, m.spilled_bytes_total));
-        self.used_sum += used;
+        self.used_sum = self.used_sum.saturating_add(used);
         if self.samples.len() > self.len
             && let Some((old_used, old_spilled)) = self.samples.pop_front()
         {
-            self.used_sum -= old_used;
+            self.used_sum = self.used_sum.saturating_sub(old_used);
             self.spilled_before = old_spilled;
         }
         self.retained_permille = permille(m.suspended_retained_bytes, limit);

@@ -129,6 +129,17 @@ pub enum Event {
         /// Reporting executor.
         executor: ExecutorId,
     },
+    /// The driver could not send the [`Command::Launch`] of this task (its inputs were lost after
+    /// it was queued, or its run is over): the scheduler forgets it, and if the launch carried a
+    /// [`Preempt`], the victim keeps its slot and runs on (the executor never heard of either).
+    LaunchCancelled {
+        /// Task.
+        id: TaskId,
+        /// Attempt of the task.
+        attempt: u32,
+        /// The executor the launch was for.
+        executor: ExecutorId,
+    },
     /// The task was killed (after a [`Preempt`] by kill or a [`Command::Kill`]); its slot is free.
     TaskKilled {
         /// Task.

@@ -65,21 +65,16 @@ impl Scheduler {
         }
     }
 
-    /// The executor of a task event, if the event is current: the executor is registered, the
-    /// task is placed on it, and the attempt matches. `None` means stale: ignore the event.
+    /// The executor of a task event, if the event is current (see the holder rule in
+    /// `acceptance.rs`). `None` means stale or forged: ignore the event.
     fn current(&self, id: TaskId, attempt: u32, executor: &str) -> Option<(Seq, TaskState)> {
-        let seq = self.execs.seq_of(executor)?;
-        let entry = self.tasks.get(&id)?;
-        let current = entry.spec.attempt == attempt && entry.state.exec() == Some(seq);
-        if !current {
-            debug!(task = %id, attempt, executor, "stale task event ignored");
-            return None;
+        match self.holder(id, attempt, executor) {
+            Ok(found) => Some(found),
+            Err(why) => {
+                debug!(task = %id, attempt, executor, %why, "task event ignored");
+                None
+            }
         }
-        if let TaskState::Reserved { victim, .. } = entry.state {
-            warn!(task = %id, %victim, executor, "event for a task before its victim's outcome ignored");
-            return None;
-        }
-        Some((seq, entry.state))
     }
 
     /// The task that inherits `state`'s slot, if `state` is a victim of a preemption in flight.
@@ -125,7 +120,7 @@ impl Scheduler {
         };
         self.totals.suspensions += 1;
         let entry = self.tasks.get_mut(&id).expect("current task");
-        entry.preemptions += 1;
+        entry.preemptions = entry.preemptions.saturating_add(1);
         let next = if entry.cancelled {
             TaskState::Killing { exec }
         } else {
@@ -229,6 +224,23 @@ impl Scheduler {
         }
     }
 
+    pub(super) fn on_launch_cancelled(&mut self, id: TaskId, attempt: u32, executor: &str) {
+        let Ok((exec, state)) = self.launched(id, attempt, executor) else {
+            debug!(task = %id, executor, "cancelled launch of a task that moved on ignored");
+            return;
+        };
+        debug!(task = %id, "launch cancelled: the task is handed back");
+        if let TaskState::Reserved { victim, .. } = state
+            && let Some(TaskState::Preempting { exec: at, by, .. }) =
+                self.tasks.get(&victim).map(|e| e.state)
+            && (at, by) == (exec, id)
+        {
+            // The preemption went out with the launch, so it never went out: the victim runs on.
+            self.relocate(victim, TaskState::Running { exec });
+        }
+        self.forget(id);
+    }
+
     pub(super) fn on_killed(
         &mut self,
         id: TaskId,
@@ -244,8 +256,9 @@ impl Scheduler {
         if heir.is_some() {
             // A preemptive kill: the work lost is the price of the `kill` policy.
             self.totals.kills += 1;
-            self.totals.records_lost += records_lost;
-            self.tasks.get_mut(&id).expect("current task").preemptions += 1;
+            self.totals.records_lost = self.totals.records_lost.saturating_add(records_lost);
+            let entry = self.tasks.get_mut(&id).expect("current task");
+            entry.preemptions = entry.preemptions.saturating_add(1);
         }
         if self.tasks[&id].cancelled {
             self.forget(id);
@@ -336,7 +349,8 @@ impl Scheduler {
     pub(super) fn requeue(&mut self, id: TaskId, reason: RequeueReason, out: &mut Vec<Command>) {
         self.relocate(id, TaskState::Queued);
         let entry = self.tasks.get_mut(&id).expect("requeueing a known task");
-        entry.spec.attempt += 1;
+        // Saturates: an executor reporting kills of its own task forever must not wrap it.
+        entry.spec.attempt = entry.spec.attempt.saturating_add(1);
         entry.resume_pending = false;
         let kind = entry.spec.kind;
         self.lanes.push_front(id, kind);

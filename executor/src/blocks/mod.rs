@@ -1,13 +1,18 @@
 //! The executor's shuffle block store: map tasks append block segments, kept in memory up to the
 //! store's budget and spilled to files in a temp directory beyond it (deleted on exit); reduce
-//! tasks read local blocks directly and remote ones through [`fetch`]; [`server`] serves this
-//! executor's blocks to the others.
+//! tasks read local blocks directly and remote ones through [`fetch`] (over [`client`]'s pooled,
+//! mutually authenticated connections); [`server`] serves this executor's blocks to the others.
 //!
 //! Budgets come from `--memory`: [`BLOCKS_SHARE`] of it for blocks, [`TASKS_SHARE`] shared by
 //! the cores for tasks' aggregation state (which spills on its own, see
 //! `neptune_core::shuffle::aggregate`), [`RECEIVERS_SHARE`](crate::receivers::RECEIVERS_SHARE)
 //! for stream receivers' buffers. The rest is headroom for the process itself.
+//!
+//! A fetched block is held whole in the fetching task's memory, so fetches are capped at
+//! `shuffle.max_block_bytes` (default [`DEFAULT_MAX_BLOCK_BYTES`]) and at the block's size as its
+//! map task reported it; see [`fetch`] for the wire format and its checks.
 
+pub mod client;
 pub mod fetch;
 pub mod server;
 
@@ -24,6 +29,19 @@ use std::sync::{Arc, Mutex, OnceLock};
 pub const BLOCKS_SHARE: f64 = 0.4;
 /// Share of `--memory` for tasks' aggregation state, divided among the cores.
 pub const TASKS_SHARE: f64 = 0.3;
+/// Default of `shuffle.max_block_bytes`: the largest block (or receiver cut) a task fetches.
+pub const DEFAULT_MAX_BLOCK_BYTES: u64 = 1 << 30;
+
+/// What this executor has for a block request.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Lookup {
+    /// The block's bytes.
+    Found(Vec<u8>),
+    /// Not held here (never written, released, or not a block at all).
+    Missing,
+    /// A receiver cut of a run the driver has not announced (yet).
+    NotOpen,
+}
 
 enum Segment {
     Mem(Arc<Vec<u8>>),
@@ -37,6 +55,20 @@ struct Inner {
     seq: u64,
 }
 
+impl Inner {
+    /// Forget block `id`, freeing its memory and deleting its spill files.
+    fn drop_block(&mut self, id: BlockId) {
+        for seg in self.blocks.remove(&id).unwrap_or_default() {
+            match seg {
+                Segment::Mem(b) => self.mem_bytes = self.mem_bytes.saturating_sub(b.len() as u64),
+                Segment::Disk { path, .. } => {
+                    let _ = std::fs::remove_file(path);
+                }
+            }
+        }
+    }
+}
+
 /// One executor's blocks.
 pub struct BlockStore {
     executor: std::sync::RwLock<String>,
@@ -45,9 +77,13 @@ pub struct BlockStore {
     task_budget: u64,
     dir: tempfile::TempDir,
     spilled: AtomicU64,
+    /// Largest block a task of this executor fetches (`shuffle.max_block_bytes`).
+    max_block: AtomicU64,
     /// Stream receivers of this executor (set once the app is known): their cuts are served as
     /// blocks of stage `RECEIVER_STAGE | index`.
     receivers: OnceLock<Arc<Receivers>>,
+    /// Connections to other executors' block servers.
+    pool: client::Pool,
 }
 
 impl std::fmt::Debug for BlockStore {
@@ -61,11 +97,17 @@ impl std::fmt::Debug for BlockStore {
 
 impl BlockStore {
     /// A store for `executor` sized from its `memory` budget and `cores`, spilling into a new
-    /// temp directory (removed when the store is dropped).
+    /// temp directory (removed when the store is dropped), fetching remote blocks under `tls`
+    /// (`None`: plaintext, `--insecure`).
     ///
     /// # Errors
     /// When the temp directory cannot be created.
-    pub fn new(executor: &str, memory: u64, cores: u32) -> std::io::Result<Self> {
+    pub fn new(
+        executor: &str,
+        memory: u64,
+        cores: u32,
+        tls: Option<Arc<rustls::ClientConfig>>,
+    ) -> std::io::Result<Self> {
         let dir = tempfile::Builder::new()
             .prefix(&format!("neptune-{executor}-"))
             .tempdir()?;
@@ -76,7 +118,9 @@ impl BlockStore {
             task_budget: (memory as f64 * TASKS_SHARE) as u64 / u64::from(cores.max(1)),
             dir,
             spilled: AtomicU64::new(0),
+            max_block: AtomicU64::new(DEFAULT_MAX_BLOCK_BYTES),
             receivers: OnceLock::new(),
+            pool: client::Pool::new(tls),
         })
     }
 
@@ -93,6 +137,11 @@ impl BlockStore {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Refuse fetched blocks longer than `bytes` (the app's `shuffle.max_block_bytes`).
+    pub fn set_max_block_bytes(&self, bytes: u64) {
+        self.max_block.store(bytes, Ordering::Relaxed);
+    }
+
     /// Serve the cuts of `receivers` (once the app is known; later calls are ignored).
     pub fn set_receivers(&self, receivers: Arc<Receivers>) {
         let _ = self.receivers.set(receivers);
@@ -101,6 +150,11 @@ impl BlockStore {
     /// Bytes spilled to disk since start (blocks and aggregation state).
     pub fn spilled_total(&self) -> u64 {
         self.spilled.load(Ordering::Relaxed)
+    }
+
+    /// Connections to other executors' block servers.
+    pub fn pool(&self) -> &client::Pool {
+        &self.pool
     }
 
     /// Bytes of blocks held in memory now.
@@ -114,14 +168,30 @@ impl BlockStore {
     /// # Errors
     /// When a spilled segment cannot be read back.
     pub fn get(&self, id: BlockId) -> std::io::Result<Option<Vec<u8>>> {
+        Ok(match self.lookup(id)? {
+            Lookup::Found(b) => Some(b),
+            Lookup::Missing | Lookup::NotOpen => None,
+        })
+    }
+
+    /// What this executor has for block `id`: a shuffle block, or a receiver's cut (made now if
+    /// this is its run's first request and the driver announced the run). Reads spilled
+    /// segments from disk: call off the RPC threads.
+    ///
+    /// # Errors
+    /// When a spilled segment cannot be read back.
+    pub fn lookup(&self, id: BlockId) -> std::io::Result<Lookup> {
         if id.stage >= RECEIVER_STAGE {
-            return Ok(self.receivers.get().and_then(|r| r.cut_block(id)));
+            return Ok(match self.receivers.get() {
+                Some(r) => r.cut_block(id),
+                None => Lookup::Missing,
+            });
         }
         // Segments to copy, read outside the lock: bytes in memory, or a spill file.
         let parts: Vec<Result<Arc<Vec<u8>>, PathBuf>> = {
             let inner = self.lock();
             let Some(segs) = inner.blocks.get(&id) else {
-                return Ok(None);
+                return Ok(Lookup::Missing);
             };
             segs.iter()
                 .map(|s| match s {
@@ -137,7 +207,7 @@ impl BlockStore {
                 Err(path) => out.extend_from_slice(&std::fs::read(&path)?),
             }
         }
-        Ok(Some(out))
+        Ok(Lookup::Found(out))
     }
 
     /// Drop every block (and receiver cut) of run `run` of job `job`.
@@ -153,14 +223,7 @@ impl BlockStore {
             .copied()
             .collect();
         for id in ids {
-            for seg in inner.blocks.remove(&id).unwrap_or_default() {
-                match seg {
-                    Segment::Mem(b) => inner.mem_bytes -= b.len() as u64,
-                    Segment::Disk { path, .. } => {
-                        let _ = std::fs::remove_file(path);
-                    }
-                }
-            }
+            inner.drop_block(id);
         }
     }
 }
@@ -196,6 +259,10 @@ impl Blocks for BlockStore {
         Ok(())
     }
 
+    fn discard(&self, id: BlockId) {
+        self.lock().drop_block(id);
+    }
+
     fn fetch(&self, ctx: &TaskContext, loc: &MapLoc, id: BlockId) -> Result<Vec<u8>, FetchError> {
         if self.is_me(&loc.executor) {
             return match self.get(id) {
@@ -212,7 +279,8 @@ impl Blocks for BlockStore {
                 }),
             };
         }
-        fetch::fetch_with_retries(ctx, loc, id)
+        let cap = self.max_block.load(Ordering::Relaxed);
+        fetch::fetch_with_retries(ctx, &self.pool, loc, id, cap)
     }
 
     fn spill_dir(&self) -> PathBuf {

@@ -3,7 +3,7 @@
 //! placement decision of the [`Table`] reaches a chosen worker.
 
 use super::table::{Action, Commit, StartTask, Table};
-use super::types::TaskOutcome;
+use super::types::{Tally, TaskOutcome};
 use may::coroutine::{Builder, Coroutine};
 use neptune_core::ids::TaskId;
 use neptune_core::state::Broadcasts;
@@ -110,7 +110,7 @@ fn start_task(shared: &Arc<Shared>, worker: usize, task: StartTask) {
     // and keeps its own handle in the table until it has finished (hazard 1, see module docs).
     if let Err(e) = may::go!(builder, move || run_task(runner, task)) {
         let failed = TaskOutcome::Failed(format!("could not start a coroutine for the task: {e}"));
-        let actions = shared.lock().finish(id, serial, failed, 0);
+        let actions = shared.lock().finish(id, serial, failed, Tally::default());
         perform(shared, actions);
     }
 }
@@ -140,9 +140,9 @@ fn run_task(shared: Arc<Shared>, task: StartTask) {
         Ok(Err(message)) => TaskOutcome::Failed(message),
         Err(payload) => TaskOutcome::Failed(format!("task panicked: {}", panic_message(&*payload))),
     };
-    let records = ctx.records();
+    let tally = Tally::of(&ctx);
     drop(ctx);
-    let actions = shared.lock().finish(id, serial, outcome, records);
+    let actions = shared.lock().finish(id, serial, outcome, tally);
     perform(&shared, actions);
     // Hazard 1: if this coroutine was resumed inline by may's `Park::subscribe` (an unpark that
     // raced its park), exiting now would drop its `Park` inside that call and spin forever in

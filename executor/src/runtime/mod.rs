@@ -72,8 +72,8 @@ mod types;
 
 pub use coroutines::STACK_BYTES;
 pub use types::{
-    KindCounts, RuntimeError, RuntimeEvent, RuntimeSnapshot, TaskBody, TaskOutcome, TaskState,
-    TaskSummary,
+    KindCounts, RuntimeError, RuntimeEvent, RuntimeSnapshot, Tally, TaskBody, TaskOutcome,
+    TaskState, TaskSummary,
 };
 
 use coroutines::{Shared, configure, perform};

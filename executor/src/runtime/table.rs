@@ -6,7 +6,7 @@
 //! Events are sent under the lock, so the order of a task's events is the order of its
 //! transitions. Generic over the wake handle `H` so the transitions are unit-tested without `may`.
 
-use super::types::{RuntimeError, RuntimeEvent, TaskBody, TaskOutcome, TaskState};
+use super::types::{RuntimeError, RuntimeEvent, Tally, TaskBody, TaskOutcome, TaskState};
 use neptune_core::ids::{JobKind, TaskId};
 use neptune_core::task::{KILL, SUSPEND, TaskControl};
 use std::collections::{HashMap, VecDeque};
@@ -263,6 +263,8 @@ impl<H: Clone> Table<H> {
                     attempt: e.attempt,
                     outcome: TaskOutcome::Killed,
                     records: 0,
+                    skipped: 0,
+                    fetch_failed: None,
                     elapsed: e.launched_at.elapsed(),
                 });
                 Ok(Vec::new())
@@ -373,11 +375,13 @@ impl<H: Clone> Table<H> {
         }
         e.phase = Phase::Suspended;
         let attempt = e.attempt;
+        let phase = e.control.phase();
         self.workers[worker] = None;
         self.emit(RuntimeEvent::Suspended {
             id,
             attempt,
             latency: requested_at.elapsed(),
+            phase,
         });
         self.dispatch()
     }
@@ -388,7 +392,7 @@ impl<H: Clone> Table<H> {
         id: TaskId,
         serial: u64,
         outcome: TaskOutcome,
-        records: u64,
+        tally: Tally,
     ) -> Vec<Action<H>> {
         if self.live(id, serial).is_none() {
             return Vec::new();
@@ -404,11 +408,18 @@ impl<H: Clone> Table<H> {
         } else {
             outcome
         };
+        // A fetch failure explains a failure only; a killed or successful task carries none.
+        let fetch_failed = match outcome {
+            TaskOutcome::Failed(_) => tally.fetch_failed,
+            _ => None,
+        };
         self.emit(RuntimeEvent::Finished {
             id,
             attempt: e.attempt,
             outcome,
-            records,
+            records: tally.records,
+            skipped: tally.skipped,
+            fetch_failed,
             elapsed: e.launched_at.elapsed(),
         });
         self.dispatch()

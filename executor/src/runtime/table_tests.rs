@@ -213,9 +213,12 @@ fn resume_of_a_parked_task_waits_for_a_core_and_sees_run_only_then() {
         f.table.commit_park(task(0), f.serial(task(0))),
         Commit::Wait
     );
-    let actions = f
-        .table
-        .finish(task(1), f.serial(task(1)), TaskOutcome::Killed, 0);
+    let actions = f.table.finish(
+        task(1),
+        f.serial(task(1)),
+        TaskOutcome::Killed,
+        Tally::default(),
+    );
     assert_eq!(wakes(&actions), vec![0]);
     assert_eq!(control.state(), neptune_core::task::RUN);
 }
@@ -269,7 +272,7 @@ fn kill_while_parking_makes_the_confirm_wake_the_task_instead_of_freeing_its_cor
         task(0),
         f.serial(task(0)),
         TaskOutcome::Succeeded(vec![1]),
-        5,
+        Tally::records(5),
     );
     assert_eq!(f.table.idle_workers(), 1);
     assert!(f.drain().iter().all(|e| !is_suspended(e)));
@@ -299,7 +302,7 @@ fn a_task_ending_after_an_accepted_suspend_reports_only_finished() {
         task(0),
         f.serial(task(0)),
         TaskOutcome::Succeeded(vec![1]),
-        3,
+        Tally::records(3),
     );
     let events = f.drain();
     assert!(matches!(
@@ -325,7 +328,7 @@ fn a_killed_task_reports_killed_whatever_its_body_returned() {
         task(0),
         f.serial(task(0)),
         TaskOutcome::Succeeded(vec![1]),
-        42,
+        Tally::records(42),
     );
     assert!(matches!(
         f.drain().as_slice(),

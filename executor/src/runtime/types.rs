@@ -1,7 +1,7 @@
 //! Public vocabulary of the task runtime: task bodies, outcomes, events, errors and snapshots.
 
 use neptune_core::ids::{JobKind, TaskId};
-use neptune_core::task::TaskContext;
+use neptune_core::task::{Phase, TaskContext};
 use std::time::Duration;
 
 /// The code of one task: runs on its own `may` coroutine, calls [`TaskContext::yield_point`] once
@@ -17,6 +17,36 @@ pub enum TaskOutcome {
     Failed(String),
     /// The task was killed; whatever the body returned is discarded.
     Killed,
+}
+
+/// What a task's context counted by the time it ended, carried in its `Finished` event.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Tally {
+    /// Records processed (for a killed task: the work lost).
+    pub records: u64,
+    /// Malformed input records skipped under the `skip` policy.
+    pub skipped: u64,
+    /// The executor whose shuffle blocks could not be fetched, if the task failed that way.
+    pub fetch_failed: Option<String>,
+}
+
+impl Tally {
+    /// A tally of `records` records and nothing else.
+    pub fn records(records: u64) -> Self {
+        Self {
+            records,
+            ..Self::default()
+        }
+    }
+
+    /// What `ctx` counted.
+    pub fn of(ctx: &TaskContext) -> Self {
+        Self {
+            records: ctx.records(),
+            skipped: ctx.skipped(),
+            fetch_failed: ctx.fetch_failed(),
+        }
+    }
 }
 
 /// What the runtime tells the executor (and through it the driver). Sent on the unbounded channel
@@ -38,6 +68,8 @@ pub enum RuntimeEvent {
         attempt: u32,
         /// From the suspend request to the coroutine having parked (and left its worker).
         latency: Duration,
+        /// What the task was doing when it parked (as its operators declared).
+        phase: Phase,
     },
     /// The task runs again.
     Resumed {
@@ -58,6 +90,10 @@ pub enum RuntimeEvent {
         outcome: TaskOutcome,
         /// Records processed (for a killed task: the work lost).
         records: u64,
+        /// Malformed input records skipped.
+        skipped: u64,
+        /// The executor whose shuffle blocks could not be fetched, if the task failed that way.
+        fetch_failed: Option<String>,
         /// From launch to end, including time queued and suspended.
         elapsed: Duration,
     },

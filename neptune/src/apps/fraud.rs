@@ -4,11 +4,11 @@
 //! latest model version and emits alerts. The model is shared state: `train` publishes a new
 //! version after every epoch, executors receive each version once, `score` tasks read it.
 //!
-//! Keys: `seed`, `history.partitions`, `history.records` (per partition), `train.learning_rate`,
-//! `score.partitions`, `score.rate` (transactions/s), `score.threshold`, `alerts` (directory to
-//! write alerts to; default: collected to the driver and counted).
+//! Keys: see the settings below (`neptune config --app fraud-detection`, `docs/config.md`).
 
 use super::cfg;
+use neptune_core::config::keys::JOB_INTERVAL_MS;
+use neptune_core::config::{Float, Meta, Text, UInt};
 use neptune_core::source::{Rng, generate, records_per_micro_batch};
 use neptune_core::{App, Dataset};
 use rand::Rng as _;
@@ -16,6 +16,76 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
+
+/// Seed of the generated history and transactions.
+pub static SEED: UInt = UInt::new(
+    Meta::new("seed", "Seed of the generated history and transactions."),
+    0,
+    u64::MAX,
+)
+.default(7);
+/// History partitions.
+pub static HISTORY_PARTITIONS: UInt = UInt::new(
+    Meta::new(
+        "history.partitions",
+        "Partitions (batch tasks) of the training history.",
+    ),
+    1,
+    100_000,
+)
+.default(8);
+/// History records per partition.
+pub static HISTORY_RECORDS: UInt = UInt::new(
+    Meta::new("history.records", "Transactions per history partition."),
+    1,
+    u64::MAX,
+)
+.default(400_000);
+/// Learning rate.
+pub static LEARNING_RATE: Float = Float::new(
+    Meta::new(
+        "train.learning_rate",
+        "Step size of each epoch's gradient step.",
+    ),
+    2.0,
+    1e-9,
+    1e9,
+);
+/// Stream partitions.
+pub static SCORE_PARTITIONS: UInt = UInt::new(
+    Meta::new(
+        "score.partitions",
+        "Tasks per micro-batch of the stream job `score`.",
+    ),
+    1,
+    100_000,
+)
+.default(2);
+/// Stream rate.
+pub static SCORE_RATE: UInt = UInt::new(
+    Meta::new("score.rate", "Transactions per second scored by `score`."),
+    1,
+    u64::MAX,
+)
+.default(5_000);
+/// Alert threshold.
+pub static SCORE_THRESHOLD: Float = Float::new(
+    Meta::new(
+        "score.threshold",
+        "Fraud probability at or above which a transaction raises an alert.",
+    ),
+    0.8,
+    0.0,
+    1.0,
+);
+/// Alerts directory.
+pub static ALERTS: Text = Text::new(Meta::new(
+    "alerts",
+    "Directory to write alerts to (default: collected to the driver and counted).",
+));
+
+/// Default micro-batch interval of `score`.
+const SCORE_INTERVAL_MS: u64 = 500;
 
 /// Features per transaction.
 pub const FEATURES: usize = 8;
@@ -118,21 +188,15 @@ pub struct Alert {
 /// A message naming the config key with a bad value.
 pub fn build(app: &mut App) -> Result<(), String> {
     let c = app.config();
-    let seed: u64 = cfg(c.get("seed", 7))?;
-    let parts: u32 = cfg(c.get_in("history.partitions", 8, 1, 100_000))?;
-    let per_part: u64 = cfg(c.get_in("history.records", 400_000, 1, u64::MAX))?;
-    let lr: f64 = cfg(c.get("train.learning_rate", 2.0))?;
-    let score_parts: u32 = cfg(c.get_in("score.partitions", 2, 1, 100_000))?;
-    let rate: u64 = cfg(c.get_in("score.rate", 5_000, 1, u64::MAX))?;
-    let threshold: f64 = cfg(c.get("score.threshold", 0.8))?;
-    let interval_ms: u64 = cfg(c.get_in("jobs.score.interval_ms", 500, 1, 3_600_000))?;
-    let alerts_dir = c.raw("alerts").map(str::to_string);
-    if !(0.0..=1.0).contains(&threshold) {
-        return Err("invalid value for config key `score.threshold`: must be in [0, 1]".into());
-    }
-    if !(lr.is_finite() && lr > 0.0) {
-        return Err("invalid value for config key `train.learning_rate`: must be > 0".into());
-    }
+    let seed = cfg(SEED.get(c))?;
+    let parts = cfg(HISTORY_PARTITIONS.get(c))? as u32;
+    let per_part = cfg(HISTORY_RECORDS.get(c))?;
+    let lr = cfg(LEARNING_RATE.get(c))?;
+    let score_parts = cfg(SCORE_PARTITIONS.get(c))? as u32;
+    let rate = cfg(SCORE_RATE.get(c))?;
+    let threshold = cfg(SCORE_THRESHOLD.get(c))?;
+    let interval_ms = cfg(JOB_INTERVAL_MS.get_opt_for(c, "score"))?.unwrap_or(SCORE_INTERVAL_MS);
+    let alerts_dir = cfg(ALERTS.get_opt(c))?;
 
     let model = app.state(
         "model",

@@ -3,20 +3,15 @@
 //! with the range-partitioned `sort_by_key_into`; plus an optional CPU-bound stream job that
 //! preempts it. The workload for shuffle throughput, spill, sort and recovery tests.
 //!
-//! Keys: `seed`, `shuffle.op` (`sum`, the default: job `sum`; or `sort`: job `sort`, and job
-//! `input`, the same digest of the unsorted records for checking it), `shuffle.records` (total),
-//! `shuffle.keys` (distinct keys drawn from), `shuffle.maps` (map tasks), `shuffle.reduces`
-//! (reduce partitions), `shuffle.cost` (rounds of the mixing function per record before the
-//! shuffle and per key after it; 0 default), `shuffle.join` (`sum` only; `true`: sum the records
-//! on two sides, each with its own map stages, and join the sides by key — a self-check whose
-//! result equals the plain sum's; `false` default), `stream.tasks` (0: no stream job),
-//! `stream.rate`, `stream.cost`; per-job keys `jobs.{sum,sort,input,stream}.*`. The batch jobs
-//! run once unless `jobs.<name>.runs` says otherwise. Their results — a [`KeyDigest`] for `sum`,
-//! a [`SortDigest`] for `sort` — are the same for any placement, suspension or recovery of their
-//! tasks.
+//! Keys: see the settings below (`neptune config --app shuffle`, `docs/config.md`), and the
+//! per-job keys `jobs.{sum,sort,input,stream}.*`. The batch jobs run once unless
+//! `jobs.<name>.runs` says otherwise. Their results — a [`KeyDigest`] for `sum`, a [`SortDigest`]
+//! for `sort` — are the same for any placement, suspension or recovery of their tasks.
 
 use super::cfg;
-use super::synthetic::burn;
+use super::synthetic::{STREAM_COST, STREAM_RATE, burn};
+use neptune_core::config::keys::JOB_INTERVAL_MS;
+use neptune_core::config::{Choice, ChoiceError, Flag, Meta, UInt};
 use neptune_core::source::{generate, records_per_micro_batch};
 use neptune_core::{Action, App, Dataset};
 use rand::Rng as _;
@@ -35,7 +30,10 @@ pub struct KeyDigest {
 }
 
 /// What the batch job does with the generated records (config key `shuffle.op`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, strum::Display, strum::EnumString, strum::VariantNames,
+)]
+#[strum(serialize_all = "lowercase", parse_err_ty = ChoiceError, parse_err_fn = op_err)]
 pub enum Op {
     /// Sum the values of each key (`reduce_by_key`).
     Sum,
@@ -43,18 +41,82 @@ pub enum Op {
     Sort,
 }
 
-impl std::str::FromStr for Op {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "sum" => Ok(Op::Sum),
-            "sort" => Ok(Op::Sort),
-            other => Err(format!(
-                "unknown shuffle operation `{other}` (expected `sum` or `sort`)"
-            )),
-        }
-    }
+fn op_err(s: &str) -> ChoiceError {
+    ChoiceError::of::<Op>(s)
 }
+
+/// Seed of the generated records.
+pub static SEED: UInt = UInt::new(
+    Meta::new("seed", "Seed of the generated records."),
+    0,
+    u64::MAX,
+)
+.default(42);
+/// The batch operation.
+pub static OP: Choice<Op> = Choice::new(
+    Meta::new(
+        "shuffle.op",
+        "`sum`: job `sum` adds the values per key; `sort`: job `sort` range-sorts the records, and job `input` digests the unsorted records for checking it.",
+    ),
+    Op::Sum,
+);
+/// Total records.
+pub static RECORDS: UInt = UInt::new(
+    Meta::new("shuffle.records", "Generated records in total."),
+    1,
+    u64::MAX,
+)
+.default(1_000_000);
+/// Distinct keys.
+pub static KEYS: UInt = UInt::new(
+    Meta::new(
+        "shuffle.keys",
+        "Distinct keys the records' keys are drawn from.",
+    ),
+    1,
+    u64::MAX,
+)
+.default(100_000);
+/// Map tasks.
+pub static MAPS: UInt = UInt::new(Meta::new("shuffle.maps", "Map tasks."), 1, 100_000).default(4);
+/// Reduce partitions.
+pub static REDUCES: UInt = UInt::new(
+    Meta::new("shuffle.reduces", "Reduce partitions."),
+    1,
+    100_000,
+)
+.default(4);
+/// Cost per record.
+pub static COST: UInt = UInt::new(
+    Meta::new(
+        "shuffle.cost",
+        "Mixing rounds per record before the shuffle and per key after it.",
+    ),
+    0,
+    1_000_000,
+)
+.default(0);
+/// Join self-check.
+pub static JOIN: Flag = Flag::new(
+    Meta::new(
+        "shuffle.join",
+        "`sum` only: sum the records on two sides, each with its own map stages, and join the sides by key (a self-check whose result equals the plain sum's).",
+    ),
+    false,
+);
+/// Stream tasks (no stream job by default).
+pub static STREAM_TASKS: UInt = UInt::new(
+    Meta::new(
+        "stream.tasks",
+        "Tasks per micro-batch of the preempting stream job (0: no stream job).",
+    ),
+    0,
+    100_000,
+)
+.default(0);
+
+/// Default micro-batch interval of the stream job.
+const STREAM_INTERVAL_MS: u64 = 200;
 
 /// Summary of a sort's output, partition by partition in order: enough to check that it is a
 /// total order of exactly the input's records.
@@ -138,21 +200,21 @@ fn digest(ds: &Dataset<(u64, u64)>, cost: u32) -> Action<KeyDigest> {
 /// A message naming the config key with a bad value.
 pub fn build(app: &mut App) -> Result<(), String> {
     let c = app.config();
-    let seed: u64 = cfg(c.get("seed", 42))?;
-    let op: Op = cfg(c.get("shuffle.op", Op::Sum))?;
-    let records: u64 = cfg(c.get_in("shuffle.records", 1_000_000, 1, u64::MAX))?;
-    let keys: u64 = cfg(c.get_in("shuffle.keys", 100_000, 1, u64::MAX))?;
-    let maps: u32 = cfg(c.get_in("shuffle.maps", 4, 1, 100_000))?;
-    let reduces: u32 = cfg(c.get_in("shuffle.reduces", 4, 1, 100_000))?;
-    let cost: u32 = cfg(c.get_in("shuffle.cost", 0, 0, 1_000_000))?;
-    let join: bool = cfg(c.get("shuffle.join", false))?;
+    let seed = cfg(SEED.get(c))?;
+    let op = cfg(OP.get(c))?;
+    let records = cfg(RECORDS.get(c))?;
+    let keys = cfg(KEYS.get(c))?;
+    let maps = cfg(MAPS.get(c))? as u32;
+    let reduces = cfg(REDUCES.get(c))? as u32;
+    let cost = cfg(COST.get(c))? as u32;
+    let join = cfg(JOIN.get(c))?;
     if join && op == Op::Sort {
         return Err("config key `shuffle.join` applies to `shuffle.op=sum` only".into());
     }
-    let stream_tasks: u32 = cfg(c.get_in("stream.tasks", 0, 0, 100_000))?;
-    let stream_rate: u64 = cfg(c.get_in("stream.rate", 20_000, 1, u64::MAX))?;
-    let stream_cost: u32 = cfg(c.get_in("stream.cost", 20, 0, 1_000_000))?;
-    let interval_ms: u64 = cfg(c.get_in("jobs.stream.interval_ms", 200, 1, 3_600_000))?;
+    let stream_tasks = cfg(STREAM_TASKS.get(c))? as u32;
+    let stream_rate = cfg(STREAM_RATE.get(c))?;
+    let stream_cost = cfg(STREAM_COST.get(c))? as u32;
+    let interval_ms = cfg(JOB_INTERVAL_MS.get_opt_for(c, "stream"))?.unwrap_or(STREAM_INTERVAL_MS);
 
     let per_map = records.div_ceil(u64::from(maps));
     let pairs = generate(

@@ -5,22 +5,95 @@
 //! the optimiser cannot drop); each run's result is `(records, checksum)`, so a run disturbed by
 //! suspensions, kills or lost executors can be compared exactly with an undisturbed one.
 //!
-//! Keys: `seed`, `batch.tasks`, `batch.records` (per task), `batch.cost`, `stream.tasks`,
-//! `stream.rate` (records/s over all stream tasks), `stream.cost`; per-job keys
-//! `jobs.{batch,stream}.{kind,interval_ms,runs}` as for every app. Stream interval defaults to
-//! 200 ms.
-//!
-//! Memory pressure (the LMA benchmark): `batch.retain_mb` (default 0) makes every
-//! `batch.retain_every`-th batch task (by partition, default 2) allocate and touch that many MiB
-//! for its whole life and declare them with `TaskContext::set_retained_bytes`, so its executor's
-//! memory use (and, while it is suspended, its retained bytes) show up in heartbeats.
+//! Keys: see the settings below (`neptune config --app synthetic`, `docs/config.md`), and the
+//! per-job keys `jobs.{batch,stream}.*` every app has. Memory pressure (the LMA benchmark):
+//! `batch.retain_mb` makes every `batch.retain_every`-th batch task (by partition) allocate and
+//! touch that many MiB for its whole life and declare them with
+//! `TaskContext::set_retained_bytes`, so its executor's memory use (and, while it is suspended, its
+//! retained bytes) show up in heartbeats.
 
 use super::cfg;
+use neptune_core::config::keys::JOB_INTERVAL_MS;
+use neptune_core::config::{Meta, UInt};
 use neptune_core::source::{generate, records_per_micro_batch};
 use neptune_core::{App, Dataset};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+/// Seed of the generated records.
+pub static SEED: UInt = UInt::new(
+    Meta::new("seed", "Seed of the generated records."),
+    0,
+    u64::MAX,
+)
+.default(42);
+/// Batch tasks.
+pub static BATCH_TASKS: UInt = UInt::new(
+    Meta::new("batch.tasks", "Tasks of the batch job (0: no batch job)."),
+    0,
+    100_000,
+)
+.default(4);
+/// Records per batch task.
+pub static BATCH_RECORDS: UInt = UInt::new(
+    Meta::new("batch.records", "Records per batch task."),
+    1,
+    u64::MAX,
+)
+.default(3_000_000);
+/// Cost per batch record.
+pub static BATCH_COST: UInt = UInt::new(
+    Meta::new(
+        "batch.cost",
+        "Mixing rounds per batch record (a few ns each).",
+    ),
+    0,
+    1_000_000,
+)
+.default(20);
+/// Memory held per retaining batch task.
+pub static RETAIN_MB: UInt = UInt::new(Meta::new("batch.retain_mb", "MiB each retaining batch task allocates, touches and holds for its whole life (must fit in `--memory`)."), 0, 1 << 20).default(0).unit("MiB");
+/// Which batch tasks retain memory.
+pub static RETAIN_EVERY: UInt = UInt::new(
+    Meta::new(
+        "batch.retain_every",
+        "Every this many-th batch task (by partition) retains `batch.retain_mb`.",
+    ),
+    1,
+    100_000,
+)
+.default(2);
+/// Stream tasks per micro-batch.
+pub static STREAM_TASKS: UInt = UInt::new(
+    Meta::new(
+        "stream.tasks",
+        "Tasks per micro-batch of the stream job (0: no stream job).",
+    ),
+    0,
+    100_000,
+)
+.default(2);
+/// Stream rate.
+pub static STREAM_RATE: UInt = UInt::new(
+    Meta::new(
+        "stream.rate",
+        "Stream records per second over all stream tasks.",
+    ),
+    1,
+    u64::MAX,
+)
+.default(20_000);
+/// Cost per stream record.
+pub static STREAM_COST: UInt = UInt::new(
+    Meta::new("stream.cost", "Mixing rounds per stream record."),
+    0,
+    1_000_000,
+)
+.default(20);
+
+/// Default micro-batch interval of the stream job.
+const STREAM_INTERVAL_MS: u64 = 200;
 
 /// A run's result: how many records and a checksum over all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -96,16 +169,17 @@ fn digest(ds: &Dataset<u64>) -> neptune_core::Action<Digest> {
 /// A message naming the config key with a bad value.
 pub fn build(app: &mut App) -> Result<(), String> {
     let c = app.config();
-    let seed: u64 = cfg(c.get("seed", 42))?;
-    let batch_tasks: u32 = cfg(c.get_in("batch.tasks", 4, 0, 100_000))?;
-    let batch_records: u64 = cfg(c.get_in("batch.records", 3_000_000, 1, u64::MAX))?;
-    let batch_cost: u32 = cfg(c.get_in("batch.cost", 20, 0, 1_000_000))?;
-    let retain_mb: u64 = cfg(c.get_in("batch.retain_mb", 0, 0, 1 << 20))?;
-    let retain_every: u32 = cfg(c.get_in("batch.retain_every", 2, 1, 100_000))?;
-    let stream_tasks: u32 = cfg(c.get_in("stream.tasks", 2, 0, 100_000))?;
-    let stream_rate: u64 = cfg(c.get_in("stream.rate", 20_000, 1, u64::MAX))?;
-    let stream_cost: u32 = cfg(c.get_in("stream.cost", 20, 0, 1_000_000))?;
-    let interval_ms: u64 = cfg(c.get_in("jobs.stream.interval_ms", 200, 1, 3_600_000))?;
+    let seed = cfg(SEED.get(c))?;
+    let batch_tasks = cfg(BATCH_TASKS.get(c))? as u32;
+    let batch_records = cfg(BATCH_RECORDS.get(c))?;
+    let batch_cost = cfg(BATCH_COST.get(c))? as u32;
+    let retain_mb = cfg(RETAIN_MB.get(c))?;
+    let retain_every = cfg(RETAIN_EVERY.get(c))? as u32;
+    let stream_tasks = cfg(STREAM_TASKS.get(c))? as u32;
+    let stream_rate = cfg(STREAM_RATE.get(c))?;
+    let stream_cost = cfg(STREAM_COST.get(c))? as u32;
+    let interval_ms = cfg(JOB_INTERVAL_MS.get_opt_for(c, "stream"))?.unwrap_or(STREAM_INTERVAL_MS);
+    app.require_task_memory(RETAIN_MB.meta.key, retain_mb.saturating_mul(1 << 20));
     let per_batch = records_per_micro_batch(
         stream_rate,
         Duration::from_millis(interval_ms),

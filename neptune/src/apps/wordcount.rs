@@ -1,30 +1,80 @@
 //! `wordcount`: a batch job counting words over text files, and stream jobs counting words in a
 //! watched directory and arriving on a TCP socket, in the same app.
 //!
-//! Keys: `input` (directory or glob of text files; enables the batch job `count`), `output`
-//! (directory; `count` writes `run-RRRRRR/part-PPPPP` files of `word<TAB>count` lines, else the
-//! counts are only summarised in the report), `input.format` (`text`, the default: every line is
-//! text; `jsonl`: every line is a JSON object whose `text` field is the text), `input.malformed`
-//! (`fail`, the default, or `skip`: what a `jsonl` line that does not parse does — fail the job
-//! naming file and line, or be skipped and counted), `partitions` (reduce partitions, default 4),
-//! `stream.dir` (directory watched by the stream job `watch`: each micro-batch counts the words
-//! of the files that appeared there since the previous one, each file exactly once — see
-//! [`WatchedDir`]; drop files atomically, by renaming them in from a name starting with `.`),
-//! `stream.dir.cleanup` (`archive`, the default: counted files are kept under
-//! `stream.dir/.neptune/done/`; `delete`: they are deleted once their micro-batch commits),
-//! `stream.output` (directory; `watch` writes each micro-batch's counts there as `count` does,
-//! else the result is the number of distinct words), `stream.partitions` (default 2),
-//! `stream.socket` (`host:port` of a TCP server sending text lines, e.g. `nc -lk 9999`: the
-//! stream job `socket` counts the words of the lines received in each micro-batch; its receiver
-//! runs on one executor, which the micro-batch's tasks prefer — see
-//! [`neptune_core::source_socket`]). With both stream sources and `stream.output`, each job
-//! writes under its own subdirectory (`watch/`, `socket/`). Words are maximal runs of
-//! non-whitespace, case kept.
+//! Keys: see the settings below (`neptune config --app wordcount`, `docs/config.md`). With both
+//! stream sources and `stream.output`, each job writes under its own subdirectory (`watch/`,
+//! `socket/`). The watched directory counts each file exactly once (see [`WatchedDir`]; drop files
+//! atomically, by renaming them in from a name starting with `.`); the socket's receiver runs on
+//! one executor, which the micro-batch's tasks prefer (see [`neptune_core::source_socket`]).
+//! Words are maximal runs of non-whitespace, case kept.
 
 use super::cfg;
+use neptune_core::config::{Choice, Meta, Text, UInt};
 use neptune_core::source::{Malformed, json_lines_with, text_files};
 use neptune_core::source_watch::{Cleanup, WatchedDir};
 use neptune_core::{App, Dataset};
+
+/// The batch input.
+pub static INPUT: Text = Text::new(Meta::new(
+    "input",
+    "Directory or glob of text files; enables the batch job `count`.",
+));
+/// The batch output.
+pub static OUTPUT: Text = Text::new(Meta::new(
+    "output",
+    "Directory where `count` writes `run-RRRRRR/part-PPPPP` files of `word<TAB>count` lines (else the counts are only summarised in the report).",
+));
+/// Input format.
+pub static FORMAT: Text = Text::new(Meta::new(
+    "input.format",
+    "`text`: every line is text; `jsonl`: every line is a JSON object whose `text` field is the text.",
+))
+.default("text");
+/// Malformed `jsonl` lines.
+pub static MALFORMED: Choice<Malformed> = Choice::new(
+    Meta::new(
+        "input.malformed",
+        "What a `jsonl` line that does not parse does: fail the job naming file and line, or be skipped and counted.",
+    ),
+    Malformed::Fail,
+);
+/// Reduce partitions of `count`.
+pub static PARTITIONS: UInt = UInt::new(
+    Meta::new("partitions", "Reduce partitions of `count`."),
+    1,
+    100_000,
+)
+.default(4);
+/// The watched directory.
+pub static STREAM_DIR: Text = Text::new(Meta::new(
+    "stream.dir",
+    "Directory watched by the stream job `watch`: each micro-batch counts the words of the files that appeared since the previous one, each file exactly once.",
+));
+/// What happens to counted files.
+pub static CLEANUP: Choice<Cleanup> = Choice::new(
+    Meta::new(
+        "stream.dir.cleanup",
+        "Counted files are kept under `stream.dir/.neptune/done/` (`archive`) or deleted once their micro-batch commits (`delete`).",
+    ),
+    Cleanup::Archive,
+);
+/// Stream partitions.
+pub static STREAM_PARTITIONS: UInt = UInt::new(
+    Meta::new("stream.partitions", "Partitions of the stream jobs."),
+    1,
+    10_000,
+)
+.default(2);
+/// Stream output.
+pub static STREAM_OUTPUT: Text = Text::new(Meta::new(
+    "stream.output",
+    "Directory where the stream jobs write each micro-batch's counts as `count` does (else the result is the number of distinct words).",
+));
+/// The socket source.
+pub static SOCKET: Text = Text::new(Meta::new(
+    "stream.socket",
+    "`host:port` of a TCP server sending text lines (e.g. `nc -lk 9999`): the stream job `socket` counts the words received in each micro-batch.",
+));
 
 /// One record of a `jsonl` input.
 #[derive(serde::Deserialize)]
@@ -57,16 +107,16 @@ fn words(lines: &Dataset<String>) -> Dataset<(String, u64)> {
 /// A message naming the key at fault (no input at all, or an input matching no files).
 pub fn build(app: &mut App) -> Result<(), String> {
     let c = app.config();
-    let input: String = cfg(c.get("input", String::new()))?;
-    let output: String = cfg(c.get("output", String::new()))?;
-    let format: String = cfg(c.get("input.format", "text".to_string()))?;
-    let policy: Malformed = cfg(c.get("input.malformed", Malformed::default()))?;
-    let partitions: u32 = cfg(c.get_in("partitions", 4, 1, 100_000))?;
-    let dir: String = cfg(c.get("stream.dir", String::new()))?;
-    let stream_parts: u32 = cfg(c.get_in("stream.partitions", 2, 1, 10_000))?;
-    let stream_output: String = cfg(c.get("stream.output", String::new()))?;
-    let socket: String = cfg(c.get("stream.socket", String::new()))?;
-    let cleanup: Cleanup = cfg(c.get("stream.dir.cleanup", Cleanup::default()))?;
+    let input = cfg(INPUT.get_opt(c))?.unwrap_or_default();
+    let output = cfg(OUTPUT.get_opt(c))?.unwrap_or_default();
+    let format = cfg(FORMAT.get_opt(c))?.unwrap_or_default();
+    let policy = cfg(MALFORMED.get(c))?;
+    let partitions = cfg(PARTITIONS.get(c))? as u32;
+    let dir = cfg(STREAM_DIR.get_opt(c))?.unwrap_or_default();
+    let stream_parts = cfg(STREAM_PARTITIONS.get(c))? as u32;
+    let stream_output = cfg(STREAM_OUTPUT.get_opt(c))?.unwrap_or_default();
+    let socket = cfg(SOCKET.get_opt(c))?.unwrap_or_default();
+    let cleanup = cfg(CLEANUP.get(c))?;
     if input.is_empty() && dir.is_empty() && socket.is_empty() {
         return Err(
             "set `input` (text files to count), `stream.dir` (a watched directory) \

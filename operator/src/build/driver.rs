@@ -1,4 +1,4 @@
-//! The driver pod: `neptune driver --app NAME --listen 0.0.0.0:7077 --http 0.0.0.0:PORT
+//! The driver pod: `neptune driver --app NAME --listen $(POD_IP):7077 --http $(POD_IP):PORT
 //! [--policy P] [--set k=v]... --executors N [-- app args]`.
 
 use k8s_openapi::api::core::v1::Pod;
@@ -7,7 +7,10 @@ use neptune_crds::{StreamBatchApp, ports};
 
 use super::Role;
 use super::pod::{PodParts, build_pod};
-use crate::validate::Sizes;
+use crate::validate::Validated;
+
+/// Stands for the executor count in the args the driver's spec hash covers.
+const ANY_COUNT: &str = "<replicas>";
 
 /// Name of the driver pod of the app called `app_name`.
 pub fn driver_pod_name(app_name: &str) -> String {
@@ -16,17 +19,27 @@ pub fn driver_pod_name(app_name: &str) -> String {
 
 /// The driver's command-line arguments (after the binary).
 ///
-/// `--executors N` comes last so the spec hash can leave it out: scaling executors must not
-/// restart the driver.
+/// Both servers bind the pod's IP (`$(POD_IP)`, from the downward API), as Spark's driver binds
+/// `SPARK_DRIVER_BIND_ADDRESS`: nothing listens on `0.0.0.0`, and pods that share a network
+/// namespace (the cluster twin) do not collide.
 pub fn driver_args(spec: &StreamBatchAppSpec) -> Vec<String> {
+    // The CLI takes at least one executor; with `replicas: 0` (scaled to zero) the driver waits
+    // its start timeout and runs with none, which is what zero executors can do anyway.
+    driver_args_with(spec, &spec.executor.replicas.max(1).to_string())
+}
+
+/// The args with `executors` as the `--executors` value. The spec hash covers them with a
+/// placeholder there: scaling executors must not restart the driver (it only uses the count to
+/// wait for executors at start-up), while every other argument, including `app.args`, must.
+fn driver_args_with(spec: &StreamBatchAppSpec, executors: &str) -> Vec<String> {
     let mut args: Vec<String> = vec![
         "driver".into(),
         "--app".into(),
         spec.app.name.clone(),
         "--listen".into(),
-        format!("0.0.0.0:{}", ports::DRIVER_GRPC),
+        format!("$(POD_IP):{}", ports::DRIVER_GRPC),
         "--http".into(),
-        format!("0.0.0.0:{}", spec.monitoring.driver_port),
+        format!("$(POD_IP):{}", spec.monitoring.driver_port),
         "--policy".into(),
         policy_name(spec),
     ];
@@ -71,7 +84,7 @@ pub fn driver_args(spec: &StreamBatchAppSpec) -> Vec<String> {
         set(k.clone(), v.clone());
     }
     args.push("--executors".into());
-    args.push(spec.executor.replicas.to_string());
+    args.push(executors.to_string());
     if !spec.app.args.is_empty() {
         // After `--`, the CLI hands them to the app (`App::args`) instead of parsing them.
         args.push("--".into());
@@ -92,8 +105,8 @@ fn serde_plain<T: serde::Serialize>(v: &T) -> String {
         .unwrap_or_default()
 }
 
-/// The driver pod.
-pub fn driver_pod(app: &StreamBatchApp, sizes: &Sizes) -> Pod {
+/// The driver pod of driver attempt `attempt`.
+pub fn driver_pod(app: &StreamBatchApp, v: &Validated, attempt: i32) -> Pod {
     let name = app.metadata.name.as_deref().unwrap_or_default();
     let http_port = app.spec.monitoring.driver_port;
     build_pod(
@@ -102,14 +115,15 @@ pub fn driver_pod(app: &StreamBatchApp, sizes: &Sizes) -> Pod {
         PodParts {
             name: driver_pod_name(name),
             role: Role::Driver,
-            container: "driver",
             args: driver_args(&app.spec),
+            hash_args: driver_args_with(&app.spec, ANY_COUNT),
             extra_env: Vec::new(),
             ports: vec![("grpc", ports::DRIVER_GRPC), ("http", http_port)],
             http_port,
-            memory_limit: sizes.driver_limit,
+            memory_limit: v.driver_limit,
             extra_labels: Default::default(),
-            unhashed_args: 2,
+            attempt,
+            template: v.driver_template.as_ref(),
         },
     )
 }

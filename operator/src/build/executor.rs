@@ -1,5 +1,10 @@
-//! Executor pods: `neptune executor --driver URL --cores C --memory BYTES --http 0.0.0.0:PORT
-//! --id $(NEPTUNE_EXECUTOR_ID)`, named `<app>-executor-<index>`.
+//! Executor pods: `neptune executor --driver URL --cores C --memory BYTES --http $(POD_IP):PORT
+//! --id $(NEPTUNE_EXECUTOR_ID) --connect-timeout Ns`, named `<app>-executor-<index>`.
+//!
+//! Executors are created together with their driver and retry connecting (with back-off) until
+//! it listens; `--connect-timeout` is the pending deadline plus a minute, so an executor gives
+//! up only once the driver pod is reported stuck. The block server binds the `--http` IP, so
+//! the address executors advertise for shuffle fetches is the pod IP.
 
 use k8s_openapi::api::core::v1::Pod;
 use neptune_crds::StreamBatchApp;
@@ -7,7 +12,10 @@ use neptune_crds::labels as l;
 
 use super::pod::{PodParts, build_pod, downward_env};
 use super::{Role, driver_url};
-use crate::validate::Sizes;
+use crate::validate::Validated;
+
+/// Seconds an executor keeps trying to reach its driver beyond `pendingDeadlineSeconds`.
+const CONNECT_MARGIN_SECONDS: i64 = 60;
 
 /// Name of executor `index` of the app called `app_name`.
 pub fn executor_pod_name(app_name: &str, index: i32) -> String {
@@ -24,8 +32,8 @@ pub fn executor_index(pod: &Pod) -> Option<i32> {
         .ok()
 }
 
-/// Executor pod number `index`.
-pub fn executor_pod(app: &StreamBatchApp, sizes: &Sizes, index: i32) -> Pod {
+/// Executor pod number `index` of driver attempt `attempt`.
+pub fn executor_pod(app: &StreamBatchApp, v: &Validated, index: i32, attempt: i32) -> Pod {
     let name = app.metadata.name.as_deref().unwrap_or_default();
     let spec = &app.spec.executor.pod;
     let http_port = app.spec.monitoring.executor_port;
@@ -36,11 +44,16 @@ pub fn executor_pod(app: &StreamBatchApp, sizes: &Sizes, index: i32) -> Pod {
         "--cores".into(),
         spec.cores.to_string(),
         "--memory".into(),
-        sizes.executor_memory.to_string(),
+        v.executor_memory.to_string(),
         "--http".into(),
-        format!("0.0.0.0:{http_port}"),
+        format!("$(POD_IP):{http_port}"),
         "--id".into(),
         "$(NEPTUNE_EXECUTOR_ID)".into(),
+        "--connect-timeout".into(),
+        format!(
+            "{}s",
+            app.spec.pending_deadline_seconds + CONNECT_MARGIN_SECONDS
+        ),
     ];
     build_pod(
         app,
@@ -48,14 +61,15 @@ pub fn executor_pod(app: &StreamBatchApp, sizes: &Sizes, index: i32) -> Pod {
         PodParts {
             name: executor_pod_name(name, index),
             role: Role::Executor,
-            container: "executor",
+            hash_args: args.clone(),
             args,
             extra_env: vec![downward_env("NEPTUNE_EXECUTOR_ID", "metadata.name")],
             ports: vec![("http", http_port)],
             http_port,
-            memory_limit: sizes.executor_limit,
+            memory_limit: v.executor_limit,
             extra_labels: [(l::EXECUTOR_INDEX.to_string(), index.to_string())].into(),
-            unhashed_args: 0,
+            attempt,
+            template: v.executor_template.as_ref(),
         },
     )
 }

@@ -48,9 +48,16 @@ pub fn executor_selector(app: &StreamBatchApp) -> String {
         .join(",")
 }
 
-/// Controller owner reference to `app`, so deleting the app garbage-collects every child.
+/// Controller owner reference to `app`, so deleting the app garbage-collects every child, and
+/// a foreground deletion (`kubectl delete --cascade=foreground`) waits for the children
+/// (`blockOwnerDeletion`, as a ReplicaSet's pods have; where the OwnerReferencesPermission-
+/// Enforcement admission plugin is on, this needs `update` on `streambatchapps/finalizers`).
 pub fn owner_reference(app: &StreamBatchApp) -> OwnerReference {
     app.controller_owner_ref(&())
+        .map(|r| OwnerReference {
+            block_owner_deletion: Some(true),
+            ..r
+        })
         .unwrap_or_else(|| OwnerReference {
             api_version: "neptune.dev/v1alpha1".into(),
             kind: "StreamBatchApp".into(),

@@ -10,6 +10,7 @@ mod service;
 pub use driver::{driver_args, driver_pod, driver_pod_name};
 pub use executor::{executor_index, executor_pod, executor_pod_name};
 pub use labels::{child_labels, executor_selector, owner_reference, role_selector, spec_hash_of};
+pub use pod::{OPERATOR_ENV, TMP_MOUNT, TMP_VOLUME, recorded_user_metadata};
 pub use service::{driver_service, driver_service_name, driver_url};
 
 /// Role of a child pod.
@@ -22,7 +23,7 @@ pub enum Role {
 }
 
 impl Role {
-    /// Value of the `neptune.dev/role` label.
+    /// Value of the `neptune.dev/role` label, and the name of the pod's main container.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Driver => "driver",

@@ -1,8 +1,11 @@
 //! The parts every Neptune pod shares: metadata, hardened security contexts, HTTP probes,
-//! resources from cores and memory, a writable `/tmp` under a read-only root filesystem.
+//! resources from cores and memory, a writable `/tmp` under a read-only root filesystem, the
+//! pod IP from the downward API (every server binds it, never `0.0.0.0`), the user's pod
+//! template merged under all that, and the spec hash.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     HTTPGetAction, ObjectFieldSelector, Pod, PodSecurityContext, PodSpec, Probe,
@@ -16,28 +19,42 @@ use neptune_crds::labels as l;
 use neptune_crds::v1alpha1::PodSpec as SbaPodSpec;
 
 use super::{DEFAULT_BINARY, RUN_AS_USER, Role, child_labels, owner_reference, spec_hash_of};
+use crate::template;
+
+/// Environment variables the operator sets on the main container (a template or `env` may not).
+pub const OPERATOR_ENV: &[&str] = &["POD_NAME", "POD_NAMESPACE", "POD_IP", "NEPTUNE_EXECUTOR_ID"];
+/// The operator's writable `/tmp` volume (the root filesystem is read-only).
+pub const TMP_VOLUME: &str = "tmp";
+/// Where it is mounted.
+pub const TMP_MOUNT: &str = "/tmp";
 
 /// What differs between the driver and executor pods.
-pub(super) struct PodParts {
+pub(super) struct PodParts<'a> {
     pub name: String,
     pub role: Role,
-    pub container: &'static str,
     pub args: Vec<String>,
+    /// `args` as hashed: the same, except values that may change without replacing the pod
+    /// (the driver's `--executors N`) replaced by a placeholder.
+    pub hash_args: Vec<String>,
     pub extra_env: Vec<EnvVar>,
     pub ports: Vec<(&'static str, i32)>,
     pub http_port: i32,
     pub memory_limit: u64,
     pub extra_labels: BTreeMap<String, String>,
-    /// Arguments left out of the spec hash (they may change without restarting the pod).
-    pub unhashed_args: usize,
+    /// The driver attempt the pod belongs to.
+    pub attempt: i32,
+    /// The user's pod template, parsed and checked by `validate`.
+    pub template: Option<&'a PodTemplateSpec>,
 }
 
 /// Builds a pod for `app` from its role-specific spec and parts.
-pub(super) fn build_pod(app: &StreamBatchApp, spec: &SbaPodSpec, parts: PodParts) -> Pod {
+pub(super) fn build_pod(app: &StreamBatchApp, spec: &SbaPodSpec, parts: PodParts<'_>) -> Pod {
     let s = &app.spec;
+    let main = parts.role.as_str();
     let mut env = vec![
         field_env("POD_NAME", "metadata.name"),
         field_env("POD_NAMESPACE", "metadata.namespace"),
+        field_env("POD_IP", "status.podIP"),
     ];
     env.extend(parts.extra_env);
     env.extend(spec.env.iter().cloned());
@@ -56,7 +73,7 @@ pub(super) fn build_pod(app: &StreamBatchApp, spec: &SbaPodSpec, parts: PodParts
         ..Probe::default()
     };
     let container = Container {
-        name: parts.container.to_string(),
+        name: main.to_string(),
         image: Some(s.image.clone()),
         image_pull_policy: s.image_pull_policy.map(|p| p.as_str().to_string()),
         command: Some(vec![
@@ -98,8 +115,8 @@ pub(super) fn build_pod(app: &StreamBatchApp, spec: &SbaPodSpec, parts: PodParts
             ..SecurityContext::default()
         }),
         volume_mounts: Some(vec![VolumeMount {
-            name: "tmp".into(),
-            mount_path: "/tmp".into(),
+            name: TMP_VOLUME.into(),
+            mount_path: TMP_MOUNT.into(),
             ..VolumeMount::default()
         }]),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
@@ -128,18 +145,22 @@ pub(super) fn build_pod(app: &StreamBatchApp, spec: &SbaPodSpec, parts: PodParts
         }),
         containers: vec![container],
         volumes: Some(vec![Volume {
-            name: "tmp".into(),
+            name: TMP_VOLUME.into(),
             empty_dir: Some(EmptyDirVolumeSource::default()),
             ..Volume::default()
         }]),
         ..PodSpec::default()
     };
-    let hash = spec_hash_of(&hashable(&pod_spec, parts.unhashed_args));
-    let mut labels = child_labels(app, parts.role, &spec.labels);
-    labels.extend(parts.extra_labels);
-    let mut annotations = spec.annotations.clone();
+    let pod_spec = template::merge(pod_spec, parts.template, main);
+    let hash = spec_hash_of(&hashable(&pod_spec, parts.hash_args));
+    // Labels and annotations from the spec: never hashed (a pod keeps running when they
+    // change); the lifecycle patches them onto running pods, using the key list recorded in
+    // `USER_METADATA` to delete removed keys.
+    let (mut user_labels, mut user_annotations) = template::user_metadata(parts.template);
+    user_labels.extend(spec.labels.clone());
+    user_annotations.extend(spec.annotations.clone());
     if s.monitoring.annotate_pods {
-        annotations.extend([
+        user_annotations.extend([
             ("prometheus.io/scrape".to_string(), "true".to_string()),
             (
                 "prometheus.io/port".to_string(),
@@ -148,6 +169,14 @@ pub(super) fn build_pod(app: &StreamBatchApp, spec: &SbaPodSpec, parts: PodParts
             ("prometheus.io/path".to_string(), "/metrics".to_string()),
         ]);
     }
+    let mut labels = child_labels(app, parts.role, &user_labels);
+    labels.extend(parts.extra_labels);
+    labels.insert(l::ATTEMPT.to_string(), parts.attempt.to_string());
+    let mut annotations = user_annotations.clone();
+    annotations.insert(
+        l::USER_METADATA.to_string(),
+        user_metadata_keys(&user_labels, &user_annotations),
+    );
     annotations.insert(l::SPEC_HASH.to_string(), hash);
     Pod {
         metadata: ObjectMeta {
@@ -163,13 +192,42 @@ pub(super) fn build_pod(app: &StreamBatchApp, spec: &SbaPodSpec, parts: PodParts
     }
 }
 
-/// The pod spec as hashed: the last `unhashed` container args dropped.
-fn hashable(spec: &PodSpec, unhashed: usize) -> serde_json::Value {
+/// The pod spec as hashed: everything that defines the pod, with the main container's args
+/// replaced by their hashed form.
+fn hashable(spec: &PodSpec, hash_args: Vec<String>) -> serde_json::Value {
     let mut spec = spec.clone();
-    if let Some(args) = spec.containers[0].args.as_mut() {
-        args.truncate(args.len().saturating_sub(unhashed));
-    }
+    spec.containers[0].args = Some(hash_args);
     serde_json::to_value(spec).unwrap_or_default()
+}
+
+/// The keys of the spec-set labels and annotations, as the `USER_METADATA` annotation holds
+/// them: `{"annotations":[...],"labels":[...]}`.
+fn user_metadata_keys(
+    labels: &BTreeMap<String, String>,
+    annotations: &BTreeMap<String, String>,
+) -> String {
+    let keys = |m: &BTreeMap<String, String>| m.keys().cloned().collect::<BTreeSet<_>>();
+    serde_json::json!({"annotations": keys(annotations), "labels": keys(labels)}).to_string()
+}
+
+/// The spec-set label and annotation keys a pod was built with (empty for pods an older
+/// operator built).
+pub fn recorded_user_metadata(pod: &Pod) -> (BTreeSet<String>, BTreeSet<String>) {
+    #[derive(serde::Deserialize, Default)]
+    struct Keys {
+        #[serde(default)]
+        labels: BTreeSet<String>,
+        #[serde(default)]
+        annotations: BTreeSet<String>,
+    }
+    let keys: Keys = pod
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(l::USER_METADATA))
+        .and_then(|v| serde_json::from_str(v).ok())
+        .unwrap_or_default();
+    (keys.labels, keys.annotations)
 }
 
 fn field_env(name: &str, path: &str) -> EnvVar {

@@ -1,15 +1,29 @@
-//! The lifecycle of a `StreamBatchApp` as a pure function: given the app, the pods and Service
-//! observed, what the driver reports, and the time, decide the actions, the new status, the
-//! events and when to look again. No I/O; `crate::apply` carries the plan out.
+//! The lifecycle of a `StreamBatchApp` as a pure function: given the app, the pods observed,
+//! what the driver reports, the time and the operator's settings, decide the actions, the new
+//! status, the events and when to look again. No I/O; `crate::reconcile` carries the plan out.
 //!
-//! Rules: executors exist only while a driver pod exists and are created once it is Ready; a
-//! failed executor is replaced after an exponential backoff until `executor.maxFailures`; a
-//! driver exit follows `restartPolicy`; a spec change that alters a pod's hash replaces that pod
-//! (the driver's replaces the whole app); `suspend` deletes every pod; a finished app keeps its
-//! driver pod for logs and is deleted `ttlSecondsAfterFinished` later.
+//! Rules:
+//! - The driver and its executors start together; executors retry connecting until the driver
+//!   listens, and the driver is Ready once its servers are up (not once executors registered),
+//!   so nothing waits on anything in a cycle. Every pod is labelled with its driver attempt;
+//!   executors of an earlier attempt are replaced.
+//! - A failed executor is replaced after an exponential backoff until `executor.maxFailures`;
+//!   a driver exit follows `restartPolicy`. Only real failures count (a container that exited
+//!   non-zero or was OOM-killed, a failed init container), never a restart the operator caused
+//!   (spec change, suspend), a deleted pod or a disruption (preemption, eviction, lost node);
+//!   `status.lastRestart` records why the driver was replaced. The counters reset once the
+//!   driver has been Ready `restartPolicy.resetAfterSeconds` with no new failure.
+//! - A spec change that alters a pod's hash replaces that pod (the driver's replaces the whole
+//!   app); label and annotation edits are patched onto running pods.
+//! - A pod still Terminating `Settings::force_delete_after_seconds` past its deletion deadline
+//!   (its node is lost) is force-deleted so its fixed name is free again.
+//! - `suspend` deletes every pod; a finished app keeps its driver pod for logs and is deleted
+//!   `ttlSecondsAfterFinished` later.
 
 mod driver;
 mod executors;
+mod failures;
+mod metadata;
 
 use std::time::Duration;
 
@@ -20,7 +34,11 @@ use neptune_crds::v1alpha1::{JobStatus, Phase, StreamBatchAppStatus, condition_t
 
 use crate::build;
 use crate::conditions;
+use crate::config::Settings;
 use crate::validate::validate;
+
+pub use failures::revert_unexecuted;
+pub use metadata::MetadataPatch;
 
 /// What was observed in the cluster for one app.
 #[derive(Debug, Clone, Default)]
@@ -33,6 +51,15 @@ pub struct Observed {
     pub driver_jobs: Option<Vec<JobStatus>>,
 }
 
+/// Which failure counter a deletion carries out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counted {
+    /// `status.driverFailures`.
+    Driver,
+    /// `status.executorFailures`.
+    Executor,
+}
+
 /// One change to make in the cluster.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
@@ -40,10 +67,41 @@ pub enum Action {
     ApplyService(Box<Service>),
     /// Create a pod that does not exist yet (server-side apply).
     CreatePod(Box<Pod>),
-    /// Delete a pod.
-    DeletePod(String),
+    /// Delete a pod; `counted` says which failure counter the plan's status raised for it (so a
+    /// deletion that did not happen can be taken back out of the status).
+    DeletePod {
+        /// Pod name.
+        name: String,
+        /// The failure counter this deletion stands for, if any.
+        counted: Option<Counted>,
+    },
+    /// Delete a pod with grace period 0 (precondition: its uid), as it stayed Terminating past
+    /// its deadline.
+    ForceDeletePod {
+        /// Pod name.
+        name: String,
+        /// The uid of the pod seen stuck, so a replacement of the same name is never hit.
+        uid: Option<String>,
+    },
+    /// Merge-patch a running pod's labels and annotations (never its spec).
+    PatchPodMetadata {
+        /// Pod name.
+        name: String,
+        /// The change.
+        patch: MetadataPatch,
+    },
     /// Delete the app itself (TTL after finishing).
     DeleteApp,
+}
+
+impl Action {
+    /// A deletion that counts no failure.
+    pub fn delete(name: impl Into<String>) -> Self {
+        Self::DeletePod {
+            name: name.into(),
+            counted: None,
+        }
+    }
 }
 
 /// Severity of an event.
@@ -83,6 +141,7 @@ pub struct Plan {
 pub(crate) struct Ctx<'a> {
     pub app: &'a StreamBatchApp,
     pub now: Timestamp,
+    pub settings: &'a Settings,
     pub status: StreamBatchAppStatus,
     pub actions: Vec<Action>,
     pub events: Vec<EventSpec>,
@@ -122,13 +181,43 @@ impl Ctx<'_> {
         );
     }
 
-    fn finish(mut self, previous: Option<Phase>) -> Plan {
+    /// A pod being deleted: force-deletes it once overdue (its node is most likely lost and
+    /// its fixed name blocks the replacement), else looks again when it will be.
+    pub fn terminating(&mut self, pod: &Pod, what: &str) {
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let Some(after) = self.settings.force_delete_after_seconds else {
+            self.requeue_within(Duration::from_secs(10));
+            return;
+        };
+        match crate::pods::deletion_overdue_in(pod, self.now, after) {
+            Some(left) if left < 0 => {
+                self.actions.push(Action::ForceDeletePod {
+                    name: name.clone(),
+                    uid: pod.metadata.uid.clone(),
+                });
+                let message = format!(
+                    "{what} pod {name} has been terminating {}s past its grace period on node {}; \
+                     force-deleting it (its node is most likely lost)",
+                    after - left,
+                    crate::pods::node_name(pod)
+                );
+                self.degraded.push(format!("ForceDeleted: {message}"));
+                self.event(EventKind::Warning, "ForceDeleted", message);
+                self.requeue_within(Duration::from_secs(2));
+            }
+            Some(left) => self.requeue_within(Duration::from_secs(left.clamp(2, 30) as u64)),
+            None => self.requeue_within(Duration::from_secs(2)),
+        }
+    }
+
+    fn finish(mut self, previous: &StreamBatchAppStatus) -> Plan {
         let phase = self.status.phase;
-        if phase != previous
+        if phase != previous.phase
             && let Some(p) = phase
+            && p != Phase::Invalid
         {
             let message = self.status.message.clone().unwrap_or_default();
-            let kind = if matches!(p, Phase::Failed | Phase::Invalid) {
+            let kind = if p == Phase::Failed {
                 EventKind::Warning
             } else {
                 EventKind::Normal
@@ -167,7 +256,12 @@ fn degraded_reason(message: &str) -> String {
 }
 
 /// Decides what to do for `app` given what was observed at `now`.
-pub fn plan(app: &StreamBatchApp, observed: &Observed, now: Timestamp) -> Plan {
+pub fn plan(
+    app: &StreamBatchApp,
+    observed: &Observed,
+    now: Timestamp,
+    settings: &Settings,
+) -> Plan {
     let previous = app.status.clone().unwrap_or_default();
     let mut status = previous.clone();
     status.observed_generation = app.metadata.generation;
@@ -175,20 +269,29 @@ pub fn plan(app: &StreamBatchApp, observed: &Observed, now: Timestamp) -> Plan {
     let mut cx = Ctx {
         app,
         now,
+        settings,
         status,
         actions: Vec::new(),
         events: Vec::new(),
         requeue: Duration::from_secs(300),
         degraded: Vec::new(),
     };
-    let sizes = match validate(app) {
-        Ok(sizes) => sizes,
+    let validated = match validate(app) {
+        Ok(v) => v,
         Err(invalid) => {
             // Leave existing pods alone: an edit that breaks the spec should not kill a running app.
-            cx.condition(ct::INVALID_SPEC, true, "InvalidSpec", invalid.to_string());
+            let message = invalid.to_string();
+            let known = previous
+                .conditions
+                .iter()
+                .any(|c| c.type_ == ct::INVALID_SPEC && c.status == "True" && c.message == message);
+            if !known {
+                cx.event(EventKind::Warning, "InvalidSpec", message.clone());
+            }
+            cx.condition(ct::INVALID_SPEC, true, "InvalidSpec", message.clone());
             cx.status.phase = Some(Phase::Invalid);
-            cx.status.message = Some(format!("invalid spec: {invalid}"));
-            return cx.finish(previous.phase);
+            cx.status.message = Some(format!("invalid spec: {message}"));
+            return cx.finish(&previous);
         }
     };
     cx.condition(ct::INVALID_SPEC, false, "Valid", "");
@@ -198,25 +301,26 @@ pub fn plan(app: &StreamBatchApp, observed: &Observed, now: Timestamp) -> Plan {
 
     if let Some(phase) = cx.status.phase.filter(|p| p.is_finished()) {
         finished(&mut cx, observed, phase);
-        return cx.finish(previous.phase);
+        return cx.finish(&previous);
     }
     if app.spec.suspend {
         suspend(&mut cx, observed);
-        return cx.finish(previous.phase);
+        return cx.finish(&previous);
     }
     cx.actions
         .push(Action::ApplyService(Box::new(build::driver_service(app))));
-    let driver = driver::reconcile(&mut cx, observed, &sizes);
+    let (driver, attempt) = driver::reconcile(&mut cx, observed, &validated);
     if let Some(phase) = cx.status.phase.filter(|p| p.is_finished()) {
         finished(&mut cx, observed, phase);
-        return cx.finish(previous.phase);
+        return cx.finish(&previous);
     }
-    executors::reconcile(&mut cx, observed, &sizes, driver);
+    executors::reconcile(&mut cx, observed, &validated, driver, attempt);
+    failures::maybe_reset(&mut cx, driver);
     if driver.is_ready() {
         report_jobs(&mut cx, observed);
         cx.requeue_within(Duration::from_secs(30));
     }
-    cx.finish(previous.phase)
+    cx.finish(&previous)
 }
 
 /// Succeeded or Failed: no executors, TTL cleanup.
@@ -224,6 +328,7 @@ fn finished(cx: &mut Ctx<'_>, observed: &Observed, phase: Phase) {
     executors::delete_all(cx, observed, "the app finished");
     cx.status.executors.desired = 0;
     cx.status.executors.ready = 0;
+    cx.status.running_since = None;
     cx.condition(ct::DRIVER_READY, false, phase.as_str(), "the driver exited");
     cx.condition(
         ct::EXECUTORS_READY,
@@ -252,22 +357,28 @@ fn finished(cx: &mut Ctx<'_>, observed: &Observed, phase: Phase) {
 
 /// `spec.suspend: true`: delete every pod, keep counters.
 fn suspend(cx: &mut Ctx<'_>, observed: &Observed) {
-    if let Some(name) = observed
+    if let Some(pod) = observed
         .driver
         .as_ref()
-        .and_then(|p| p.metadata.name.clone())
-        && observed
-            .driver
-            .as_ref()
-            .is_some_and(|p| p.metadata.deletion_timestamp.is_none())
+        .filter(|p| p.metadata.deletion_timestamp.is_none())
     {
-        cx.actions.push(Action::DeletePod(name));
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        cx.actions.push(Action::delete(name.clone()));
+        failures::record_restart(
+            cx,
+            "Suspended",
+            format!("spec.suspend is true; deleted driver pod {name}"),
+            false,
+        );
+    } else if let Some(pod) = &observed.driver {
+        cx.terminating(pod, "driver");
     }
     executors::delete_all(cx, observed, "the app is suspended");
     cx.status.phase = Some(Phase::Suspended);
     cx.status.message = Some("suspended: spec.suspend is true".into());
     cx.status.executors.desired = 0;
     cx.status.executors.ready = 0;
+    cx.status.running_since = None;
     cx.status.jobs.clear();
     cx.status.stream_p99 = None;
     cx.condition(ct::DRIVER_READY, false, "Suspended", "spec.suspend is true");

@@ -22,7 +22,7 @@ use crate::store::{GroupResource, Write};
 
 const MANAGER: &str = "generic-garbage-collector";
 
-/// Runs the collector until the store is dropped.
+/// Runs the collector (and the workload controller) until the store is dropped.
 pub fn spawn(state: Arc<State>) -> tokio::task::JoinHandle<()> {
     let mut rx = state.store.subscribe();
     tokio::spawn(async move {
@@ -32,6 +32,7 @@ pub fn spawn(state: Arc<State>) -> tokio::task::JoinHandle<()> {
                     // Coalesce a burst of changes into one sweep.
                     while rx.try_recv().is_ok() {}
                     sweep(&state);
+                    super::workloads::reconcile(&state);
                 }
                 Err(RecvError::Closed) => return,
             }

@@ -4,12 +4,14 @@
 //! Modules: [`router`] (HTTP, auth, dispatch) → [`ops`] (the verbs) → [`admission`] (per-kind
 //! rules, [`schema`] and CEL for CRDs, [`crd`] registration) with [`meta`], [`apply`] and
 //! [`patch`] for the write path; [`watch`], [`table`], [`scale`], [`logs`], [`discovery`] and
-//! [`openapi`] for the read side; [`gc`] for owner-reference and namespace cascades; [`tls`] for
+//! [`openapi`] for the read side; [`gc`] for owner-reference and namespace cascades and
+//! [`workloads`] for Deployments and ReplicaSets; [`protobuf`] decodes the protobuf bodies kubectl's typed commands and Helm send; [`tls`] for
 //! credentials and kubeconfigs; [`resources`] is the resource table, [`convert`] the
 //! events.k8s.io ↔ core conversion.
 
 pub mod admission;
 pub mod apply;
+pub mod body;
 pub mod convert;
 pub mod crd;
 pub mod discovery;
@@ -20,6 +22,7 @@ pub mod meta;
 pub mod openapi;
 pub mod ops;
 pub mod patch;
+pub mod protobuf;
 pub mod resources;
 pub mod router;
 pub mod scale;
@@ -27,6 +30,7 @@ pub mod schema;
 pub mod table;
 pub mod tls;
 pub mod watch;
+pub mod workloads;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -194,10 +194,12 @@ fn commit(
                         info.qualified_resource()
                     )));
                 }
-                meta::prepare_update(old, &mut new);
+                // Status separation first: a status write that also sent spec must not count
+                // as a spec change.
                 if info.status {
                     meta::separate_status(old, &mut new, sub == "status");
                 }
+                meta::prepare_update(old, &mut new);
             }
             None => {
                 created = true;
@@ -267,9 +269,9 @@ fn normalize(info: &ResourceInfo, ns: &str, name: &str, obj: &mut Value) -> Resu
     if info.namespaced {
         match meta.get("namespace").and_then(Value::as_str) {
             Some(n) if !n.is_empty() && n != ns => {
-                return Err(ApiError::BadRequest(format!(
-                    "the namespace of the provided object does not match the namespace sent on the request"
-                )));
+                return Err(ApiError::BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request".into(),
+                ));
             }
             _ => {
                 meta.insert("namespace".into(), json!(ns));

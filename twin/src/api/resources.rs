@@ -108,9 +108,20 @@ impl ResourceInfo {
     }
 }
 
-/// Built-ins: (group, version, resource, kind, namespaced, short names, subresources).
-/// Subresources: `s` status, `c` scale, `l` log.
-const BUILTINS: &[(&str, &str, &str, &str, bool, &[&str], &str)] = &[
+/// A built-in: (group, version, resource, kind, namespaced, short names, subresources), where
+/// subresources are `s` status, `c` scale, `l` log.
+type Builtin = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    bool,
+    &'static [&'static str],
+    &'static str,
+);
+
+/// The built-in kinds.
+const BUILTINS: &[Builtin] = &[
     ("", "v1", "namespaces", "Namespace", false, &["ns"], "s"),
     ("", "v1", "pods", "Pod", true, &["po"], "sl"),
     ("", "v1", "services", "Service", true, &["svc"], "s"),
@@ -269,7 +280,7 @@ const BUILTINS: &[(&str, &str, &str, &str, bool, &[&str], &str)] = &[
     ),
 ];
 
-fn builtin(entry: &(&str, &str, &str, &str, bool, &[&str], &str)) -> ResourceInfo {
+fn builtin(entry: &Builtin) -> ResourceInfo {
     let (group, version, resource, kind, namespaced, short, subs) = *entry;
     let storage = if group == "events.k8s.io" {
         GroupResource::new("", "events")

@@ -16,6 +16,7 @@ use hyper::body::{Frame, Incoming};
 use serde_json::Value;
 use tokio::sync::mpsc;
 
+use super::body::{check_content_type, decode, decode_body, parse_body};
 use super::error::ApiError;
 use super::ops::{self, DeleteOpts, FieldValidation, ListOpts, PatchType, WriteOpts};
 use super::resources::ResourceInfo;
@@ -92,9 +93,9 @@ pub async fn handle(
         .query()
         .map(|q| {
             q.split('&')
-                .filter_map(|kv| {
+                .map(|kv| {
                     let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
-                    Some((decode(k), decode(v)))
+                    (decode(k), decode(v))
                 })
                 .collect()
         })
@@ -108,34 +109,6 @@ pub async fn handle(
 /// Compares tokens without leaking the matching prefix length through timing.
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
-
-/// Percent-decoding of a query component (`+` is a space).
-fn decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = (b[i] == b'%' && i + 2 < b.len())
-            .then(|| std::str::from_utf8(&b[i + 1..i + 3]).ok())
-            .flatten()
-            .and_then(|h| u8::from_str_radix(h, 16).ok());
-        match (b[i], hex) {
-            (_, Some(byte)) => {
-                out.push(byte);
-                i += 3;
-            }
-            (b'+', None) => {
-                out.push(b' ');
-                i += 1;
-            }
-            (c, None) => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn route(
@@ -242,18 +215,6 @@ fn parse_target(
     })
 }
 
-fn parse_body(body: &Bytes, yaml: bool) -> Result<Value, ApiError> {
-    let text = std::str::from_utf8(body)
-        .map_err(|_| ApiError::BadRequest("the body is not UTF-8".into()))?;
-    if yaml {
-        serde_yaml::from_str(text)
-            .map_err(|e| ApiError::BadRequest(format!("error decoding YAML: {e}")))
-    } else {
-        serde_json::from_str(text)
-            .map_err(|e| ApiError::BadRequest(format!("error decoding JSON: {e}")))
-    }
-}
-
 fn manager(query: &HashMap<String, String>, headers: &HeaderMap) -> String {
     query
         .get("fieldManager")
@@ -342,6 +303,7 @@ async fn resource(
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .unwrap_or("application/json");
+    check_content_type(content_type, &body)?;
     let selectors = || -> Result<(LabelSelector, FieldSelector), ApiError> {
         let bad = |e: crate::store::selector::SelectorError| ApiError::BadRequest(e.to_string());
         Ok((
@@ -445,13 +407,7 @@ async fn resource(
             Ok(streaming(rx, "text/plain"))
         }
         (Method::POST, None, "") => {
-            let (v, w) = ops::create(
-                state,
-                info,
-                &ns,
-                parse_body(&body, content_type.contains("yaml"))?,
-                &opts,
-            )?;
+            let (v, w) = ops::create(state, info, &ns, decode_body(&body, content_type)?, &opts)?;
             Ok(one(&v, &w, 201))
         }
         (Method::POST, Some(name), "binding") if info.log => {
@@ -505,7 +461,7 @@ async fn resource(
                 &ns,
                 name,
                 sub,
-                parse_body(&body, false)?,
+                decode_body(&body, content_type)?,
                 &opts,
             )?;
             Ok(one(&v, &w, 200))
@@ -553,7 +509,7 @@ async fn resource(
                 ..Default::default()
             };
             if !body.is_empty() {
-                let b = parse_body(&body, false)?;
+                let b = decode_body(&body, content_type)?;
                 d.grace_period = b["gracePeriodSeconds"].as_i64().or(d.grace_period);
                 d.propagation = b["propagationPolicy"]
                     .as_str()

@@ -175,10 +175,10 @@ fn default_config_is_neptune_with_lma_and_valid() {
 fn invalid_config_values_name_their_key() {
     type Breaker = fn(&mut SchedulerConfig);
     let cases: [(&str, Breaker); 4] = [
-        ("max_task_failures", |c| c.max_task_failures = 0),
-        ("metrics_window", |c| c.metrics_window = 0),
-        ("fair_weights.batch", |c| c.fair_weights.batch = 0),
-        ("heartbeat_timeout_ms", |c| {
+        ("scheduler.max_task_failures", |c| c.max_task_failures = 0),
+        ("scheduler.metrics_window", |c| c.metrics_window = 0),
+        ("scheduler.fair_weights.batch", |c| c.fair_weights.batch = 0),
+        ("heartbeat.timeout_ms", |c| {
             c.heartbeat_timeout = Duration::ZERO
         }),
     ];
@@ -204,10 +204,10 @@ fn invalid_config_values_name_their_key() {
 #[test]
 fn config_keys_parse_from_strings_and_errors_name_the_key_or_value() {
     let mut cfg = SchedulerConfig::default();
-    cfg.set("policy", "kill").unwrap();
-    cfg.set("placement", "random").unwrap();
-    cfg.set("quantum_ms", "250").unwrap();
-    cfg.set("fair_weights.stream", "3").unwrap();
+    cfg.set("scheduler.policy", "kill").unwrap();
+    cfg.set("scheduler.placement", "random").unwrap();
+    cfg.set("scheduler.quantum_ms", "250").unwrap();
+    cfg.set("scheduler.fair_weights.stream", "3").unwrap();
     assert_eq!(
         (cfg.policy, cfg.placement),
         (Policy::Kill, Placement::Random)
@@ -215,9 +215,20 @@ fn config_keys_parse_from_strings_and_errors_name_the_key_or_value() {
     assert_eq!(cfg.quantum, Duration::from_millis(250));
     assert_eq!(cfg.fair_weights.stream, 3);
 
-    let err = cfg.set("policy", "lifo").unwrap_err().to_string();
+    let err = cfg.set("scheduler.policy", "lifo").unwrap_err().to_string();
     assert!(err.contains("policy") && err.contains("lifo"), "{err}");
-    let err = cfg.set("metrics_window", "-1").unwrap_err().to_string();
+    let err = cfg
+        .set("scheduler.quantum_ms", "0")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("scheduler.quantum_ms") && err.contains("between"),
+        "{err}"
+    );
+    let err = cfg
+        .set("scheduler.metrics_window", "-1")
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("metrics_window") && err.contains("-1"),
         "{err}"

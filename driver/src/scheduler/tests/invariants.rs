@@ -99,7 +99,8 @@ pub(in super::super) fn check(s: &Scheduler) -> Result<(), String> {
                     format!("{id} reserved lost")
                 })?;
                 ensure(
-                    entry.spec.kind == JobKind::Stream || s.cfg.policy.preemption().is_some(),
+                    entry.spec.kind == JobKind::Stream
+                        || crate::scheduler::config::preemption(s.cfg.policy).is_some(),
                     || format!("{id} reserved under a non-preempting policy"),
                 )?;
             }

@@ -2,6 +2,7 @@
 
 mod baselines;
 mod failures;
+mod holder;
 mod invariants;
 mod neptune;
 mod placement;

@@ -1,0 +1,362 @@
+//! The engine's settings: cluster shape, scheduler, heartbeats, per-job overrides. Apps declare
+//! their own keys beside their code.
+//!
+//! A range changed here changes the CLI, the driver, the CRD (regenerate it with `crdgen`; CI
+//! fails on drift) and `docs/config.md` (regenerate with `neptune config --markdown`; a test fails
+//! on drift).
+
+use crate::choice::{JobKind, Placement, Policy};
+use crate::setting::{Bytes, Choice, Describe, Meta, UInt};
+
+const MS_PER_HOUR: u64 = 3_600_000;
+
+/// Executors of an app (`neptune local`/`driver --executors`, `spec.executor.replicas`). Scaling
+/// to zero is `spec.suspend`, not zero replicas.
+pub static EXECUTORS: UInt = UInt::new(
+    Meta::flag_only("--executors", "Executor processes (pods) of the app.")
+        .crd("spec.executor.replicas"),
+    1,
+    1000,
+)
+.default(2);
+
+/// Task slots per executor (`--cores`, `spec.executor.cores`).
+pub static CORES: UInt = UInt::new(
+    Meta::flag_only(
+        "--cores",
+        "Task slots per executor (one `may` worker thread each).",
+    )
+    .crd("spec.executor.cores"),
+    1,
+    256,
+)
+.default(2);
+
+/// Memory budget per executor (`--memory`, `spec.executor.memory`).
+pub static MEMORY: Bytes = Bytes::new(
+    Meta::flag_only(
+        "--memory",
+        "Memory budget per executor: shuffle buffers spill past it, receivers buffer 10 % of it.",
+    )
+    .crd("spec.executor.memory"),
+    16 << 20,
+    1 << 40,
+)
+.default(1 << 30);
+
+/// Scheduling policy.
+pub static POLICY: Choice<Policy> = Choice::new(
+    Meta::new(
+        "scheduler.policy",
+        "Scheduling policy; `--policy` sets it too (both given: they must agree).",
+    )
+    .flag("--policy")
+    .crd("spec.scheduling.policy")
+    .live(),
+    Policy::Neptune,
+);
+
+/// Stream task placement.
+pub static PLACEMENT: Choice<Placement> = Choice::new(
+    Meta::new(
+        "scheduler.placement",
+        "Where stream tasks go (and so which batch tasks pause).",
+    )
+    .crd("spec.scheduling.placement")
+    .live(),
+    Placement::Lma,
+);
+
+/// Anti-starvation: preemptions after which a task is protected.
+pub static MAX_SUSPENSIONS: UInt = UInt::new(
+    Meta::new(
+        "scheduler.max_suspensions",
+        "A batch task preempted more often than this runs unpreemptible for `scheduler.quantum_ms` after each resume (anti-starvation).",
+    )
+    .crd("spec.scheduling.maxSuspensions")
+    .live(),
+    0,
+    1_000_000,
+)
+.default(8);
+
+/// Anti-starvation protection period.
+pub static QUANTUM_MS: UInt = UInt::new(
+    Meta::new(
+        "scheduler.quantum_ms",
+        "Anti-starvation quantum: how long a task past `scheduler.max_suspensions` runs unpreemptible after each resume.",
+    )
+    .crd("spec.scheduling.quantumMs")
+    .live(),
+    1,
+    MS_PER_HOUR,
+)
+.default(1000)
+.unit("ms");
+
+/// `fair` policy: weight of the stream pool.
+pub static FAIR_WEIGHT_STREAM: UInt = UInt::new(
+    Meta::new(
+        "scheduler.fair_weights.stream",
+        "`fair` policy: weight of the stream pool's share of running tasks.",
+    ),
+    1,
+    1000,
+)
+.default(1);
+
+/// `fair` policy: weight of the batch pool.
+pub static FAIR_WEIGHT_BATCH: UInt = UInt::new(
+    Meta::new(
+        "scheduler.fair_weights.batch",
+        "`fair` policy: weight of the batch pool's share of running tasks.",
+    ),
+    1,
+    1000,
+)
+.default(1);
+
+/// `static` policy: stream-only executors.
+pub static STATIC_STREAM_EXECUTORS: UInt = UInt::new(
+    Meta::new(
+        "scheduler.static_stream_executors",
+        "`static` policy: executors that run only stream tasks (must leave at least one for batch).",
+    )
+    .crd("spec.scheduling.staticStreamExecutors"),
+    1,
+    999,
+)
+.default(1);
+
+/// LMA's heartbeat window.
+pub static METRICS_WINDOW: UInt = UInt::new(
+    Meta::new(
+        "scheduler.metrics_window",
+        "Heartbeats in the sliding window LMA reads memory pressure from.",
+    ),
+    1,
+    1000,
+)
+.default(10);
+
+/// Task attempt limit.
+pub static MAX_TASK_FAILURES: UInt = UInt::new(
+    Meta::new(
+        "scheduler.max_task_failures",
+        "The task failure that reaches this count fails the job.",
+    ),
+    1,
+    100,
+)
+.default(4);
+
+/// Seed of the `random` placement.
+pub static SEED: UInt = UInt::new(
+    Meta::new("scheduler.seed", "Seed of the `random` placement."),
+    0,
+    u64::MAX,
+)
+.default(0);
+
+/// Heartbeat interval executors are told to use.
+pub static HEARTBEAT_INTERVAL_MS: UInt = UInt::new(
+    Meta::new(
+        "heartbeat.interval_ms",
+        "How often executors report memory and spills to the driver.",
+    )
+    .crd("spec.scheduling.heartbeatIntervalMs"),
+    10,
+    60_000,
+)
+.default(250)
+.unit("ms");
+
+/// Silence after which an executor is dropped.
+pub static HEARTBEAT_TIMEOUT_MS: UInt = UInt::new(
+    Meta::new(
+        "heartbeat.timeout_ms",
+        "An executor silent this long is dropped and its tasks re-run elsewhere; at least twice `heartbeat.interval_ms`.",
+    )
+    .crd("spec.scheduling.heartbeatTimeoutMs")
+    .default_doc("8 × heartbeat.interval_ms, at least 2000"),
+    20,
+    600_000,
+)
+.unit("ms");
+
+/// Wait for the expected executors before jobs start anyway.
+pub static START_TIMEOUT_MS: UInt = UInt::new(
+    Meta::new(
+        "driver.start_timeout_ms",
+        "Jobs start when `--executors` executors registered, or after this long with those that did.",
+    ),
+    0,
+    MS_PER_HOUR,
+)
+.default(60_000)
+.unit("ms");
+
+/// Largest gRPC message between driver and executors (either way).
+pub static GRPC_MAX_MESSAGE_BYTES: Bytes = Bytes::new(
+    Meta::new(
+        "grpc.max_message_bytes",
+        "Largest gRPC message between the driver and its executors, either way (task results, broadcasts); the driver tells executors at registration.",
+    ),
+    1 << 20,
+    1 << 30,
+)
+.default(256 << 20);
+
+/// Fetch failures of one map output before its map task re-runs.
+pub static MAX_FETCH_FAILURES: UInt = UInt::new(
+    Meta::new(
+        "driver.max_fetch_failures",
+        "Reduce tasks that failed to fetch one map task's output before the driver re-runs that map task.",
+    ),
+    1,
+    1000,
+)
+.default(4);
+
+/// Largest shuffle block (or receiver cut) a task fetches.
+pub static MAX_BLOCK_BYTES: Bytes = Bytes::new(
+    Meta::new(
+        "shuffle.max_block_bytes",
+        "Largest shuffle block (or receiver cut) a task fetches; a peer announcing more is refused before anything is allocated.",
+    ),
+    1 << 20,
+    1 << 40,
+)
+.default(1 << 30);
+
+/// Per-job kind override.
+pub static JOB_KIND: Choice<JobKind> = Choice::new(
+    Meta::new(
+        "jobs.<job>.kind",
+        "Run the job as a stream or a batch job, whatever its code declares.",
+    )
+    .crd("spec.jobs.<job>.kind")
+    .default_doc("as declared by the app"),
+    JobKind::Batch,
+);
+
+/// Per-job micro-batch interval.
+pub static JOB_INTERVAL_MS: UInt = UInt::new(
+    Meta::new(
+        "jobs.<job>.interval_ms",
+        "Micro-batch interval of a stream job (a batch job's run follows its predecessor).",
+    )
+    .crd("spec.jobs.<job>.intervalMs")
+    .default_doc("as declared by the app"),
+    1,
+    MS_PER_HOUR,
+)
+.unit("ms");
+
+/// Per-job run limit.
+pub static JOB_RUNS: UInt = UInt::new(
+    Meta::new(
+        "jobs.<job>.runs",
+        "Stop the job after this many runs (0: never; the app finishes when every job did).",
+    ),
+    0,
+    u64::MAX,
+)
+.default(0);
+
+/// Per-job latency target.
+pub static JOB_LATENCY_TARGET_MS: UInt = UInt::new(
+    Meta::new(
+        "jobs.<job>.latency_target_ms",
+        "Latency target of a stream job (micro-batch due → committed).",
+    )
+    .crd("spec.jobs.<job>.latencyTargetMs"),
+    1,
+    MS_PER_HOUR,
+)
+.unit("ms");
+
+/// Every engine setting, in the order of the reference.
+pub static ENGINE: &[&dyn Describe] = &[
+    &EXECUTORS,
+    &CORES,
+    &MEMORY,
+    &POLICY,
+    &PLACEMENT,
+    &MAX_SUSPENSIONS,
+    &QUANTUM_MS,
+    &FAIR_WEIGHT_STREAM,
+    &FAIR_WEIGHT_BATCH,
+    &STATIC_STREAM_EXECUTORS,
+    &METRICS_WINDOW,
+    &MAX_TASK_FAILURES,
+    &SEED,
+    &HEARTBEAT_INTERVAL_MS,
+    &HEARTBEAT_TIMEOUT_MS,
+    &START_TIMEOUT_MS,
+    &GRPC_MAX_MESSAGE_BYTES,
+    &MAX_FETCH_FAILURES,
+    &MAX_BLOCK_BYTES,
+    &JOB_KIND,
+    &JOB_INTERVAL_MS,
+    &JOB_RUNS,
+    &JOB_LATENCY_TARGET_MS,
+];
+
+/// The engine setting a `--set` key belongs to (`jobs.score.interval_ms` →
+/// [`JOB_INTERVAL_MS`]).
+pub fn engine_setting(key: &str) -> Option<&'static dyn Describe> {
+    ENGINE.iter().copied().find(|d| {
+        let m = d.meta();
+        m.set && matches_pattern(m.key, key)
+    })
+}
+
+/// Whether `key` is `pattern` with `<job>` standing for one job name.
+fn matches_pattern(pattern: &str, key: &str) -> bool {
+    match pattern.split_once("<job>") {
+        None => pattern == key,
+        Some((pre, post)) => {
+            key.len() > pre.len() + post.len()
+                && key.starts_with(pre)
+                && key.ends_with(post)
+                && !key[pre.len()..key.len() - post.len()].contains('.')
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_unique_and_documented() {
+        let mut seen = std::collections::BTreeSet::new();
+        for d in ENGINE {
+            let m = d.meta();
+            assert!(seen.insert(m.key), "{} twice", m.key);
+            assert!(m.doc.ends_with('.'), "{}: doc must be a sentence", m.key);
+            if let Some((lo, hi)) = d.bounds() {
+                assert!(lo <= hi, "{}", m.key);
+            }
+        }
+    }
+
+    #[test]
+    fn job_keys_resolve_to_their_pattern() {
+        assert_eq!(
+            engine_setting("jobs.score.interval_ms").map(|d| d.meta().key),
+            Some("jobs.<job>.interval_ms")
+        );
+        assert!(engine_setting("jobs.a.b.interval_ms").is_none());
+        assert!(engine_setting("jobs..interval_ms").is_none());
+        assert_eq!(
+            engine_setting("scheduler.quantum_ms").map(|d| d.meta().key),
+            Some("scheduler.quantum_ms")
+        );
+        assert!(
+            engine_setting("--cores").is_none(),
+            "flag-only settings have no --set key"
+        );
+    }
+}

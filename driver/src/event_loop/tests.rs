@@ -1,0 +1,494 @@
+//! Event loop tests, driven synchronously (events in, [`EventLoop::drain`], messages out):
+//! registration rules, the holder rule end to end, bounded values, and a property-based fuzz in
+//! which a rogue session sends arbitrary updates, heartbeats and registrations while honest
+//! simulated executors run the app's real tasks — the results must equal an undisturbed run's.
+
+use super::*;
+use crate::registration::Registration;
+use crate::scheduler::Policy;
+use crate::server::{OUTBOX_CAPACITY, Welcomed};
+use neptune_core::config::Config;
+use neptune_core::shuffle::{LocalBlocks, ShuffleRead};
+use neptune_core::{Dataset, TaskContext};
+use neptune_proto::{TaskUpdate, task_update};
+use proptest::prelude::*;
+use std::collections::BTreeSet;
+use tokio::sync::oneshot;
+use tonic::Code;
+
+/// Two batch jobs: a word count through a shuffle (2 maps → 3 reduces), and a plain sum; two
+/// runs each.
+fn app() -> Arc<App> {
+    let mut app = App::new("t", Arc::new(neptune_core::config::Config::default()));
+    let words = Dataset::from_fn(2, |ctx| {
+        let p = u64::from(ctx.partition());
+        Box::new((0..50u64).map(move |i| (format!("w{}", (i * 7 + p) % 11), 1u64)))
+    });
+    app.batch("wc", words.reduce_by_key(3, |a, b| a + b).count())
+        .runs(Some(2));
+    let nums = Dataset::from_fn(2, |ctx| Box::new(0..u64::from(ctx.partition()) * 10 + 5));
+    app.batch("sum", nums.count()).runs(Some(2));
+    Arc::new(app)
+}
+
+fn new_loop(app: Arc<App>) -> EventLoop {
+    let cfg = DriverConfig::new(
+        "t".into(),
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+        2,
+        Some(Policy::Neptune),
+        Config::default(),
+    )
+    .unwrap();
+    EventLoop::new(cfg, app, DriverMetrics::new(), Arc::default())
+}
+
+/// One side of a session, as an executor sees it.
+struct Peer {
+    id: String,
+    session: u64,
+    rx: mpsc::Receiver<Result<DriverMessage, tonic::Status>>,
+    /// Launches received and not yet run.
+    pending: VecDeque<neptune_proto::Launch>,
+}
+
+fn registration(id: Option<&str>) -> Registration {
+    Registration {
+        id: id.map(str::to_string),
+        cores: 2,
+        memory_limit: 1 << 30,
+        http_addr: "127.0.0.1:1".into(),
+        block_addr: "127.0.0.1:2".into(),
+    }
+}
+
+fn register(lp: &mut EventLoop, r: Registration) -> Result<Peer, tonic::Status> {
+    let (outbox, rx) = mpsc::channel(OUTBOX_CAPACITY);
+    let (reply, mut answer) = oneshot::channel();
+    lp.on_inbound(Inbound::Register {
+        registration: r,
+        outbox,
+        reply,
+    });
+    lp.drain();
+    let Welcomed { id, session } = answer.try_recv().expect("the loop answers at once")?;
+    let mut peer = Peer {
+        id,
+        session,
+        rx,
+        pending: VecDeque::new(),
+    };
+    match peer.rx.try_recv() {
+        Ok(Ok(DriverMessage {
+            msg: Some(driver_message::Msg::Welcome(w)),
+        })) => assert_eq!(
+            (w.executor_id.as_str(), w.session),
+            (peer.id.as_str(), session)
+        ),
+        other => panic!("the first message must be the welcome, got {other:?}"),
+    }
+    Ok(peer)
+}
+
+fn send(lp: &mut EventLoop, peer: &Peer, key: TaskKey, state: task_update::State) {
+    lp.on_inbound(Inbound::Update {
+        id: peer.id.clone(),
+        session: peer.session,
+        update: TaskUpdate {
+            task: Some(key),
+            state: Some(state),
+        },
+    });
+    lp.drain();
+}
+
+/// Read every message queued for `peer`, keeping launches; answer kills of pending tasks.
+fn read(lp: &mut EventLoop, peer: &mut Peer) {
+    while let Ok(Ok(m)) = peer.rx.try_recv() {
+        match m.msg {
+            Some(driver_message::Msg::Launch(l)) => peer.pending.push_back(l),
+            Some(driver_message::Msg::Kill(k)) => {
+                peer.pending
+                    .retain(|l| l.task.is_none_or(|t| t.id() != k.id()));
+                let state = task_update::State::Killed(neptune_proto::Killed { records: 0 });
+                send(lp, peer, k, state);
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Run `peer`'s oldest pending launch for real (its stage's closure over `blocks`) and report.
+fn run_one(lp: &mut EventLoop, peer: &mut Peer, app: &App, blocks: &Arc<LocalBlocks>) -> bool {
+    read(lp, peer);
+    let Some(l) = peer.pending.pop_front() else {
+        return false;
+    };
+    let key = l.task.expect("launches carry a key");
+    let id = key.id();
+    let reads: Vec<ShuffleRead> = if l.params.is_empty() {
+        Vec::new()
+    } else {
+        postcard::from_bytes(&l.params).expect("driver params decode")
+    };
+    let ctx = TaskContext::detached(id, JobKind::Batch);
+    ctx.set_shuffle(blocks.clone(), reads);
+    let result = (app.jobs()[id.job as usize].stages[id.stage as usize].run_task)(&ctx);
+    let state = match result {
+        Ok(result) => task_update::State::Succeeded(neptune_proto::Succeeded {
+            result,
+            records: ctx.records(),
+            elapsed_us: 1,
+            skipped: ctx.skipped(),
+        }),
+        Err(reason) => task_update::State::Failed(neptune_proto::Failed {
+            reason,
+            records: ctx.records(),
+            fetch_failed_executor: ctx.fetch_failed().unwrap_or_default(),
+        }),
+    };
+    send(lp, peer, key, state);
+    true
+}
+
+/// Let `peers` run everything until the app is done (bounded).
+fn finish(lp: &mut EventLoop, peers: &mut [Peer], app: &App, blocks: &Arc<LocalBlocks>) {
+    for _ in 0..10_000 {
+        if lp.jobs.all_done() {
+            return;
+        }
+        let mut any = false;
+        for p in peers.iter_mut() {
+            any |= run_one(lp, p, app, blocks);
+        }
+        if !any {
+            lp.work.push_back(Work::Schedule(Event::Tick));
+            lp.drain();
+        }
+    }
+    panic!("the app did not finish: {:?}", lp.jobs.any_failed());
+}
+
+fn blocks() -> Arc<LocalBlocks> {
+    Arc::new(LocalBlocks::new(std::env::temp_dir(), 1 << 30))
+}
+
+fn results(lp: &EventLoop) -> Vec<(serde_json::Value, u64, u64)> {
+    (0..lp.app.jobs().len())
+        .map(|j| {
+            let st = lp.jobs.stats(j);
+            (st.last_result.clone(), st.records, st.runs)
+        })
+        .collect()
+}
+
+/// The results of an undisturbed run of [`app`].
+fn reference() -> Vec<(serde_json::Value, u64, u64)> {
+    let app = app();
+    let mut lp = new_loop(app.clone());
+    let mut peers = vec![
+        register(&mut lp, registration(Some("exec-0"))).unwrap(),
+        register(&mut lp, registration(Some("exec-1"))).unwrap(),
+    ];
+    finish(&mut lp, &mut peers, &app, &blocks());
+    results(&lp)
+}
+
+fn rejected(lp: &EventLoop, reason: &str) -> u64 {
+    lp.metrics
+        .rejected_updates
+        .with_label_values(&[reason])
+        .get()
+}
+
+fn assert_no_totals_moved(lp: &EventLoop) {
+    let t = &lp.totals;
+    assert_eq!(
+        (t.kills, t.records_lost, t.suspensions, t.resumptions),
+        (0, 0, 0, 0)
+    );
+    assert_eq!((t.malformed_skipped, t.fetch_failures), (0, 0));
+    assert!(t.suspensions_by_phase.is_empty());
+}
+
+#[test]
+fn an_id_with_a_live_session_is_refused_and_free_again_once_that_session_ends() {
+    let mut lp = new_loop(app());
+    let first = register(&mut lp, registration(Some("exec-0"))).unwrap();
+    let e = register(&mut lp, registration(Some("exec-0")))
+        .err()
+        .unwrap();
+    assert_eq!(e.code(), Code::AlreadyExists);
+    assert!(e.message().contains("live session"), "{}", e.message());
+    let refused = lp
+        .metrics
+        .refused_registrations
+        .with_label_values(&["id_in_use"]);
+    assert_eq!(refused.get(), 1);
+    // Assigned ids skip the ones in use.
+    let fresh = register(&mut lp, registration(None)).unwrap();
+    assert_eq!(fresh.id, "exec-1");
+    lp.on_inbound(Inbound::Disconnected {
+        id: first.id.clone(),
+        session: first.session,
+        reason: "gone".into(),
+    });
+    lp.drain();
+    let again = register(&mut lp, registration(Some("exec-0"))).unwrap();
+    assert!(again.session > first.session);
+    // The old session's late update is ignored even though the id is back.
+    let key = TaskKey::new(
+        TaskId {
+            job: 0,
+            run: 0,
+            stage: 0,
+            partition: 0,
+        },
+        0,
+    );
+    let killed = task_update::State::Killed(neptune_proto::Killed { records: 5 });
+    send(&mut lp, &first, key, killed);
+    assert_eq!(rejected(&lp, "stale_session"), 1);
+    assert_no_totals_moved(&lp);
+}
+
+#[test]
+fn a_forged_success_for_a_reduce_task_it_was_never_given_is_not_committed() {
+    let app = app();
+    let mut lp = new_loop(app.clone());
+    let blocks = blocks();
+    let mut peers = vec![
+        register(&mut lp, registration(Some("exec-0"))).unwrap(),
+        register(&mut lp, registration(Some("exec-1"))).unwrap(),
+    ];
+    // Maps of run 0 of `wc` done: its reduce tasks are launched, on exec-0 and exec-1.
+    for _ in 0..4 {
+        for p in peers.iter_mut() {
+            run_one(&mut lp, p, &app, &blocks);
+        }
+    }
+    let forged = postcard::to_stdvec(&1_000_000u64).unwrap();
+    for partition in 0..3 {
+        let reduce = TaskId {
+            job: 0,
+            run: 0,
+            stage: 1,
+            partition,
+        };
+        for (attempt, forger) in [(0, 0), (1000, 0), (0, 1), (7, 1)] {
+            let state = task_update::State::Succeeded(neptune_proto::Succeeded {
+                result: forged.clone(),
+                records: u64::MAX,
+                elapsed_us: u64::MAX,
+                skipped: u64::MAX,
+            });
+            let peer = &peers[forger];
+            let holds = peer
+                .pending
+                .iter()
+                .any(|l| l.task.is_some_and(|t| t.id() == reduce));
+            if !holds {
+                send(&mut lp, peer, TaskKey::new(reduce, attempt), state);
+            }
+        }
+    }
+    assert!(
+        rejected(&lp, "not_holder")
+            + rejected(&lp, "stale_attempt")
+            + rejected(&lp, "unknown_task")
+            > 0
+    );
+    finish(&mut lp, &mut peers, &app, &blocks);
+    assert_eq!(results(&lp), reference());
+    assert_no_totals_moved(&lp);
+}
+
+#[test]
+fn counters_a_holder_reports_saturate() {
+    let app = app();
+    let mut lp = new_loop(app.clone());
+    let mut a = register(&mut lp, registration(Some("exec-0"))).unwrap();
+    let _b = register(&mut lp, registration(Some("exec-1"))).unwrap();
+    for _ in 0..3 {
+        read(&mut lp, &mut a);
+        let l = a.pending.pop_front().expect("a launch");
+        let killed = task_update::State::Killed(neptune_proto::Killed { records: u64::MAX });
+        send(&mut lp, &a, l.task.unwrap(), killed);
+    }
+    assert_eq!(lp.totals.kills, 3);
+    assert_eq!(lp.totals.records_lost, u64::MAX);
+    lp.on_inbound(Inbound::Heartbeat {
+        id: a.id.clone(),
+        session: a.session,
+        heartbeat: neptune_proto::Heartbeat {
+            memory_used: u64::MAX,
+            memory_limit: 1,
+            spilled_bytes_total: u64::MAX,
+            suspended_retained_bytes: u64::MAX,
+        },
+    });
+    lp.drain();
+    lp.publish_status(false);
+    let st = lp.status.read().unwrap().clone();
+    assert_eq!(st.totals.spilled_bytes, u64::MAX);
+    assert_eq!(
+        st.executors[0].memory_limit_bytes,
+        1 << 30,
+        "an out-of-bounds limit is ignored"
+    );
+}
+
+#[test]
+fn an_update_without_a_key_or_state_is_counted_as_malformed() {
+    let mut lp = new_loop(app());
+    let a = register(&mut lp, registration(Some("exec-0"))).unwrap();
+    lp.on_inbound(Inbound::Update {
+        id: a.id.clone(),
+        session: a.session,
+        update: TaskUpdate::default(),
+    });
+    lp.drain();
+    assert_eq!(rejected(&lp, "malformed"), 1);
+}
+
+/// One thing the rogue does.
+#[derive(Debug, Clone)]
+enum Act {
+    /// Honest executor `i` runs one pending task.
+    Honest(usize),
+    /// Honest executor `i` is lost and registers again (its pending launches are dropped).
+    Bounce(usize),
+    /// The rogue sends an update.
+    Update(TaskKey, task_update::State),
+    /// The rogue sends a heartbeat.
+    Heartbeat(neptune_proto::Heartbeat),
+    /// The rogue tries to register under an honest executor's id.
+    Steal(usize),
+}
+
+fn key() -> impl Strategy<Value = TaskKey> {
+    (
+        0u32..3,
+        0u64..3,
+        0u32..3,
+        0u32..4,
+        prop_oneof![Just(0u32), Just(1), Just(1000), any::<u32>()],
+    )
+        .prop_map(|(job, run, stage, partition, attempt)| TaskKey {
+            job,
+            run,
+            stage,
+            partition,
+            attempt,
+        })
+}
+
+fn big() -> impl Strategy<Value = u64> {
+    prop_oneof![0u64..100, Just(u64::MAX), any::<u64>()]
+}
+
+fn state() -> impl Strategy<Value = task_update::State> {
+    use neptune_proto as p;
+    let status = (prop::collection::vec(big(), 0..5), big()).prop_map(|(bytes, records)| {
+        postcard::to_stdvec(&neptune_core::shuffle::MapStatus { bytes, records }).unwrap()
+    });
+    let result = prop_oneof![status, prop::collection::vec(any::<u8>(), 0..32)];
+    let executor = prop_oneof![
+        Just(String::new()),
+        Just("exec-0".to_string()),
+        Just("rogue".to_string()),
+        "[ -~]{0,40}",
+    ];
+    prop_oneof![
+        (big(), any::<i32>()).prop_map(|(l, phase)| task_update::State::Suspended(p::Suspended {
+            latency_ns: l,
+            phase
+        })),
+        big().prop_map(|l| task_update::State::Resumed(p::Resumed { latency_ns: l })),
+        (result, big(), big(), big()).prop_map(|(result, records, elapsed_us, skipped)| {
+            task_update::State::Succeeded(p::Succeeded {
+                result,
+                records,
+                elapsed_us,
+                skipped,
+            })
+        }),
+        ("[ -~]{0,64}", big(), executor).prop_map(|(reason, records, from)| {
+            task_update::State::Failed(p::Failed {
+                reason,
+                records,
+                fetch_failed_executor: from,
+            })
+        }),
+        big().prop_map(|records| task_update::State::Killed(p::Killed { records })),
+        "[ -~]{0,16}".prop_map(|reason| task_update::State::Rejected(p::Rejected { reason })),
+    ]
+}
+
+fn act() -> impl Strategy<Value = Act> {
+    prop_oneof![
+        4 => (0usize..2).prop_map(Act::Honest),
+        1 => (0usize..2).prop_map(Act::Bounce),
+        6 => (key(), state()).prop_map(|(k, s)| Act::Update(k, s)),
+        1 => (big(), big(), big(), big()).prop_map(|(a, b, c, d)| Act::Heartbeat(neptune_proto::Heartbeat {
+            memory_used: a,
+            memory_limit: b,
+            spilled_bytes_total: c,
+            suspended_retained_bytes: d,
+        })),
+        1 => (0usize..2).prop_map(Act::Steal),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    #[test]
+    fn a_rogue_session_cannot_move_results_or_totals(acts in prop::collection::vec(act(), 1..60)) {
+        let app = app();
+        let mut lp = new_loop(app.clone());
+        let blocks = blocks();
+        let mut peers = vec![
+            register(&mut lp, registration(Some("exec-0"))).unwrap(),
+            register(&mut lp, registration(Some("exec-1"))).unwrap(),
+        ];
+        let mut rogue = register(&mut lp, registration(Some("rogue"))).unwrap();
+        // Tasks launched on the rogue are its own to report on; it forges only the others.
+        let mut held: BTreeSet<TaskId> = BTreeSet::new();
+        for a in acts {
+            match a {
+                Act::Honest(i) => {
+                    run_one(&mut lp, &mut peers[i], &app, &blocks);
+                }
+                Act::Bounce(i) => {
+                    let p = &peers[i];
+                    lp.on_inbound(Inbound::Disconnected { id: p.id.clone(), session: p.session, reason: "bounce".into() });
+                    lp.drain();
+                    peers[i] = register(&mut lp, registration(Some(&format!("exec-{i}")))).unwrap();
+                }
+                Act::Update(k, s) => {
+                    read(&mut lp, &mut rogue);
+                    held.extend(rogue.pending.iter().filter_map(|l| l.task.map(|t| t.id())));
+                    if !held.contains(&k.id()) {
+                        send(&mut lp, &rogue, k, s);
+                    }
+                }
+                Act::Heartbeat(heartbeat) => {
+                    lp.on_inbound(Inbound::Heartbeat { id: rogue.id.clone(), session: rogue.session, heartbeat });
+                    lp.drain();
+                }
+                Act::Steal(i) => {
+                    let e = register(&mut lp, registration(Some(&format!("exec-{i}")))).err();
+                    prop_assert_eq!(e.map(|e| e.code()), Some(Code::AlreadyExists));
+                }
+            }
+            prop_assert!(lp.jobs.any_failed().is_none(), "{:?}", lp.jobs.any_failed());
+        }
+        lp.on_inbound(Inbound::Disconnected { id: rogue.id.clone(), session: rogue.session, reason: "done".into() });
+        lp.drain();
+        finish(&mut lp, &mut peers, &app, &blocks);
+        prop_assert_eq!(results(&lp), reference());
+        assert_no_totals_moved(&lp);
+    }
+}

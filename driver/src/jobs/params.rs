@@ -1,0 +1,123 @@
+//! What travels with a task: the parameters of its launch (where the shuffle outputs and
+//! receivers it reads are) and the check of what its success reports (a map task's status).
+
+use super::JobManager;
+use neptune_core::ids::TaskId;
+use neptune_core::shuffle::{MapLoc, ShuffleRead};
+use neptune_core::source_socket::RECEIVER_STAGE;
+
+/// Why a task must not launch now (see [`JobManager::params_for`]).
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchBlocked {
+    /// Its run committed or failed: the task is stale and is dropped.
+    #[error("its run is over")]
+    RunOver,
+    /// A map output it reads was lost and is not recomputed yet: it is held until it is.
+    #[error("a map output it reads is lost")]
+    InputLost,
+    /// A map output it reads lives on an executor that has no block server address any more
+    /// (it is gone): that executor's outputs are lost and recomputed.
+    #[error("a map output it reads lives on executor {0}, which is gone")]
+    ExecutorGone(String),
+    /// Its launch parameters could not be encoded.
+    #[error("launch parameters do not encode")]
+    Encode(#[source] postcard::Error),
+}
+
+impl JobManager {
+    /// Launch parameters of task `id`: where the map outputs its stage reads live, with each
+    /// executor's block server address from `addr_of`, then where the receivers it reads run
+    /// (stage `RECEIVER_STAGE | index`; no location when the receiver is not placed, which
+    /// fails the task with a message naming the receiver).
+    ///
+    /// # Errors
+    /// [`LaunchBlocked`] when the task must not launch now; the caller returns it to the
+    /// scheduler and calls [`JobManager::task_returned`] (naming the executor for
+    /// [`LaunchBlocked::ExecutorGone`]).
+    pub fn params_for(
+        &self,
+        id: TaskId,
+        addr_of: impl Fn(&str) -> Option<String>,
+    ) -> Result<Vec<u8>, LaunchBlocked> {
+        let j = id.job as usize;
+        let st = self
+            .jobs
+            .get(j)
+            .and_then(|job| job.active.get(&id.run))
+            .ok_or(LaunchBlocked::RunOver)?;
+        let stage = self.app.jobs()[j]
+            .stages
+            .get(id.stage as usize)
+            .ok_or(LaunchBlocked::RunOver)?;
+        if stage.reads.is_empty() && stage.receivers.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity(stage.reads.len() + stage.receivers.len());
+        for &r in &stage.reads {
+            let maps = st
+                .outputs(r as usize)
+                .map(|o| {
+                    let o = o.ok_or(LaunchBlocked::InputLost)?;
+                    let addr = addr_of(&o.executor)
+                        .ok_or_else(|| LaunchBlocked::ExecutorGone(o.executor.clone()))?;
+                    Ok(MapLoc {
+                        executor: o.executor.clone(),
+                        addr,
+                        max_block: o.status.bytes.iter().copied().max().unwrap_or(0),
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            out.push(ShuffleRead { stage: r, maps });
+        }
+        for &r in &stage.receivers {
+            let maps = self.receivers[r as usize]
+                .as_ref()
+                .and_then(|e| {
+                    Some(MapLoc {
+                        executor: e.clone(),
+                        addr: addr_of(e)?,
+                        // A cut's size is known only to its receiver: the fetch cap bounds it.
+                        max_block: u64::MAX,
+                    })
+                })
+                .into_iter()
+                .collect();
+            out.push(ShuffleRead {
+                stage: RECEIVER_STAGE | r,
+                maps,
+            });
+        }
+        postcard::to_stdvec(&out).map_err(LaunchBlocked::Encode)
+    }
+
+    /// Whether `result` is a result task `id` can have: a map task's must be a [`MapStatus`]
+    /// with one size per reduce partition of its shuffle. Checked before a success is accepted,
+    /// so a malformed report fails the attempt instead of poisoning the run.
+    ///
+    /// # Errors
+    /// A message saying what is wrong with the result.
+    pub fn check_result(&self, id: TaskId, result: &[u8]) -> Result<(), String> {
+        let Some(stage) = self
+            .app
+            .jobs()
+            .get(id.job as usize)
+            .and_then(|d| d.stages.get(id.stage as usize))
+        else {
+            return Ok(()); // not a task of this app: the scheduler never knew it
+        };
+        let Some(reduces) = stage.shuffle_out else {
+            return Ok(());
+        };
+        let status: neptune_core::shuffle::MapStatus =
+            postcard::from_bytes(result).map_err(|e| {
+                format!("map task {id} returned a map status that does not decode: {e}")
+            })?;
+        if status.bytes.len() != reduces as usize {
+            return Err(format!(
+                "map task {id} reported {} block sizes for a shuffle of {reduces} partitions",
+                status.bytes.len()
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,248 @@
+//! Driver messages into task runtime calls: launches (with shuffle input locations in
+//! `Launch.params`, and a preemption to carry out first), resumes, kills, broadcasts, run
+//! announcements and releases, receivers to start. Runtime events go back out through
+//! [`Updates`]; a launch parked behind its preemption victim starts when the victim's core is
+//! free.
+
+use crate::blocks::BlockStore;
+use crate::memory;
+use crate::receivers::Receivers;
+use crate::runtime::{RuntimeEvent, TaskBody, TaskRuntime};
+use crate::updates::Updates;
+use neptune_core::app::App;
+use neptune_core::ids::{JobKind, TaskId};
+use neptune_core::shuffle::ShuffleRead;
+use neptune_core::state::{BroadcastStats, Broadcasts};
+use neptune_proto::{DriverMessage, Heartbeat, driver_message};
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// The executor's tasks as the session sees them.
+pub(crate) struct Tasks {
+    /// Launches waiting for their preemption victim to give up its core, by victim. Launching
+    /// only after the victim's outcome keeps the driver's contract (the victim's outcome is
+    /// reported before any event of the launched task) and gives the launched task exactly the
+    /// core its victim freed, never another queued task's.
+    after_victim: HashMap<TaskId, neptune_proto::Launch>,
+    app: Arc<App>,
+    runtime: TaskRuntime,
+    broadcasts: Arc<Broadcasts>,
+    blocks: Arc<BlockStore>,
+    receivers: Arc<Receivers>,
+    updates: Updates,
+    spilled_reported: u64,
+    /// Broadcast counters already exported as metrics.
+    broadcasts_reported: BroadcastStats,
+}
+
+impl Tasks {
+    pub(crate) fn new(
+        app: Arc<App>,
+        runtime: TaskRuntime,
+        broadcasts: Arc<Broadcasts>,
+        blocks: Arc<BlockStore>,
+        receivers: Arc<Receivers>,
+        updates: Updates,
+    ) -> Self {
+        Self {
+            after_victim: HashMap::new(),
+            app,
+            runtime,
+            broadcasts,
+            blocks,
+            receivers,
+            updates,
+            spilled_reported: 0,
+            broadcasts_reported: BroadcastStats::default(),
+        }
+    }
+
+    /// Carry out one driver message (the session loop handles `Shutdown` itself).
+    pub(crate) fn on_driver_message(&mut self, m: DriverMessage) {
+        let now = Instant::now();
+        match m.msg {
+            Some(driver_message::Msg::Launch(l)) => self.launch(l, now),
+            Some(driver_message::Msg::Resume(k)) => {
+                if let Err(e) = self.runtime.resume(k.id(), now) {
+                    self.updates.reject(k, e.to_string());
+                }
+            }
+            Some(driver_message::Msg::Kill(k)) => {
+                if let Err(e) = self.runtime.kill(k.id()) {
+                    self.updates.reject(k, e.to_string());
+                }
+            }
+            Some(driver_message::Msg::Broadcast(b)) => {
+                self.broadcasts.put(&b.name, b.version, b.value);
+            }
+            Some(driver_message::Msg::Release(r)) => self.blocks.release(r.job, r.run),
+            Some(driver_message::Msg::OpenRun(r)) => self.receivers.open_run(r.job, r.run),
+            Some(driver_message::Msg::StartReceiver(s)) => {
+                if let Err(e) = self.receivers.start(s.index, s.first_run) {
+                    tracing::warn!(error = %e, "cannot start a stream receiver");
+                }
+            }
+            Some(driver_message::Msg::Welcome(_)) => {
+                tracing::warn!("a second welcome on the session ignored");
+            }
+            Some(driver_message::Msg::Shutdown(_)) | None => {}
+        }
+    }
+
+    fn launch(&mut self, mut l: neptune_proto::Launch, now: Instant) {
+        if let Some(victim) = l.preempt.take().and_then(|p| p.task.map(|t| (t, p.kill))) {
+            let (victim, kill) = victim;
+            let r = if kill {
+                self.runtime.kill(victim.id())
+            } else {
+                self.runtime.suspend(victim.id(), now)
+            };
+            match r {
+                Ok(()) => {
+                    // A second launch parked behind the same victim would strand the first
+                    // one's task; refuse it instead (an honest driver never sends one).
+                    if let Some(task) = l.task
+                        && self.after_victim.contains_key(&victim.id())
+                    {
+                        let reason = format!("task {}: its preemption victim is taken", task.id());
+                        self.updates.fail(task, reason);
+                        return;
+                    }
+                    self.after_victim.insert(victim.id(), l);
+                    return;
+                }
+                // The victim already ended (its Finished event is on the way): its core is free.
+                Err(e) => {
+                    tracing::debug!(task = %victim.id(), error = %e, "preemption target not running")
+                }
+            }
+        }
+        self.start(l);
+    }
+
+    fn start(&self, l: neptune_proto::Launch) {
+        let Some(key) = l.task else {
+            tracing::warn!("launch without a task key: ignored");
+            return;
+        };
+        let id = key.id();
+        let reads: Vec<ShuffleRead> = if l.params.is_empty() {
+            Vec::new()
+        } else {
+            match postcard::from_bytes(&l.params) {
+                Ok(r) => r,
+                Err(e) => {
+                    let reason = format!("task {id}: launch parameters do not decode: {e}");
+                    self.updates.fail(key, reason);
+                    return;
+                }
+            }
+        };
+        let body: TaskBody = match self
+            .app
+            .jobs()
+            .get(id.job as usize)
+            .and_then(|j| j.stages.get(id.stage as usize))
+        {
+            Some(stage) if id.partition < stage.partitions => {
+                let f = stage.run_task.clone();
+                let blocks = self.blocks.clone();
+                Box::new(move |ctx| {
+                    ctx.set_shuffle(blocks, reads);
+                    f(ctx)
+                })
+            }
+            _ => {
+                let reason = format!(
+                    "task {id} does not exist in app `{}` on this executor",
+                    self.app.name()
+                );
+                self.updates.fail(key, reason);
+                return;
+            }
+        };
+        let kind = if l.stream {
+            JobKind::Stream
+        } else {
+            JobKind::Batch
+        };
+        if let Err(e) = self.runtime.launch(id, key.attempt, kind, body) {
+            // A launch that cannot start is a failed attempt: the driver frees the slot and
+            // re-queues the task (a bare rejection would leave the slot held forever).
+            let reason = format!("cannot start task {id} on this executor: {e}");
+            self.updates.fail(key, reason);
+        }
+    }
+
+    fn kind_of(&self, job: u32) -> JobKind {
+        self.app
+            .jobs()
+            .get(job as usize)
+            .map_or(JobKind::Batch, |j| j.kind)
+    }
+
+    /// Report a runtime event; a launch parked behind the task starts once its core is free.
+    pub(crate) fn on_runtime_event(&mut self, ev: RuntimeEvent) {
+        let id = ev.id();
+        let freed_core = !matches!(ev, RuntimeEvent::Resumed { .. });
+        self.updates.report(ev, self.kind_of(id.job));
+        if let Some(l) = freed_core.then(|| self.after_victim.remove(&id)).flatten() {
+            self.start(l);
+        }
+    }
+
+    /// Send a heartbeat (and refresh the gauges it reads).
+    pub(crate) fn heartbeat(&mut self, memory_limit: u64) {
+        let snap = self.runtime.snapshot();
+        let used = memory::rss_bytes();
+        let spilled = self.blocks.spilled_total();
+        self.export_broadcast_stats();
+        let m = self.updates.metrics();
+        m.spilled
+            .inc_by(spilled.saturating_sub(self.spilled_reported));
+        self.spilled_reported = spilled;
+        m.memory_used.set(i64::try_from(used).unwrap_or(i64::MAX));
+        m.retained
+            .set(i64::try_from(snap.suspended_retained_bytes).unwrap_or(i64::MAX));
+        for kind in [JobKind::Stream, JobKind::Batch] {
+            m.running
+                .with_label_values(&[kind.as_str()])
+                .set(snap.running.get(kind) as i64);
+            m.suspended
+                .with_label_values(&[kind.as_str()])
+                .set(snap.suspended.get(kind) as i64);
+        }
+        self.updates.heartbeat(Heartbeat {
+            memory_used: used,
+            memory_limit,
+            spilled_bytes_total: spilled,
+            suspended_retained_bytes: snap.suspended_retained_bytes,
+        });
+    }
+
+    /// Bring the broadcast counters up to date (on every heartbeat: decodes happen in tasks).
+    fn export_broadcast_stats(&mut self) {
+        let now = self.broadcasts.stats();
+        let was = self.broadcasts_reported;
+        let m = self.updates.metrics();
+        m.broadcast_versions
+            .inc_by(now.stored.saturating_sub(was.stored));
+        m.broadcast_duplicates
+            .inc_by(now.duplicates.saturating_sub(was.duplicates));
+        m.broadcast_decodes
+            .inc_by(now.decodes.saturating_sub(was.decodes));
+        self.broadcasts_reported = now;
+    }
+
+    /// Kill every task still alive (the session is over).
+    pub(crate) fn kill_all(&self) {
+        for t in self.runtime.snapshot().tasks {
+            let _ = self.runtime.kill(t.id);
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "tasks_fuzz.rs"]
+mod fuzz;

@@ -1,0 +1,237 @@
+//! Property-based fuzzing of the executor's session handling: arbitrary and mutated driver
+//! messages (launches of tasks that exist or not, with valid, corrupt or empty parameters and
+//! preemptions of anything; resumes and kills of anything; broadcasts, releases, announcements,
+//! receivers, stray welcomes) into [`Tasks`] over a real task runtime running real tasks. No
+//! message may panic, wedge the runtime, or leave a task behind once the session ends; every
+//! update names a task and a launch that cannot run is answered with a failure.
+
+use super::*;
+use crate::metrics::ExecutorMetrics;
+use crate::runtime::RuntimeEvent;
+use neptune_core::config::Config;
+use neptune_core::shuffle::MapLoc;
+use neptune_core::{Dataset, TaskId};
+use neptune_proto::{ExecutorMessage, TaskKey, executor_message, task_update};
+use proptest::prelude::*;
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+fn app() -> Arc<App> {
+    let mut app = App::new("fuzz", Arc::new(Config::default()));
+    let nums = Dataset::from_fn(2, |ctx| Box::new(0..u64::from(ctx.partition()) * 100 + 10));
+    app.batch("count", nums.count());
+    let words = Dataset::from_fn(2, |_| Box::new((0..20u64).map(|i| (i % 3, 1u64))));
+    app.batch("wc", words.reduce_by_key(2, |a, b| a + b).count());
+    app.stream("s", Dataset::from_fn(1, |_| Box::new(0..5u64)).count());
+    Arc::new(app)
+}
+
+fn key() -> impl Strategy<Value = TaskKey> {
+    (0u32..4, 0u64..2, 0u32..3, 0u32..3, 0u32..3).prop_map(
+        |(job, run, stage, partition, attempt)| TaskKey {
+            job,
+            run,
+            stage,
+            partition,
+            attempt,
+        },
+    )
+}
+
+/// Launch parameters: none, shuffle reads of this executor's own outputs, or random bytes.
+fn params() -> impl Strategy<Value = Vec<u8>> {
+    let reads = (0u32..3, 0usize..3).prop_map(|(stage, maps)| {
+        let loc = MapLoc {
+            executor: "fuzz".into(),
+            addr: "127.0.0.1:1".into(),
+            max_block: u64::MAX,
+        };
+        postcard::to_stdvec(&vec![ShuffleRead {
+            stage,
+            maps: vec![loc; maps],
+        }])
+        .unwrap()
+    });
+    prop_oneof![
+        Just(Vec::new()),
+        reads,
+        prop::collection::vec(any::<u8>(), 0..48)
+    ]
+}
+
+fn message() -> impl Strategy<Value = DriverMessage> {
+    use neptune_proto as p;
+    let launch = (
+        key(),
+        any::<bool>(),
+        prop::option::of((key(), any::<bool>())),
+        params(),
+    )
+        .prop_map(|(k, stream, preempt, params)| {
+            driver_message::Msg::Launch(p::Launch {
+                task: Some(k),
+                stream,
+                preempt: preempt.map(|(t, kill)| p::Preempt {
+                    task: Some(t),
+                    kill,
+                }),
+                params,
+            })
+        });
+    let msg = prop_oneof![
+        6 => launch,
+        2 => key().prop_map(driver_message::Msg::Resume),
+        2 => key().prop_map(driver_message::Msg::Kill),
+        1 => ("[a-c]{1,2}", any::<u64>(), prop::collection::vec(any::<u8>(), 0..16)).prop_map(
+            |(name, version, value)| driver_message::Msg::Broadcast(p::Broadcast { name, version, value })
+        ),
+        1 => (0u32..4, 0u64..3).prop_map(|(job, run)| driver_message::Msg::Release(p::Release { job, run })),
+        1 => (0u32..4, any::<u64>()).prop_map(|(job, run)| driver_message::Msg::OpenRun(p::OpenRun { job, run })),
+        1 => (any::<u32>(), any::<u64>()).prop_map(|(index, first_run)| {
+            driver_message::Msg::StartReceiver(p::StartReceiver { index, first_run })
+        }),
+        1 => Just(driver_message::Msg::Welcome(p::Welcome::default())),
+        1 => Just(driver_message::Msg::Shutdown(p::Shutdown::default())),
+    ];
+    prop::option::weighted(0.95, msg).prop_map(|msg| DriverMessage { msg })
+}
+
+struct Harness {
+    tasks: Tasks,
+    events: mpsc::UnboundedReceiver<RuntimeEvent>,
+    out: mpsc::UnboundedReceiver<ExecutorMessage>,
+    runtime: TaskRuntime,
+}
+
+fn harness() -> Harness {
+    let app = app();
+    let broadcasts = Arc::new(Broadcasts::default());
+    let (ev_tx, events) = mpsc::unbounded_channel();
+    let runtime = TaskRuntime::new(2, broadcasts.clone(), ev_tx);
+    let blocks = Arc::new(BlockStore::new("fuzz", 1 << 24, 2, None).unwrap());
+    blocks.set_executor_id("fuzz");
+    let receivers = Arc::new(Receivers::new(app.receivers().to_vec(), 1 << 24, None));
+    blocks.set_receivers(receivers.clone());
+    let (out_tx, out) = mpsc::unbounded_channel();
+    let updates = Updates::new(out_tx, ExecutorMetrics::new("fuzz"), 1 << 20);
+    let tasks = Tasks::new(app, runtime.clone(), broadcasts, blocks, receivers, updates);
+    Harness {
+        tasks,
+        events,
+        out,
+        runtime,
+    }
+}
+
+impl Harness {
+    /// Hand every runtime event to the session until `done` holds or the deadline passes.
+    fn pump_until(&mut self, done: impl Fn(&TaskRuntime) -> bool) -> bool {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            while let Ok(ev) = self.events.try_recv() {
+                self.tasks.on_runtime_event(ev);
+            }
+            if done(&self.runtime) {
+                return true;
+            }
+            if std::time::Instant::now() > deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(40))]
+
+    #[test]
+    fn arbitrary_driver_messages_never_wedge_the_session_or_strand_a_task(
+        msgs in prop::collection::vec(message(), 1..24)
+    ) {
+        let mut h = harness();
+        let mut launched = 0usize;
+        for m in msgs {
+            if matches!(m.msg, Some(driver_message::Msg::Launch(_))) {
+                launched += 1;
+            }
+            h.tasks.on_driver_message(m);
+            while let Ok(ev) = h.events.try_recv() {
+                h.tasks.on_runtime_event(ev);
+            }
+        }
+        // The session ends: whatever still lives (suspended, waiting) is killed, and dies.
+        h.tasks.kill_all();
+        let drained = h.pump_until(|rt| rt.snapshot().tasks.is_empty());
+        prop_assert!(drained, "tasks left behind: {:?}", h.runtime.snapshot().tasks);
+        let mut finished = 0usize;
+        while let Ok(m) = h.out.try_recv() {
+            let Some(executor_message::Msg::Update(u)) = m.msg else { continue };
+            prop_assert!(u.task.is_some(), "an update without a task");
+            if matches!(
+                u.state,
+                Some(task_update::State::Succeeded(_) | task_update::State::Failed(_) | task_update::State::Killed(_))
+            ) {
+                finished += 1;
+            }
+        }
+        // Every launch ends exactly once (ran, failed to start, or killed), and nothing else does.
+        prop_assert!(finished <= launched, "{finished} ends for {launched} launches");
+    }
+}
+
+#[test]
+fn a_launch_naming_a_task_the_app_does_not_have_fails_with_a_message() {
+    let mut h = harness();
+    let bogus = TaskId {
+        job: 9,
+        run: 0,
+        stage: 0,
+        partition: 0,
+    };
+    let launch = neptune_proto::Launch {
+        task: Some(TaskKey::new(bogus, 0)),
+        ..Default::default()
+    };
+    h.tasks.on_driver_message(DriverMessage {
+        msg: Some(driver_message::Msg::Launch(launch)),
+    });
+    let Some(executor_message::Msg::Update(u)) = h.out.try_recv().unwrap().msg else {
+        panic!("an update")
+    };
+    let Some(task_update::State::Failed(f)) = u.state else {
+        panic!("a failure")
+    };
+    assert!(f.reason.contains("does not exist"), "{}", f.reason);
+}
+
+#[test]
+fn a_result_larger_than_the_driver_accepts_fails_the_task_instead_of_the_session() {
+    let (out_tx, mut out) = mpsc::unbounded_channel();
+    let updates = Updates::new(out_tx, ExecutorMetrics::new("fuzz"), 1 << 20);
+    let id = TaskId {
+        job: 0,
+        run: 0,
+        stage: 0,
+        partition: 0,
+    };
+    updates.report(
+        RuntimeEvent::Finished {
+            id,
+            attempt: 0,
+            outcome: crate::runtime::TaskOutcome::Succeeded(vec![0; 2 << 20]),
+            records: 3,
+            skipped: 0,
+            fetch_failed: None,
+            elapsed: Duration::from_millis(1),
+        },
+        JobKind::Batch,
+    );
+    let Some(executor_message::Msg::Update(u)) = out.try_recv().unwrap().msg else {
+        panic!("an update")
+    };
+    let Some(task_update::State::Failed(f)) = u.state else {
+        panic!("a failure, got {:?}", u.state)
+    };
+    assert!(f.reason.contains("grpc.max_message_bytes"), "{}", f.reason);
+}
