@@ -56,6 +56,9 @@ pub mod ports {
     pub const DRIVER_HTTP: i32 = 4040;
     /// Default executor HTTP port (`/metrics`, `/healthz`, `/readyz`).
     pub const EXECUTOR_HTTP: i32 = 4041;
+    /// Executor block server port (`--block-listen $(POD_IP):7078`; shuffle blocks, receiver
+    /// cuts, over mutual TLS).
+    pub const EXECUTOR_BLOCKS: i32 = 7078;
 }
 
 /// The CustomResourceDefinition as YAML, exactly as committed under `crds/`.

@@ -47,6 +47,9 @@ pub enum Error {
     /// Serializing an object failed (a bug).
     #[error("serializing: {0}")]
     Serialize(#[source] serde_json::Error),
+    /// Making the app's credentials (a CA and member certificate) failed.
+    #[error("making the app's credentials: {0}")]
+    Credentials(String),
     /// The object has no namespace or name (cluster-scoped copy or a bug).
     #[error("the object has no {0}")]
     MissingMetadata(&'static str),
@@ -63,6 +66,7 @@ impl Error {
             Self::DeleteApp(_) => "delete",
             Self::PatchStatus(source) => api_category(source, "status"),
             Self::Serialize(_) => "bug",
+            Self::Credentials(_) => "credentials",
             Self::MissingMetadata(_) => "bug",
         }
     }
@@ -71,7 +75,7 @@ impl Error {
     /// ReplicaSet reports it), `None` for errors that are not about a child.
     pub fn event_reason(&self) -> Option<&'static str> {
         match self {
-            Self::ApplyChild { .. } => Some("FailedCreate"),
+            Self::ApplyChild { .. } | Self::Credentials(_) => Some("FailedCreate"),
             Self::PatchPod { .. } => Some("FailedUpdate"),
             Self::DeletePod { .. } => Some("FailedDelete"),
             Self::DeleteApp(_) => Some("FailedDelete"),

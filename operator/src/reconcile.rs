@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action as ControllerAction;
 use kube::runtime::events::{Event, EventType};
@@ -63,7 +63,7 @@ async fn reconcile_inner(app: &StreamBatchApp, ctx: &Context) -> Result<Controll
     let mut done = 0;
     let mut failed = None;
     for action in &plan.actions {
-        match execute(ctx, &ns, &name, action).await {
+        match execute(ctx, app, &ns, &name, action).await {
             Ok(()) => done += 1,
             Err(e) => {
                 failed = Some(e);
@@ -85,7 +85,13 @@ async fn reconcile_inner(app: &StreamBatchApp, ctx: &Context) -> Result<Controll
 }
 
 /// Carries out one action.
-async fn execute(ctx: &Context, ns: &str, app_name: &str, action: &Action) -> Result<(), Error> {
+async fn execute(
+    ctx: &Context,
+    app: &StreamBatchApp,
+    ns: &str,
+    app_name: &str,
+    action: &Action,
+) -> Result<(), Error> {
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let apply = PatchParams::apply(FIELD_MANAGER).force();
     match action {
@@ -97,6 +103,20 @@ async fn execute(ctx: &Context, ns: &str, app_name: &str, action: &Action) -> Re
                 .map_err(|source| Error::ApplyChild {
                     kind: "Service",
                     name: svc_name,
+                    source,
+                })?;
+        }
+        Action::RotateTls => {
+            let issued = neptune_net::issue::issue(app_name, &[], neptune_net::issue::DEFAULT_DAYS)
+                .map_err(|e| Error::Credentials(e.to_string()))?;
+            let secret = build::tls_secret(app, &issued);
+            let secret_name = secret.metadata.name.clone().unwrap_or_default();
+            Api::<Secret>::namespaced(ctx.client.clone(), ns)
+                .patch(&secret_name, &apply, &Patch::Apply(&secret))
+                .await
+                .map_err(|source| Error::ApplyChild {
+                    kind: "Secret",
+                    name: secret_name,
                     source,
                 })?;
         }

@@ -93,6 +93,7 @@ fn owned(
 const PODS: &str = "/api/v1/namespaces/streaming/pods";
 const STATUS: &str =
     "/apis/neptune.dev/v1alpha1/namespaces/streaming/streambatchapps/fraud-detection/status";
+const SECRETS: &str = "/api/v1/namespaces/streaming/secrets/fraud-detection-tls";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/streaming/events";
 
 /// Answers the Event POSTs left until `task` (the reconcile) ends; returns its result and the
@@ -147,6 +148,18 @@ async fn new_app_applies_service_driver_and_executors_then_status_then_events() 
         .expect(Method::PATCH, "/api/v1/namespaces/streaming/services/fraud-detection-driver?&force=true&fieldManager=neptune-operator", 200, json!({}))
         .await;
     assert_eq!(svc["spec"]["clusterIP"], "None");
+    let secret = api
+        .expect(
+            Method::PATCH,
+            "/api/v1/namespaces/streaming/secrets/fraud-detection-tls?&force=true&fieldManager=neptune-operator",
+            200,
+            json!({}),
+        )
+        .await;
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    for key in ["ca.crt", "tls.crt", "tls.key", "token"] {
+        assert!(secret["data"][key].is_string(), "{key} in {secret}");
+    }
     let pod = api
         .expect(
             Method::PATCH,
@@ -267,6 +280,7 @@ async fn status_write_has_a_resource_version_precondition_and_a_conflict_is_retr
         json!({}),
     )
     .await;
+    api.expect(Method::PATCH, SECRETS, 200, json!({})).await;
     for pod in ["driver", "executor-0", "executor-1"] {
         api.expect(
             Method::PATCH,
@@ -298,6 +312,7 @@ async fn a_pod_the_apiserver_refuses_is_reported_in_status_and_a_warning_event()
         json!({}),
     )
     .await;
+    api.expect(Method::PATCH, SECRETS, 200, json!({})).await;
     let invalid = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid", "code": 422,
         "message": "Pod \"fraud-detection-driver\" is invalid: spec.volumes[1].configMap.name: Required value"});
     api.expect(

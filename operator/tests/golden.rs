@@ -146,8 +146,20 @@ fn executor_memory_flag_is_plain_bytes_and_limit_adds_overhead() {
     let driver = args.iter().position(|a| a == "--driver").unwrap();
     assert_eq!(
         args[driver + 1],
-        "http://fraud-detection-driver.streaming.svc:7077"
+        "https://fraud-detection-driver.streaming.svc:7077"
     );
+    let blocks = args.iter().position(|a| a == "--block-listen").unwrap();
+    assert_eq!(args[blocks + 1], "$(POD_IP):7078");
+    let c = &pod.spec.as_ref().unwrap();
+    let tls = c
+        .volumes
+        .iter()
+        .flatten()
+        .find(|v| v.name == build::TLS_VOLUME)
+        .and_then(|v| v.secret.as_ref())
+        .unwrap();
+    assert_eq!(tls.secret_name.as_deref(), Some("fraud-detection-tls"));
+    assert_eq!(tls.default_mode, Some(0o440), "group-readable only");
 }
 
 #[test]

@@ -81,7 +81,7 @@ spec:
         .iter()
         .map(|v| v.name.as_str())
         .collect();
-    assert_eq!(volumes, ["tmp", "data"]);
+    assert_eq!(volumes, ["tmp", "neptune-tls", "data"]);
     let sc = s.security_context.as_ref().unwrap();
     assert_eq!(sc.fs_group, Some(2000), "the template's field wins");
     assert_eq!(sc.run_as_non_root, Some(true), "the operator's others stay");
@@ -102,6 +102,7 @@ spec:
             "POD_NAME",
             "POD_NAMESPACE",
             "POD_IP",
+            "NEPTUNE_TLS_DIR",
             "NEPTUNE_EXECUTOR_ID",
             "RUST_LOG"
         ],
@@ -114,7 +115,7 @@ spec:
         .iter()
         .map(|m| m.mount_path.as_str())
         .collect();
-    assert_eq!(mounts, ["/tmp", "/data"]);
+    assert_eq!(mounts, ["/tmp", "/var/run/neptune/tls", "/data"]);
     let limits = main.resources.as_ref().unwrap().limits.as_ref().unwrap();
     assert_eq!(limits["nvidia.com/gpu"].0, "2");
     assert_eq!(limits["cpu"].0, "1");

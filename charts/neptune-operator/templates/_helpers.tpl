@@ -72,6 +72,10 @@ Rules for what the operator does in a namespace where apps run (operator/src), a
 - apiGroups: [""]
   resources: ["services"]
   verbs: ["list", "watch", "create", "patch"]
+# The app's credentials Secret (<app>-tls): written by server-side apply, never read back.
+- apiGroups: [""]
+  resources: ["secrets"]
+  verbs: ["create", "patch"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]

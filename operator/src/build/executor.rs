@@ -9,6 +9,7 @@
 use k8s_openapi::api::core::v1::Pod;
 use neptune_crds::StreamBatchApp;
 use neptune_crds::labels as l;
+use neptune_crds::ports;
 
 use super::pod::{PodParts, build_pod, downward_env};
 use super::{Role, driver_url};
@@ -47,6 +48,8 @@ pub fn executor_pod(app: &StreamBatchApp, v: &Validated, index: i32, attempt: i3
         v.executor_memory.to_string(),
         "--http".into(),
         format!("$(POD_IP):{http_port}"),
+        "--block-listen".into(),
+        format!("$(POD_IP):{}", ports::EXECUTOR_BLOCKS),
         "--id".into(),
         "$(NEPTUNE_EXECUTOR_ID)".into(),
         "--connect-timeout".into(),
@@ -64,7 +67,7 @@ pub fn executor_pod(app: &StreamBatchApp, v: &Validated, index: i32, attempt: i3
             hash_args: args.clone(),
             args,
             extra_env: vec![downward_env("NEPTUNE_EXECUTOR_ID", "metadata.name")],
-            ports: vec![("http", http_port)],
+            ports: vec![("http", http_port), ("blocks", ports::EXECUTOR_BLOCKS)],
             http_port,
             memory_limit: v.executor_limit,
             extra_labels: [(l::EXECUTOR_INDEX.to_string(), index.to_string())].into(),

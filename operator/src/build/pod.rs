@@ -1,6 +1,7 @@
 //! The parts every Neptune pod shares: metadata, hardened security contexts, HTTP probes,
 //! resources from cores and memory, a writable `/tmp` under a read-only root filesystem, the
-//! pod IP from the downward API (every server binds it, never `0.0.0.0`), the user's pod
+//! app's credentials Secret mounted read-only (`NEPTUNE_TLS_DIR`), the pod IP from the downward
+//! API (every server binds it, never `0.0.0.0`), the user's pod
 //! template merged under all that, and the spec hash.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -9,7 +10,7 @@ use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource,
     HTTPGetAction, ObjectFieldSelector, Pod, PodSecurityContext, PodSpec, Probe,
-    ResourceRequirements, SeccompProfile, SecurityContext, Volume, VolumeMount,
+    ResourceRequirements, SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -18,11 +19,18 @@ use neptune_crds::StreamBatchApp;
 use neptune_crds::labels as l;
 use neptune_crds::v1alpha1::PodSpec as SbaPodSpec;
 
+use super::secret::{TLS_FILE_MODE, TLS_MOUNT, TLS_VOLUME, tls_secret_name};
 use super::{DEFAULT_BINARY, RUN_AS_USER, Role, child_labels, owner_reference, spec_hash_of};
 use crate::template;
 
 /// Environment variables the operator sets on the main container (a template or `env` may not).
-pub const OPERATOR_ENV: &[&str] = &["POD_NAME", "POD_NAMESPACE", "POD_IP", "NEPTUNE_EXECUTOR_ID"];
+pub const OPERATOR_ENV: &[&str] = &[
+    "POD_NAME",
+    "POD_NAMESPACE",
+    "POD_IP",
+    "NEPTUNE_EXECUTOR_ID",
+    "NEPTUNE_TLS_DIR",
+];
 /// The operator's writable `/tmp` volume (the root filesystem is read-only).
 pub const TMP_VOLUME: &str = "tmp";
 /// Where it is mounted.
@@ -55,6 +63,11 @@ pub(super) fn build_pod(app: &StreamBatchApp, spec: &SbaPodSpec, parts: PodParts
         field_env("POD_NAME", "metadata.name"),
         field_env("POD_NAMESPACE", "metadata.namespace"),
         field_env("POD_IP", "status.podIP"),
+        EnvVar {
+            name: "NEPTUNE_TLS_DIR".into(),
+            value: Some(TLS_MOUNT.into()),
+            value_from: None,
+        },
     ];
     env.extend(parts.extra_env);
     env.extend(spec.env.iter().cloned());
@@ -114,11 +127,19 @@ pub(super) fn build_pod(app: &StreamBatchApp, spec: &SbaPodSpec, parts: PodParts
             }),
             ..SecurityContext::default()
         }),
-        volume_mounts: Some(vec![VolumeMount {
-            name: TMP_VOLUME.into(),
-            mount_path: TMP_MOUNT.into(),
-            ..VolumeMount::default()
-        }]),
+        volume_mounts: Some(vec![
+            VolumeMount {
+                name: TMP_VOLUME.into(),
+                mount_path: TMP_MOUNT.into(),
+                ..VolumeMount::default()
+            },
+            VolumeMount {
+                name: TLS_VOLUME.into(),
+                mount_path: TLS_MOUNT.into(),
+                read_only: Some(true),
+                ..VolumeMount::default()
+            },
+        ]),
         termination_message_policy: Some("FallbackToLogsOnError".into()),
         ..Container::default()
     };
@@ -144,11 +165,25 @@ pub(super) fn build_pod(app: &StreamBatchApp, spec: &SbaPodSpec, parts: PodParts
             ..PodSecurityContext::default()
         }),
         containers: vec![container],
-        volumes: Some(vec![Volume {
-            name: TMP_VOLUME.into(),
-            empty_dir: Some(EmptyDirVolumeSource::default()),
-            ..Volume::default()
-        }]),
+        volumes: Some(vec![
+            Volume {
+                name: TMP_VOLUME.into(),
+                empty_dir: Some(EmptyDirVolumeSource::default()),
+                ..Volume::default()
+            },
+            Volume {
+                name: TLS_VOLUME.into(),
+                secret: Some(SecretVolumeSource {
+                    secret_name: Some(tls_secret_name(
+                        app.metadata.name.as_deref().unwrap_or_default(),
+                    )),
+                    default_mode: Some(TLS_FILE_MODE),
+                    optional: Some(false),
+                    ..SecretVolumeSource::default()
+                }),
+                ..Volume::default()
+            },
+        ]),
         ..PodSpec::default()
     };
     let pod_spec = template::merge(pod_spec, parts.template, main);

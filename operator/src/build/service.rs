@@ -13,12 +13,13 @@ pub fn driver_service_name(app_name: &str) -> String {
     format!("{app_name}-driver")
 }
 
-/// URL executors dial: `http://<app>-driver.<ns>.svc:7077`.
+/// URL executors dial: `https://<app>-driver.<ns>.svc:7077` (mutual TLS with the app's
+/// credentials).
 pub fn driver_url(app: &StreamBatchApp) -> String {
     let name = app.metadata.name.as_deref().unwrap_or_default();
     let ns = app.metadata.namespace.as_deref().unwrap_or("default");
     format!(
-        "http://{}.{ns}.svc:{}",
+        "https://{}.{ns}.svc:{}",
         driver_service_name(name),
         ports::DRIVER_GRPC
     )
@@ -32,14 +33,8 @@ pub fn driver_service(app: &StreamBatchApp) -> Service {
         port,
         target_port: Some(IntOrString::String(name.to_string())),
         protocol: Some("TCP".into()),
-        app_protocol: Some(
-            if name == "grpc" {
-                "kubernetes.io/h2c"
-            } else {
-                "http"
-            }
-            .into(),
-        ),
+        // gRPC is HTTP/2 over mutual TLS (no standard appProtocol says that); HTTP is plain.
+        app_protocol: (name == "http").then(|| "http".into()),
         ..ServicePort::default()
     };
     Service {

@@ -145,6 +145,9 @@ fn create(cx: &mut Ctx<'_>, v: &Validated) -> Driver {
     }
     cx.status.attempts = ended + 1;
     let attempt = cx.status.attempts;
+    // Every attempt gets new credentials: the old executors go with the old driver, and a
+    // restart is how credentials rotate.
+    cx.actions.push(Action::RotateTls);
     cx.actions
         .push(Action::CreatePod(Box::new(build::driver_pod(
             cx.app, v, attempt,

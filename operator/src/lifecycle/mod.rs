@@ -65,6 +65,9 @@ pub enum Counted {
 pub enum Action {
     /// Server-side apply the driver Service.
     ApplyService(Box<Service>),
+    /// Make fresh credentials (a new CA) and server-side apply them as the app's Secret
+    /// `<app>-tls`, before the pods of a new driver attempt that mount it.
+    RotateTls,
     /// Create a pod that does not exist yet (server-side apply).
     CreatePod(Box<Pod>),
     /// Delete a pod; `counted` says which failure counter the plan's status raised for it (so a

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use neptune_crds::v1alpha1::{PodSpec as SbaPodSpec, StreamBatchAppSpec};
 
-use crate::build::{OPERATOR_ENV, TMP_MOUNT, TMP_VOLUME};
+use crate::build::{OPERATOR_ENV, TLS_MOUNT, TLS_VOLUME, TMP_MOUNT, TMP_VOLUME};
 use crate::validate::FieldError;
 
 /// Fields of the main container a template may set; the operator sets the rest.
@@ -124,13 +124,13 @@ pub fn check(
             );
         }
     }
-    let mut volumes = BTreeSet::from([TMP_VOLUME.to_string()]);
+    let mut volumes = BTreeSet::from([TMP_VOLUME.to_string(), TLS_VOLUME.to_string()]);
     for (i, v) in t.volumes.iter().flatten().enumerate() {
         if !volumes.insert(v.name.clone()) {
             errs.push(
                 &format!("spec.volumes[{i}].name"),
                 format!(
-                    "`{}` is used twice (`{TMP_VOLUME}` is the operator's /tmp)",
+                    "`{}` is used twice (`{TMP_VOLUME}` and `{TLS_VOLUME}` are the operator's)",
                     v.name
                 ),
             );
@@ -191,13 +191,13 @@ fn check_main(
             errs.push(&f, format!("`{}` is set twice", e.name));
         }
     }
-    let mut paths = BTreeSet::from([TMP_MOUNT.to_string()]);
+    let mut paths = BTreeSet::from([TMP_MOUNT.to_string(), TLS_MOUNT.to_string()]);
     for (j, m) in c.volume_mounts.iter().flatten().enumerate() {
         if !paths.insert(m.mount_path.trim_end_matches('/').to_string()) {
             errs.push(
                 &at(&format!("volumeMounts[{j}].mountPath")),
                 format!(
-                    "`{}` is mounted twice (the operator mounts {TMP_MOUNT})",
+                    "`{}` is mounted twice (the operator mounts {TMP_MOUNT} and {TLS_MOUNT})",
                     m.mount_path
                 ),
             );
