@@ -33,8 +33,14 @@ pub fn manifest(
     let path = root.join("examples/k8s").join(format!("{example}.yaml"));
     let text = std::fs::read_to_string(&path)
         .map_err(|e| E2eError::Parse(format!("{}: {e}", path.display())))?;
-    let mut v: Value = serde_yaml::from_str(&text)
-        .map_err(|e| E2eError::Parse(format!("{}: {e}", path.display())))?;
+    // An example may hold more than the app (wordcount has its input ConfigMap): take the app.
+    let mut v = serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde::Deserialize::deserialize(d))
+        .collect::<Result<Vec<Value>, _>>()
+        .map_err(|e| E2eError::Parse(format!("{}: {e}", path.display())))?
+        .into_iter()
+        .find(|d| d["kind"] == "StreamBatchApp")
+        .ok_or_else(|| E2eError::Parse(format!("{}: no StreamBatchApp", path.display())))?;
     v["metadata"]["name"] = Value::String(name.into());
     v["spec"]["image"] = Value::String(image.into());
     edit(&mut v);

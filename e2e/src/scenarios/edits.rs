@@ -179,14 +179,15 @@ pub async fn suspend_resume<C: Cluster>(a: &App<'_, C>, root: &Path) -> Result<(
     a.wait_running().await.map(|_| ())
 }
 
-/// Scenario 8: A spec the CRD schema admits but the operator refuses: `app.config` keys under `jobs.`
-/// (they belong in `spec.jobs`). Phase Invalid, an `InvalidSpec` condition and a Warning
+/// Scenario 8: A spec the CRD schema admits but the operator refuses: an engine setting in
+/// `app.config` that has a spec field of its own (`jobs.<job>.interval_ms` belongs in
+/// `spec.jobs.<job>.intervalMs`). Phase Invalid, an `InvalidSpec` condition and a Warning
 /// Event, both naming the field; no pods.
 pub async fn invalid_spec<C: Cluster>(a: &App<'_, C>, root: &Path) -> Result<(), E2eError> {
     a.namespace().await?;
-    let field = "spec.app.config[jobs.score.runs]";
+    let field = "spec.app.config[jobs.score.interval_ms]";
     let m = app::manifest(root, "fraud-detection", &a.name, a.c.image(), |v| {
-        v["spec"]["app"]["config"] = json!({"jobs.score.runs": "3"});
+        v["spec"]["app"]["config"] = json!({"jobs.score.interval_ms": "500"});
     })?;
     a.apply(&m).await?;
     a.wait("phase Invalid with InvalidSpec naming the field", |v| {
