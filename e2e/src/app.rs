@@ -5,6 +5,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use serde::Deserialize;
 use serde_json::Value;
 
 use crate::cluster::Cluster;
@@ -35,7 +36,7 @@ pub fn manifest(
         .map_err(|e| E2eError::Parse(format!("{}: {e}", path.display())))?;
     // An example may hold more than the app (wordcount has its input ConfigMap): take the app.
     let mut v = serde_yaml::Deserializer::from_str(&text)
-        .map(|d| serde::Deserialize::deserialize(d))
+        .map(Value::deserialize)
         .collect::<Result<Vec<Value>, _>>()
         .map_err(|e| E2eError::Parse(format!("{}: {e}", path.display())))?
         .into_iter()
