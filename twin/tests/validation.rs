@@ -8,6 +8,7 @@ mod common;
 
 use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::core::{ApiResource, GroupVersionKind};
+use serde::Deserialize;
 use serde_json::Value;
 
 struct Row {
@@ -106,7 +107,14 @@ async fn examples_are_accepted_and_defaulted() {
         let text =
             std::fs::read_to_string(common::root().join(format!("examples/k8s/{name}.yaml")))
                 .unwrap();
-        let obj: Value = serde_yaml::from_str(&text).unwrap();
+        // wordcount.yaml also holds its input ConfigMap: take the app's document.
+        let obj = serde_yaml::Deserializer::from_str(&text)
+            .map(Value::deserialize)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+            .into_iter()
+            .find(|d| d["kind"] == "StreamBatchApp")
+            .unwrap_or_else(|| panic!("{name}: no StreamBatchApp"));
         let applied = api
             .patch(name, &PatchParams::apply("test"), &Patch::Apply(obj))
             .await
