@@ -100,7 +100,8 @@ pub async fn delete<C: Cluster>(a: &App<'_, C>) -> Result<(), E2eError> {
 }
 
 /// Scenario 12: `examples/k8s/wordcount.yaml` as shipped (only the image swapped): it reads its input
-/// and finishes, phase Succeeded.
+/// (the ConfigMap mounted through the pod templates), finishes, phase Succeeded, and the
+/// driver's `kubectl logs` say its jobs finished.
 pub async fn wordcount<C: Cluster>(a: &App<'_, C>, root: &Path) -> Result<(), E2eError> {
     a.namespace().await?;
     let path = root.join("examples/k8s/wordcount.yaml");
@@ -118,5 +119,18 @@ pub async fn wordcount<C: Cluster>(a: &App<'_, C>, root: &Path) -> Result<(), E2
         )),
         _ => Err(app::summary(v)),
     })
-    .await
+    .await?;
+    // The app is built only when `input` matches files (else the driver exits non-zero,
+    // naming the pattern), and the executors read them through the mount: Succeeded says the
+    // input arrived. The driver's log, read as a user would, says how it ended.
+    let log =
+        a.c.kubectl()
+            .run(&["logs", &a.driver_pod(), "-n", &a.ns])
+            .await?;
+    if !(log.contains("driver finished") && log.contains("Finished")) {
+        return Err(E2eError::Failed(format!(
+            "Succeeded, but the driver's log does not say it finished its jobs:\n{log}"
+        )));
+    }
+    Ok(())
 }

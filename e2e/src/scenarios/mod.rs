@@ -75,13 +75,15 @@ pub struct Ctx {
     pub diagnostics: PathBuf,
 }
 
-/// Runs the selected scenarios (`only`: names or groups; empty = all) on `main`, with
+/// Runs the selected scenarios (`only`: names or groups, empty = all; minus `skip`, names of
+/// known failures) on `main`, with
 /// `isolated` making a separate cluster for the node-loss group when the back end can.
 pub async fn run_all<C, F, Fut>(
     main: &C,
     isolated: F,
     ctx: &Ctx,
     only: &[String],
+    skip: &[String],
     parallel: usize,
 ) -> (Vec<ScenarioResult>, Measurements)
 where
@@ -89,7 +91,9 @@ where
     F: Fn() -> Option<Fut>,
     Fut: Future<Output = Result<C, E2eError>>,
 {
-    let wanted = |g: &str, n: &str| only.is_empty() || only.iter().any(|o| o == g || o == n);
+    let wanted = |g: &str, n: &str| {
+        (only.is_empty() || only.iter().any(|o| o == g || o == n)) && !skip.iter().any(|s| s == n)
+    };
     let groups: Vec<&str> = GROUPS
         .iter()
         .copied()
