@@ -137,6 +137,7 @@ pub async fn executor_killed<C: Cluster>(a: &App<'_, C>, root: &Path) -> Result<
 pub async fn driver_killed<C: Cluster>(a: &App<'_, C>, root: &Path) -> Result<(), E2eError> {
     let before = ensure_running(a, root).await?;
     let attempts = before["status"]["attempts"].as_i64().unwrap_or(0);
+    let failures = before["status"]["driverFailures"].as_i64().unwrap_or(0);
     let pod = a.driver_pod();
     let old =
         a.c.kubectl()
@@ -184,6 +185,13 @@ pub async fn driver_killed<C: Cluster>(a: &App<'_, C>, root: &Path) -> Result<()
     if now != attempts + 1 {
         return Err(E2eError::Failed(format!(
             "status.attempts went from {attempts} to {now}; one crash should count once"
+        )));
+    }
+    // A SIGKILLed driver (exit 137, not a disruption) is a failure against maxRetries, once.
+    let now_failures = after["status"]["driverFailures"].as_i64().unwrap_or(0);
+    if now_failures != failures + 1 {
+        return Err(E2eError::Failed(format!(
+            "status.driverFailures went from {failures} to {now_failures}; one crash should count once"
         )));
     }
     Ok(())
