@@ -1,11 +1,11 @@
 # One task runner: CI (.ci/run) calls `make test`, the README's test command.
-.PHONY: test tools fmt fmt-check lint unit k8s example bench stress
+.PHONY: test tools fmt fmt-check lint unit k8s twin example bench stress
 
 CARGO ?= cargo
 PROFILE ?= ci
 
 ## Install test tools, then check formatting, lints, every test, and the Kubernetes artefacts.
-test: tools fmt-check lint unit k8s
+test: tools fmt-check lint unit k8s twin
 
 tools:
 	bash scripts/install-test-tools.sh
@@ -24,6 +24,24 @@ unit:
 
 k8s:
 	CARGO_PROFILE=$(PROFILE) bash scripts/k8s-checks.sh
+
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+TOOLS_DIR ?= $(or $(NEPTUNE_TOOLS_DIR),.tools)
+
+## End-to-end scenarios on the cluster twin (no Docker, no cluster): the real operator, kubectl
+## and neptune processes; writes target/twin-report.json.
+# Scenarios left out of `make twin` (comma-separated names) because of a known operator or engine
+# bug, each with its reason in a comment here; `make twin TWIN_KNOWN_FAILURES=` runs them all.
+# Empty: every scenario passes on the twin.
+TWIN_KNOWN_FAILURES ?=
+
+twin:
+	@echo "make twin: known failures left out: $(or $(TWIN_KNOWN_FAILURES),none)"
+	bash scripts/k8s-tools.sh >/dev/null
+	$(CARGO) build --profile $(PROFILE) -p neptune -p neptune-operator -p neptune-twin -p neptune-e2e
+	$(TARGET_DIR)/$(PROFILE)/neptune-e2e twin --bin-dir $(TARGET_DIR)/$(PROFILE) \
+		--kubectl $(TOOLS_DIR)/bin/kubectl --report target/twin-report.json \
+		--skip "$(TWIN_KNOWN_FAILURES)"
 
 ## The main example on a local cluster.
 example:

@@ -4,9 +4,11 @@
 //!
 //! [`store`] keeps objects as JSON with a global resourceVersion and a watch history; [`api`]
 //! serves them over HTTPS with the Kubernetes REST conventions (discovery, CRUD, watch, patches,
-//! server-side apply, CRDs with schema and CEL validation, tables, scale, garbage collection).
+//! server-side apply, CRDs with schema and CEL validation, tables, scale, garbage collection);
+//! [`kubelet`] registers nodes and runs the pods bound to them as processes.
 
 pub mod api;
+pub mod kubelet;
 pub mod store;
 
 pub use api::{Twin, TwinConfig};

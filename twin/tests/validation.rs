@@ -107,10 +107,13 @@ async fn examples_are_accepted_and_defaulted() {
         let text =
             std::fs::read_to_string(common::root().join(format!("examples/k8s/{name}.yaml")))
                 .unwrap();
-        // Examples may carry plain objects too (wordcount's input ConfigMap): take the app.
-        let obj: Value = serde_yaml::Deserializer::from_str(&text)
-            .map(|d| Value::deserialize(d).unwrap())
-            .find(|o| o["kind"] == "StreamBatchApp")
+        // wordcount.yaml also holds its input ConfigMap: take the app's document.
+        let obj = serde_yaml::Deserializer::from_str(&text)
+            .map(Value::deserialize)
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap()
+            .into_iter()
+            .find(|d| d["kind"] == "StreamBatchApp")
             .unwrap_or_else(|| panic!("{name}: no StreamBatchApp"));
         let applied = api
             .patch(name, &PatchParams::apply("test"), &Patch::Apply(obj))
