@@ -473,7 +473,15 @@ fn a_scheduling_edit_is_posted_to_the_running_driver_and_replaces_no_pod() {
     let mut to_static = app.clone();
     to_static.spec.scheduling.policy = neptune_crds::v1alpha1::Policy::Static;
     let (p, _) = step(&to_static, &obs, 30);
-    assert_eq!(deleted(&p), ["fraud-detection-driver"]);
+    assert_eq!(
+        deleted(&p),
+        [
+            "fraud-detection-driver",
+            "fraud-detection-executor-0",
+            "fraud-detection-executor-1"
+        ],
+        "the driver and its executors are replaced"
+    );
     assert!(
         !p.actions
             .iter()
