@@ -18,6 +18,9 @@ pub struct Report {
     pub apply_to_running_s: Option<f64>,
     /// `kubectl apply` of fraud-detection to its first stream micro-batch on `/metrics`.
     pub apply_to_first_microbatch_s: Option<f64>,
+    /// `kubectl patch` of a running fraud-detection's `spec.scheduling` (policy fifo,
+    /// quantumMs 500) to `status.scheduling` showing it in force, with no pod restarted.
+    pub apply_live_scheduling_s: Option<f64>,
     /// Installing the operator (twin: CRD + the operator process; kind: `helm install`).
     pub install_operator_s: Option<f64>,
     /// Wall-clock seconds of the whole run.
@@ -44,6 +47,7 @@ impl Report {
             scenarios,
             apply_to_running_s: m.get("apply_to_running_s").copied(),
             apply_to_first_microbatch_s: m.get("apply_to_first_microbatch_s").copied(),
+            apply_live_scheduling_s: m.get("apply_live_scheduling_s").copied(),
             install_operator_s: install,
             total_seconds,
         }
@@ -74,12 +78,13 @@ impl Report {
         }
         let fmt = |v: Option<f64>| v.map(|v| format!("{v:.1} s")).unwrap_or_else(|| "-".into());
         out.push_str(&format!(
-            "{}/{} passed in {:.0} s; apply->Running {}, apply->first micro-batch {}, operator install {}\n",
+            "{}/{} passed in {:.0} s; apply->Running {}, apply->first micro-batch {}, live scheduling {}, operator install {}\n",
             self.passed,
             self.total,
             self.total_seconds,
             fmt(self.apply_to_running_s),
             fmt(self.apply_to_first_microbatch_s),
+            fmt(self.apply_live_scheduling_s),
             fmt(self.install_operator_s)
         ));
         out

@@ -11,7 +11,7 @@ use crate::cluster::Cluster;
 use crate::error::E2eError;
 use crate::wait;
 
-fn uids(pods: &[Value]) -> Vec<String> {
+pub(super) fn uids(pods: &[Value]) -> Vec<String> {
     let mut v: Vec<String> = pods
         .iter()
         .map(|p| {
@@ -34,7 +34,7 @@ fn args(pod: &Value) -> Vec<String> {
         .collect()
 }
 
-async fn patch<C: Cluster>(a: &App<'_, C>, patch: Value) -> Result<(), E2eError> {
+pub(super) async fn patch<C: Cluster>(a: &App<'_, C>, patch: Value) -> Result<(), E2eError> {
     a.c.kubectl()
         .run(&[
             "patch",

@@ -9,6 +9,7 @@
 mod edits;
 mod finite;
 mod lifecycle;
+mod scheduling;
 mod start;
 
 use std::future::Future;
@@ -36,6 +37,7 @@ pub const SCENARIOS: &[(&str, &str)] = &[
     ("ttl", "ttl-after-finish"),
     ("fraud", "delete"),
     ("wordcount", "wordcount-example"),
+    ("edits", "live-scheduling"),
 ];
 
 /// Groups in start order (`node-lost` needs its own cluster).
@@ -218,6 +220,7 @@ async fn run_one<C: Cluster>(
         "driver-killed" => lifecycle::driver_killed(app, root).await,
         "spec-edits" => edits::spec_edits(app, root).await,
         "suspend-resume" => edits::suspend_resume(app, root).await,
+        "live-scheduling" => scheduling::live_scheduling(app, root, m).await,
         "invalid-spec" => edits::invalid_spec(app, root).await,
         "node-lost" => lifecycle::node_lost(app, root).await,
         "ttl-after-finish" => finite::ttl_after_finish(app, root).await,
