@@ -63,7 +63,7 @@ async fn reconcile_inner(app: &StreamBatchApp, ctx: &Context) -> Result<Controll
     let mut done = 0;
     let mut failed = None;
     for action in &plan.actions {
-        match execute(ctx, app, &ns, &name, action).await {
+        match execute(ctx, app, &ns, &name, action, &observed).await {
             Ok(()) => done += 1,
             Err(e) => {
                 failed = Some(e);
@@ -91,6 +91,7 @@ async fn execute(
     ns: &str,
     app_name: &str,
     action: &Action,
+    observed: &Observed,
 ) -> Result<(), Error> {
     let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let apply = PatchParams::apply(FIELD_MANAGER).force();
@@ -178,11 +179,7 @@ async fn execute(
                 .ok_or_else(|| {
                     Error::Scheduling(format!("Secret {secret_name} has no admin token"))
                 })?;
-            let base = format!(
-                "http://{}.{ns}.svc:{}",
-                build::driver_service_name(app_name),
-                app.spec.monitoring.driver_port
-            );
+            let base = driver_http_base(app, ns, app_name, observed.driver.as_ref());
             ctx.driver_status
                 .set_scheduling(base, token.trim().to_string(), changes.clone())
                 .await
@@ -294,11 +291,7 @@ async fn fetch(
         }
     }
     if observed.driver.as_ref().is_some_and(pods::is_ready) {
-        let base = format!(
-            "http://{}.{ns}.svc:{}",
-            build::driver_service_name(name),
-            app.spec.monitoring.driver_port
-        );
+        let base = driver_http_base(app, ns, name, observed.driver.as_ref());
         if let Some(report) = ctx.driver_status.report(base).await {
             observed.driver_jobs = Some(report.jobs);
             observed.driver_scheduling = report.scheduling;
@@ -344,4 +337,21 @@ fn truncate(s: &str, max: usize) -> String {
         end -= 1;
     }
     format!("{}…", &s[..end])
+}
+
+/// The driver's HTTP base URL: its pod IP (what its server binds; no DNS needed, and the
+/// operator need not run inside the cluster network's DNS), else the driver Service's name.
+fn driver_http_base(app: &StreamBatchApp, ns: &str, name: &str, driver: Option<&Pod>) -> String {
+    let port = app.spec.monitoring.driver_port;
+    let ip = driver
+        .and_then(|p| p.status.as_ref())
+        .and_then(|s| s.pod_ip.as_deref())
+        .and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
+    match (ip, u16::try_from(port)) {
+        (Some(ip), Ok(p)) => format!("http://{}", std::net::SocketAddr::new(ip, p)),
+        _ => format!(
+            "http://{}.{ns}.svc:{port}",
+            build::driver_service_name(name)
+        ),
+    }
 }
