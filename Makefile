@@ -32,10 +32,8 @@ TOOLS_DIR ?= $(or $(NEPTUNE_TOOLS_DIR),.tools)
 ## and neptune processes; writes target/twin-report.json.
 # Scenarios left out of `make twin` (comma-separated names) because of a known operator or engine
 # bug, each with its reason in a comment here; `make twin TWIN_KNOWN_FAILURES=` runs them all.
-# live-scheduling: the operator never reads the driver's /status on the twin (status.scheduling
-# and status.jobs stay empty; it dials http://<app>-driver.<ns>.svc:4040, which the twin's
-# operator process apparently cannot reach), so live edits are never posted. Not yet fixed.
-TWIN_KNOWN_FAILURES ?= live-scheduling
+# Empty: every scenario passes on the twin.
+TWIN_KNOWN_FAILURES ?=
 
 twin:
 	@echo "make twin: known failures left out: $(or $(TWIN_KNOWN_FAILURES),none)"
