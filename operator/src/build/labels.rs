@@ -15,17 +15,25 @@ pub fn child_labels(
     role: Role,
     user: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    let name = app.metadata.name.clone().unwrap_or_default();
     let mut labels = user.clone();
+    labels.extend(app_labels(app));
     labels.extend([
-        (l::NAME.to_string(), "neptune".to_string()),
-        (l::INSTANCE.to_string(), name.clone()),
         (l::COMPONENT.to_string(), role.as_str().to_string()),
-        (l::MANAGED_BY.to_string(), l::MANAGED_BY_VALUE.to_string()),
-        (l::APP.to_string(), name),
         (l::ROLE.to_string(), role.as_str().to_string()),
     ]);
     labels
+}
+
+/// Labels of a child that belongs to the whole app rather than one role (its credentials
+/// Secret).
+pub fn app_labels(app: &StreamBatchApp) -> BTreeMap<String, String> {
+    let name = app.metadata.name.clone().unwrap_or_default();
+    BTreeMap::from([
+        (l::NAME.to_string(), "neptune".to_string()),
+        (l::INSTANCE.to_string(), name.clone()),
+        (l::MANAGED_BY.to_string(), l::MANAGED_BY_VALUE.to_string()),
+        (l::APP.to_string(), name),
+    ])
 }
 
 /// Selector of the children of `app` with `role`.

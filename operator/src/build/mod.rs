@@ -10,7 +10,9 @@ mod service;
 
 pub use driver::{desired_scheduling, driver_args, driver_pod, driver_pod_name};
 pub use executor::{executor_index, executor_pod, executor_pod_name};
-pub use labels::{child_labels, executor_selector, owner_reference, role_selector, spec_hash_of};
+pub use labels::{
+    app_labels, child_labels, executor_selector, owner_reference, role_selector, spec_hash_of,
+};
 pub use pod::{OPERATOR_ENV, TMP_MOUNT, TMP_VOLUME, recorded_user_metadata};
 pub use secret::{TLS_FILE_MODE, TLS_MOUNT, TLS_VOLUME, tls_secret, tls_secret_name};
 pub use service::{driver_service, driver_service_name, driver_url};

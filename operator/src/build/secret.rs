@@ -15,7 +15,7 @@ use neptune_crds::StreamBatchApp;
 use neptune_net::creds::{CA_FILE, CERT_FILE, KEY_FILE, TOKEN_FILE};
 use neptune_net::issue::Issued;
 
-use super::{Role, child_labels, owner_reference};
+use super::{app_labels, owner_reference};
 
 /// The pods' volume of the Secret.
 pub const TLS_VOLUME: &str = "neptune-tls";
@@ -40,14 +40,11 @@ pub fn tls_secret(app: &StreamBatchApp, issued: &Issued) -> Secret {
         (KEY_FILE.to_string(), bytes(&issued.key_pem)),
         (TOKEN_FILE.to_string(), bytes(issued.token.expose())),
     ]);
-    let mut labels = child_labels(app, Role::Driver, &BTreeMap::new());
-    // Not a pod of either role: the Secret belongs to the whole app.
-    labels.remove(neptune_crds::labels::ROLE);
     Secret {
         metadata: ObjectMeta {
             name: Some(tls_secret_name(name)),
             namespace: app.metadata.namespace.clone(),
-            labels: Some(labels),
+            labels: Some(app_labels(app)),
             owner_references: Some(vec![owner_reference(app)]),
             ..ObjectMeta::default()
         },
@@ -73,6 +70,17 @@ mod tests {
         assert_eq!(s.metadata.name.as_deref(), Some("fd-tls"));
         assert_eq!(s.type_.as_deref(), Some("kubernetes.io/tls"));
         assert_eq!(s.metadata.owner_references.as_ref().unwrap()[0].uid, "u1");
+        let labels = s.metadata.labels.as_ref().unwrap();
+        assert_eq!(labels[neptune_crds::labels::APP], "fd");
+        // The whole app's, not a role's: no role or component label.
+        assert!(
+            !labels.contains_key(neptune_crds::labels::ROLE),
+            "{labels:?}"
+        );
+        assert!(
+            !labels.contains_key(neptune_crds::labels::COMPONENT),
+            "{labels:?}"
+        );
         let data = s.data.unwrap();
         let text = |k: &str| String::from_utf8(data[k].0.clone()).unwrap();
         // Written out as a mounted Secret would be, the binaries accept it.
