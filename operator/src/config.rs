@@ -3,6 +3,8 @@
 
 use std::net::SocketAddr;
 
+use k8s_openapi::api::networking::v1::NetworkPolicyPeer;
+
 /// Command-line flags of `neptune-operator`.
 #[derive(Debug, Clone, clap::Parser)]
 #[command(
@@ -53,6 +55,40 @@ pub struct Args {
     /// Never force-delete pods stuck Terminating (wait for the kubelet or an administrator).
     #[arg(long, env = "NEPTUNE_NO_FORCE_DELETE", default_value_t = false)]
     pub no_force_delete: bool,
+    /// Make no NetworkPolicy per app (by default each app gets `<app>-neptune`, which admits
+    /// only the app's own pods to the driver's gRPC port and the executors' block port).
+    #[arg(long, env = "NEPTUNE_NO_NETWORK_POLICY", default_value_t = false)]
+    pub no_network_policy: bool,
+    /// Peers admitted to the apps' HTTP ports (metrics, probes, `/status`) besides the app's
+    /// own pods: a JSON array of Kubernetes `NetworkPolicyPeer` objects, e.g.
+    /// `[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]`.
+    /// Empty (`[]`) admits any source to the HTTP ports. Include the operator's own pods: it
+    /// reads each driver's `/status`.
+    #[arg(
+        long,
+        env = "NEPTUNE_NETWORK_POLICY_HTTP_FROM",
+        default_value = "[]",
+        value_parser = parse_peers
+    )]
+    pub network_policy_http_from: Peers,
+}
+
+/// `NetworkPolicyPeer`s given as JSON (see [`Args::network_policy_http_from`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Peers(pub Vec<NetworkPolicyPeer>);
+
+fn parse_peers(s: &str) -> Result<Peers, String> {
+    let peers: Vec<NetworkPolicyPeer> = serde_json::from_str(s).map_err(|e| {
+        format!("not a JSON array of NetworkPolicyPeer objects ({e}); e.g. [{{\"podSelector\":{{\"matchLabels\":{{\"app\":\"prometheus\"}}}}}}]")
+    })?;
+    for (i, p) in peers.iter().enumerate() {
+        if p.pod_selector.is_none() && p.namespace_selector.is_none() && p.ip_block.is_none() {
+            return Err(format!(
+                "peer {i} sets none of podSelector, namespaceSelector, ipBlock (Kubernetes rejects it)"
+            ));
+        }
+    }
+    Ok(Peers(peers))
 }
 
 /// Validated configuration.
@@ -71,17 +107,21 @@ pub struct Config {
 }
 
 /// Operator-wide settings the (pure) lifecycle planner uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Settings {
     /// Seconds past `deletionTimestamp` after which a Terminating pod is force-deleted; `None`
     /// never force-deletes.
     pub force_delete_after_seconds: Option<i64>,
+    /// The peers admitted to the apps' HTTP ports besides their own pods (empty: any source),
+    /// or `None` to make no NetworkPolicy.
+    pub network_policy: Option<Vec<NetworkPolicyPeer>>,
 }
 
 impl Default for Settings {
     fn default() -> Self {
         Self {
             force_delete_after_seconds: Some(60),
+            network_policy: Some(Vec::new()),
         }
     }
 }
@@ -117,7 +157,49 @@ impl From<Args> for Config {
             settings: Settings {
                 force_delete_after_seconds: (!a.no_force_delete)
                     .then_some(a.force_delete_after_seconds as i64),
+                network_policy: (!a.no_network_policy).then_some(a.network_policy_http_from.0),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        let mut all = vec!["neptune-operator"];
+        all.extend(args);
+        Args::try_parse_from(all).map(Config::from)
+    }
+
+    #[test]
+    fn network_policy_flags() {
+        assert_eq!(parse(&[]).unwrap().settings.network_policy, Some(vec![]));
+        assert_eq!(
+            parse(&["--no-network-policy"])
+                .unwrap()
+                .settings
+                .network_policy,
+            None
+        );
+        let c = parse(&[
+            "--network-policy-http-from",
+            r#"[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}}}]"#,
+        ])
+        .unwrap();
+        assert_eq!(c.settings.network_policy.unwrap().len(), 1);
+        for (bad, says) in [
+            ("{}", "JSON array of NetworkPolicyPeer"),
+            ("[{}]", "peer 0 sets none of"),
+            (r#"[{"podSelector": 3}]"#, "JSON array of NetworkPolicyPeer"),
+        ] {
+            let e = parse(&["--network-policy-http-from", bad])
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(says), "{bad}: {e}");
         }
     }
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 use kube::runtime::controller::Action as ControllerAction;
 use kube::runtime::events::{Event, EventType};
@@ -104,6 +105,17 @@ async fn execute(
                 .map_err(|source| Error::ApplyChild {
                     kind: "Service",
                     name: svc_name,
+                    source,
+                })?;
+        }
+        Action::ApplyNetworkPolicy(policy) => {
+            let name = policy.metadata.name.clone().unwrap_or_default();
+            Api::<NetworkPolicy>::namespaced(ctx.client.clone(), ns)
+                .patch(&name, &apply, &Patch::Apply(policy.as_ref()))
+                .await
+                .map_err(|source| Error::ApplyChild {
+                    kind: "NetworkPolicy",
+                    name,
                     source,
                 })?;
         }

@@ -94,6 +94,8 @@ const PODS: &str = "/api/v1/namespaces/streaming/pods";
 const STATUS: &str =
     "/apis/neptune.dev/v1alpha1/namespaces/streaming/streambatchapps/fraud-detection/status";
 const SECRETS: &str = "/api/v1/namespaces/streaming/secrets/fraud-detection-tls";
+const NETPOL: &str =
+    "/apis/networking.k8s.io/v1/namespaces/streaming/networkpolicies/fraud-detection-neptune";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/streaming/events";
 
 /// Answers the Event POSTs left until `task` (the reconcile) ends; returns its result and the
@@ -148,6 +150,16 @@ async fn new_app_applies_service_driver_and_executors_then_status_then_events() 
         .expect(Method::PATCH, "/api/v1/namespaces/streaming/services/fraud-detection-driver?&force=true&fieldManager=neptune-operator", 200, json!({}))
         .await;
     assert_eq!(svc["spec"]["clusterIP"], "None");
+    let policy = api
+        .expect(
+            Method::PATCH,
+            &format!("{NETPOL}?&force=true&fieldManager=neptune-operator"),
+            200,
+            json!({}),
+        )
+        .await;
+    assert_eq!(policy["kind"], "NetworkPolicy");
+    assert_eq!(policy["spec"]["ingress"][0]["ports"][0]["port"], 7077);
     let secret = api
         .expect(
             Method::PATCH,
@@ -231,6 +243,7 @@ async fn failed_executor_past_backoff_is_deleted_and_counted() {
         json!({}),
     )
     .await;
+    api.expect(Method::PATCH, NETPOL, 200, json!({})).await;
     api.expect(
         Method::DELETE,
         &format!("{PODS}/fraud-detection-executor-1"),
@@ -280,6 +293,7 @@ async fn status_write_has_a_resource_version_precondition_and_a_conflict_is_retr
         json!({}),
     )
     .await;
+    api.expect(Method::PATCH, NETPOL, 200, json!({})).await;
     api.expect(Method::PATCH, SECRETS, 200, json!({})).await;
     for pod in ["driver", "executor-0", "executor-1"] {
         api.expect(
@@ -312,6 +326,7 @@ async fn a_pod_the_apiserver_refuses_is_reported_in_status_and_a_warning_event()
         json!({}),
     )
     .await;
+    api.expect(Method::PATCH, NETPOL, 200, json!({})).await;
     api.expect(Method::PATCH, SECRETS, 200, json!({})).await;
     let invalid = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Invalid", "code": 422,
         "message": "Pod \"fraud-detection-driver\" is invalid: spec.volumes[1].configMap.name: Required value"});
@@ -384,6 +399,7 @@ async fn overdue_pod_is_force_deleted_with_its_uid_and_labels_are_merge_patched(
         json!({}),
     )
     .await;
+    api.expect(Method::PATCH, NETPOL, 200, json!({})).await;
     let patch = api
         .expect(
             Method::PATCH,

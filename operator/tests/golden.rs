@@ -11,6 +11,7 @@ fn render(app: &StreamBatchApp) -> String {
     let sizes = validate(app).unwrap();
     let docs = [
         serde_yaml::to_string(&build::driver_service(app)).unwrap(),
+        serde_yaml::to_string(&build::network_policy(app, &[])).unwrap(),
         serde_yaml::to_string(&build::driver_pod(app, &sizes, 1)).unwrap(),
         serde_yaml::to_string(&build::executor_pod(app, &sizes, 0, 1)).unwrap(),
     ];

@@ -5,7 +5,8 @@ mod common;
 
 use common::*;
 use neptune_crds::v1alpha1::{JobStatus, Phase, condition_types as ct};
-use neptune_operator::lifecycle::Action;
+use neptune_operator::Settings;
+use neptune_operator::lifecycle::{Action, plan};
 use neptune_operator::pods::backoff_seconds;
 
 #[test]
@@ -74,6 +75,28 @@ fn new_app_gets_service_driver_and_executors_together() {
     let app = app();
     let (p, app) = step(&app, &observed(None, vec![]), 0);
     assert!(matches!(p.actions[0], Action::ApplyService(_)));
+    // The app's NetworkPolicy goes with the Service, before any pod.
+    assert!(
+        matches!(&p.actions[1], Action::ApplyNetworkPolicy(np) if np.metadata.name.as_deref() == Some("fraud-detection-neptune")),
+        "{:?}",
+        p.actions[1]
+    );
+    let without = plan(
+        &app,
+        &observed(None, vec![]),
+        at(0),
+        &Settings {
+            network_policy: None,
+            ..Settings::default()
+        },
+    );
+    assert!(
+        !without
+            .actions
+            .iter()
+            .any(|a| matches!(a, Action::ApplyNetworkPolicy(_))),
+        "--no-network-policy makes none"
+    );
     assert_eq!(
         created(&p),
         [
@@ -405,7 +428,12 @@ fn unchanged_world_gives_an_identical_status_and_no_events() {
     let (p, _) = step(&app, &obs, 20);
     assert_eq!(Some(&p.status), app.status.as_ref());
     assert!(p.events.is_empty(), "{:?}", p.events);
-    assert_eq!(p.actions.len(), 1, "only the idempotent Service apply");
+    assert_eq!(
+        p.actions.len(),
+        2,
+        "only the idempotent Service and NetworkPolicy applies: {:?}",
+        p.actions
+    );
 }
 
 #[test]

@@ -71,11 +71,13 @@ fn driver_stuck_terminating_is_force_deleted_and_the_margin_is_configurable() {
     assert_eq!(force_deleted(&p), ["fraud-detection-driver"]);
     let patient = Settings {
         force_delete_after_seconds: Some(600),
+        ..Settings::default()
     };
     let p = plan(&app, &obs, at(61), &patient);
     assert!(force_deleted(&p).is_empty());
     let never = Settings {
         force_delete_after_seconds: None,
+        ..Settings::default()
     };
     let p = plan(&app, &obs, at(100_000), &never);
     assert!(force_deleted(&p).is_empty());

@@ -54,6 +54,8 @@ Rules for what the operator does in a namespace where apps run (operator/src), a
   as `create` when the pod does not exist, else `patch`); failed or surplus executors are deleted.
 - services: the driver's headless Service, watched and server-side applied; never deleted by the
   operator (owner references let the garbage collector do it).
+- networkpolicies: each app's <app>-neptune, written by server-side apply (only when
+  networkPolicy.enabled); deleted with the app by the garbage collector.
 - events.k8s.io events: the kube-runtime Recorder creates an Event and patches it when it repeats.
 */}}
 {{- define "neptune-operator.appRules" -}}
@@ -77,7 +79,26 @@ Rules for what the operator does in a namespace where apps run (operator/src), a
 - apiGroups: [""]
   resources: ["secrets"]
   verbs: ["get", "create", "patch"]
+{{- if .Values.networkPolicy.enabled }}
+- apiGroups: ["networking.k8s.io"]
+  resources: ["networkpolicies"]
+  verbs: ["create", "patch"]
+{{- end }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- end }}
+
+{{/*
+Peers admitted to the apps' HTTP ports (JSON for NEPTUNE_NETWORK_POLICY_HTTP_FROM): the
+networkPolicy.httpFrom list, plus this operator's own pods (it reads every driver's /status)
+whenever the list is not empty; an empty list admits any source.
+*/}}
+{{- define "neptune-operator.httpFrom" -}}
+{{- if .Values.networkPolicy.httpFrom -}}
+{{- $self := dict "namespaceSelector" (dict "matchLabels" (dict "kubernetes.io/metadata.name" .Release.Namespace)) "podSelector" (dict "matchLabels" (include "neptune-operator.selectorLabels" . | fromYaml)) -}}
+{{- append .Values.networkPolicy.httpFrom $self | toJson -}}
+{{- else -}}
+[]
+{{- end -}}
 {{- end }}

@@ -13,7 +13,8 @@ use crate::wait;
 /// Scenario 1: `kubectl apply --server-side` of `examples/k8s/fraud-detection.yaml` (only the image
 /// swapped for the cluster's); phase Running with DriverReady and ExecutorsReady; measures
 /// `apply_to_running_s` and `apply_to_first_microbatch_s` (the first stream micro-batch on
-/// the driver's `/metrics`). The operator was installed by the runner.
+/// the driver's `/metrics`); the app's NetworkPolicy exists and admits only its pods to the
+/// cluster ports. The operator was installed by the runner.
 pub async fn install_and_apply<C: Cluster>(
     a: &App<'_, C>,
     root: &Path,
@@ -42,6 +43,21 @@ pub async fn install_and_apply<C: Cluster>(
         t0.elapsed().as_secs_f64(),
     );
     eprintln!("[e2e] first micro-batch seen ({first} so far)");
+    // The app's NetworkPolicy: its pods, and only they, on the cluster ports.
+    let policy = format!("{}-neptune", a.name);
+    let np =
+        a.c.kubectl()
+            .get(&a.ns, "networkpolicy", &policy)
+            .await?
+            .ok_or_else(|| E2eError::Failed(format!("no NetworkPolicy {policy}")))?;
+    let selected = &np["spec"]["podSelector"]["matchLabels"]["neptune.dev/app"];
+    let from =
+        &np["spec"]["ingress"][0]["from"][0]["podSelector"]["matchLabels"]["neptune.dev/app"];
+    if selected.as_str() != Some(a.name.as_str()) || from != selected {
+        return Err(E2eError::Failed(format!(
+            "NetworkPolicy {policy} does not limit the app's cluster ports to its pods: {np}"
+        )));
+    }
     // The printer columns work: `kubectl get sba` shows the phase.
     let table =
         a.c.kubectl()

@@ -1,9 +1,10 @@
 //! Pure builders of the children of a `StreamBatchApp`: labels, the driver Service, the
-//! credentials Secret, the driver pod and executor pods. No I/O; every function is a function of the app (and validated sizes).
+//! credentials Secret, the NetworkPolicy, the driver pod and executor pods. No I/O; every function is a function of the app (and validated sizes).
 
 mod driver;
 mod executor;
 mod labels;
+mod network_policy;
 mod pod;
 mod secret;
 mod service;
@@ -13,6 +14,7 @@ pub use executor::{executor_index, executor_pod, executor_pod_name};
 pub use labels::{
     app_labels, child_labels, executor_selector, owner_reference, role_selector, spec_hash_of,
 };
+pub use network_policy::{network_policy, network_policy_name};
 pub use pod::{OPERATOR_ENV, TMP_MOUNT, TMP_VOLUME, recorded_user_metadata};
 pub use secret::{TLS_FILE_MODE, TLS_MOUNT, TLS_VOLUME, tls_secret, tls_secret_name};
 pub use service::{driver_service, driver_service_name, driver_url};

@@ -28,6 +28,7 @@ mod metadata;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::jiff::Timestamp;
 use neptune_crds::StreamBatchApp;
 use neptune_crds::v1alpha1::{
@@ -69,6 +70,8 @@ pub enum Counted {
 pub enum Action {
     /// Server-side apply the driver Service.
     ApplyService(Box<Service>),
+    /// Server-side apply the app's NetworkPolicy (when the operator is configured to make one).
+    ApplyNetworkPolicy(Box<NetworkPolicy>),
     /// Make fresh credentials (a new CA) and server-side apply them as the app's Secret
     /// `<app>-tls`, before the pods of a new driver attempt that mount it.
     RotateTls,
@@ -319,6 +322,12 @@ pub fn plan(
     }
     cx.actions
         .push(Action::ApplyService(Box::new(build::driver_service(app))));
+    if let Some(http_from) = &settings.network_policy {
+        cx.actions
+            .push(Action::ApplyNetworkPolicy(Box::new(build::network_policy(
+                app, http_from,
+            ))));
+    }
     let (driver, attempt) = driver::reconcile(&mut cx, observed, &validated);
     if let Some(phase) = cx.status.phase.filter(|p| p.is_finished()) {
         finished(&mut cx, observed, phase);
