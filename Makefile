@@ -38,6 +38,7 @@ TWIN_KNOWN_FAILURES ?=
 twin:
 	@echo "make twin: known failures left out: $(or $(TWIN_KNOWN_FAILURES),none)"
 	bash scripts/k8s-tools.sh >/dev/null
+	bash scripts/install-test-tools.sh >/dev/null
 	$(CARGO) build --profile $(PROFILE) -p neptune -p neptune-operator -p neptune-twin -p neptune-e2e
 	$(TARGET_DIR)/$(PROFILE)/neptune-e2e twin --bin-dir $(TARGET_DIR)/$(PROFILE) \
 		--kubectl $(TOOLS_DIR)/bin/kubectl --report target/twin-report.json \

@@ -41,6 +41,12 @@ pub trait Cluster: Sync {
     /// Makes `node` unreachable: its processes die and its kubelet goes silent.
     fn lose_node(&self, node: &str) -> impl Future<Output = Result<(), E2eError>>;
 
+    /// `host:port` of the operator's `/metrics` when this process can scrape it (the twin runs
+    /// the operator locally); `None` where the operator runs in the cluster.
+    fn operator_metrics(&self) -> Option<String> {
+        None
+    }
+
     /// Logs of the operator, for diagnostics of a failed scenario.
     fn operator_logs(&self) -> impl Future<Output = String>;
 }

@@ -13,6 +13,7 @@ pub mod error;
 pub mod http;
 pub mod kind;
 pub mod kubectl;
+pub mod prometheus;
 pub mod report;
 pub mod scenarios;
 pub mod twin;

@@ -3,12 +3,13 @@
 //! runs), writes the JSON report and exits non-zero when a scenario failed.
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use clap::{Args, Parser, Subcommand};
 use neptune_e2e::cluster::Cluster;
 use neptune_e2e::kind::{KindCluster, KindOptions};
 use neptune_e2e::kubectl::Kubectl;
+use neptune_e2e::prometheus::Prometheus;
 use neptune_e2e::report::Report;
 use neptune_e2e::scenarios::{self, Ctx};
 use neptune_e2e::twin::{TwinCluster, TwinOptions};
@@ -212,7 +213,15 @@ where
     let install_s = t.elapsed().as_secs_f64();
     let (results, m) = match install {
         Ok(()) => {
-            scenarios::run_all(
+            // Prometheus scrapes the operator for the whole run (the twin's operator runs here;
+            // on kind the chart's ServiceMonitor is for the cluster's own Prometheus). Only a
+            // full run reconciles enough to give every operator query data.
+            let prom_dir = report_path.with_extension("prometheus");
+            let mut prom = match c.operator_metrics().filter(|_| common.only.is_empty()) {
+                Some(target) => Some(Prometheus::start(root, &prom_dir, &target).await),
+                None => None,
+            };
+            let (mut results, m) = scenarios::run_all(
                 c,
                 isolated,
                 &ctx,
@@ -220,7 +229,27 @@ where
                 &skip,
                 usize::from(common.parallel),
             )
-            .await
+            .await;
+            if let Some(p) = prom.as_mut() {
+                let t = Instant::now();
+                let outcome = match p {
+                    Ok(p) => p
+                        .check_operator_queries(root, Duration::from_secs(120))
+                        .await
+                        .map_err(|e| format!("{e}\n{}", p.log())),
+                    Err(e) => Err(e.to_string()),
+                };
+                eprintln!("[e2e {}] operator-metrics: {outcome:?}", c.backend());
+                results.push(scenarios::ScenarioResult {
+                    name: "operator-metrics".into(),
+                    passed: outcome.is_ok(),
+                    seconds: t.elapsed().as_secs_f64(),
+                    error: outcome.err(),
+                });
+            }
+            drop(prom);
+            let _ = std::fs::remove_dir_all(&prom_dir);
+            (results, m)
         }
         Err(e) => {
             eprintln!(

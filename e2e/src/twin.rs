@@ -42,6 +42,8 @@ pub struct TwinCluster {
     opts: TwinOptions,
     dir: PathBuf,
     operator: Mutex<Option<tokio::process::Child>>,
+    /// `127.0.0.1:<port>` of the operator's `/metrics`, once it runs.
+    operator_metrics: Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for TwinCluster {
@@ -116,6 +118,7 @@ impl TwinCluster {
             opts,
             dir,
             operator: Mutex::new(None),
+            operator_metrics: Mutex::new(None),
         })
     }
 
@@ -195,6 +198,10 @@ impl Cluster for TwinCluster {
             .spawn()
             .map_err(|e| err("starting neptune-operator")(e.to_string()))?;
         *self.operator.lock().unwrap_or_else(|e| e.into_inner()) = Some(child);
+        *self
+            .operator_metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = Some(format!("127.0.0.1:{port}"));
         let url = format!("http://127.0.0.1:{port}/readyz");
         crate::wait::until(
             &format!("operator ready ({url})"),
@@ -226,6 +233,13 @@ impl Cluster for TwinCluster {
         self.kubelet
             .stop_node(node)
             .map_err(|e| E2eError::Failed(e.to_string()))
+    }
+
+    fn operator_metrics(&self) -> Option<String> {
+        self.operator_metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     async fn operator_logs(&self) -> String {

@@ -16,8 +16,8 @@
 //! `A <cmp> bool B`: one 0/1 sample per pair of series the comparison matches, so it returns data
 //! whenever the comparison has something to compare, whatever the threshold. Conditions are also
 //! created for real: a 1 ms latency target, dropped lines and a SIGKILLed executor must each make
-//! their alert active. Queries over the operator's metrics need a running operator and are left
-//! to a test with a Kubernetes API; they are listed, not skipped silently.
+//! their alert active. Queries over the operator's metrics need a running operator: `make twin`
+//! checks them (e2e/src/prometheus.rs); here they are listed, not skipped silently.
 
 mod common;
 

@@ -99,6 +99,22 @@ impl Error {
     }
 }
 
+/// Every value [`Error::category`] can return: the metrics start each at 0, so dashboards and
+/// the `NeptuneOperatorReconcileErrors` alert have a series (rate 0) before any error happens.
+pub const CATEGORIES: &[&str] = &[
+    "list",
+    "apply",
+    "delete",
+    "status",
+    "bug",
+    "credentials",
+    "driver",
+    "conflict",
+    "forbidden",
+    "invalid",
+    "server",
+];
+
 fn api_category(e: &kube::Error, default: &'static str) -> &'static str {
     match e {
         kube::Error::Api(s) if s.code == 409 => "conflict",
@@ -106,5 +122,40 @@ fn api_category(e: &kube::Error, default: &'static str) -> &'static str {
         kube::Error::Api(s) if s.code == 422 => "invalid",
         kube::Error::Api(s) if s.code >= 500 => "server",
         _ => default,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16) -> kube::Error {
+        let status: kube::core::Status =
+            serde_json::from_value(serde_json::json!({"code": code, "message": "m"})).unwrap();
+        kube::Error::Api(Box::new(status))
+    }
+
+    #[test]
+    fn every_category_is_listed_for_the_metrics() {
+        let mut errors = vec![
+            Error::Credentials("x".into()),
+            Error::Scheduling("x".into()),
+        ];
+        for code in [400, 403, 409, 422, 500] {
+            errors.push(Error::ListPods(api(code)));
+            errors.push(Error::DeleteApp(api(code)));
+            errors.push(Error::PatchStatus(api(code)));
+            errors.push(Error::DeletePod {
+                name: "p".into(),
+                source: api(code),
+            });
+        }
+        for e in &errors {
+            assert!(
+                CATEGORIES.contains(&e.category()),
+                "{e}: {} is not in CATEGORIES",
+                e.category()
+            );
+        }
     }
 }

@@ -84,6 +84,9 @@ impl Metrics {
         ] {
             registry.register(m).expect("metric registered once");
         }
+        for category in crate::error::CATEGORIES {
+            errors.with_label_values(&[category]).inc_by(0);
+        }
         Self {
             registry,
             reconciles,
