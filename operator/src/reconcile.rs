@@ -21,10 +21,24 @@ use crate::error::Error;
 use crate::lifecycle::{self, Action, EventKind, Observed};
 use crate::{build, pods};
 
-/// Reconciles one app.
+/// Reconciles one app, inside a `reconcile` span (app, namespace, generation; the number of
+/// actions and the phase are recorded when known) so every log line of one reconcile can be
+/// told apart with `RUST_LOG=neptune_operator=debug`. kube-runtime's own "reconciling object"
+/// span only covers creating this future, not running it.
 ///
 /// # Errors
 /// The first API call that failed; the controller retries after [`Error::retry_after`].
+#[tracing::instrument(
+    name = "reconcile",
+    skip_all,
+    fields(
+        app = app.metadata.name.as_deref().unwrap_or_default(),
+        ns = app.metadata.namespace.as_deref().unwrap_or_default(),
+        generation = app.metadata.generation.unwrap_or_default(),
+        actions = tracing::field::Empty,
+        phase = tracing::field::Empty,
+    )
+)]
 pub async fn reconcile(
     app: Arc<StreamBatchApp>,
     ctx: Arc<Context>,
@@ -61,6 +75,12 @@ async fn reconcile_inner(app: &StreamBatchApp, ctx: &Context) -> Result<Controll
         .ok_or(Error::MissingMetadata("name"))?;
     let observed = fetch(app, ctx, &ns, &name).await?;
     let plan = lifecycle::plan(app, &observed, (ctx.now)(), &ctx.settings);
+    let span = tracing::Span::current();
+    span.record("actions", plan.actions.len());
+    if let Some(phase) = plan.status.phase {
+        span.record("phase", phase.as_str());
+    }
+    tracing::debug!(actions = ?plan.actions.iter().map(Action::describe).collect::<Vec<_>>(), "planned");
     let mut done = 0;
     let mut failed = None;
     for action in &plan.actions {

@@ -133,8 +133,32 @@ fn reasons(events: &[Value]) -> Vec<&str> {
         .collect()
 }
 
+/// Log lines captured by a test's subscriber.
+#[derive(Clone, Default)]
+struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn new_app_applies_service_driver_and_executors_then_status_then_events() {
+    // The test runtime is single-threaded, so the reconcile task logs to this subscriber.
+    let logs = Captured::default();
+    let writer = logs.clone();
+    let _guard = tracing::subscriber::set_default(
+        tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish(),
+    );
     let (ctx, mut api) = setup();
     let app = common::app();
     let reply = serde_json::to_value(&app).unwrap();
@@ -208,6 +232,17 @@ async fn new_app_applies_service_driver_and_executors_then_status_then_events() 
     let action = action.unwrap();
     assert!(format!("{action:?}").contains("10s"), "{action:?}");
     assert_eq!(ctx.metrics.reconciles.get(), 1);
+    // Every line of the reconcile is inside its span, which names the app.
+    let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+    let planned = logs
+        .lines()
+        .find(|l| l.contains("planned"))
+        .unwrap_or_else(|| panic!("no `planned` line in:\n{logs}"));
+    assert!(
+        planned.contains("reconcile{app=\"fraud-detection\" ns=\"streaming\"")
+            && planned.contains("create pod fraud-detection-driver"),
+        "{planned}"
+    );
 }
 
 #[tokio::test]

@@ -108,6 +108,24 @@ pub enum Action {
 }
 
 impl Action {
+    /// A short description for logs: the kind of change and the object it touches.
+    pub fn describe(&self) -> String {
+        let name = |m: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
+            m.name.clone().unwrap_or_default()
+        };
+        match self {
+            Self::ApplyService(s) => format!("apply Service {}", name(&s.metadata)),
+            Self::ApplyNetworkPolicy(p) => format!("apply NetworkPolicy {}", name(&p.metadata)),
+            Self::RotateTls => "rotate credentials".into(),
+            Self::CreatePod(p) => format!("create pod {}", name(&p.metadata)),
+            Self::DeletePod { name, .. } => format!("delete pod {name}"),
+            Self::ForceDeletePod { name, .. } => format!("force-delete pod {name}"),
+            Self::PatchPodMetadata { name, .. } => format!("patch pod {name} metadata"),
+            Self::DeleteApp => "delete the app".into(),
+            Self::SetScheduling(v) => format!("set scheduling {v}"),
+        }
+    }
+
     /// A deletion that counts no failure.
     pub fn delete(name: impl Into<String>) -> Self {
         Self::DeletePod {
