@@ -58,7 +58,7 @@ impl Tasks {
         }
     }
 
-    /// Carry out one driver message (the session loop handles `Shutdown` itself).
+    /// Carry out one driver message (the session loop handles `Shutdown` and `KeepAlive`).
     pub(crate) fn on_driver_message(&mut self, m: DriverMessage) {
         let now = Instant::now();
         match m.msg {
@@ -86,7 +86,7 @@ impl Tasks {
             Some(driver_message::Msg::Welcome(_)) => {
                 tracing::warn!("a second welcome on the session ignored");
             }
-            Some(driver_message::Msg::Shutdown(_)) | None => {}
+            Some(driver_message::Msg::Shutdown(_) | driver_message::Msg::KeepAlive(_)) | None => {}
         }
     }
 
