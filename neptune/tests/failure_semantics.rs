@@ -49,12 +49,24 @@ impl Drop for Reap {
 /// A standalone `neptune driver --insecure` for `executors` executors, its gRPC and HTTP
 /// addresses, with `sets`.
 fn driver(executors: u32, sets: &[&str]) -> (Child, String, String) {
+    driver_reporting(executors, sets, None)
+}
+
+/// [`driver`], writing its report to `report`.
+fn driver_reporting(
+    executors: u32,
+    sets: &[&str],
+    report: Option<&std::path::Path>,
+) -> (Child, String, String) {
     let grpc = format!("127.0.0.1:{}", free_port());
     let http = format!("127.0.0.1:{}", free_port());
     let mut cmd = neptune();
     cmd.args(["driver", "--app", "synthetic", "--insecure"])
         .args(["--executors", &executors.to_string()])
         .args(["--listen", &grpc, "--http", &http]);
+    if let Some(r) = report {
+        cmd.arg("--report").arg(r);
+    }
     for s in sets {
         cmd.args(["--set", s]);
     }
@@ -372,4 +384,75 @@ fn neptune_local_stopped_before_a_batch_job_finished_exits_non_zero() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("batch (0/1000 runs)"), "{err}");
+}
+
+/// The `/status` entry of executor `id`.
+fn executor_status(http: &str, id: &str) -> Option<serde_json::Value> {
+    status(http)?["executors"]
+        .as_array()?
+        .iter()
+        .find(|e| e["id"] == id)
+        .cloned()
+}
+
+#[test]
+fn an_unacknowledged_launch_is_relaunched_elsewhere_and_the_silent_executor_is_suspect() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = report_path(&dir, "acks");
+    let workload = [
+        "batch.tasks=4",
+        "batch.records=200000",
+        "batch.cost=1000",
+        "jobs.batch.runs=1",
+        "stream.tasks=0",
+    ];
+    let mut sets = workload.to_vec();
+    // The stopped executor also stops heartbeating: the acknowledgement timeout must fire long
+    // before the heartbeat timeout would drop it.
+    sets.extend([
+        "heartbeat.interval_ms=50",
+        "heartbeat.timeout_ms=120000",
+        "driver.launch_ack_timeout_ms=1000",
+    ]);
+    let (d, grpc, http) = driver_reporting(2, &sets, Some(&report));
+    let d = Reap(Some(d));
+    // exec-1 registers first and is stopped before the jobs start (they wait for two
+    // executors), so it never acknowledges its launches.
+    let slow = Reap(Some(executor(&grpc, "exec-1")));
+    wait_for(Duration::from_secs(60), "exec-1 to register", || {
+        registered(&http).filter(|r| r == &["exec-1"])
+    });
+    signal("STOP", slow.id());
+    let _fast = Reap(Some(executor(&grpc, "exec-0")));
+    let st = wait_for(Duration::from_secs(60), "exec-1 to become suspect", || {
+        let e = executor_status(&http, "exec-1")?;
+        (e["suspect"] == true).then_some(())?;
+        status(&http)
+    });
+    assert!(
+        st["totals"]["launch_ack_timeouts"].as_u64().unwrap() >= 1,
+        "{st}"
+    );
+    assert_eq!(
+        executor_status(&http, "exec-0").unwrap()["suspect"],
+        false,
+        "{st}"
+    );
+    // Awake again, it acknowledges late and is trusted again.
+    signal("CONT", slow.id());
+    wait_for(Duration::from_secs(60), "exec-1 trusted again", || {
+        (executor_status(&http, "exec-1")?["suspect"] == false).then_some(())
+    });
+    let out = wait_with_timeout(d.take(), Duration::from_secs(240));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = read_report(&report);
+    assert_eq!(job(&r, "batch")["runs"], 1);
+    let undisturbed = report_path(&dir, "undisturbed");
+    run_ok(local("synthetic", 1, &undisturbed, &workload));
+    let u = read_report(&undisturbed);
+    assert_eq!(job(&r, "batch")["result"], job(&u, "batch")["result"]);
 }

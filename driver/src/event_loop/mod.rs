@@ -480,6 +480,10 @@ impl EventLoop {
                     notify: true,
                 });
             }
+            Command::ExecutorSuspect { id, task, attempt } => {
+                tracing::warn!(executor = %id, %task, attempt, timeout = ?self.cfg.scheduler.launch_ack_timeout, "launch not acknowledged: task re-queued, executor suspect");
+                self.metrics.launch_ack_timeouts.inc();
+            }
             Command::Requeued { task, reason } => {
                 tracing::debug!(%task, ?reason, "task re-queued");
             }
