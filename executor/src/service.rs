@@ -240,52 +240,55 @@ async fn connect(
             .tls_config(tls.grpc_client(l.handshake_timeout))
             .map_err(bad_url)?;
     }
-    // On Kubernetes executors start with their driver and retry until it listens (exponential
-    // back-off to 1 s), saying so at info level: once at the first failure, then every 10 s.
+    // On Kubernetes executors start with their driver and retry until it listens: exponential
+    // back-off (50 ms doubling to 1 s, the `backon` crate) for at most the connect timeout,
+    // saying so at info level once at the first failure, then every 10 s.
     let started = Instant::now();
-    let deadline = started + cfg.connect_timeout;
-    let mut delay = Duration::from_millis(50);
     let mut next_log = started;
-    loop {
-        match endpoint.connect().await {
-            Ok(ch) => {
-                if next_log > started {
-                    tracing::info!(url = %cfg.driver_url, waited = ?started.elapsed(), "reached the driver");
-                }
-                // The driver's own limit arrives with its welcome; until then accept the most
-                // any driver may send (results sent back are checked against its limit).
-                let max = neptune_proto::MAX_MAX_MESSAGE_BYTES as usize;
-                return Ok(DriverClient::new(ch)
-                    .max_decoding_message_size(max)
-                    .max_encoding_message_size(max));
+    let backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(1))
+        .with_total_delay(Some(cfg.connect_timeout))
+        .without_max_times();
+    // The total delay bounds the sleeps; the deadline bounds the wall time (slow attempts too).
+    let deadline = started + cfg.connect_timeout;
+    let connected = backon::Retryable::retry(|| endpoint.connect(), backoff)
+        .when(|_| Instant::now() < deadline)
+        .notify(|e, _| {
+            if Instant::now() >= next_log {
+                tracing::info!(
+                    url = %cfg.driver_url,
+                    error = %e,
+                    waited = ?started.elapsed(),
+                    gives_up_after = ?cfg.connect_timeout,
+                    "driver not reachable yet; retrying with back-off"
+                );
+                next_log = Instant::now() + Duration::from_secs(10);
             }
-            Err(e) if Instant::now() + delay < deadline => {
-                if Instant::now() >= next_log {
-                    tracing::info!(
-                        url = %cfg.driver_url,
-                        error = %e,
-                        waited = ?started.elapsed(),
-                        gives_up_after = ?cfg.connect_timeout,
-                        "driver not reachable yet; retrying with back-off"
-                    );
-                    next_log = Instant::now() + Duration::from_secs(10);
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
+        })
+        .await;
+    match connected {
+        Ok(ch) => {
+            if next_log > started {
+                tracing::info!(url = %cfg.driver_url, waited = ?started.elapsed(), "reached the driver");
             }
-            Err(e) => {
-                return Err(ExecutorError::Connect {
-                    url: cfg.driver_url.clone(),
-                    timeout: cfg.connect_timeout,
-                    reason: format!(
-                        "{e}: {}",
-                        std::error::Error::source(&e)
-                            .map(ToString::to_string)
-                            .unwrap_or_default()
-                    ),
-                });
-            }
+            // The driver's own limit arrives with its welcome; until then accept the most any
+            // driver may send (results sent back are checked against its limit).
+            let max = neptune_proto::MAX_MAX_MESSAGE_BYTES as usize;
+            Ok(DriverClient::new(ch)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max))
         }
+        Err(e) => Err(ExecutorError::Connect {
+            url: cfg.driver_url.clone(),
+            timeout: cfg.connect_timeout,
+            reason: format!(
+                "{e}: {}",
+                std::error::Error::source(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            ),
+        }),
     }
 }
 

@@ -11,8 +11,8 @@
 //! [`crate::supervise`]). The exit code says whether the app did its work: 0 when every job
 //! finished (or the run was stopped after each batch job with a run limit reached it), 1 when a
 //! job failed, the driver had no executor for `driver.no_executors_timeout_ms`, or an executor
-//! used up its restarts, 2 when the run was stopped (Ctrl-C, `--duration`) before a batch job
-//! reached its run limit.
+//! used up its restarts, 4 when the run was stopped (Ctrl-C, `--duration`) before a batch job
+//! reached its run limit (2 stays what it is for every command: bad flags or config).
 
 use crate::cli::LocalArgs;
 use crate::report::Report;
@@ -150,7 +150,7 @@ pub async fn run_local(
                     "error: stopped before these batch jobs reached their run limit: {}",
                     unfinished.join(", ")
                 );
-                (2, st)
+                (4, st)
             }
         }
         Err(DriverError::JobFailed(f)) => {

@@ -382,7 +382,7 @@ fn neptune_local_stopped_before_a_batch_job_finished_exits_non_zero() {
     cmd.args(["--duration", "1s"]);
     let out = run_with_timeout(cmd, Duration::from_secs(120));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert_eq!(out.status.code(), Some(4), "{err}");
     assert!(err.contains("batch (0/1000 runs)"), "{err}");
 }
 
