@@ -184,6 +184,76 @@ pub static HEARTBEAT_TIMEOUT_MS: UInt = UInt::new(
 )
 .unit("ms");
 
+/// Driver silence after which an executor ends its session and exits non-zero.
+pub static DRIVER_TIMEOUT_MS: UInt = UInt::new(
+    Meta::new(
+        "heartbeat.driver_timeout_ms",
+        "An executor that hears nothing from its driver this long (the driver answers every heartbeat) ends its session and exits non-zero, so Kubernetes restarts it; at least 3 × `heartbeat.interval_ms`.",
+    )
+    .default_doc("12 × heartbeat.interval_ms, at least 5000"),
+    30,
+    600_000,
+)
+.unit("ms");
+
+/// Registrations an executor the driver dropped tries before it exits non-zero.
+pub static REJOIN_ATTEMPTS: UInt = UInt::new(
+    Meta::new(
+        "executor.rejoin_attempts",
+        "An executor the driver dropped for missed heartbeats registers again (a new session) up to this many times per drop, with exponential back-off, then exits non-zero; 0: exit non-zero at once.",
+    ),
+    0,
+    100,
+)
+.default(5);
+
+/// Time with no registered executor, while jobs have work, after which the app fails.
+pub static NO_EXECUTORS_TIMEOUT_MS: UInt = UInt::new(
+    Meta::new(
+        "driver.no_executors_timeout_ms",
+        "The app fails (the driver exits non-zero) when jobs have work and no executor was registered for this long.",
+    ),
+    100,
+    24 * MS_PER_HOUR,
+)
+.default(300_000)
+.unit("ms");
+
+/// Time a launch may go unacknowledged before it is re-launched elsewhere.
+pub static LAUNCH_ACK_TIMEOUT_MS: UInt = UInt::new(
+    Meta::new(
+        "driver.launch_ack_timeout_ms",
+        "A task launch the executor has not acknowledged (its first update for that attempt) within this long is re-launched elsewhere, and that executor is suspect: no new launches until it acknowledges something again.",
+    ),
+    10,
+    MS_PER_HOUR,
+)
+.default(30_000)
+.unit("ms");
+
+/// `neptune local`: restarts of one executor process within the restart window.
+pub static LOCAL_MAX_RESTARTS: UInt = UInt::new(
+    Meta::new(
+        "local.max_executor_restarts",
+        "`neptune local`: an executor process that exits is restarted (exponential back-off) at most this many times within `local.restart_window_ms`; past that the run fails.",
+    ),
+    0,
+    1000,
+)
+.default(3);
+
+/// `neptune local`: the window of `local.max_executor_restarts`.
+pub static LOCAL_RESTART_WINDOW_MS: UInt = UInt::new(
+    Meta::new(
+        "local.restart_window_ms",
+        "`neptune local`: the window over which `local.max_executor_restarts` counts an executor's restarts.",
+    ),
+    1,
+    24 * MS_PER_HOUR,
+)
+.default(60_000)
+.unit("ms");
+
 /// Wait for the expected executors before jobs start anyway.
 pub static START_TIMEOUT_MS: UInt = UInt::new(
     Meta::new(
@@ -293,7 +363,13 @@ pub static ENGINE: &[&dyn Describe] = &[
     &SEED,
     &HEARTBEAT_INTERVAL_MS,
     &HEARTBEAT_TIMEOUT_MS,
+    &DRIVER_TIMEOUT_MS,
+    &REJOIN_ATTEMPTS,
     &START_TIMEOUT_MS,
+    &NO_EXECUTORS_TIMEOUT_MS,
+    &LAUNCH_ACK_TIMEOUT_MS,
+    &LOCAL_MAX_RESTARTS,
+    &LOCAL_RESTART_WINDOW_MS,
     &GRPC_MAX_MESSAGE_BYTES,
     &MAX_FETCH_FAILURES,
     &MAX_BLOCK_BYTES,

@@ -97,6 +97,12 @@ pub const DRIVER_RESUMPTIONS: &str = "neptune_driver_resumptions_total";
 pub const DRIVER_KILLS: &str = "neptune_driver_kills_total";
 /// Driver: executors lost (connection closed or heartbeats missing).
 pub const DRIVER_EXECUTORS_LOST: &str = "neptune_driver_executors_lost_total";
+/// Driver: task launches not acknowledged within `driver.launch_ack_timeout_ms` (each re-queued
+/// its task and made its executor suspect).
+pub const DRIVER_LAUNCH_ACK_TIMEOUTS: &str = "neptune_driver_launch_ack_timeouts_total";
+/// Driver: executors suspect now (a launch went unacknowledged; no new work until they
+/// acknowledge something again).
+pub const DRIVER_EXECUTORS_SUSPECT: &str = "neptune_driver_executors_suspect";
 /// Driver: task updates ignored because they do not come from the holder of the task's current
 /// attempt (or are malformed), label `reason`; never counted in any job total.
 pub const DRIVER_REJECTED_UPDATES: &str = "neptune_driver_rejected_updates_total";
@@ -164,6 +170,8 @@ pub const ALL: &[&str] = &[
     DRIVER_RESUMPTIONS,
     DRIVER_KILLS,
     DRIVER_EXECUTORS_LOST,
+    DRIVER_LAUNCH_ACK_TIMEOUTS,
+    DRIVER_EXECUTORS_SUSPECT,
     DRIVER_REJECTED_UPDATES,
     DRIVER_REFUSED_REGISTRATIONS,
     TRANSPORT_TLS,

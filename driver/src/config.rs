@@ -2,8 +2,8 @@
 
 use crate::scheduler::{Policy, SchedulerConfig};
 use neptune_config::keys::{
-    GRPC_MAX_MESSAGE_BYTES, HEARTBEAT_INTERVAL_MS, MAX_BLOCK_BYTES, MAX_FETCH_FAILURES, POLICY,
-    START_TIMEOUT_MS,
+    DRIVER_TIMEOUT_MS, GRPC_MAX_MESSAGE_BYTES, HEARTBEAT_INTERVAL_MS, MAX_BLOCK_BYTES,
+    MAX_FETCH_FAILURES, NO_EXECUTORS_TIMEOUT_MS, POLICY, REJOIN_ATTEMPTS, START_TIMEOUT_MS,
 };
 use neptune_config::rules;
 use neptune_core::config::{Config, ConfigError};
@@ -36,6 +36,12 @@ pub struct DriverConfig {
     /// Times one task may come back because its shuffle input could not be fetched before its
     /// job fails (`driver.max_fetch_failures`).
     pub max_fetch_failures: u32,
+    /// Driver silence after which executors end their session (`heartbeat.driver_timeout_ms`;
+    /// sent in the welcome).
+    pub driver_timeout: Duration,
+    /// Time with jobs to run and no executor registered after which the app fails
+    /// (`driver.no_executors_timeout_ms`).
+    pub no_executors_timeout: Duration,
 }
 
 impl DriverConfig {
@@ -68,8 +74,25 @@ impl DriverConfig {
         let max_message_bytes = GRPC_MAX_MESSAGE_BYTES.get(&config)?;
         let max_fetch_failures = u32::try_from(MAX_FETCH_FAILURES.get(&config)?)
             .expect("range of driver.max_fetch_failures fits u32");
-        // Read by executors (their fetch cap); checked here so a bad value fails at start.
+        // Read by executors (their fetch cap, their rejoin budget); checked here so a bad value
+        // fails at start.
         MAX_BLOCK_BYTES.get(&config)?;
+        REJOIN_ATTEMPTS.get(&config)?;
+        let interval = HEARTBEAT_INTERVAL_MS.get(&config)?;
+        let driver_timeout = match DRIVER_TIMEOUT_MS.get_opt(&config)? {
+            None => rules::driver_timeout_default(interval),
+            Some(t) if t < rules::driver_timeout_min(interval) => {
+                return Err(ConfigError::Invalid {
+                    key: DRIVER_TIMEOUT_MS.meta.key.into(),
+                    value: t.to_string(),
+                    reason: format!(
+                        "must be at least 3 × heartbeat.interval_ms ({interval}), or executors \
+                         leave a healthy driver"
+                    ),
+                });
+            }
+            Some(t) => t,
+        };
         let max_static = rules::static_stream_executors_max(executors as u64);
         if scheduler.policy == Policy::Static
             && scheduler.static_stream_executors as u64 > max_static
@@ -89,7 +112,9 @@ impl DriverConfig {
             http,
             executors,
             scheduler,
-            heartbeat_interval: Duration::from_millis(HEARTBEAT_INTERVAL_MS.get(&config)?),
+            heartbeat_interval: Duration::from_millis(interval),
+            driver_timeout: Duration::from_millis(driver_timeout),
+            no_executors_timeout: Duration::from_millis(NO_EXECUTORS_TIMEOUT_MS.get(&config)?),
             start_timeout: Duration::from_millis(START_TIMEOUT_MS.get(&config)?),
             config,
             max_message_bytes,
@@ -204,6 +229,29 @@ mod tests {
             e.contains("heartbeat.timeout_ms") && e.contains("twice"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn driver_timeout_has_a_derived_default_and_a_floor() {
+        let c = cfg(&[]).unwrap();
+        assert_eq!(c.driver_timeout, Duration::from_secs(5));
+        assert_eq!(c.no_executors_timeout, Duration::from_secs(300));
+        let c = cfg(&["heartbeat.interval_ms=1000"]).unwrap();
+        assert_eq!(c.driver_timeout, Duration::from_secs(12));
+        let e = cfg(&[
+            "heartbeat.interval_ms=1000",
+            "heartbeat.driver_timeout_ms=2500",
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("heartbeat.driver_timeout_ms") && e.contains("3 ×"),
+            "{e}"
+        );
+        let e = cfg(&["executor.rejoin_attempts=101"])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("executor.rejoin_attempts"), "{e}");
     }
 
     #[test]

@@ -41,6 +41,10 @@ pub struct DriverMetrics {
     pub kills: IntCounter,
     /// Executors lost.
     pub executors_lost: IntCounter,
+    /// Launches not acknowledged in time.
+    pub launch_ack_timeouts: IntCounter,
+    /// Executors suspect now.
+    pub executors_suspect: IntGauge,
     /// Task updates ignored, by reason.
     pub rejected_updates: IntCounterVec,
     /// Registrations refused, by reason.
@@ -183,6 +187,22 @@ impl DriverMetrics {
                 IntCounter::new(
                     n::DRIVER_EXECUTORS_LOST,
                     "Executors lost: connection closed or heartbeats missing.",
+                )
+                .expect("valid"),
+            ),
+            launch_ack_timeouts: reg(
+                &r,
+                IntCounter::new(
+                    n::DRIVER_LAUNCH_ACK_TIMEOUTS,
+                    "Task launches not acknowledged within driver.launch_ack_timeout_ms.",
+                )
+                .expect("valid"),
+            ),
+            executors_suspect: reg(
+                &r,
+                IntGauge::new(
+                    n::DRIVER_EXECUTORS_SUSPECT,
+                    "Executors that left a launch unacknowledged and get no new work.",
                 )
                 .expect("valid"),
             ),

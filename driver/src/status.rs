@@ -23,6 +23,9 @@ pub struct ExecutorStatus {
     /// Address of the executor's block server (shuffle blocks, receiver cuts), as advertised to
     /// other executors.
     pub blocks: String,
+    /// It left a launch unacknowledged for `driver.launch_ack_timeout_ms`: it gets no new work
+    /// until it acknowledges something again (or is dropped).
+    pub suspect: bool,
 }
 
 /// One job.
@@ -71,6 +74,8 @@ pub struct Totals {
     pub suspend_latency_us: SuspendLatency,
     /// Executors lost.
     pub executors_lost: u64,
+    /// Task launches not acknowledged within `driver.launch_ack_timeout_ms`.
+    pub launch_ack_timeouts: u64,
     /// Tasks queued, waiting for a slot.
     pub queued: usize,
     /// Suspensions by the phase the task was in when it parked (`compute`, `shuffle_write`,

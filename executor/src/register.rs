@@ -35,6 +35,8 @@ pub(crate) struct Registered {
     pub(crate) app: Arc<App>,
     /// How often to send heartbeats.
     pub(crate) heartbeat: Duration,
+    /// Driver silence after which the session ends.
+    pub(crate) driver_timeout: Duration,
     /// Largest message the driver accepts.
     pub(crate) max_message_bytes: u64,
     /// Messages from the driver (after the welcome).
@@ -127,6 +129,13 @@ fn check_welcome(asked: Option<&str>, w: &Welcome) -> Result<(), String> {
             w.heartbeat_interval_ms
         ));
     }
+    let silence = w.heartbeat_interval_ms.saturating_mul(3)..=600_000;
+    if !silence.contains(&w.driver_timeout_ms) {
+        return Err(format!(
+            "driver timeout {} ms is not within {silence:?} (3 heartbeat intervals to 10 minutes)",
+            w.driver_timeout_ms
+        ));
+    }
     let limits = neptune_proto::MIN_MAX_MESSAGE_BYTES..=neptune_proto::MAX_MAX_MESSAGE_BYTES;
     if !limits.contains(&w.max_message_bytes) {
         return Err(format!(
@@ -159,6 +168,7 @@ fn welcomed(
         session: w.session,
         app,
         heartbeat: Duration::from_millis(w.heartbeat_interval_ms),
+        driver_timeout: Duration::from_millis(w.driver_timeout_ms),
         max_message_bytes: w.max_message_bytes,
         incoming,
         out,
@@ -177,6 +187,7 @@ mod tests {
             config: Vec::new(),
             heartbeat_interval_ms: 250,
             max_message_bytes: neptune_proto::DEFAULT_MAX_MESSAGE_BYTES,
+            driver_timeout_ms: 5000,
         }
     }
 
@@ -201,6 +212,22 @@ mod tests {
                     ..ok()
                 },
                 "heartbeat interval 0",
+            ),
+            (
+                None,
+                Welcome {
+                    driver_timeout_ms: 0,
+                    ..ok()
+                },
+                "driver timeout 0",
+            ),
+            (
+                None,
+                Welcome {
+                    driver_timeout_ms: 700,
+                    ..ok()
+                },
+                "driver timeout 700",
             ),
             (
                 None,

@@ -107,6 +107,34 @@ pub enum ExecutorError {
     /// The app the driver runs is not in this binary, or its config is bad.
     #[error("cannot build app: {0}")]
     App(#[from] neptune_core::app::BuildError),
+    /// Nothing came from the driver (not even the keep-alive answering each heartbeat) for its
+    /// `heartbeat.driver_timeout_ms`.
+    #[error(
+        "lost the driver at {url}: nothing from it for {silent_for:?}, past heartbeat.driver_timeout_ms ({timeout:?}); it is stopped, wedged or cut off"
+    )]
+    DriverSilent {
+        /// URL.
+        url: String,
+        /// `heartbeat.driver_timeout_ms`.
+        timeout: Duration,
+        /// How long it was silent.
+        silent_for: Duration,
+    },
+    /// The driver dropped this executor and it could not (or may not) register again.
+    #[error(
+        "the driver at {url} dropped this executor ({reason}) and it could not register again within executor.rejoin_attempts = {attempts}{}",
+        last.as_deref().map(|l| format!(": {l}")).unwrap_or_default()
+    )]
+    Rejoin {
+        /// URL.
+        url: String,
+        /// The driver's reason for the drop.
+        reason: String,
+        /// `executor.rejoin_attempts`.
+        attempts: u32,
+        /// The last registration's error, if any was tried.
+        last: Option<String>,
+    },
     /// The driver went away without telling us to stop.
     #[error("lost the driver at {url}: {reason}")]
     DriverLost {
@@ -212,52 +240,55 @@ async fn connect(
             .tls_config(tls.grpc_client(l.handshake_timeout))
             .map_err(bad_url)?;
     }
-    // On Kubernetes executors start with their driver and retry until it listens (exponential
-    // back-off to 1 s), saying so at info level: once at the first failure, then every 10 s.
+    // On Kubernetes executors start with their driver and retry until it listens: exponential
+    // back-off (50 ms doubling to 1 s, the `backon` crate) for at most the connect timeout,
+    // saying so at info level once at the first failure, then every 10 s.
     let started = Instant::now();
-    let deadline = started + cfg.connect_timeout;
-    let mut delay = Duration::from_millis(50);
     let mut next_log = started;
-    loop {
-        match endpoint.connect().await {
-            Ok(ch) => {
-                if next_log > started {
-                    tracing::info!(url = %cfg.driver_url, waited = ?started.elapsed(), "reached the driver");
-                }
-                // The driver's own limit arrives with its welcome; until then accept the most
-                // any driver may send (results sent back are checked against its limit).
-                let max = neptune_proto::MAX_MAX_MESSAGE_BYTES as usize;
-                return Ok(DriverClient::new(ch)
-                    .max_decoding_message_size(max)
-                    .max_encoding_message_size(max));
+    let backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(50))
+        .with_max_delay(Duration::from_secs(1))
+        .with_total_delay(Some(cfg.connect_timeout))
+        .without_max_times();
+    // The total delay bounds the sleeps; the deadline bounds the wall time (slow attempts too).
+    let deadline = started + cfg.connect_timeout;
+    let connected = backon::Retryable::retry(|| endpoint.connect(), backoff)
+        .when(|_| Instant::now() < deadline)
+        .notify(|e, _| {
+            if Instant::now() >= next_log {
+                tracing::info!(
+                    url = %cfg.driver_url,
+                    error = %e,
+                    waited = ?started.elapsed(),
+                    gives_up_after = ?cfg.connect_timeout,
+                    "driver not reachable yet; retrying with back-off"
+                );
+                next_log = Instant::now() + Duration::from_secs(10);
             }
-            Err(e) if Instant::now() + delay < deadline => {
-                if Instant::now() >= next_log {
-                    tracing::info!(
-                        url = %cfg.driver_url,
-                        error = %e,
-                        waited = ?started.elapsed(),
-                        gives_up_after = ?cfg.connect_timeout,
-                        "driver not reachable yet; retrying with back-off"
-                    );
-                    next_log = Instant::now() + Duration::from_secs(10);
-                }
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
+        })
+        .await;
+    match connected {
+        Ok(ch) => {
+            if next_log > started {
+                tracing::info!(url = %cfg.driver_url, waited = ?started.elapsed(), "reached the driver");
             }
-            Err(e) => {
-                return Err(ExecutorError::Connect {
-                    url: cfg.driver_url.clone(),
-                    timeout: cfg.connect_timeout,
-                    reason: format!(
-                        "{e}: {}",
-                        std::error::Error::source(&e)
-                            .map(ToString::to_string)
-                            .unwrap_or_default()
-                    ),
-                });
-            }
+            // The driver's own limit arrives with its welcome; until then accept the most any
+            // driver may send (results sent back are checked against its limit).
+            let max = neptune_proto::MAX_MAX_MESSAGE_BYTES as usize;
+            Ok(DriverClient::new(ch)
+                .max_decoding_message_size(max)
+                .max_encoding_message_size(max))
         }
+        Err(e) => Err(ExecutorError::Connect {
+            url: cfg.driver_url.clone(),
+            timeout: cfg.connect_timeout,
+            reason: format!(
+                "{e}: {}",
+                std::error::Error::source(&e)
+                    .map(ToString::to_string)
+                    .unwrap_or_default()
+            ),
+        }),
     }
 }
 
@@ -302,12 +333,94 @@ async fn serve(
         http_addr: http_addr.to_string(),
         block_addr: block_addr.to_string(),
     };
-    let result = match crate::register::register(&mut client, &cfg, offer, apps).await {
-        Ok(registered) => {
-            crate::session::run(registered, &cfg, blocks, metrics_cell, shutdown).await
-        }
-        Err(e) => Err(e),
-    };
+    let result = sessions(
+        &mut client,
+        &cfg,
+        offer,
+        apps,
+        &blocks,
+        &metrics_cell,
+        shutdown,
+    )
+    .await;
     block_server.abort();
     result
+}
+
+/// Register with `offer` and run sessions until one ends for good: the driver says stop (Ok),
+/// it is lost or silent (Err), or it dropped this executor and registering again failed
+/// `executor.rejoin_attempts` times in a row (Err). A dropped executor starts its new session
+/// empty: the driver re-ran its tasks and forgot its blocks, so they are dropped here too.
+async fn sessions(
+    client: &mut DriverClient<tonic::transport::Channel>,
+    cfg: &ExecutorConfig,
+    mut offer: Register,
+    apps: &'static [AppEntry],
+    blocks: &Arc<BlockStore>,
+    metrics_cell: &Arc<OnceLock<ExecutorMetrics>>,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), ExecutorError> {
+    use crate::session::SessionEnd;
+    use backon::{ExponentialBuilder, Retryable};
+    tokio::pin!(shutdown);
+    let mut registered = crate::register::register(client, cfg, offer.clone(), apps).await?;
+    loop {
+        let end = crate::session::run(
+            registered,
+            cfg,
+            blocks.clone(),
+            metrics_cell.clone(),
+            shutdown.as_mut(),
+        )
+        .await?;
+        let (id, reason, attempts) = match end {
+            SessionEnd::Stopped => return Ok(()),
+            SessionEnd::Dropped {
+                id,
+                reason,
+                rejoin_attempts,
+            } => (id, reason, rejoin_attempts),
+        };
+        blocks.clear();
+        let gave_up = |last: Option<String>| ExecutorError::Rejoin {
+            url: cfg.driver_url.clone(),
+            reason: reason.clone(),
+            attempts,
+            last,
+        };
+        if attempts == 0 {
+            return Err(gave_up(None));
+        }
+        offer.executor_id = id;
+        // Exponential back-off (100 ms doubling to 5 s, jittered) between registrations; the
+        // first comes after the first delay so a driver that just resumed settles first.
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(5))
+            .with_max_times(attempts as usize)
+            .with_jitter();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let rejoin = (|| {
+            let mut client = client.clone();
+            let offer = offer.clone();
+            async move { crate::register::register(&mut client, cfg, offer, apps).await }
+        })
+        .retry(backoff)
+        // A driver that refuses for good (another app, a bad welcome) will not change its mind.
+        .when(|e| {
+            matches!(
+                e,
+                ExecutorError::Refused { .. } | ExecutorError::Connect { .. }
+            )
+        })
+        .notify(
+            |e, after| tracing::warn!(error = %e, ?after, "registering again failed; retrying"),
+        );
+        registered = tokio::select! {
+            biased;
+            () = shutdown.as_mut() => return Ok(()),
+            r = rejoin => r.map_err(|e| gave_up(Some(e.to_string())))?,
+        };
+        tracing::info!(executor = %registered.id, session = registered.session, "registered again after the driver dropped this executor");
+    }
 }

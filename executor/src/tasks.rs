@@ -7,7 +7,7 @@
 use crate::blocks::BlockStore;
 use crate::memory;
 use crate::receivers::Receivers;
-use crate::runtime::{RuntimeEvent, TaskBody, TaskRuntime};
+use crate::runtime::{RuntimeError, RuntimeEvent, TaskBody, TaskRuntime};
 use crate::updates::Updates;
 use neptune_core::app::App;
 use neptune_core::ids::{JobKind, TaskId};
@@ -58,7 +58,7 @@ impl Tasks {
         }
     }
 
-    /// Carry out one driver message (the session loop handles `Shutdown` itself).
+    /// Carry out one driver message (the session loop handles `Shutdown` and `KeepAlive`).
     pub(crate) fn on_driver_message(&mut self, m: DriverMessage) {
         let now = Instant::now();
         match m.msg {
@@ -86,11 +86,18 @@ impl Tasks {
             Some(driver_message::Msg::Welcome(_)) => {
                 tracing::warn!("a second welcome on the session ignored");
             }
-            Some(driver_message::Msg::Shutdown(_)) | None => {}
+            Some(driver_message::Msg::Shutdown(_) | driver_message::Msg::KeepAlive(_)) | None => {}
         }
     }
 
     fn launch(&mut self, mut l: neptune_proto::Launch, now: Instant) {
+        // Acknowledge receipt first: the driver re-launches elsewhere what is not acknowledged.
+        if let Some(key) = l.task {
+            self.updates.update(
+                key,
+                neptune_proto::task_update::State::Accepted(neptune_proto::Accepted {}),
+            );
+        }
         if let Some(victim) = l.preempt.take().and_then(|p| p.task.map(|t| (t, p.kill))) {
             let (victim, kill) = victim;
             let r = if kill {
@@ -121,7 +128,7 @@ impl Tasks {
         self.start(l);
     }
 
-    fn start(&self, l: neptune_proto::Launch) {
+    fn start(&mut self, l: neptune_proto::Launch) {
         let Some(key) = l.task else {
             tracing::warn!("launch without a task key: ignored");
             return;
@@ -167,11 +174,32 @@ impl Tasks {
         } else {
             JobKind::Batch
         };
-        if let Err(e) = self.runtime.launch(id, key.attempt, kind, body) {
-            // A launch that cannot start is a failed attempt: the driver frees the slot and
-            // re-queues the task (a bare rejection would leave the slot held forever).
-            let reason = format!("cannot start task {id} on this executor: {e}");
-            self.updates.fail(key, reason);
+        match self.runtime.launch(id, key.attempt, kind, body) {
+            Ok(()) => {}
+            // The driver gave up on an older attempt here (its launch was acknowledged too late)
+            // and sent a newer one: the newer supersedes it. The old one is killed (its update
+            // is stale to the driver) and the new one starts in the core it frees, as after a
+            // preemptive kill.
+            Err(RuntimeError::AlreadyRunning { attempt, .. })
+                if attempt < key.attempt
+                    && !self.after_victim.contains_key(&id)
+                    && self.runtime.kill(id).is_ok() =>
+            {
+                tracing::info!(task = %id, old = attempt, new = key.attempt, "a newer attempt supersedes the one running here");
+                let next = neptune_proto::Launch {
+                    task: Some(key),
+                    stream: l.stream,
+                    preempt: None,
+                    params: l.params,
+                };
+                self.after_victim.insert(id, next);
+            }
+            Err(e) => {
+                // A launch that cannot start is a failed attempt: the driver frees the slot and
+                // re-queues the task (a bare rejection would leave the slot held forever).
+                let reason = format!("cannot start task {id} on this executor: {e}");
+                self.updates.fail(key, reason);
+            }
         }
     }
 

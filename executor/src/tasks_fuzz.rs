@@ -196,6 +196,15 @@ fn a_launch_naming_a_task_the_app_does_not_have_fails_with_a_message() {
     h.tasks.on_driver_message(DriverMessage {
         msg: Some(driver_message::Msg::Launch(launch)),
     });
+    // Receipt is acknowledged first, then the attempt fails.
+    let Some(executor_message::Msg::Update(u)) = h.out.try_recv().unwrap().msg else {
+        panic!("an update")
+    };
+    assert!(
+        matches!(u.state, Some(task_update::State::Accepted(_))),
+        "{:?}",
+        u.state
+    );
     let Some(executor_message::Msg::Update(u)) = h.out.try_recv().unwrap().msg else {
         panic!("an update")
     };

@@ -6,11 +6,20 @@
 //! directory (0700, key 0600) that the executors read with `--tls-dir` and that is removed when
 //! the run ends; the driver loads the same directory. Nothing to configure, and every cluster
 //! connection is mutually authenticated, as on Kubernetes (`--insecure` turns it off).
+//!
+//! Failures: executors are supervised (restarted with back-off, within a budget; see
+//! [`crate::supervise`]). The exit code says whether the app did its work: 0 when every job
+//! finished (or the run was stopped after each batch job with a run limit reached it), 1 when a
+//! job failed, the driver had no executor for `driver.no_executors_timeout_ms`, or an executor
+//! used up its restarts, 4 when the run was stopped (Ctrl-C, `--duration`) before a batch job
+//! reached its run limit (2 stays what it is for every command: bad flags or config).
 
 use crate::cli::LocalArgs;
 use crate::report::Report;
+use crate::supervise::{Budget, Supervisor};
 use anyhow::Context as _;
 use indicatif::{ProgressBar, ProgressStyle};
+use neptune_config::keys::{LOCAL_MAX_RESTARTS, LOCAL_RESTART_WINDOW_MS};
 use neptune_core::app::AppEntry;
 use neptune_driver::{Driver, DriverError, Outcome, Status};
 use neptune_net::Security;
@@ -52,7 +61,7 @@ pub async fn run_local(
     let creds_path = creds_dir.as_ref().map(|d| d.path().to_path_buf());
     let security = Security::from_flags(creds_path.as_deref(), args.insecure, &[])?;
     let scheme = security.scheme();
-    let driver = Driver::bind(cfg, app, security, limits).await?;
+    let driver = Driver::bind(cfg, app.clone(), security, limits).await?;
     let grpc = driver.grpc_addr();
     eprintln!(
         "neptune local: app {} on {n} executors x {} cores, policy {}; driver http://{} (/status, /metrics), grpc {scheme}://{grpc}",
@@ -62,47 +71,56 @@ pub async fn run_local(
         driver.http_addr()
     );
     let exe = std::env::current_exe().context("cannot find the neptune binary")?;
-    let mut children = Vec::new();
-    for i in 0..n {
+    let driver_url = format!("{scheme}://{grpc}");
+    let (cores, memory) = (args.cores.to_string(), args.memory.to_string());
+    let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
+    let creds = creds_path.clone();
+    let command = move |id: &str| {
         let mut cmd = tokio::process::Command::new(&exe);
         cmd.arg("executor")
-            .args(["--driver", &format!("{scheme}://{grpc}")])
-            .args(["--cores", &args.cores.to_string()])
-            .args(["--memory", &args.memory.to_string()])
+            .args(["--driver", &driver_url])
+            .args(["--cores", &cores])
+            .args(["--memory", &memory])
             .args(["--http", "127.0.0.1:0"])
             .args(["--block-listen", "127.0.0.1:0"])
-            .args(["--id", &format!("exec-{i}")])
+            .args(["--id", id])
             .env_remove("NEPTUNE_TLS_DIR")
             .env_remove("NEPTUNE_INSECURE");
-        match &creds_path {
+        match &creds {
             Some(dir) => cmd.arg("--tls-dir").arg(dir),
             None => cmd.arg("--insecure"),
         };
-        cmd.env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .kill_on_drop(true);
-        let child = cmd
-            .spawn()
-            .with_context(|| format!("cannot start executor {i} ({})", exe.display()))?;
-        eprintln!(
-            "neptune local: executor exec-{i} pid {}",
-            child.id().unwrap_or(0)
-        );
-        children.push(child);
-    }
+        cmd.env("RUST_LOG", &log).stdin(Stdio::null());
+        cmd
+    };
+    let budget = Budget {
+        max_restarts: u32::try_from(LOCAL_MAX_RESTARTS.get(app.config())?).unwrap_or(u32::MAX),
+        window: Duration::from_millis(LOCAL_RESTART_WINDOW_MS.get(app.config())?),
+    };
+    let (gave_up_tx, mut gave_up_rx) = tokio::sync::mpsc::unbounded_channel();
+    let supervisor = Supervisor::start(
+        (0..n).map(|i| format!("exec-{i}")).collect(),
+        command,
+        budget,
+        gave_up_tx,
+    );
 
     let status = driver.status();
     let progress = (!args.quiet).then(|| tokio::spawn(show_progress(status.clone())));
     let duration = args.app.duration;
+    let gave_up: Arc<std::sync::OnceLock<String>> = Arc::default();
+    let gave_up_set = gave_up.clone();
     let stop = async move {
-        match duration {
-            Some(d) => {
-                tokio::select! { () = crate::run::termination() => {}, () = tokio::time::sleep(d) => {} }
+        let until = async {
+            match duration {
+                Some(d) => tokio::time::sleep(d).await,
+                None => std::future::pending().await,
             }
-            None => crate::run::termination().await,
+        };
+        tokio::select! {
+            () = crate::run::termination() => {}
+            () = until => {}
+            Some(why) = gave_up_rx.recv() => { let _ = gave_up_set.set(why); }
         }
     };
     let result = driver.run(stop).await;
@@ -111,22 +129,29 @@ pub async fn run_local(
         let _ = p.await;
     }
     // Executors got a Shutdown message; give them a moment, then make sure none is left.
-    for mut c in children {
-        if tokio::time::timeout(Duration::from_secs(5), c.wait())
-            .await
-            .is_err()
-        {
-            let _ = c.kill().await;
-        }
-    }
+    supervisor.stop().await;
     let (code, final_status) = match result {
+        Ok((_, st)) if gave_up.get().is_some() => {
+            let why = gave_up.get().map(String::as_str).unwrap_or_default();
+            eprintln!("error: the run failed: {why}");
+            (1, st)
+        }
         Ok((outcome, st)) => {
             let how = match outcome {
                 Outcome::Finished => "finished",
                 Outcome::Stopped => "stopped",
             };
             eprintln!("neptune local: {how} after {:.1}s", st.elapsed_s);
-            (0, st)
+            let unfinished = unfinished_jobs(&app, &st);
+            if unfinished.is_empty() {
+                (0, st)
+            } else {
+                eprintln!(
+                    "error: stopped before these batch jobs reached their run limit: {}",
+                    unfinished.join(", ")
+                );
+                (4, st)
+            }
         }
         Err(DriverError::JobFailed(f)) => {
             eprintln!("error: {f}");
@@ -141,6 +166,24 @@ pub async fn run_local(
         eprintln!("neptune local: report written to {}", path.display());
     }
     Ok(code)
+}
+
+/// Batch jobs of `app` with a run limit that `st` shows they did not reach, as `name (runs/limit)`.
+/// A batch job without a limit runs until stopped, so stopping it is its normal end.
+pub fn unfinished_jobs(app: &neptune_core::app::App, st: &Status) -> Vec<String> {
+    app.jobs()
+        .iter()
+        .filter(|d| d.kind == neptune_core::ids::JobKind::Batch)
+        .filter_map(|d| {
+            let limit = d.runs.filter(|n| *n > 0)?;
+            let runs = st
+                .jobs
+                .iter()
+                .find(|j| j.name == d.name)
+                .map_or(0, |j| j.runs);
+            (runs < limit).then(|| format!("{} ({runs}/{limit} runs)", d.name))
+        })
+        .collect()
 }
 
 /// Write the JSON report for `status`.

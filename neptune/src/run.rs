@@ -122,6 +122,9 @@ pub fn prepare(
             &serde_json::to_string(&args.app_args)?,
         );
     }
+    // `neptune local`'s supervision keys: checked (and so known) for every command.
+    neptune_config::keys::LOCAL_MAX_RESTARTS.get(&config)?;
+    neptune_config::keys::LOCAL_RESTART_WINDOW_MS.get(&config)?;
     let cfg = DriverConfig::new(
         args.app.clone(),
         listen,

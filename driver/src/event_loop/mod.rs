@@ -104,6 +104,8 @@ pub struct EventLoop {
     work: VecDeque<Work>,
     next_session: u64,
     next_id: u64,
+    /// Since when no executor has been registered while jobs had work (`None`: some is).
+    unserved_since: Option<Duration>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -148,6 +150,7 @@ impl EventLoop {
             work: VecDeque::new(),
             next_session: 1,
             next_id: 0,
+            unserved_since: None,
         }
     }
 
@@ -195,6 +198,10 @@ impl EventLoop {
             if let Some(f) = self.jobs.any_failed() {
                 break LoopEnd::Failed(f);
             }
+            if ticked && let Some(f) = self.unserved() {
+                tracing::error!(reason = %f, "app failed");
+                break LoopEnd::Failed(f);
+            }
             if self.started && self.jobs.all_done() {
                 break LoopEnd::Finished;
             }
@@ -208,6 +215,7 @@ impl EventLoop {
         for c in self.conns.values() {
             let msg = driver_message::Msg::Shutdown(neptune_proto::Shutdown {
                 reason: reason.clone(),
+                rejoin: false,
             });
             let _ = c.outbox.try_send(Ok(DriverMessage { msg: Some(msg) }));
         }
@@ -218,6 +226,28 @@ impl EventLoop {
             .unwrap_or_else(|e| e.into_inner())
             .clone();
         (end, status)
+    }
+
+    /// Why the app must fail for want of executors: jobs have work and none was registered for
+    /// `driver.no_executors_timeout_ms`. Nothing would ever run it otherwise — the driver
+    /// would wait forever with tasks queued.
+    fn unserved(&mut self) -> Option<String> {
+        if !self.started || !self.conns.is_empty() || self.jobs.all_done() {
+            self.unserved_since = None;
+            return None;
+        }
+        let now = self.now();
+        let since = *self.unserved_since.get_or_insert(now);
+        let timeout = self.cfg.no_executors_timeout;
+        (now.saturating_sub(since) >= timeout).then(|| {
+            format!(
+                "no executor registered for {:?} while jobs have work \
+                 (driver.no_executors_timeout_ms = {}); {} executor(s) lost so far",
+                now.saturating_sub(since),
+                timeout.as_millis(),
+                self.totals.executors_lost
+            )
+        })
     }
 
     /// Start the jobs once enough executors registered (or the start timeout passed).
@@ -449,6 +479,10 @@ impl EventLoop {
                     reason: format!("no heartbeat for {silent_for:?}"),
                     notify: true,
                 });
+            }
+            Command::ExecutorSuspect { id, task, attempt } => {
+                tracing::warn!(executor = %id, %task, attempt, timeout = ?self.cfg.scheduler.launch_ack_timeout, "launch not acknowledged: task re-queued, executor suspect");
+                self.metrics.launch_ack_timeouts.inc();
             }
             Command::Requeued { task, reason } => {
                 tracing::debug!(%task, ?reason, "task re-queued");

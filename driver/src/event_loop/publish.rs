@@ -26,6 +26,7 @@ impl EventLoop {
                     memory_limit_bytes: c.map_or(0, |c| c.memory_limit),
                     http: c.map_or_else(String::new, |c| c.http_addr.clone()),
                     blocks: c.map_or_else(String::new, |c| c.block_addr.clone()),
+                    suspect: e.suspect,
                 }
             })
             .collect();
@@ -47,6 +48,8 @@ impl EventLoop {
             .with_label_values(&["batch"])
             .set(running[1]);
         self.metrics.tasks_suspended.set(suspended);
+        let suspect = snap.executors.iter().filter(|e| e.suspect).count();
+        self.metrics.executors_suspect.set(suspect as i64);
         self.metrics
             .tasks_queued
             .with_label_values(&["stream"])
@@ -95,6 +98,7 @@ impl EventLoop {
             },
             queued: snap.queued_stream + snap.queued_batch,
             local_launches: snap.totals.local_launches,
+            launch_ack_timeouts: snap.totals.ack_timeouts,
             non_local_launches: snap.totals.non_local_launches,
             spilled_bytes: self
                 .spilled

@@ -63,6 +63,8 @@ impl EventLoop {
             heartbeat_interval_ms: u64::try_from(self.cfg.heartbeat_interval.as_millis())
                 .unwrap_or(u64::MAX),
             max_message_bytes: self.cfg.max_message_bytes,
+            driver_timeout_ms: u64::try_from(self.cfg.driver_timeout.as_millis())
+                .unwrap_or(u64::MAX),
         };
         let welcome = DriverMessage {
             msg: Some(driver_message::Msg::Welcome(welcome)),
@@ -153,8 +155,11 @@ impl EventLoop {
         };
         tracing::warn!(executor = %id, %reason, "executor lost");
         if notify {
+            // Told only when it is dropped for silence while the app goes on: it may be alive
+            // (paused, or cut off for a while) and should register again.
             let msg = driver_message::Msg::Shutdown(neptune_proto::Shutdown {
                 reason: reason.to_string(),
+                rejoin: true,
             });
             let _ = c.outbox.try_send(Ok(DriverMessage { msg: Some(msg) }));
         }
@@ -191,6 +196,11 @@ impl EventLoop {
             c.memory_limit = metrics.memory_limit;
         }
         self.spilled.insert(id.clone(), metrics.spilled_bytes_total);
+        // The executor's proof that this driver (its event loop, not just its kernel) is alive.
+        self.send_to(
+            &id,
+            driver_message::Msg::KeepAlive(neptune_proto::KeepAlive {}),
+        );
         self.work
             .push_back(Work::Schedule(Event::Heartbeat { id, metrics }));
     }

@@ -164,6 +164,16 @@ impl EventLoop {
                 self.metrics.kills.inc();
                 self.work.push_back(Work::Schedule(ev));
             }
+            task_update::State::Accepted(_) => {
+                let ev = Event::TaskAcknowledged {
+                    id: task,
+                    attempt,
+                    executor: executor.clone(),
+                };
+                if self.holds(&executor, &ev) {
+                    self.work.push_back(Work::Schedule(ev));
+                }
+            }
             task_update::State::Rejected(r) => {
                 // Changes nothing whoever sends it; the holder's final update settles the task.
                 let reason = bounded_reason(r.reason);

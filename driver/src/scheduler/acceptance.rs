@@ -110,6 +110,17 @@ impl Scheduler {
                 attempt,
                 executor,
             } => self.launched(*id, *attempt, executor).map(|_| ()),
+            // Also a late one, of a launch that timed out on that executor (it clears its
+            // suspicion; it changes no task).
+            Event::TaskAcknowledged {
+                id,
+                attempt,
+                executor,
+            } => match self.launched(*id, *attempt, executor) {
+                Ok(_) => Ok(()),
+                Err(_) if self.late_ack(*id, *attempt, executor).is_some() => Ok(()),
+                Err(why) => Err(why),
+            },
             Event::ExecutorRegistered { .. }
             | Event::ExecutorLost { .. }
             | Event::Heartbeat { .. }

@@ -7,8 +7,8 @@
 
 use neptune_config::keys::{
     FAIR_WEIGHT_BATCH, FAIR_WEIGHT_STREAM, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS,
-    MAX_SUSPENSIONS, MAX_TASK_FAILURES, METRICS_WINDOW, PLACEMENT, POLICY, QUANTUM_MS, SEED,
-    STATIC_STREAM_EXECUTORS,
+    LAUNCH_ACK_TIMEOUT_MS, MAX_SUSPENSIONS, MAX_TASK_FAILURES, METRICS_WINDOW, PLACEMENT, POLICY,
+    QUANTUM_MS, SEED, STATIC_STREAM_EXECUTORS,
 };
 use neptune_config::{Config, ConfigError, UInt, rules};
 use serde::Serialize;
@@ -60,6 +60,9 @@ pub struct SchedulerConfig {
     pub max_task_failures: u32,
     /// `scheduler.seed`: seed of the `random` placement.
     pub seed: u64,
+    /// `driver.launch_ack_timeout_ms`: a launch unacknowledged this long is re-queued and its
+    /// executor marked suspect.
+    pub launch_ack_timeout: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -113,6 +116,7 @@ impl SchedulerConfig {
             metrics_window: usize_of(METRICS_WINDOW.get(cfg)?),
             max_task_failures: u32_of(MAX_TASK_FAILURES.get(cfg)?),
             seed: SEED.get(cfg)?,
+            launch_ack_timeout: Duration::from_millis(LAUNCH_ACK_TIMEOUT_MS.get(cfg)?),
         };
         c.validate()?;
         Ok(c)
@@ -178,6 +182,13 @@ impl SchedulerConfig {
         // The heartbeat timeout's range (which depends on the interval) is the setting's, checked
         // by `from_config`; configs built by hand (the simulator, tests) may switch timeouts off
         // with a long one, but never to zero, which would drop every executor at once.
+        if self.launch_ack_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                key: LAUNCH_ACK_TIMEOUT_MS.meta.key.into(),
+                value: "0".into(),
+                reason: "must be positive".into(),
+            });
+        }
         if self.heartbeat_timeout.is_zero() {
             return Err(ConfigError::Invalid {
                 key: HEARTBEAT_TIMEOUT_MS.meta.key.into(),

@@ -122,6 +122,9 @@ impl Scheduler {
         let executor = self.execs.get(seq).name.clone();
         let entry = self.tasks.get_mut(&id).expect("launching a known task");
         entry.started_at = now;
+        let due = now.saturating_add(self.cfg.launch_ack_timeout);
+        entry.ack_due = Some(due);
+        self.acks.insert((due, id));
         entry.resume_pending = false;
         if entry.preemptions > max {
             let until = now + quantum;

@@ -50,6 +50,13 @@ pub(super) struct Executor {
     pub(super) killing: BTreeSet<TaskId>,
     /// The rank under which the executor is in the indices now.
     pub(super) rank: Rank,
+    /// A launch to it went unacknowledged for `launch_ack_timeout`: it gets no launch, resume
+    /// or preemption until it acknowledges something again (or is dropped).
+    pub(super) suspect: bool,
+    /// Launches to it that timed out unacknowledged (task, attempt): a late acknowledgement of
+    /// one proves it processes launches again and clears `suspect`. Emptied then; at most one
+    /// entry per launch given while it was trusted.
+    pub(super) timed_out: BTreeSet<(TaskId, u32)>,
 }
 
 impl Executor {
@@ -61,6 +68,16 @@ impl Executor {
     /// Free slots.
     pub(super) fn free(&self) -> usize {
         (self.cores as usize).saturating_sub(self.occupied())
+    }
+
+    /// Whether it may be given work now: a free slot, and not suspect.
+    pub(super) fn launchable(&self) -> bool {
+        self.free() > 0 && !self.suspect
+    }
+
+    /// Whether a stream task may preempt one of its batch tasks now.
+    pub(super) fn preemptible(&self) -> bool {
+        !self.candidates.is_empty() && !self.suspect
     }
 
     /// Tasks the executor holds (slots taken plus suspended): what `lma` and `lb` equalise.
@@ -162,6 +179,8 @@ impl Registry {
             suspended: BTreeMap::new(),
             killing: BTreeSet::new(),
             rank: (0, 0, 0, seq),
+            suspect: false,
+            timed_out: BTreeSet::new(),
         };
         self.names.insert(name, seq);
         self.execs.insert(seq, exec);
@@ -241,13 +260,13 @@ impl Registry {
             .get_mut(&seq)
             .expect("indexing a registered executor");
         e.rank = rank(placement, e, &mut self.rng);
-        if e.free() > 0 {
+        if e.launchable() {
             self.free[e.pool].insert(e.rank);
             if !e.suspended.is_empty() {
                 self.resumable.insert(seq);
             }
         }
-        if !e.candidates.is_empty() {
+        if e.preemptible() {
             self.victims.insert(e.rank);
         }
         self.by_last_seen.insert((e.last_seen, seq));

@@ -78,6 +78,16 @@
 //! queued tasks and emits [`Command::Kill`] for its placed ones (for a `Reserved` task, once its
 //! slot is granted); they keep their slots until the executor reports their end.
 //!
+//! # Launch acknowledgement
+//! A launch must be acknowledged (any applied update of that attempt, the first being the
+//! executor's `TaskAcknowledged` on receipt) within `launch_ack_timeout`. At the first `Tick`
+//! past it, a task still `Running` unacknowledged goes back to the head of its queue with
+//! attempt + 1 (not a task failure) and its executor becomes *suspect*
+//! ([`Command::ExecutorSuspect`]): it leaves the free, victim and resumable indices, so it gets
+//! no launch, resume or preemption until one of its current attempts reports again, which clears
+//! it (it is not dropped: a heartbeat timeout does that). A launch in a preemption pair is left
+//! to its victim's outcome or the executor's loss.
+//!
 //! # Cost
 //! Per event: O(log E) index updates per task moved, plus the placement work per task placed
 //! (O(cores) for a victim choice, O(|preferred|) for locality); no scan over all executors or
@@ -164,6 +174,8 @@ struct TaskEntry {
     resume_pending: bool,
     /// Its job was cancelled: it ends without being re-queued.
     cancelled: bool,
+    /// Launched and not acknowledged yet: re-queued if still so at this time.
+    ack_due: Option<Duration>,
 }
 
 impl TaskEntry {
@@ -188,6 +200,8 @@ pub struct Scheduler {
     running_by_kind: [u64; 2],
     /// Anti-starvation protections by end time (entries of tasks that moved on are skipped).
     protections: BTreeSet<(Duration, TaskId)>,
+    /// Launch-acknowledgement deadlines (entries of tasks acknowledged or moved on are skipped).
+    acks: BTreeSet<(Duration, TaskId)>,
     next_order: u64,
     now: Duration,
 }
@@ -207,6 +221,7 @@ impl Scheduler {
             totals: Totals::default(),
             running_by_kind: [0, 0],
             protections: BTreeSet::new(),
+            acks: BTreeSet::new(),
             next_order: 0,
             now: Duration::ZERO,
             cfg,
@@ -241,6 +256,7 @@ impl Scheduler {
         let now = now.max(self.now);
         self.now = now;
         self.expire_protections(now);
+        self.note_ack(&event);
         match event {
             Event::ExecutorRegistered {
                 id,
@@ -287,6 +303,8 @@ impl Scheduler {
                 executor,
                 records_lost,
             } => self.on_killed(id, attempt, &executor, records_lost, out),
+            // `note_ack` did all there is to do.
+            Event::TaskAcknowledged { .. } => {}
             Event::JobCancelled { job } => self.on_job_cancelled(job, out),
             Event::Tick => self.on_tick(now, out),
         }

@@ -151,12 +151,23 @@ pub enum Event {
         /// Records the task had processed, now lost.
         records_lost: u64,
     },
+    /// The executor acknowledged the launch of this attempt (its first update for it). Any
+    /// applied update of the attempt acknowledges it too.
+    TaskAcknowledged {
+        /// Task.
+        id: TaskId,
+        /// Attempt of the task.
+        attempt: u32,
+        /// Reporting executor.
+        executor: ExecutorId,
+    },
     /// Drop the job's queued tasks and kill its placed ones (shutdown, or the job failed).
     JobCancelled {
         /// The job.
         job: JobId,
     },
-    /// Periodic: heartbeat timeouts and anti-starvation quantum expiry are checked here.
+    /// Periodic: heartbeat timeouts, launch-acknowledgement timeouts and anti-starvation
+    /// quantum expiry are checked here.
     Tick,
 }
 
@@ -198,6 +209,8 @@ pub enum RequeueReason {
     Killed,
     /// It failed (fewer than `max_task_failures` times so far).
     Failed,
+    /// Its executor did not acknowledge the launch within `launch_ack_timeout`.
+    AckTimeout,
 }
 
 /// What the driver's adapters must do (or, for the informative ones, record).
@@ -232,6 +245,17 @@ pub enum Command {
         id: ExecutorId,
         /// How long it had been silent.
         silent_for: Duration,
+    },
+    /// Informative: `executor` did not acknowledge the launch of `task` (attempt `attempt`)
+    /// within `launch_ack_timeout`: it is suspect (no new work until it acknowledges something
+    /// again) and the task is re-queued.
+    ExecutorSuspect {
+        /// Executor id.
+        id: ExecutorId,
+        /// The task whose launch went unacknowledged.
+        task: TaskId,
+        /// Its attempt on that executor.
+        attempt: u32,
     },
     /// Informative: `task` is queued again with a bumped attempt.
     Requeued {

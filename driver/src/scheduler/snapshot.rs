@@ -25,6 +25,9 @@ pub struct Totals {
     pub requeued: u64,
     /// Tasks abandoned after `max_task_failures` failures.
     pub abandoned: u64,
+    /// Launches not acknowledged within `launch_ack_timeout` (each re-queued its task and made
+    /// its executor suspect).
+    pub ack_timeouts: u64,
 }
 
 /// One executor as the scheduler sees it. Task lists are sorted by id.
@@ -48,6 +51,8 @@ pub struct ExecutorSnapshot {
     pub memory_pressure_permille: u64,
     /// Whether it spilled within the LMA window.
     pub spilling: bool,
+    /// A launch to it went unacknowledged: no new work until it acknowledges something.
+    pub suspect: bool,
 }
 
 /// The whole scheduler state, executors in registration order.
@@ -106,6 +111,7 @@ impl Scheduler {
                     suspended,
                     memory_pressure_permille: e.window.pressure_permille(),
                     spilling: e.window.spilling(),
+                    suspect: e.suspect,
                 }
             })
             .collect();

@@ -4,7 +4,7 @@
 //! whatever slots are free.
 
 use super::executors::Seq;
-use super::protocol::{Command, ExecutorMetrics, PreemptHow, RequeueReason, TaskSpec};
+use super::protocol::{Command, Event, ExecutorMetrics, PreemptHow, RequeueReason, TaskSpec};
 use super::{Scheduler, TaskEntry, TaskState};
 use neptune_core::ids::{ExecutorId, JobId, JobKind, TaskId};
 use std::time::Duration;
@@ -59,6 +59,7 @@ impl Scheduler {
                     started_at: Duration::ZERO,
                     resume_pending: false,
                     cancelled: false,
+                    ack_due: None,
                 },
             );
             self.lanes.push_back(id, kind);
@@ -325,6 +326,122 @@ impl Scheduler {
             });
             self.remove_executor(seq, RequeueReason::HeartbeatTimeout, out);
         }
+        self.expire_acks(now, out);
+    }
+
+    /// An event from the executor holding the current attempt of its task acknowledges that
+    /// launch and clears the executor's suspicion. Stale and forged events acknowledge nothing.
+    pub(super) fn note_ack(&mut self, event: &Event) {
+        let (id, attempt, executor) = match event {
+            Event::TaskAcknowledged {
+                id,
+                attempt,
+                executor,
+            }
+            | Event::TaskSuspended {
+                id,
+                attempt,
+                executor,
+            }
+            | Event::TaskResumed {
+                id,
+                attempt,
+                executor,
+            }
+            | Event::TaskFinished {
+                id,
+                attempt,
+                executor,
+            }
+            | Event::TaskFailed {
+                id,
+                attempt,
+                executor,
+                ..
+            }
+            | Event::TaskReturned {
+                id,
+                attempt,
+                executor,
+            }
+            | Event::TaskKilled {
+                id,
+                attempt,
+                executor,
+                ..
+            } => (*id, *attempt, executor.as_str()),
+            _ => return,
+        };
+        let seq = match self.launched(id, attempt, executor) {
+            Ok((seq, _)) => {
+                if let Some(entry) = self.tasks.get_mut(&id) {
+                    entry.ack_due = None;
+                }
+                seq
+            }
+            Err(_) => match self.late_ack(id, attempt, executor) {
+                Some(seq) => seq,
+                None => return,
+            },
+        };
+        if self.execs.get(seq).suspect {
+            debug!(
+                executor,
+                "suspect executor acknowledged a task: no longer suspect"
+            );
+            self.execs.with_mut(seq, |e| {
+                e.suspect = false;
+                e.timed_out.clear();
+            });
+        }
+    }
+
+    /// The executor, if `executor` is acknowledging (late) a launch of its own that timed out.
+    pub(super) fn late_ack(&self, id: TaskId, attempt: u32, executor: &str) -> Option<Seq> {
+        let seq = self.execs.seq_of(executor)?;
+        self.execs
+            .get(seq)
+            .timed_out
+            .contains(&(id, attempt))
+            .then_some(seq)
+    }
+
+    /// Re-queues the running tasks whose launch went unacknowledged past its deadline, and
+    /// marks their executors suspect.
+    fn expire_acks(&mut self, now: Duration, out: &mut Vec<Command>) {
+        while let Some(&(due, id)) = self.acks.first() {
+            if due > now {
+                break;
+            }
+            self.acks.pop_first();
+            let Some(entry) = self.tasks.get_mut(&id) else {
+                continue;
+            };
+            if entry.ack_due != Some(due) {
+                continue;
+            }
+            entry.ack_due = None;
+            let TaskState::Running { exec } = entry.state else {
+                continue;
+            };
+            if entry.cancelled {
+                continue;
+            }
+            let attempt = entry.spec.attempt;
+            let name = self.execs.get(exec).name.clone();
+            warn!(task = %id, attempt, executor = %name, "launch not acknowledged in time: re-queued, executor suspect");
+            self.totals.ack_timeouts += 1;
+            self.execs.with_mut(exec, |e| {
+                e.suspect = true;
+                e.timed_out.insert((id, attempt));
+            });
+            out.push(Command::ExecutorSuspect {
+                id: name,
+                task: id,
+                attempt,
+            });
+            self.requeue(id, RequeueReason::AckTimeout, out);
+        }
     }
 
     /// Re-queues every task of the executor (stream tasks ahead of batch tasks, each in id
@@ -352,6 +469,7 @@ impl Scheduler {
         // Saturates: an executor reporting kills of its own task forever must not wrap it.
         entry.spec.attempt = entry.spec.attempt.saturating_add(1);
         entry.resume_pending = false;
+        entry.ack_due = None;
         let kind = entry.spec.kind;
         self.lanes.push_front(id, kind);
         self.totals.requeued += 1;

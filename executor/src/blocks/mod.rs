@@ -23,7 +23,7 @@ use neptune_core::task::TaskContext;
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, Mutex};
 
 /// Share of `--memory` for shuffle blocks held in memory.
 pub const BLOCKS_SHARE: f64 = 0.4;
@@ -79,9 +79,9 @@ pub struct BlockStore {
     spilled: AtomicU64,
     /// Largest block a task of this executor fetches (`shuffle.max_block_bytes`).
     max_block: AtomicU64,
-    /// Stream receivers of this executor (set once the app is known): their cuts are served as
-    /// blocks of stage `RECEIVER_STAGE | index`.
-    receivers: OnceLock<Arc<Receivers>>,
+    /// Stream receivers of this executor's current session (set once the app is known): their
+    /// cuts are served as blocks of stage `RECEIVER_STAGE | index`.
+    receivers: std::sync::RwLock<Option<Arc<Receivers>>>,
     /// Connections to other executors' block servers.
     pool: client::Pool,
 }
@@ -119,7 +119,7 @@ impl BlockStore {
             dir,
             spilled: AtomicU64::new(0),
             max_block: AtomicU64::new(DEFAULT_MAX_BLOCK_BYTES),
-            receivers: OnceLock::new(),
+            receivers: std::sync::RwLock::new(None),
             pool: client::Pool::new(tls),
         })
     }
@@ -142,9 +142,29 @@ impl BlockStore {
         self.max_block.store(bytes, Ordering::Relaxed);
     }
 
-    /// Serve the cuts of `receivers` (once the app is known; later calls are ignored).
+    /// Serve the cuts of `receivers` (those of the current session; a new session's replace
+    /// them).
     pub fn set_receivers(&self, receivers: Arc<Receivers>) {
-        let _ = self.receivers.set(receivers);
+        *self.receivers.write().unwrap_or_else(|e| e.into_inner()) = Some(receivers);
+    }
+
+    fn receivers(&self) -> Option<Arc<Receivers>> {
+        self.receivers
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Drop every block and the session's receivers: the driver dropped this executor and
+    /// forgot what it held, so nothing will ask for them again (a re-registered executor
+    /// starts empty).
+    pub fn clear(&self) {
+        *self.receivers.write().unwrap_or_else(|e| e.into_inner()) = None;
+        let mut inner = self.lock();
+        let ids: Vec<BlockId> = inner.blocks.keys().copied().collect();
+        for id in ids {
+            inner.drop_block(id);
+        }
     }
 
     /// Bytes spilled to disk since start (blocks and aggregation state).
@@ -182,7 +202,7 @@ impl BlockStore {
     /// When a spilled segment cannot be read back.
     pub fn lookup(&self, id: BlockId) -> std::io::Result<Lookup> {
         if id.stage >= RECEIVER_STAGE {
-            return Ok(match self.receivers.get() {
+            return Ok(match self.receivers() {
                 Some(r) => r.cut_block(id),
                 None => Lookup::Missing,
             });
@@ -212,7 +232,7 @@ impl BlockStore {
 
     /// Drop every block (and receiver cut) of run `run` of job `job`.
     pub fn release(&self, job: u32, run: u64) {
-        if let Some(r) = self.receivers.get() {
+        if let Some(r) = self.receivers() {
             r.release(job, run);
         }
         let mut inner = self.lock();

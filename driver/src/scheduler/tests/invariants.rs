@@ -26,15 +26,11 @@ pub(in super::super) fn check(s: &Scheduler) -> Result<(), String> {
         "stale executor names".into()
     })?;
     let free_total: usize = reg.free.iter().map(|f| f.len()).sum();
-    let free_execs = reg.execs.values().filter(|e| e.free() > 0).count();
+    let free_execs = reg.execs.values().filter(|e| e.launchable()).count();
     ensure(free_total == free_execs, || {
         "free index has extra entries".into()
     })?;
-    let victim_execs = reg
-        .execs
-        .values()
-        .filter(|e| !e.candidates.is_empty())
-        .count();
+    let victim_execs = reg.execs.values().filter(|e| e.preemptible()).count();
     ensure(reg.victims.len() == victim_execs, || {
         "victim index has extra entries".into()
     })?;
@@ -139,14 +135,13 @@ fn check_executor(s: &Scheduler, e: &Executor) -> Result<(), String> {
     ensure(e.candidates.is_subset(&e.running), || {
         format!("{}: candidate not running", e.name)
     })?;
-    ensure(reg.free[e.pool].contains(&e.rank) == (e.free() > 0), || {
+    ensure(reg.free[e.pool].contains(&e.rank) == e.launchable(), || {
         format!("{}: free index out of step", e.name)
     })?;
-    ensure(
-        reg.victims.contains(&e.rank) != e.candidates.is_empty(),
-        || format!("{}: victim index out of step", e.name),
-    )?;
-    let resumable = e.free() > 0 && !e.suspended.is_empty();
+    ensure(reg.victims.contains(&e.rank) == e.preemptible(), || {
+        format!("{}: victim index out of step", e.name)
+    })?;
+    let resumable = e.launchable() && !e.suspended.is_empty();
     ensure(reg.resumable.contains(&e.seq) == resumable, || {
         format!("{}: resumable index out of step", e.name)
     })?;

@@ -1,5 +1,6 @@
 //! Scheduler tests: fixtures (a cluster builder, a fake clock, task builders) and the suites.
 
+mod ack;
 mod baselines;
 mod failures;
 mod holder;
@@ -61,12 +62,14 @@ pub(super) struct ClusterBuilder {
     executors: Vec<(String, u32)>,
 }
 
-/// A cluster with the default config, except that executors never time out unless a test asks
-/// (the fake clock jumps seconds at a time without heartbeats).
+/// A cluster with the default config, except that executors never time out and launches need
+/// no acknowledgement unless a test asks (the fake clock jumps seconds at a time without
+/// heartbeats or updates).
 pub(super) fn cluster() -> ClusterBuilder {
     ClusterBuilder {
         cfg: SchedulerConfig {
             heartbeat_timeout: Duration::from_secs(3600),
+            launch_ack_timeout: Duration::from_secs(3600),
             ..SchedulerConfig::default()
         },
         executors: Vec::new(),

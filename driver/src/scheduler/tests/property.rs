@@ -99,7 +99,7 @@ impl Sim {
                 self.abandoned.insert(*task);
                 return;
             }
-            Command::Requeued { .. } => return,
+            Command::Requeued { .. } | Command::ExecutorSuspect { .. } => return,
         };
         let e = self.execs.iter_mut().find(|e| e.name == target && e.alive);
         e.expect("commands only go to live executors")
