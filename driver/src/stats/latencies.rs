@@ -51,8 +51,9 @@ pub struct Latencies {
     first_at: Option<Duration>,
     /// Samples recorded so far (saturating).
     seen: u64,
-    warm: Histogram,
-    steady: Histogram,
+    /// (warm-up, steady-state), allocated at the first sample: a batch job never records and
+    /// holds nothing.
+    hists: Option<Box<(Histogram, Histogram)>>,
     /// (seconds since the jobs started, latency ms) of the last [`RECENT_POINTS`] samples.
     recent: VecDeque<(f64, f64)>,
 }
@@ -70,8 +71,7 @@ impl Latencies {
             warmup,
             first_at: None,
             seen: 0,
-            warm: Histogram::new(Resolution::Micros),
-            steady: Histogram::new(Resolution::Micros),
+            hists: None,
             recent: VecDeque::new(),
         }
     }
@@ -87,13 +87,19 @@ impl Latencies {
             // The whole window at once, exactly: it never reallocates (or overshoots) later.
             self.recent.reserve_exact(RECENT_POINTS);
         }
+        let (warm_h, steady_h) = &mut **self.hists.get_or_insert_with(|| {
+            Box::new((
+                Histogram::new(Resolution::Micros),
+                Histogram::new(Resolution::Micros),
+            ))
+        });
         let first = *self.first_at.get_or_insert(at);
         let warm = self.seen < self.warmup.runs || at.saturating_sub(first) < self.warmup.duration;
         self.seen = self.seen.saturating_add(1);
         if warm {
-            self.warm.record(latency);
+            warm_h.record(latency);
         } else {
-            self.steady.record(latency);
+            steady_h.record(latency);
         }
         if self.recent.len() == RECENT_POINTS {
             self.recent.pop_front();
@@ -104,12 +110,16 @@ impl Latencies {
 
     /// Steady-state percentiles (warm-up excluded), milliseconds.
     pub fn steady_ms(&self) -> Percentiles {
-        self.steady.percentiles(Duration::from_millis(1))
+        self.hists.as_ref().map_or_else(Percentiles::default, |h| {
+            h.1.percentiles(Duration::from_millis(1))
+        })
     }
 
     /// Warm-up percentiles, milliseconds.
     pub fn warmup_ms(&self) -> Percentiles {
-        self.warm.percentiles(Duration::from_millis(1))
+        self.hists.as_ref().map_or_else(Percentiles::default, |h| {
+            h.0.percentiles(Duration::from_millis(1))
+        })
     }
 
     /// Samples recorded, warm-up and steady-state.
@@ -133,11 +143,12 @@ impl Latencies {
         self.recent.len()
     }
 
-    /// Bytes held on the heap: both histograms and the recent window at its full capacity.
-    /// Bounded by a constant; it stops growing once the window is full.
+    /// Bytes held on the heap: nothing before the first sample; from it on, both histograms
+    /// and the recent window at its full capacity, a constant.
     pub fn heap_bytes(&self) -> usize {
-        self.warm.heap_bytes()
-            + self.steady.heap_bytes()
+        self.hists
+            .as_ref()
+            .map_or(0, |h| h.0.heap_bytes() + h.1.heap_bytes())
             + self.recent.capacity() * std::mem::size_of::<(f64, f64)>()
     }
 }

@@ -107,6 +107,7 @@ fn warmup_by_count_and_none() {
 #[test]
 fn a_million_samples_do_not_grow_memory() {
     let mut l = Latencies::new(Warmup::NONE);
+    assert_eq!(l.heap_bytes(), 0, "nothing before the first sample");
     let mut h = Histogram::new(Resolution::Nanos);
     let before_h = h.heap_bytes();
     l.record(Duration::ZERO, MS);
