@@ -299,6 +299,29 @@ pub static MAX_BLOCK_BYTES: Bytes = Bytes::new(
 )
 .default(1 << 30);
 
+/// Warm-up of latency statistics: time after a stream job's first micro-batch.
+pub static STATS_WARMUP_MS: UInt = UInt::new(
+    Meta::new(
+        "stats.warmup_ms",
+        "Micro-batches committed less than this long after a stream job's first one are warm-up: reported apart (`warmup_latency_ms`), left out of the steady-state latency percentiles.",
+    ),
+    0,
+    MS_PER_HOUR,
+)
+.default(1000)
+.unit("ms");
+
+/// Warm-up of latency statistics: first micro-batches.
+pub static STATS_WARMUP_RUNS: UInt = UInt::new(
+    Meta::new(
+        "stats.warmup_runs",
+        "A stream job's first this many micro-batches are warm-up too, however long they took (0: only `stats.warmup_ms` decides).",
+    ),
+    0,
+    1_000_000_000,
+)
+.default(0);
+
 /// Per-job kind override.
 pub static JOB_KIND: Choice<JobKind> = Choice::new(
     Meta::new(
@@ -373,6 +396,8 @@ pub static ENGINE: &[&dyn Describe] = &[
     &GRPC_MAX_MESSAGE_BYTES,
     &MAX_FETCH_FAILURES,
     &MAX_BLOCK_BYTES,
+    &STATS_WARMUP_MS,
+    &STATS_WARMUP_RUNS,
     &JOB_KIND,
     &JOB_INTERVAL_MS,
     &JOB_RUNS,

@@ -4,6 +4,7 @@ use crate::scheduler::{Policy, SchedulerConfig};
 use neptune_config::keys::{
     DRIVER_TIMEOUT_MS, GRPC_MAX_MESSAGE_BYTES, HEARTBEAT_INTERVAL_MS, MAX_BLOCK_BYTES,
     MAX_FETCH_FAILURES, NO_EXECUTORS_TIMEOUT_MS, POLICY, REJOIN_ATTEMPTS, START_TIMEOUT_MS,
+    STATS_WARMUP_MS, STATS_WARMUP_RUNS,
 };
 use neptune_config::rules;
 use neptune_core::config::{Config, ConfigError};
@@ -42,6 +43,8 @@ pub struct DriverConfig {
     /// Time with jobs to run and no executor registered after which the app fails
     /// (`driver.no_executors_timeout_ms`).
     pub no_executors_timeout: Duration,
+    /// Which micro-batch latencies are warm-up (`stats.warmup_ms`, `stats.warmup_runs`).
+    pub warmup: crate::stats::Warmup,
 }
 
 impl DriverConfig {
@@ -74,6 +77,10 @@ impl DriverConfig {
         let max_message_bytes = GRPC_MAX_MESSAGE_BYTES.get(&config)?;
         let max_fetch_failures = u32::try_from(MAX_FETCH_FAILURES.get(&config)?)
             .expect("range of driver.max_fetch_failures fits u32");
+        let warmup = crate::stats::Warmup {
+            duration: Duration::from_millis(STATS_WARMUP_MS.get(&config)?),
+            runs: STATS_WARMUP_RUNS.get(&config)?,
+        };
         // Read by executors (their fetch cap, their rejoin budget); checked here so a bad value
         // fails at start.
         MAX_BLOCK_BYTES.get(&config)?;
@@ -119,6 +126,7 @@ impl DriverConfig {
             config,
             max_message_bytes,
             max_fetch_failures,
+            warmup,
         })
     }
 }
@@ -218,6 +226,23 @@ mod tests {
             c.max_fetch_failures,
             crate::jobs::DEFAULT_MAX_FETCH_FAILURES
         );
+    }
+
+    #[test]
+    fn warmup_defaults_to_the_first_second_and_is_settable() {
+        use crate::stats::Warmup;
+        assert_eq!(cfg(&[]).unwrap().warmup, Warmup::default());
+        let c = cfg(&["stats.warmup_ms=0", "stats.warmup_runs=50"]).unwrap();
+        assert_eq!(
+            c.warmup,
+            Warmup {
+                duration: Duration::ZERO,
+                runs: 50
+            }
+        );
+        c.config.check_all_used().unwrap();
+        let e = cfg(&["stats.warmup_ms=-1"]).unwrap_err().to_string();
+        assert!(e.contains("stats.warmup_ms"), "{e}");
     }
 
     #[test]

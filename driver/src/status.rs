@@ -41,11 +41,15 @@ pub struct JobStatus {
     pub records: u64,
     /// Records per second since the jobs started.
     pub records_per_sec: f64,
-    /// Micro-batch end-to-end latency (stream jobs), milliseconds.
+    /// Micro-batch end-to-end latency (stream jobs), milliseconds, in the steady state: the
+    /// warm-up micro-batches (`stats.warmup_ms`, `stats.warmup_runs`) are left out.
     pub latency_ms: Percentiles,
+    /// Latency of the warm-up micro-batches, milliseconds.
+    pub warmup_latency_ms: Percentiles,
     /// Runs in flight.
     pub active_runs: usize,
-    /// (seconds since start, latency ms) of every committed micro-batch (not in `/status`).
+    /// (seconds since start, latency ms) of the last committed micro-batches, at most
+    /// [`crate::stats::RECENT_POINTS`] (final status only; not in `/status`).
     #[serde(skip)]
     pub latency_series: Vec<(f64, f64)>,
     /// Result of the last committed run.
@@ -71,7 +75,7 @@ pub struct Totals {
     /// Records processed by killed tasks (work lost).
     pub records_lost: u64,
     /// Executor-measured suspend latency (request received → parked), microseconds.
-    pub suspend_latency_us: SuspendLatency,
+    pub suspend_latency_us: Percentiles,
     /// Executors lost.
     pub executors_lost: u64,
     /// Task launches not acknowledged within `driver.launch_ack_timeout_ms`.
@@ -93,15 +97,9 @@ pub struct Totals {
     pub fetch_failures: u64,
     /// Map tasks run again because their outputs were lost.
     pub map_outputs_recomputed: u64,
-}
-
-/// p50/p99 of suspend latency.
-#[derive(Debug, Clone, Copy, Default, Serialize)]
-pub struct SuspendLatency {
-    /// Median.
-    pub p50: f64,
-    /// 99th percentile.
-    pub p99: f64,
+    /// Heap bytes the driver's latency statistics hold (histograms, recent windows): constant
+    /// once every stream job's window is full, however long the app runs.
+    pub stats_bytes: u64,
 }
 
 /// Everything `/status` shows.

@@ -76,8 +76,8 @@ struct Driver {
     stash: VecDeque<RuntimeEvent>,
     waiter: tokio::runtime::Runtime,
     progress: Arc<AtomicU64>,
-    suspend_latencies: Vec<Duration>,
-    resume_latencies: Vec<Duration>,
+    suspend_latencies: Latencies,
+    resume_latencies: Latencies,
 }
 
 impl Driver {
@@ -98,8 +98,8 @@ impl Driver {
             };
             self.progress.fetch_add(1, Ordering::Relaxed);
             match &event {
-                RuntimeEvent::Suspended { latency, .. } => self.suspend_latencies.push(*latency),
-                RuntimeEvent::Resumed { latency, .. } => self.resume_latencies.push(*latency),
+                RuntimeEvent::Suspended { latency, .. } => self.suspend_latencies.record(*latency),
+                RuntimeEvent::Resumed { latency, .. } => self.resume_latencies.record(*latency),
                 RuntimeEvent::Finished { .. } => {}
             }
             if event.id() == id {
@@ -134,11 +134,26 @@ impl BatchSlot {
     }
 }
 
-fn percentile(sorted: &[Duration], p: usize) -> Duration {
-    sorted
-        .get(sorted.len().saturating_sub(1) * p / 100)
-        .copied()
-        .unwrap_or_default()
+/// Suspend or resume latencies in nanoseconds (HdrHistogram, 3 significant digits, up to a
+/// minute; longer ones count as a minute): percentiles without keeping or sorting the samples.
+struct Latencies(hdrhistogram::Histogram<u64>);
+
+impl Latencies {
+    fn new() -> Self {
+        Self(hdrhistogram::Histogram::new_with_bounds(1, 60_000_000_000, 3).expect("valid bounds"))
+    }
+
+    fn record(&mut self, d: Duration) {
+        self.0.saturating_record(
+            u64::try_from(d.as_nanos())
+                .unwrap_or(u64::MAX)
+                .min(self.0.high()),
+        );
+    }
+
+    fn percentile(&self, p: f64) -> Duration {
+        Duration::from_nanos(self.0.value_at_percentile(p))
+    }
 }
 
 #[derive(Default)]
@@ -238,8 +253,8 @@ fn runtime_survives_a_hundred_thousand_suspend_resume_cycles_with_results_intact
         stash: VecDeque::new(),
         waiter,
         progress,
-        suspend_latencies: Vec::new(),
-        resume_latencies: Vec::new(),
+        suspend_latencies: Latencies::new(),
+        resume_latencies: Latencies::new(),
     };
     let mut tally = Tally::default();
     // Two long batch tasks take turns: `run` runs, `parked` is suspended. Swapping them is one
@@ -330,8 +345,6 @@ fn runtime_survives_a_hundred_thousand_suspend_resume_cycles_with_results_intact
         assert!(outcome == TaskOutcome::Killed || outcome == undisturbed(BATCH_RECORDS));
     }
     assert!(rt.snapshot().tasks.is_empty(), "nothing is left behind");
-    d.suspend_latencies.sort();
-    d.resume_latencies.sort();
     let t = &tally;
     println!(
         "{} suspend/resume cycles in {elapsed:.1?}: {} batch tasks finished intact, {} killed \
@@ -343,10 +356,10 @@ fn runtime_survives_a_hundred_thousand_suspend_resume_cycles_with_results_intact
         t.races,
         t.streams,
         t.handoffs,
-        percentile(&d.suspend_latencies, 50),
-        percentile(&d.suspend_latencies, 99),
-        percentile(&d.resume_latencies, 50),
-        percentile(&d.resume_latencies, 99),
+        d.suspend_latencies.percentile(50.0),
+        d.suspend_latencies.percentile(99.0),
+        d.resume_latencies.percentile(50.0),
+        d.resume_latencies.percentile(99.0),
     );
     assert!(t.cycles >= CYCLES);
 }

@@ -17,11 +17,15 @@ pub struct JobReport {
     pub records: u64,
     /// Records per second over the run.
     pub records_per_sec: f64,
-    /// Micro-batch latency (due time → committed), ms; zeros for batch jobs.
+    /// Micro-batch latency (due time → committed), ms, steady state (warm-up left out); zeros
+    /// for batch jobs.
     pub latency_ms: Percentiles,
+    /// Latency of the warm-up micro-batches (`stats.warmup_ms`, `stats.warmup_runs`), ms.
+    pub warmup_latency_ms: Percentiles,
     /// Result of the last committed run.
     pub result: serde_json::Value,
-    /// `[seconds since start, latency ms]` per committed micro-batch (stream jobs).
+    /// `[seconds since start, latency ms]` of the last committed micro-batches (stream jobs), at
+    /// most `neptune_driver::stats::RECENT_POINTS` (10,000); the percentiles cover all of them.
     pub latency_series: Vec<(f64, f64)>,
     /// Malformed input records skipped (policy `skip`).
     pub malformed_skipped: u64,
@@ -73,6 +77,7 @@ impl Report {
                     records: j.records,
                     records_per_sec: j.records_per_sec,
                     latency_ms: j.latency_ms,
+                    warmup_latency_ms: j.warmup_latency_ms,
                     result: j.result.clone(),
                     latency_series: j.latency_series.clone(),
                     malformed_skipped: j.malformed_skipped,

@@ -16,7 +16,7 @@ use crate::jobs::{JobManager, LaunchBlocked, Step};
 use crate::metrics::DriverMetrics;
 use crate::scheduler::{Command, Event, PreemptHow, Scheduler};
 use crate::server::{Inbound, Outbox};
-use crate::stats::Samples;
+use crate::stats::{Histogram, Resolution};
 use crate::status::{Status, Totals};
 use neptune_core::app::App;
 use neptune_core::ids::{JobKind, TaskId};
@@ -97,7 +97,7 @@ pub struct EventLoop {
     started: bool,
     metrics: DriverMetrics,
     status: Arc<RwLock<Status>>,
-    suspend_latency_us: Samples,
+    suspend_latency: Histogram,
     totals: Totals,
     /// Latest `spilled_bytes_total` of every executor seen (kept after it is lost).
     spilled: HashMap<String, u64>,
@@ -128,6 +128,7 @@ impl EventLoop {
         metrics.set_latency_targets(&app);
         let mut jobs = JobManager::new(app.clone(), broadcasts.clone());
         jobs.set_max_fetch_failures(cfg.max_fetch_failures);
+        jobs.set_warmup(cfg.warmup);
         jobs.set_max_message_bytes(cfg.max_message_bytes);
         for why in crate::scheduler::Ignored::ALL {
             metrics.rejected_updates.with_label_values(&[why.as_str()]);
@@ -144,7 +145,7 @@ impl EventLoop {
             started: false,
             metrics,
             status,
-            suspend_latency_us: Samples::default(),
+            suspend_latency: Histogram::new(Resolution::Nanos),
             totals: Totals::default(),
             spilled: HashMap::new(),
             work: VecDeque::new(),

@@ -1,7 +1,7 @@
 //! Publishing the driver's status document (and gauges) from the event loop's state.
 
 use super::EventLoop;
-use crate::status::{ExecutorStatus, JobStatus, ReceiverStatus, Status, SuspendLatency, Totals};
+use crate::status::{ExecutorStatus, JobStatus, ReceiverStatus, Status, Totals};
 use neptune_core::ids::{JobKind, TaskId};
 
 impl EventLoop {
@@ -76,10 +76,11 @@ impl EventLoop {
                     } else {
                         0.0
                     },
-                    latency_ms: st.latency_ms.percentiles(),
+                    latency_ms: st.latency.steady_ms(),
+                    warmup_latency_ms: st.latency.warmup_ms(),
                     active_runs: self.jobs.active_runs(j),
                     latency_series: if final_status {
-                        st.latency_series.clone()
+                        st.latency.recent()
                     } else {
                         Vec::new()
                     },
@@ -90,12 +91,15 @@ impl EventLoop {
                 }
             })
             .collect::<Vec<_>>();
-        let sl = self.suspend_latency_us.percentiles();
+        let stats_bytes = (0..self.app.jobs().len())
+            .map(|j| self.jobs.stats(j).latency.heap_bytes())
+            .sum::<usize>()
+            + self.suspend_latency.heap_bytes();
         let totals = Totals {
-            suspend_latency_us: SuspendLatency {
-                p50: sl.p50,
-                p99: sl.p99,
-            },
+            suspend_latency_us: self
+                .suspend_latency
+                .percentiles(std::time::Duration::from_micros(1)),
+            stats_bytes: stats_bytes as u64,
             queued: snap.queued_stream + snap.queued_batch,
             local_launches: snap.totals.local_launches,
             launch_ack_timeouts: snap.totals.ack_timeouts,

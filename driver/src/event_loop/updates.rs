@@ -62,7 +62,8 @@ impl EventLoop {
                     .or_default();
                 *n = n.saturating_add(1);
                 self.metrics.suspensions.inc();
-                self.suspend_latency_us.push(s.latency_ns as f64 / 1000.0);
+                self.suspend_latency
+                    .record(std::time::Duration::from_nanos(s.latency_ns));
                 self.work.push_back(Work::Schedule(ev));
             }
             task_update::State::Resumed(_) => {

@@ -30,7 +30,7 @@ pub const DEFAULT_MAX_FETCH_FAILURES: u32 = 4;
 const BROADCAST_OVERHEAD: u64 = 64;
 
 use crate::scheduler::TaskSpec;
-use crate::stats::Samples;
+use crate::stats::{Latencies, Warmup};
 use lineage::RunState;
 use neptune_core::app::{App, CommitCtx};
 use neptune_core::ids::{JobKind, TaskId};
@@ -46,10 +46,10 @@ pub struct JobStats {
     pub runs: u64,
     /// Records read by successful tasks (each task of a run counted once).
     pub records: u64,
-    /// Micro-batch end-to-end latencies (stream jobs), milliseconds.
-    pub latency_ms: Samples,
-    /// (seconds since the jobs started, latency ms) per committed micro-batch, in commit order.
-    pub latency_series: Vec<(f64, f64)>,
+    /// Micro-batch end-to-end latencies (stream jobs): steady-state and warm-up histograms and
+    /// the recent window of (seconds since the jobs started, latency ms), in commit order.
+    /// Constant memory however long the job runs.
+    pub latency: Latencies,
     /// Result of the last committed run (JSON), as the app's action shaped it.
     pub last_result: serde_json::Value,
     /// Failure, if the job failed.
@@ -163,6 +163,13 @@ impl JobManager {
     /// be fetched (at least 1).
     pub fn set_max_fetch_failures(&mut self, n: u32) {
         self.max_fetch_failures = n.max(1);
+    }
+
+    /// Which micro-batch latencies of each stream job count as warm-up (`stats.warmup_*`).
+    pub fn set_warmup(&mut self, warmup: Warmup) {
+        for job in &mut self.jobs {
+            job.stats.latency.set_warmup(warmup);
+        }
     }
 
     /// Whether job `j` reads stream receivers (its runs are announced to executors).
@@ -465,13 +472,11 @@ impl JobManager {
                 job.stats.runs += 1;
                 job.stats.last_result = v;
                 if job.kind == JobKind::Stream {
-                    let ms = now.saturating_sub(st.due).as_secs_f64() * 1000.0;
-                    job.stats.latency_ms.push(ms);
-                    let t = now
-                        .saturating_sub(self.started_at.unwrap_or_default())
-                        .as_secs_f64();
-                    job.stats.latency_series.push((t, ms));
-                    step.committed.push((j as u32, Some(ms)));
+                    let latency = now.saturating_sub(st.due);
+                    let at = now.saturating_sub(self.started_at.unwrap_or_default());
+                    job.stats.latency.record(at, latency);
+                    step.committed
+                        .push((j as u32, Some(latency.as_secs_f64() * 1000.0)));
                 } else {
                     step.committed.push((j as u32, None));
                 }

@@ -55,9 +55,31 @@ fn stream_micro_batches_are_due_every_interval_and_latency_is_measured_from_due_
     for t in due.submit.concat() {
         m.task_succeeded(ms(260), t.id, result_of(&a, t.id), 1, "e0");
     }
-    let lat = m.stats(1).latency_ms.clone();
+    let lat = &m.stats(1).latency;
     assert_eq!(lat.len(), 2);
-    assert_eq!(lat.max(), 160.0);
+    // Both fall in the default warm-up (the first second of the job's micro-batches).
+    assert_eq!((lat.warmup_ms().count, lat.steady_ms().count), (2, 0));
+    assert_eq!(lat.warmup_ms().max, 160.0);
+    assert_eq!(lat.recent(), vec![(0.26, 160.0), (0.26, 60.0)]);
+}
+
+#[test]
+fn latencies_after_the_warmup_are_steady_state() {
+    let a = app(Some(3), Some(0));
+    let mut m = JobManager::new(a.clone(), Arc::default());
+    m.set_warmup(crate::stats::Warmup {
+        duration: Duration::ZERO,
+        runs: 1,
+    });
+    m.start(ms(0));
+    for now in [150, 250] {
+        for t in m.tick(ms(now)).submit.concat() {
+            m.task_succeeded(ms(now + 10), t.id, result_of(&a, t.id), 1, "e0");
+        }
+    }
+    let lat = &m.stats(1).latency;
+    assert_eq!((lat.warmup_ms().count, lat.steady_ms().count), (1, 1));
+    assert_eq!((lat.warmup_ms().max, lat.steady_ms().max), (60.0, 60.0));
 }
 
 #[test]

@@ -34,6 +34,10 @@ pub struct Summary {
 }
 
 /// Median (mean of the middle two for an even count); 0 for none.
+///
+/// Of a handful of per-repetition figures (one per run, `--reps` of them), not of a latency
+/// stream: sorting a few values is exact where a histogram would round them to 3 digits, so
+/// this stays hand-written; latency percentiles come from `neptune_driver::stats`.
 pub fn median(mut v: Vec<f64>) -> f64 {
     if v.is_empty() {
         return 0.0;

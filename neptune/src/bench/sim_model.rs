@@ -15,6 +15,7 @@ use neptune_driver::scheduler::{
     Command, Event, ExecutorMetrics, Placement, Policy, PreemptHow, Scheduler, SchedulerConfig,
     TaskSpec,
 };
+use neptune_driver::stats::{Histogram, Resolution};
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
 use std::time::{Duration, Instant};
@@ -115,7 +116,9 @@ struct Sim {
     driver_free: Duration,
     due: HashMap<u64, (Duration, u32)>,
     next_batch: u32,
-    latencies: Vec<f64>,
+    /// Virtual micro-batch latencies: the engine's statistics type (constant memory however
+    /// long the simulated run).
+    latencies: Histogram,
     heartbeats: u64,
     r: SimResult,
     out: Vec<Command>,
@@ -293,7 +296,7 @@ impl Sim {
             *left -= 1;
             if *left == 0 {
                 let lat = t.max(self.driver_free).saturating_sub(*due);
-                self.latencies.push(lat.as_secs_f64() * 1e3);
+                self.latencies.record(lat);
                 self.due.remove(&id.run);
                 self.r.micro_batches += 1;
             }
@@ -351,14 +354,6 @@ impl Sim {
     }
 }
 
-fn pct(v: &mut [f64], p: f64) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    v[((v.len() - 1) as f64 * p).round() as usize]
-}
-
 /// Run one simulation to `cfg.duration` of virtual time.
 ///
 /// # Errors
@@ -380,7 +375,7 @@ pub fn simulate(cfg: &SimConfig) -> anyhow::Result<SimResult> {
         driver_free: Duration::ZERO,
         due: HashMap::new(),
         next_batch: 0,
-        latencies: Vec::new(),
+        latencies: Histogram::new(Resolution::Micros),
         heartbeats: 0,
         r: SimResult {
             executors: cfg.executors,
@@ -426,8 +421,9 @@ pub fn simulate(cfg: &SimConfig) -> anyhow::Result<SimResult> {
     r.placements_per_sec = r.placements as f64 / r.scheduler_wall_s.max(1e-12);
     r.preempted_on_pressured_pct =
         100.0 * r.preempted_on_pressured_pct / (r.preemptions.max(1) as f64);
-    r.stream_p50_ms = pct(&mut sim.latencies, 0.50);
-    r.stream_p99_ms = pct(&mut sim.latencies, 0.99);
+    let p = sim.latencies.percentiles(Duration::from_millis(1));
+    r.stream_p50_ms = p.p50;
+    r.stream_p99_ms = p.p99;
     Ok(r)
 }
 

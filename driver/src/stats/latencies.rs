@@ -1,0 +1,154 @@
+//! A job's latency statistics: steady-state and warm-up histograms and a bounded window of the
+//! most recent raw points.
+//!
+//! Warm-up: a sample is warm-up while fewer than [`Warmup::runs`] samples were recorded before
+//! it, or while it is less than [`Warmup::duration`] after the job's first sample (settings
+//! `stats.warmup_runs`, `stats.warmup_ms`; default: the first second). Warm-up samples go to
+//! their own histogram and are reported apart, with their count, so a cold start neither hides
+//! in nor inflates the steady-state tail.
+
+use super::{Histogram, Percentiles, Resolution};
+use std::collections::VecDeque;
+use std::time::Duration;
+
+/// Points the recent-window series keeps (the last ones recorded): 10,000 points of 16 bytes,
+/// 160 KB per stream job at most. At a 5 ms interval that is the last 50 s of a run; the
+/// histograms cover all of it.
+pub const RECENT_POINTS: usize = 10_000;
+
+/// Which samples are warm-up (either condition makes one warm-up).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Warmup {
+    /// Samples less than this long after the first one.
+    pub duration: Duration,
+    /// The first this many samples.
+    pub runs: u64,
+}
+
+impl Default for Warmup {
+    /// The first second.
+    fn default() -> Self {
+        Self {
+            duration: Duration::from_secs(1),
+            runs: 0,
+        }
+    }
+}
+
+impl Warmup {
+    /// No warm-up: every sample is steady-state.
+    pub const NONE: Self = Self {
+        duration: Duration::ZERO,
+        runs: 0,
+    };
+}
+
+/// Latencies of one quantity over a job's life (micro-batch due → committed).
+#[derive(Debug, Clone)]
+pub struct Latencies {
+    warmup: Warmup,
+    /// When the first sample was recorded.
+    first_at: Option<Duration>,
+    /// Samples recorded so far (saturating).
+    seen: u64,
+    /// (warm-up, steady-state), allocated at the first sample: a batch job never records and
+    /// holds nothing.
+    hists: Option<Box<(Histogram, Histogram)>>,
+    /// (seconds since the jobs started, latency ms) of the last [`RECENT_POINTS`] samples.
+    recent: VecDeque<(f64, f64)>,
+}
+
+impl Default for Latencies {
+    fn default() -> Self {
+        Self::new(Warmup::default())
+    }
+}
+
+impl Latencies {
+    /// Empty, with `warmup` deciding which samples are warm-up.
+    pub fn new(warmup: Warmup) -> Self {
+        Self {
+            warmup,
+            first_at: None,
+            seen: 0,
+            hists: None,
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// Change which samples are warm-up (before the first sample; later ones keep their place).
+    pub fn set_warmup(&mut self, warmup: Warmup) {
+        self.warmup = warmup;
+    }
+
+    /// Record `latency`, observed `at` (time since the jobs started).
+    pub fn record(&mut self, at: Duration, latency: Duration) {
+        if self.first_at.is_none() {
+            // The whole window at once, exactly: it never reallocates (or overshoots) later.
+            self.recent.reserve_exact(RECENT_POINTS);
+        }
+        let (warm_h, steady_h) = &mut **self.hists.get_or_insert_with(|| {
+            Box::new((
+                Histogram::new(Resolution::Micros),
+                Histogram::new(Resolution::Micros),
+            ))
+        });
+        let first = *self.first_at.get_or_insert(at);
+        let warm = self.seen < self.warmup.runs || at.saturating_sub(first) < self.warmup.duration;
+        self.seen = self.seen.saturating_add(1);
+        if warm {
+            warm_h.record(latency);
+        } else {
+            steady_h.record(latency);
+        }
+        if self.recent.len() == RECENT_POINTS {
+            self.recent.pop_front();
+        }
+        self.recent
+            .push_back((at.as_secs_f64(), latency.as_secs_f64() * 1000.0));
+    }
+
+    /// Steady-state percentiles (warm-up excluded), milliseconds.
+    pub fn steady_ms(&self) -> Percentiles {
+        self.hists.as_ref().map_or_else(Percentiles::default, |h| {
+            h.1.percentiles(Duration::from_millis(1))
+        })
+    }
+
+    /// Warm-up percentiles, milliseconds.
+    pub fn warmup_ms(&self) -> Percentiles {
+        self.hists.as_ref().map_or_else(Percentiles::default, |h| {
+            h.0.percentiles(Duration::from_millis(1))
+        })
+    }
+
+    /// Samples recorded, warm-up and steady-state.
+    pub fn len(&self) -> u64 {
+        self.seen
+    }
+
+    /// Whether none were recorded.
+    pub fn is_empty(&self) -> bool {
+        self.seen == 0
+    }
+
+    /// The recent window, oldest first: (seconds since the jobs started, latency ms) of the
+    /// last [`RECENT_POINTS`] samples.
+    pub fn recent(&self) -> Vec<(f64, f64)> {
+        self.recent.iter().copied().collect()
+    }
+
+    /// Points the recent window holds now (at most [`RECENT_POINTS`]).
+    pub fn recent_len(&self) -> usize {
+        self.recent.len()
+    }
+
+    /// Bytes held on the heap: nothing before the first sample; from it on, both histograms
+    /// and the recent window at its full capacity, a constant.
+    pub fn heap_bytes(&self) -> usize {
+        self.hists
+            .as_ref()
+            .map_or(0, |h| h.0.heap_bytes() + h.1.heap_bytes())
+            + self.recent.capacity() * std::mem::size_of::<(f64, f64)>()
+    }
+}
