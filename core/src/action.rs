@@ -21,6 +21,7 @@ pub struct Action<R> {
     pub(crate) deps: Vec<crate::plan::StageDef>,
     pub(crate) reads: Vec<u32>,
     pub(crate) receivers: Vec<u32>,
+    pub(crate) inputs: Vec<String>,
     pub(crate) run_task: TaskFn,
     pub(crate) merge: MergeFn<R>,
 }
@@ -47,6 +48,7 @@ impl<R: 'static> Action<R> {
         let deps = ds.lineage().to_vec();
         let reads = ds.reads().to_vec();
         let receivers = ds.receivers().to_vec();
+        let inputs = ds.inputs().to_vec();
         let run_task: TaskFn = Arc::new(move |ctx: &TaskContext| {
             let partial = run(ctx, ds.iter(ctx));
             if let Some(e) = ctx.take_error() {
@@ -70,6 +72,7 @@ impl<R: 'static> Action<R> {
             deps,
             reads,
             receivers,
+            inputs,
             run_task,
             merge,
         }
@@ -84,6 +87,7 @@ impl<R: 'static> Action<R> {
             reads: self.reads.clone(),
             shuffle_out: None,
             receivers: self.receivers.clone(),
+            inputs: self.inputs.clone(),
         });
         stages
     }

@@ -26,6 +26,7 @@ pub struct Dataset<T> {
     deps: Arc<Vec<StageDef>>,
     reads: Arc<Vec<u32>>,
     receivers: Arc<Vec<u32>>,
+    inputs: Arc<Vec<String>>,
 }
 
 impl<T> Clone for Dataset<T> {
@@ -36,6 +37,7 @@ impl<T> Clone for Dataset<T> {
             deps: self.deps.clone(),
             reads: self.reads.clone(),
             receivers: self.receivers.clone(),
+            inputs: self.inputs.clone(),
         }
     }
 }
@@ -106,6 +108,7 @@ impl<T: 'static> Dataset<T> {
             deps: Arc::new(deps),
             reads: Arc::new(reads),
             receivers: Arc::new(Vec::new()),
+            inputs: Arc::new(Vec::new()),
         }
     }
 
@@ -113,6 +116,13 @@ impl<T: 'static> Dataset<T> {
     /// [`App::socket_lines`](crate::App::socket_lines)).
     pub(crate) fn reading_receiver(mut self, index: u32) -> Self {
         Arc::make_mut(&mut self.receivers).push(index);
+        self
+    }
+
+    /// The same dataset, reading the file source `pattern` from the run's input snapshot (see
+    /// [`crate::source_snapshot`]).
+    pub(crate) fn reading_files(mut self, pattern: &str) -> Self {
+        Arc::make_mut(&mut self.inputs).push(pattern.to_string());
         self
     }
 
@@ -129,6 +139,11 @@ impl<T: 'static> Dataset<T> {
     /// Stream receivers this dataset's pipeline reads (indices in the app's receivers).
     pub fn receivers(&self) -> &[u32] {
         &self.receivers
+    }
+
+    /// File sources (patterns) this dataset's pipeline reads.
+    pub fn inputs(&self) -> &[String] {
+        &self.inputs
     }
 
     /// Number of partitions (tasks per run).
@@ -159,6 +174,7 @@ impl<T: 'static> Dataset<T> {
             deps: self.deps.clone(),
             reads: self.reads.clone(),
             receivers: self.receivers.clone(),
+            inputs: self.inputs.clone(),
         }
     }
 

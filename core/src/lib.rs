@@ -15,6 +15,7 @@ pub mod pair;
 pub mod plan;
 pub mod shuffle;
 pub mod source;
+pub mod source_snapshot;
 pub mod source_socket;
 pub mod source_watch;
 pub mod state;

@@ -58,6 +58,7 @@ fn map_stage<K: Key, V: 'static, C: Value>(
         reads: input.reads().to_vec(),
         shuffle_out: Some(partitions),
         receivers: input.receivers().to_vec(),
+        inputs: input.inputs().to_vec(),
         run_task: Arc::new(move |ctx: &TaskContext| {
             run_map_task(ctx, &input, partitions, &combiner)
         }),
@@ -321,6 +322,7 @@ where
         reads: input.reads().to_vec(),
         shuffle_out: Some(1),
         receivers: input.receivers().to_vec(),
+        inputs: input.inputs().to_vec(),
         run_task: Arc::new(move |ctx: &TaskContext| run_sample_task(ctx, &input, partitions)),
     }
 }
@@ -333,6 +335,7 @@ fn bounds_stage<K: Key + Ord + Clone>(sample: u32, partitions: u32) -> StageDef 
         reads: vec![sample],
         shuffle_out: Some(1),
         receivers: Vec::new(),
+        inputs: Vec::new(),
         run_task: Arc::new(move |ctx: &TaskContext| run_bounds_task::<K>(ctx, partitions)),
     }
 }
@@ -355,6 +358,7 @@ where
         reads,
         shuffle_out: Some(partitions),
         receivers: input.receivers().to_vec(),
+        inputs: input.inputs().to_vec(),
         run_task: Arc::new(move |ctx: &TaskContext| {
             run_range_map_task(ctx, &input, bounds_slot, partitions)
         }),

@@ -25,6 +25,9 @@ pub struct StageDef {
     /// data this stage's tasks read: the driver sends where each one runs in `Launch.params`
     /// and prefers that executor for the tasks.
     pub receivers: Vec<u32>,
+    /// File sources (their patterns) this stage's tasks read: the driver lists each once per run
+    /// and sends every task its files in `Launch.params` (see [`crate::source_snapshot`]).
+    pub inputs: Vec<String>,
 }
 
 impl std::fmt::Debug for StageDef {
@@ -34,6 +37,7 @@ impl std::fmt::Debug for StageDef {
             .field("reads", &self.reads)
             .field("shuffle_out", &self.shuffle_out)
             .field("receivers", &self.receivers)
+            .field("inputs", &self.inputs)
             .finish()
     }
 }

@@ -1,14 +1,15 @@
 //! Sources: a seeded generator (rate-controlled for stream jobs) and files (text lines, JSON lines,
 //! CSV), each partition read inside a task with a yield point per record.
 
-use crate::dataset::Dataset;
+use crate::dataset::{Dataset, yielding};
 use crate::task::TaskContext;
 use neptune_config::ChoiceError;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
+use std::fs::File;
 use std::io::{BufRead, Read};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -119,27 +120,81 @@ pub fn list_files(pattern: &str) -> Result<Vec<PathBuf>, String> {
 /// file and line, instead of a buffer growing with whatever the file holds.
 pub const MAX_RECORD_LINE: usize = 64 << 20;
 
+/// The files partition `ctx.partition()` reads in this run, each with the size it is read up to:
+/// the task's share of the run's input snapshot (launch parameters, see
+/// [`crate::source_snapshot`]), else, for a context built outside an executor (unit tests), file
+/// `partition` of the build-time listing, read whole.
+fn partition_files(ctx: &TaskContext, listed: &[PathBuf]) -> Vec<(PathBuf, Option<u64>)> {
+    match ctx.input_files() {
+        Some(files) => files
+            .iter()
+            .map(|f| (PathBuf::from(&f.path), Some(f.len)))
+            .collect(),
+        None => listed
+            .get(ctx.partition() as usize)
+            .map(|p| (p.clone(), None))
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// Open `path` to be read up to `len` bytes (its size in the run's snapshot; `None`: whole). A
+/// file deleted or truncated since the listing fails the task naming it: its snapshot is gone.
+fn open_listed(ctx: &TaskContext, path: &Path, len: Option<u64>) -> Option<std::io::Take<File>> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) => {
+            let listed = if len.is_some() {
+                " (listed in the run's input snapshot)"
+            } else {
+                ""
+            };
+            ctx.fail(format!("cannot open {}{listed}: {e}", path.display()));
+            return None;
+        }
+    };
+    let Some(len) = len else {
+        return Some(file.take(u64::MAX));
+    };
+    match file.metadata() {
+        Ok(m) if m.len() >= len => Some(file.take(len)),
+        Ok(m) => {
+            ctx.fail(format!(
+                "{} has {} bytes, fewer than the {len} it had when the run's input was listed \
+                 (truncated or replaced since)",
+                path.display(),
+                m.len()
+            ));
+            None
+        }
+        Err(e) => {
+            ctx.fail(format!("cannot read {}: {e}", path.display()));
+            None
+        }
+    }
+}
+
 /// The lines of `path` (`\n` or `\r\n` ended), each counted as a record; an unreadable file,
 /// a line that is not UTF-8 or longer than [`MAX_RECORD_LINE`] fails the task naming it.
 pub(crate) fn read_lines(
     ctx: &TaskContext,
     path: PathBuf,
 ) -> Box<dyn Iterator<Item = String> + '_> {
-    read_lines_max(ctx, path, MAX_RECORD_LINE)
+    read_lines_max(ctx, path, None, MAX_RECORD_LINE)
 }
 
+/// [`read_lines`] of the first `len` bytes of `path` (all of it for `None`), lines of at most
+/// `max` bytes. The last line needs no `\n`: cut at `len`, it is the file's last line as listed.
 fn read_lines_max(
     ctx: &TaskContext,
     path: PathBuf,
+    len: Option<u64>,
     max: usize,
 ) -> Box<dyn Iterator<Item = String> + '_> {
-    let mut r = match std::fs::File::open(&path) {
-        Err(e) => {
-            ctx.fail(format!("cannot open {}: {e}", path.display()));
-            return Box::new(std::iter::empty());
-        }
-        Ok(f) => std::io::BufReader::new(f),
+    let Some(f) = open_listed(ctx, &path, len) else {
+        return Box::new(std::iter::empty());
     };
+    let mut r = std::io::BufReader::new(f);
     let mut line_no = 0u64;
     let mut buf = Vec::new();
     Box::new(std::iter::from_fn(move || {
@@ -180,7 +235,9 @@ fn read_lines_max(
     }))
 }
 
-/// Lines of the files matching `pattern`, one partition per file (read in every run).
+/// Lines of the files matching `pattern`: one partition per file listed when the app is built;
+/// every run reads the snapshot the driver lists when it begins (see
+/// [`crate::source_snapshot`]).
 ///
 /// # Errors
 /// A message naming the pattern when it matches nothing.
@@ -188,12 +245,19 @@ pub fn text_files(pattern: &str) -> Result<Dataset<String>, String> {
     let files = Arc::new(list_files(pattern)?);
     let n = files.len() as u32;
     Ok(Dataset::from_fn(n, move |ctx: &TaskContext| {
-        read_lines(ctx, files[ctx.partition() as usize].clone())
-    }))
+        let parts = partition_files(ctx, &files);
+        Box::new(
+            parts
+                .into_iter()
+                .flat_map(move |(path, len)| read_lines_max(ctx, path, len, MAX_RECORD_LINE)),
+        )
+    })
+    .reading_files(pattern))
 }
 
-/// Records of JSON-lines files matching `pattern`, one partition per file. A line that does not
-/// parse fails the task with a message naming the file and the line number.
+/// Records of JSON-lines files matching `pattern`, partitioned and snapshotted as
+/// [`text_files`]. A line that does not parse fails the task with a message naming the file and
+/// the line number.
 ///
 /// # Errors
 /// A message naming the pattern when it matches nothing.
@@ -210,31 +274,36 @@ pub fn json_lines_with<T: DeserializeOwned + 'static>(
     policy: Malformed,
 ) -> Result<Dataset<T>, String> {
     let files = Arc::new(list_files(pattern)?);
-    let lines = text_files(pattern)?;
-    Ok(Dataset::from_fn(
-        lines.partitions(),
-        move |ctx: &TaskContext| {
-            let path = files[ctx.partition() as usize].clone();
-            Box::new(lines.iter(ctx).enumerate().filter_map(move |(i, l)| {
-                if l.trim().is_empty() {
-                    return None;
-                }
-                match serde_json::from_str::<T>(&l) {
-                    Ok(v) => Some(v),
-                    Err(e) => {
-                        let msg =
-                            format!("{}:{}: malformed JSON record: {e}", path.display(), i + 1);
-                        policy.handle(ctx, msg);
-                        None
+    let n = files.len() as u32;
+    Ok(Dataset::from_fn(n, move |ctx: &TaskContext| {
+        let parts = partition_files(ctx, &files);
+        Box::new(parts.into_iter().flat_map(move |(path, len)| {
+            let name = path.display().to_string();
+            // Behind a yield point, which also stops at the first failure (a malformed line
+            // under `Malformed::Fail`) instead of reading on.
+            yielding(ctx, read_lines_max(ctx, path, len, MAX_RECORD_LINE))
+                .enumerate()
+                .filter_map(move |(i, l)| {
+                    if l.trim().is_empty() {
+                        return None;
                     }
-                }
-            }))
-        },
-    ))
+                    match serde_json::from_str::<T>(&l) {
+                        Ok(v) => Some(v),
+                        Err(e) => {
+                            let msg = format!("{name}:{}: malformed JSON record: {e}", i + 1);
+                            policy.handle(ctx, msg);
+                            None
+                        }
+                    }
+                })
+        }))
+    })
+    .reading_files(pattern))
 }
 
-/// Records of CSV files (with a header row) matching `pattern`, one partition per file. A row that
-/// does not parse fails the task with a message naming the file and the line number.
+/// Records of CSV files (with a header row) matching `pattern`, partitioned and snapshotted as
+/// [`text_files`]. A row that does not parse fails the task with a message naming the file and
+/// the line number.
 ///
 /// # Errors
 /// A message naming the pattern when it matches nothing.
@@ -251,39 +320,47 @@ pub fn csv_files_with<T: DeserializeOwned + 'static>(
     policy: Malformed,
 ) -> Result<Dataset<T>, String> {
     let files = Arc::new(list_files(pattern)?);
-    Ok(Dataset::from_fn(
-        files.len() as u32,
-        move |ctx: &TaskContext| {
-            let path = files[ctx.partition() as usize].clone();
-            let reader = match csv::Reader::from_path(&path) {
-                Ok(r) => r,
-                Err(e) => {
-                    ctx.fail(format!("cannot open {}: {e}", path.display()));
-                    return Box::new(std::iter::empty());
+    let n = files.len() as u32;
+    Ok(Dataset::from_fn(n, move |ctx: &TaskContext| {
+        let parts = partition_files(ctx, &files);
+        Box::new(
+            parts
+                .into_iter()
+                .flat_map(move |(path, len)| csv_rows::<T>(ctx, path, len, policy)),
+        )
+    })
+    .reading_files(pattern))
+}
+
+/// The rows of one CSV file, read up to `len` bytes.
+fn csv_rows<T: DeserializeOwned + 'static>(
+    ctx: &TaskContext,
+    path: PathBuf,
+    len: Option<u64>,
+    policy: Malformed,
+) -> Box<dyn Iterator<Item = T> + '_> {
+    let Some(f) = open_listed(ctx, &path, len) else {
+        return Box::new(std::iter::empty());
+    };
+    let mut rows = csv::Reader::from_reader(f).into_deserialize::<T>();
+    Box::new(std::iter::from_fn(move || {
+        loop {
+            match rows.next()? {
+                Ok(v) => {
+                    ctx.count_record();
+                    return Some(v);
                 }
-            };
-            let mut rows = reader.into_deserialize::<T>();
-            Box::new(std::iter::from_fn(move || {
-                loop {
-                    match rows.next()? {
-                        Ok(v) => {
-                            ctx.count_record();
-                            return Some(v);
-                        }
-                        Err(e) => {
-                            let line = e.position().map_or(0, |p| p.line());
-                            let msg =
-                                format!("{}:{line}: malformed CSV record: {e}", path.display());
-                            policy.handle(ctx, msg);
-                            if policy == Malformed::Fail || !ctx.yield_point() {
-                                return None;
-                            }
-                        }
+                Err(e) => {
+                    let line = e.position().map_or(0, |p| p.line());
+                    let msg = format!("{}:{line}: malformed CSV record: {e}", path.display());
+                    policy.handle(ctx, msg);
+                    if policy == Malformed::Fail || !ctx.yield_point() {
+                        return None;
                     }
                 }
-            }))
-        },
-    ))
+            }
+        }
+    }))
 }
 
 #[cfg(test)]
@@ -393,11 +470,11 @@ mod tests {
         let f = dir.path().join("a.txt");
         std::fs::write(&f, "ok\r\n0123456789\nlast").unwrap();
         let c = ctx(0, 0);
-        let got: Vec<String> = read_lines_max(&c, f.clone(), 10).collect();
+        let got: Vec<String> = read_lines_max(&c, f.clone(), None, 10).collect();
         assert_eq!(got, ["ok", "0123456789", "last"]);
         assert!(!c.has_failed());
         let c = ctx(0, 0);
-        let got: Vec<String> = read_lines_max(&c, f, 9).collect();
+        let got: Vec<String> = read_lines_max(&c, f, None, 9).collect();
         assert_eq!(got, ["ok"]);
         let e = c.take_error().unwrap();
         assert!(e.contains("a.txt:2") && e.contains("longer than 9"), "{e}");

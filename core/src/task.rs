@@ -8,6 +8,7 @@
 
 use crate::ids::{JobKind, TaskId};
 use crate::shuffle::{Blocks, ShuffleRead};
+use crate::source_snapshot::FileSlice;
 use crate::state::Broadcasts;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
@@ -180,6 +181,7 @@ pub struct TaskContext {
     fetch_failed: RefCell<Option<String>>,
     blocks: RefCell<Option<Arc<dyn Blocks>>>,
     reads: RefCell<Arc<Vec<ShuffleRead>>>,
+    files: RefCell<Option<Arc<Vec<FileSlice>>>>,
 }
 
 impl std::fmt::Debug for TaskContext {
@@ -216,6 +218,7 @@ impl TaskContext {
             fetch_failed: RefCell::new(None),
             blocks: RefCell::new(None),
             reads: RefCell::new(Arc::new(Vec::new())),
+            files: RefCell::new(None),
         }
     }
 
@@ -224,6 +227,19 @@ impl TaskContext {
     pub fn set_shuffle(&self, blocks: Arc<dyn Blocks>, reads: Vec<ShuffleRead>) {
         *self.blocks.borrow_mut() = Some(blocks);
         *self.reads.borrow_mut() = Arc::new(reads);
+    }
+
+    /// Give the task its files of the run's input snapshot (from the launch parameters; see
+    /// [`crate::source_snapshot`]).
+    pub fn set_input_files(&self, files: Vec<FileSlice>) {
+        *self.files.borrow_mut() = Some(Arc::new(files));
+    }
+
+    /// The task's files of the run's input snapshot; `None` when none were given (a context
+    /// built outside an executor, e.g. in a unit test: file sources then read their build-time
+    /// listing).
+    pub fn input_files(&self) -> Option<Arc<Vec<FileSlice>>> {
+        self.files.borrow().clone()
     }
 
     /// The executor's block store, if the task runs where there is one.

@@ -28,6 +28,15 @@ pub struct ExecutorStatus {
     pub suspect: bool,
 }
 
+/// The files a run read (its input snapshot, see `neptune_core::source_snapshot`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct InputSnapshot {
+    /// Files listed when the run began.
+    pub files: u64,
+    /// Their bytes at listing time: what the run's tasks read.
+    pub bytes: u64,
+}
+
 /// One job.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct JobStatus {
@@ -58,6 +67,10 @@ pub struct JobStatus {
     pub malformed_skipped: u64,
     /// Shuffle bytes written by the job's map tasks.
     pub shuffle_write_bytes: u64,
+    /// Input snapshot of the last committed run (jobs reading file sources): what its result
+    /// counts, as listed when the run began.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<InputSnapshot>,
     /// Why the job failed, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,

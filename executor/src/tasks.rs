@@ -1,6 +1,6 @@
-//! Driver messages into task runtime calls: launches (with shuffle input locations in
-//! `Launch.params`, and a preemption to carry out first), resumes, kills, broadcasts, run
-//! announcements and releases, receivers to start. Runtime events go back out through
+//! Driver messages into task runtime calls: launches (with shuffle input locations and the task's
+//! files of the run's input snapshot in `Launch.params`, and a preemption to carry out first),
+//! resumes, kills, broadcasts, run announcements and releases, receivers to start. Runtime events go back out through
 //! [`Updates`]; a launch parked behind its preemption victim starts when the victim's core is
 //! free.
 
@@ -11,7 +11,7 @@ use crate::runtime::{RuntimeError, RuntimeEvent, TaskBody, TaskRuntime};
 use crate::updates::Updates;
 use neptune_core::app::App;
 use neptune_core::ids::{JobKind, TaskId};
-use neptune_core::shuffle::ShuffleRead;
+use neptune_core::source_snapshot::LaunchParams;
 use neptune_core::state::{BroadcastStats, Broadcasts};
 use neptune_proto::{DriverMessage, Heartbeat, driver_message};
 use std::collections::HashMap;
@@ -134,8 +134,8 @@ impl Tasks {
             return;
         };
         let id = key.id();
-        let reads: Vec<ShuffleRead> = if l.params.is_empty() {
-            Vec::new()
+        let params: LaunchParams = if l.params.is_empty() {
+            LaunchParams::default()
         } else {
             match postcard::from_bytes(&l.params) {
                 Ok(r) => r,
@@ -155,8 +155,12 @@ impl Tasks {
             Some(stage) if id.partition < stage.partitions => {
                 let f = stage.run_task.clone();
                 let blocks = self.blocks.clone();
+                let LaunchParams { reads, files } = params;
                 Box::new(move |ctx| {
                     ctx.set_shuffle(blocks, reads);
+                    if let Some(files) = files {
+                        ctx.set_input_files(files);
+                    }
                     f(ctx)
                 })
             }

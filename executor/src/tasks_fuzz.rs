@@ -9,7 +9,7 @@ use super::*;
 use crate::metrics::ExecutorMetrics;
 use crate::runtime::RuntimeEvent;
 use neptune_core::config::Config;
-use neptune_core::shuffle::MapLoc;
+use neptune_core::shuffle::{MapLoc, ShuffleRead};
 use neptune_core::{Dataset, TaskId};
 use neptune_proto::{ExecutorMessage, TaskKey, executor_message, task_update};
 use proptest::prelude::*;
@@ -46,10 +46,13 @@ fn params() -> impl Strategy<Value = Vec<u8>> {
             addr: "127.0.0.1:1".into(),
             max_block: u64::MAX,
         };
-        postcard::to_stdvec(&vec![ShuffleRead {
-            stage,
-            maps: vec![loc; maps],
-        }])
+        postcard::to_stdvec(&LaunchParams {
+            reads: vec![ShuffleRead {
+                stage,
+                maps: vec![loc; maps],
+            }],
+            files: None,
+        })
         .unwrap()
     });
     prop_oneof![

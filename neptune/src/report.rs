@@ -31,6 +31,10 @@ pub struct JobReport {
     pub malformed_skipped: u64,
     /// Shuffle bytes written by the job's map tasks.
     pub shuffle_write_bytes: u64,
+    /// Files and bytes the last committed run read (jobs reading file sources): its input
+    /// snapshot, listed when the run began.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub input: Option<neptune_driver::status::InputSnapshot>,
 }
 
 /// The report.
@@ -82,6 +86,7 @@ impl Report {
                     latency_series: j.latency_series.clone(),
                     malformed_skipped: j.malformed_skipped,
                     shuffle_write_bytes: j.shuffle_write_bytes,
+                    input: j.input,
                 })
                 .collect(),
             totals: st.totals.clone(),

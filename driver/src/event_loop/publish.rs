@@ -87,6 +87,7 @@ impl EventLoop {
                     result: st.last_result.clone(),
                     malformed_skipped: st.malformed_skipped,
                     shuffle_write_bytes: st.shuffle_write_bytes,
+                    input: st.input,
                     failed: st.failed.clone(),
                 }
             })

@@ -8,7 +8,8 @@ use crate::registration::Registration;
 use crate::scheduler::Policy;
 use crate::server::{OUTBOX_CAPACITY, Welcomed};
 use neptune_core::config::Config;
-use neptune_core::shuffle::{LocalBlocks, ShuffleRead};
+use neptune_core::shuffle::LocalBlocks;
+use neptune_core::source_snapshot::LaunchParams;
 use neptune_core::{Dataset, TaskContext};
 use neptune_proto::{TaskUpdate, task_update};
 use proptest::prelude::*;
@@ -127,13 +128,16 @@ fn run_one(lp: &mut EventLoop, peer: &mut Peer, app: &App, blocks: &Arc<LocalBlo
     };
     let key = l.task.expect("launches carry a key");
     let id = key.id();
-    let reads: Vec<ShuffleRead> = if l.params.is_empty() {
-        Vec::new()
+    let params: LaunchParams = if l.params.is_empty() {
+        LaunchParams::default()
     } else {
         postcard::from_bytes(&l.params).expect("driver params decode")
     };
     let ctx = TaskContext::detached(id, JobKind::Batch);
-    ctx.set_shuffle(blocks.clone(), reads);
+    ctx.set_shuffle(blocks.clone(), params.reads);
+    if let Some(files) = params.files {
+        ctx.set_input_files(files);
+    }
     let result = (app.jobs()[id.job as usize].stages[id.stage as usize].run_task)(&ctx);
     let state = match result {
         Ok(result) => task_update::State::Succeeded(neptune_proto::Succeeded {

@@ -24,8 +24,10 @@
 //! - Resubmitted tasks get attempt numbers from [`RESUBMIT_ATTEMPT`] up, distinct from the
 //!   scheduler's own re-queue attempts.
 
+use crate::status::InputSnapshot;
 use neptune_core::app::StageDef;
 use neptune_core::shuffle::MapStatus;
+use neptune_core::source_snapshot::{FileSlice, SnapshotError, snapshot};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -99,11 +101,30 @@ pub(crate) struct Finished {
     pub shuffle_bytes: u64,
 }
 
+/// A run's input snapshot: for each file source (pattern) its files by partition.
+pub(crate) type Inputs = BTreeMap<String, Vec<Vec<FileSlice>>>;
+
+/// List every file source the stages read, once each (stages of one pipeline, e.g. a sort's
+/// sample and partitioning stages, share a source and so its snapshot).
+pub(crate) fn snapshot_inputs(stages: &[StageDef]) -> Result<Inputs, SnapshotError> {
+    let mut inputs = Inputs::new();
+    for s in stages {
+        for pattern in &s.inputs {
+            if !inputs.contains_key(pattern) {
+                inputs.insert(pattern.clone(), snapshot(pattern, s.partitions)?);
+            }
+        }
+    }
+    Ok(inputs)
+}
+
 /// One run in flight.
 pub(crate) struct RunState {
     pub due: Duration,
     /// Records read by the run's tasks (each task counted once).
     pub records: u64,
+    /// The run's input snapshot: for each file source (pattern) its files by partition.
+    pub inputs: Inputs,
     stages: Vec<StageRun>,
 }
 
@@ -118,6 +139,7 @@ impl RunState {
         Self {
             due,
             records: 0,
+            inputs: Inputs::new(),
             stages: stages
                 .iter()
                 .map(|s| StageRun {
@@ -126,6 +148,26 @@ impl RunState {
                 })
                 .collect(),
         }
+    }
+
+    /// Files and bytes of the run's input snapshot.
+    pub fn input_totals(&self) -> InputSnapshot {
+        let mut t = InputSnapshot::default();
+        for f in self.inputs.values().flatten().flatten() {
+            t.files += 1;
+            t.bytes = t.bytes.saturating_add(f.len);
+        }
+        t
+    }
+
+    /// The files task `partition` of a stage reading `patterns` reads in this run.
+    pub fn files_of(&self, patterns: &[String], partition: u32) -> Vec<FileSlice> {
+        patterns
+            .iter()
+            .filter_map(|p| self.inputs.get(p)?.get(partition as usize))
+            .flatten()
+            .cloned()
+            .collect()
     }
 
     /// Whether every output (or result) of stage `s` is available.

@@ -31,6 +31,7 @@ const BROADCAST_OVERHEAD: u64 = 64;
 
 use crate::scheduler::TaskSpec;
 use crate::stats::{Latencies, Warmup};
+use crate::status::InputSnapshot;
 use lineage::RunState;
 use neptune_core::app::{App, CommitCtx};
 use neptune_core::ids::{JobKind, TaskId};
@@ -60,6 +61,8 @@ pub struct JobStats {
     pub shuffle_write_bytes: u64,
     /// Map tasks run again because their outputs were lost.
     pub recomputed: u64,
+    /// Input snapshot of the last committed run, for jobs reading file sources.
+    pub input: Option<InputSnapshot>,
 }
 
 struct JobState {
@@ -274,8 +277,28 @@ impl JobManager {
             return;
         }
         let run = self.jobs[j].next_run;
+        // The run's input snapshot: every file source is listed once, here, and each task reads
+        // exactly its share (see `neptune_core::source_snapshot`).
+        let inputs = match lineage::snapshot_inputs(&self.app.jobs()[j].stages) {
+            Ok(inputs) => inputs,
+            Err(e) => {
+                self.fail_job_into(j, &format!("run {run}: {e}"), step);
+                return;
+            }
+        };
         self.jobs[j].next_run += 1;
-        let st = RunState::new(due, &self.app.jobs()[j].stages);
+        let mut st = RunState::new(due, &self.app.jobs()[j].stages);
+        if !inputs.is_empty() {
+            st.inputs = inputs;
+            let t = st.input_totals();
+            tracing::info!(
+                job = j,
+                run,
+                files = t.files,
+                bytes = t.bytes,
+                "input snapshot"
+            );
+        }
         self.jobs[j].active.insert(run, st);
         if self.reads_receivers(j) {
             step.opened.push((j as u32, run));
@@ -471,6 +494,9 @@ impl JobManager {
                 let job = &mut self.jobs[j];
                 job.stats.runs += 1;
                 job.stats.last_result = v;
+                if !st.inputs.is_empty() {
+                    job.stats.input = Some(st.input_totals());
+                }
                 if job.kind == JobKind::Stream {
                     let latency = now.saturating_sub(st.due);
                     let at = now.saturating_sub(self.started_at.unwrap_or_default());
@@ -559,5 +585,7 @@ impl JobManager {
 
 #[cfg(test)]
 mod limits_tests;
+#[cfg(test)]
+mod snapshot_tests;
 #[cfg(test)]
 mod tests;

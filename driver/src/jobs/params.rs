@@ -1,9 +1,10 @@
 //! What travels with a task: the parameters of its launch (where the shuffle outputs and
-//! receivers it reads are) and the check of what its success reports (a map task's status).
+//! receivers it reads are, and its files of the run's input snapshot) and the check of what its success reports (a map task's status).
 
 use super::JobManager;
 use neptune_core::ids::TaskId;
 use neptune_core::shuffle::{MapLoc, ShuffleRead};
+use neptune_core::source_snapshot::LaunchParams;
 use neptune_core::source_socket::RECEIVER_STAGE;
 
 /// Why a task must not launch now (see [`JobManager::params_for`]).
@@ -28,7 +29,10 @@ impl JobManager {
     /// Launch parameters of task `id`: where the map outputs its stage reads live, with each
     /// executor's block server address from `addr_of`, then where the receivers it reads run
     /// (stage `RECEIVER_STAGE | index`; no location when the receiver is not placed, which
-    /// fails the task with a message naming the receiver).
+    /// fails the task with a message naming the receiver), then, for a stage reading a file
+    /// source, the task's files of the run's input snapshot ([`LaunchParams`]). A launch too
+    /// large for `grpc.max_message_bytes` (a run of very many files over few partitions) fails
+    /// the job with a message naming that limit (checked by the caller).
     ///
     /// # Errors
     /// [`LaunchBlocked`] when the task must not launch now; the caller returns it to the
@@ -49,7 +53,7 @@ impl JobManager {
             .stages
             .get(id.stage as usize)
             .ok_or(LaunchBlocked::RunOver)?;
-        if stage.reads.is_empty() && stage.receivers.is_empty() {
+        if stage.reads.is_empty() && stage.receivers.is_empty() && stage.inputs.is_empty() {
             return Ok(Vec::new());
         }
         let mut out = Vec::with_capacity(stage.reads.len() + stage.receivers.len());
@@ -87,7 +91,12 @@ impl JobManager {
                 maps,
             });
         }
-        postcard::to_stdvec(&out).map_err(LaunchBlocked::Encode)
+        let params = LaunchParams {
+            reads: out,
+            // The task's share of the run's input snapshot (listed when the run began).
+            files: (!stage.inputs.is_empty()).then(|| st.files_of(&stage.inputs, id.partition)),
+        };
+        postcard::to_stdvec(&params).map_err(LaunchBlocked::Encode)
     }
 
     /// Whether `result` is a result task `id` can have: a map task's must be a [`MapStatus`]

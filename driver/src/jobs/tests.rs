@@ -2,7 +2,8 @@
 
 use super::*;
 use neptune_core::config::Config;
-use neptune_core::shuffle::{MapStatus, ShuffleRead};
+use neptune_core::shuffle::MapStatus;
+use neptune_core::source_snapshot::LaunchParams;
 use neptune_core::source_socket::RECEIVER_STAGE;
 use neptune_core::{Dataset, TaskContext};
 
@@ -135,7 +136,7 @@ fn reduce_tasks_prefer_the_executor_holding_most_of_their_input() {
     let params = m
         .params_for(reduces[0].id, |e| Some(format!("{e}:1")))
         .unwrap();
-    let reads: Vec<ShuffleRead> = postcard::from_bytes(&params).unwrap();
+    let reads = postcard::from_bytes::<LaunchParams>(&params).unwrap().reads;
     assert_eq!(reads[0].stage, 0);
     assert_eq!(reads[0].maps[1].addr, "e1:1");
 }
@@ -192,7 +193,7 @@ fn tasks_reading_a_receiver_prefer_its_executor_are_told_where_it_runs_and_relea
     let params = m
         .params_for(tasks[0].id, |e| Some(format!("{e}:7")))
         .unwrap();
-    let reads: Vec<ShuffleRead> = postcard::from_bytes(&params).unwrap();
+    let reads = postcard::from_bytes::<LaunchParams>(&params).unwrap().reads;
     assert_eq!(reads.len(), 1);
     assert_eq!(reads[0].stage, RECEIVER_STAGE);
     assert_eq!(reads[0].maps[0].executor, "e1");
@@ -201,7 +202,7 @@ fn tasks_reading_a_receiver_prefer_its_executor_are_told_where_it_runs_and_relea
     // instead of reading another executor's data.
     m.place_receiver(0, None);
     let params = m.params_for(tasks[0].id, |e| Some(e.to_string())).unwrap();
-    let reads: Vec<ShuffleRead> = postcard::from_bytes(&params).unwrap();
+    let reads = postcard::from_bytes::<LaunchParams>(&params).unwrap().reads;
     assert!(reads[0].maps.is_empty());
     let r = postcard::to_stdvec(&0u64).unwrap();
     m.task_succeeded(ms(101), tasks[0].id, r.clone(), 0, "e1");
@@ -312,7 +313,7 @@ fn a_join_reduce_stage_is_submitted_only_when_both_map_stages_are_complete() {
     let params = m
         .params_for(reduces[0].id, |e| Some(format!("{e}:1")))
         .unwrap();
-    let reads: Vec<ShuffleRead> = postcard::from_bytes(&params).unwrap();
+    let reads = postcard::from_bytes::<LaunchParams>(&params).unwrap().reads;
     let shape: Vec<(u32, usize)> = reads.iter().map(|r| (r.stage, r.maps.len())).collect();
     assert_eq!(shape, vec![(0, 2), (1, 3)], "both sides, by input slot");
     assert!(reduce_done(&mut m, 2, 0).committed.is_empty());
