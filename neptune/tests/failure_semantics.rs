@@ -106,6 +106,30 @@ fn executors_lost(http: &str) -> Option<u64> {
     status(http)?["totals"]["executors_lost"].as_u64()
 }
 
+/// Waits (at most `within`) for `child` to exit and asserts it failed with `needle` in its stderr.
+fn exits_non_zero_naming(child: Child, within: Duration, needle: &str) {
+    let out = wait_with_timeout(child, within);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected a non-zero exit\n{err}");
+    assert!(err.contains(needle), "expected `{needle}` in:\n{err}");
+}
+
+/// Asserts the disturbed run's `batch` result equals one of `workload` on an undisturbed
+/// single-executor cluster.
+fn batch_result_as_undisturbed(
+    dir: &tempfile::TempDir,
+    disturbed: &serde_json::Value,
+    workload: &[&str],
+) {
+    let undisturbed = report_path(dir, "undisturbed");
+    run_ok(local("synthetic", 1, &undisturbed, workload));
+    let u = read_report(&undisturbed);
+    assert_eq!(
+        job(disturbed, "batch")["result"],
+        job(&u, "batch")["result"]
+    );
+}
+
 /// A long batch job that keeps the app busy while the test disturbs it.
 const BUSY: [&str; 3] = [
     "batch.records=100000000",
@@ -129,13 +153,8 @@ fn an_executor_leaves_a_silent_driver_and_exits_non_zero_naming_the_timeout() {
     // The driver's process stops; its kernel still ACKs, so only the application-level
     // keep-alive can tell.
     signal("STOP", d.id());
-    let out = wait_with_timeout(exec, Duration::from_secs(60));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "an executor whose driver is silent must exit non-zero\n{err}"
-    );
-    assert!(err.contains("heartbeat.driver_timeout_ms"), "{err}");
+    // An executor whose driver is silent exits non-zero.
+    exits_non_zero_naming(exec, Duration::from_secs(60), "heartbeat.driver_timeout_ms");
 }
 
 #[test]
@@ -181,10 +200,7 @@ fn a_dropped_executor_registers_again_in_the_same_process_and_the_result_stays_e
     assert!(out.status.success(), "the run failed after the drop");
     let r = read_report(&report);
     assert_eq!(job(&r, "batch")["runs"], 6);
-    let undisturbed = report_path(&dir, "undisturbed");
-    run_ok(local("synthetic", 1, &undisturbed, &workload));
-    let u = read_report(&undisturbed);
-    assert_eq!(job(&r, "batch")["result"], job(&u, "batch")["result"]);
+    batch_result_as_undisturbed(&dir, &r, &workload);
 }
 
 #[test]
@@ -197,13 +213,8 @@ fn a_driver_left_without_executors_fails_the_app_naming_the_timeout() {
         registered(&http).filter(|r| r == &["exec-0"])
     });
     sigkill(exec.id());
-    let out = wait_with_timeout(d, Duration::from_secs(60));
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "a driver without executors must fail\n{err}"
-    );
-    assert!(err.contains("driver.no_executors_timeout_ms"), "{err}");
+    // A driver without executors fails.
+    exits_non_zero_naming(d, Duration::from_secs(60), "driver.no_executors_timeout_ms");
 }
 
 #[test]
@@ -337,10 +348,7 @@ fn neptune_local_restarts_a_killed_executor_and_the_result_stays_exact() {
     );
     let r = read_report(&report);
     assert_eq!(job(&r, "batch")["runs"], 6);
-    let undisturbed = report_path(&dir, "undisturbed");
-    run_ok(local("synthetic", 1, &undisturbed, &workload));
-    let u = read_report(&undisturbed);
-    assert_eq!(job(&r, "batch")["result"], job(&u, "batch")["result"]);
+    batch_result_as_undisturbed(&dir, &r, &workload);
 }
 
 #[test]
@@ -451,8 +459,5 @@ fn an_unacknowledged_launch_is_relaunched_elsewhere_and_the_silent_executor_is_s
     );
     let r = read_report(&report);
     assert_eq!(job(&r, "batch")["runs"], 1);
-    let undisturbed = report_path(&dir, "undisturbed");
-    run_ok(local("synthetic", 1, &undisturbed, &workload));
-    let u = read_report(&undisturbed);
-    assert_eq!(job(&r, "batch")["result"], job(&u, "batch")["result"]);
+    batch_result_as_undisturbed(&dir, &r, &workload);
 }

@@ -63,70 +63,38 @@ impl Scheduler {
     /// # Errors
     /// [`Ignored`] saying why the task event would be ignored.
     pub fn check(&self, event: &Event) -> Result<(), Ignored> {
+        if let Event::LaunchCancelled {
+            id,
+            attempt,
+            executor,
+        } = event
+        {
+            return self.launched(*id, *attempt, executor).map(|_| ());
+        }
+        let Some((id, attempt, executor)) = event.task_report() else {
+            return Ok(());
+        };
         match event {
-            Event::TaskSuspended {
-                id,
-                attempt,
-                executor,
-            } => match self.holder(*id, *attempt, executor)?.1 {
+            // Also a late one, of a launch that timed out on that executor (it clears its
+            // suspicion; it changes no task).
+            Event::TaskAcknowledged { .. } => match self.launched(id, attempt, executor) {
+                Ok(_) => Ok(()),
+                Err(_) if self.late_ack(id, attempt, executor).is_some() => Ok(()),
+                Err(why) => Err(why),
+            },
+            Event::TaskSuspended { .. } => match self.holder(id, attempt, executor)?.1 {
                 TaskState::Preempting {
                     how: PreemptHow::Suspend,
                     ..
                 } => Ok(()),
                 _ => Err(Ignored::NotAsked),
             },
-            Event::TaskResumed {
-                id,
-                attempt,
-                executor,
-            } => match self.holder(*id, *attempt, executor)?.1 {
-                TaskState::Running { .. } if self.tasks[id].resume_pending => Ok(()),
+            Event::TaskResumed { .. } => match self.holder(id, attempt, executor)?.1 {
+                TaskState::Running { .. } if self.tasks[&id].resume_pending => Ok(()),
                 _ => Err(Ignored::NotAsked),
             },
-            Event::TaskFinished {
-                id,
-                attempt,
-                executor,
-            }
-            | Event::TaskFailed {
-                id,
-                attempt,
-                executor,
-                ..
-            }
-            | Event::TaskReturned {
-                id,
-                attempt,
-                executor,
-            }
-            | Event::TaskKilled {
-                id,
-                attempt,
-                executor,
-                ..
-            } => self.holder(*id, *attempt, executor).map(|_| ()),
-            Event::LaunchCancelled {
-                id,
-                attempt,
-                executor,
-            } => self.launched(*id, *attempt, executor).map(|_| ()),
-            // Also a late one, of a launch that timed out on that executor (it clears its
-            // suspicion; it changes no task).
-            Event::TaskAcknowledged {
-                id,
-                attempt,
-                executor,
-            } => match self.launched(*id, *attempt, executor) {
-                Ok(_) => Ok(()),
-                Err(_) if self.late_ack(*id, *attempt, executor).is_some() => Ok(()),
-                Err(why) => Err(why),
-            },
-            Event::ExecutorRegistered { .. }
-            | Event::ExecutorLost { .. }
-            | Event::Heartbeat { .. }
-            | Event::TasksSubmitted { .. }
-            | Event::JobCancelled { .. }
-            | Event::Tick => Ok(()),
+            // Finished, failed, returned, killed.
+            _ => self.holder(id, attempt, executor).map(|_| ()),
         }
     }
 

@@ -171,6 +171,60 @@ pub enum Event {
     Tick,
 }
 
+impl Event {
+    /// `(task, attempt, reporting executor)` of an executor's report about one task attempt
+    /// (suspended, resumed, finished, failed, returned, killed, acknowledged); `None` for every
+    /// other event, including the driver's own [`Event::LaunchCancelled`].
+    pub fn task_report(&self) -> Option<(TaskId, u32, &str)> {
+        match self {
+            Event::TaskAcknowledged {
+                id,
+                attempt,
+                executor,
+            }
+            | Event::TaskSuspended {
+                id,
+                attempt,
+                executor,
+            }
+            | Event::TaskResumed {
+                id,
+                attempt,
+                executor,
+            }
+            | Event::TaskFinished {
+                id,
+                attempt,
+                executor,
+            }
+            | Event::TaskFailed {
+                id,
+                attempt,
+                executor,
+                ..
+            }
+            | Event::TaskReturned {
+                id,
+                attempt,
+                executor,
+            }
+            | Event::TaskKilled {
+                id,
+                attempt,
+                executor,
+                ..
+            } => Some((*id, *attempt, executor.as_str())),
+            Event::ExecutorRegistered { .. }
+            | Event::ExecutorLost { .. }
+            | Event::Heartbeat { .. }
+            | Event::TasksSubmitted { .. }
+            | Event::LaunchCancelled { .. }
+            | Event::JobCancelled { .. }
+            | Event::Tick => None,
+        }
+    }
+}
+
 /// How a [`Preempt`] frees its slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -332,45 +332,8 @@ impl Scheduler {
     /// An event from the executor holding the current attempt of its task acknowledges that
     /// launch and clears the executor's suspicion. Stale and forged events acknowledge nothing.
     pub(super) fn note_ack(&mut self, event: &Event) {
-        let (id, attempt, executor) = match event {
-            Event::TaskAcknowledged {
-                id,
-                attempt,
-                executor,
-            }
-            | Event::TaskSuspended {
-                id,
-                attempt,
-                executor,
-            }
-            | Event::TaskResumed {
-                id,
-                attempt,
-                executor,
-            }
-            | Event::TaskFinished {
-                id,
-                attempt,
-                executor,
-            }
-            | Event::TaskFailed {
-                id,
-                attempt,
-                executor,
-                ..
-            }
-            | Event::TaskReturned {
-                id,
-                attempt,
-                executor,
-            }
-            | Event::TaskKilled {
-                id,
-                attempt,
-                executor,
-                ..
-            } => (*id, *attempt, executor.as_str()),
-            _ => return,
+        let Some((id, attempt, executor)) = event.task_report() else {
+            return;
         };
         let seq = match self.launched(id, attempt, executor) {
             Ok((seq, _)) => {
