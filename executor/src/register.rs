@@ -25,6 +25,10 @@ use tonic::transport::Channel;
 /// Pause between two registrations refused because the id's old session still lives.
 const RETRY_TAKEN_ID: Duration = Duration::from_millis(500);
 
+/// The least time given to one registration's welcome, however little of the connect timeout
+/// is left (a driver that answered "id taken" just before the deadline gets this much more).
+const MIN_WELCOME_WAIT: Duration = Duration::from_secs(1);
+
 /// A registered executor: what the driver's welcome said, and the session stream.
 pub(crate) struct Registered {
     /// The id the driver confirmed or assigned.
@@ -46,9 +50,12 @@ pub(crate) struct Registered {
 }
 
 /// Open the session stream and register with `offer`; retry while the driver says the id is
-/// taken, until `cfg.connect_timeout`.
+/// taken, until `cfg.connect_timeout`, which also bounds the wait for each welcome: a stopped
+/// driver's kernel still accepts the stream, and HTTP/2 keep-alive would notice only after tens
+/// of seconds.
 ///
 /// # Errors
+/// [`ExecutorError::NoWelcome`] when the driver does not answer in time,
 /// [`ExecutorError::Refused`] with the driver's reason, [`ExecutorError::BadWelcome`] when the
 /// welcome is malformed, [`ExecutorError::App`] when the app cannot be built here.
 pub(crate) async fn register(
@@ -59,7 +66,19 @@ pub(crate) async fn register(
 ) -> Result<Registered, ExecutorError> {
     let deadline = Instant::now() + cfg.connect_timeout;
     loop {
-        match attempt(client, cfg, offer.clone()).await {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(answered) = tokio::time::timeout(
+            left.max(MIN_WELCOME_WAIT),
+            attempt(client, cfg, offer.clone()),
+        )
+        .await
+        else {
+            return Err(ExecutorError::NoWelcome {
+                url: cfg.driver_url.clone(),
+                timeout: cfg.connect_timeout,
+            });
+        };
+        match answered {
             Err(s) if s.code() == tonic::Code::AlreadyExists && Instant::now() < deadline => {
                 tracing::warn!(reason = s.message(), "executor id in use; retrying");
                 tokio::time::sleep(RETRY_TAKEN_ID).await;

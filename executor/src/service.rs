@@ -96,6 +96,17 @@ pub enum ExecutorError {
         /// Why.
         reason: String,
     },
+    /// The driver accepted the connection but sent no welcome in time (a stopped or wedged
+    /// driver: its kernel still accepts connections).
+    #[error(
+        "the driver at {url} did not answer the registration within {timeout:?} (--connect-timeout)"
+    )]
+    NoWelcome {
+        /// URL.
+        url: String,
+        /// The connect timeout.
+        timeout: Duration,
+    },
     /// The driver's welcome is malformed (a driver of another version, or not a driver).
     #[error("the driver at {url} sent an invalid welcome: {reason}")]
     BadWelcome {
@@ -410,7 +421,9 @@ async fn sessions(
         .when(|e| {
             matches!(
                 e,
-                ExecutorError::Refused { .. } | ExecutorError::Connect { .. }
+                ExecutorError::Refused { .. }
+                    | ExecutorError::Connect { .. }
+                    | ExecutorError::NoWelcome { .. }
             )
         })
         .notify(

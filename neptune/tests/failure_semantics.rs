@@ -80,11 +80,17 @@ fn driver_reporting(
 
 /// A standalone `neptune executor --insecure` of the driver at `grpc`.
 fn executor(grpc: &str, id: &str) -> Child {
+    executor_with(grpc, id, &[])
+}
+
+/// [`executor`] with more flags.
+fn executor_with(grpc: &str, id: &str, flags: &[&str]) -> Child {
     neptune()
         .args(["executor", "--driver", &format!("http://{grpc}")])
         .args(["--id", id, "--cores", "1", "--memory", "256Mi"])
         .args(["--http", "127.0.0.1:0", "--block-listen", "127.0.0.1:0"])
         .arg("--insecure")
+        .args(flags)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -201,6 +207,39 @@ fn a_dropped_executor_registers_again_in_the_same_process_and_the_result_stays_e
     let r = read_report(&report);
     assert_eq!(job(&r, "batch")["runs"], 6);
     batch_result_as_undisturbed(&dir, &r, &workload);
+}
+
+#[test]
+fn a_dropped_executor_that_cannot_register_again_exits_non_zero_after_its_attempts() {
+    let mut sets = BUSY.to_vec();
+    sets.extend([
+        "heartbeat.interval_ms=50",
+        "heartbeat.timeout_ms=500",
+        "executor.rejoin_attempts=2",
+    ]);
+    let (d, grpc, http) = driver(1, &sets);
+    let d = Reap(Some(d));
+    let exec = Reap(Some(executor_with(
+        &grpc,
+        "exec-0",
+        &["--connect-timeout", "2s"],
+    )));
+    wait_for(Duration::from_secs(60), "the executor to register", || {
+        registered(&http).filter(|r| r == &["exec-0"])
+    });
+    // Silent past the heartbeat timeout: the driver drops it and tells it to rejoin.
+    signal("STOP", exec.id());
+    wait_for(Duration::from_secs(60), "the driver to drop exec-0", || {
+        executors_lost(&http).filter(|n| *n >= 1)
+    });
+    // Then the driver wedges: its kernel still accepts connections, nothing answers.
+    signal("STOP", d.id());
+    signal("CONT", exec.id());
+    exits_non_zero_naming(
+        exec.take(),
+        Duration::from_secs(60),
+        "could not register again within executor.rejoin_attempts = 2",
+    );
 }
 
 #[test]
