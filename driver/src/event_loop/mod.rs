@@ -469,8 +469,12 @@ impl EventLoop {
                 let key = TaskKey::new(task, self.attempt_of(task));
                 self.send_to(&executor, driver_message::Msg::Resume(key));
             }
-            Command::Kill { task, executor } => {
-                let key = TaskKey::new(task, self.attempt_of(task));
+            Command::Kill {
+                task,
+                attempt,
+                executor,
+            } => {
+                let key = TaskKey::new(task, attempt);
                 self.send_to(&executor, driver_message::Msg::Kill(key));
             }
             Command::DropExecutor { id, silent_for } => {

@@ -256,7 +256,7 @@ impl Scheduler {
         let now = now.max(self.now);
         self.now = now;
         self.expire_protections(now);
-        self.note_ack(&event);
+        self.note_ack(&event, out);
         match event {
             Event::ExecutorRegistered {
                 id,

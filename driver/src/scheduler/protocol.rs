@@ -286,10 +286,14 @@ pub enum Command {
         /// Its executor.
         executor: ExecutorId,
     },
-    /// Kill `task` on `executor` (its job was cancelled).
+    /// Kill attempt `attempt` of `task` on `executor`: its job was cancelled, or it is a stale
+    /// attempt (its launch timed out and the task was re-queued) that the executor turned out
+    /// to run after all.
     Kill {
         /// Task.
         task: TaskId,
+        /// The attempt to kill.
+        attempt: u32,
         /// Its executor.
         executor: ExecutorId,
     },

@@ -95,6 +95,7 @@ impl Scheduler {
         if self.tasks[&heir].cancelled {
             out.push(Command::Kill {
                 task: heir,
+                attempt: self.tasks[&heir].spec.attempt,
                 executor: self.execs.get(exec).name.clone(),
             });
         }
@@ -310,6 +311,7 @@ impl Scheduler {
             if let Some(exec) = kill_on {
                 out.push(Command::Kill {
                     task: id,
+                    attempt: self.tasks[&id].spec.attempt,
                     executor: self.execs.get(exec).name.clone(),
                 });
             }
@@ -331,7 +333,12 @@ impl Scheduler {
 
     /// An event from the executor holding the current attempt of its task acknowledges that
     /// launch and clears the executor's suspicion. Stale and forged events acknowledge nothing.
-    pub(super) fn note_ack(&mut self, event: &Event) {
+    ///
+    /// A late report of a launch that timed out (the task was re-queued meanwhile) also
+    /// clears the suspicion; if that stale attempt is still alive on the executor (the report
+    /// is not its end), it is killed: the scheduler gave its slot away when it re-queued the
+    /// task, and the executor must not run more tasks than it has cores.
+    pub(super) fn note_ack(&mut self, event: &Event, out: &mut Vec<Command>) {
         let Some((id, attempt, executor)) = event.task_report() else {
             return;
         };
@@ -343,7 +350,26 @@ impl Scheduler {
                 seq
             }
             Err(_) => match self.late_ack(id, attempt, executor) {
-                Some(seq) => seq,
+                Some(seq) => {
+                    self.execs.with_mut(seq, |e| {
+                        e.timed_out.remove(&(id, attempt));
+                    });
+                    let alive = matches!(
+                        event,
+                        Event::TaskAcknowledged { .. }
+                            | Event::TaskSuspended { .. }
+                            | Event::TaskResumed { .. }
+                    );
+                    if alive {
+                        debug!(task = %id, attempt, executor, "killing a stale attempt that turned up late");
+                        out.push(Command::Kill {
+                            task: id,
+                            attempt,
+                            executor: executor.to_string(),
+                        });
+                    }
+                    seq
+                }
                 None => return,
             },
         };

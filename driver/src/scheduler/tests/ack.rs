@@ -90,6 +90,62 @@ fn a_late_acknowledgement_of_the_timed_out_launch_clears_the_suspicion() {
 }
 
 #[test]
+fn a_stale_attempt_that_turns_up_late_is_killed_before_its_slot_is_reused() {
+    let mut c = acking(1000).executor("e0", 1).executor("e1", 1).build();
+    c.submit_ids([b(0), b(1), b(2)]);
+    let (slow, _) = c.placement_of(b(0));
+    let other = c.placement_of(b(1)).0;
+    ack(&mut c, b(1));
+    c.advance_ms(1001).tick();
+    // b(0) attempt 1 runs on the healthy executor once it is free.
+    let cmds = c.finish(b(1));
+    assert_eq!(launches(&cmds), vec![on(b(0), &other)]);
+    // The slow executor wakes up still running attempt 0: the scheduler gave its slot away, so
+    // that attempt is killed before the slot's next task (b(2)) is sent there.
+    let cmds = c.send(Event::TaskAcknowledged {
+        id: b(0),
+        attempt: 0,
+        executor: slow.clone(),
+    });
+    let kill = Command::Kill {
+        task: b(0),
+        attempt: 0,
+        executor: slow.clone(),
+    };
+    let at = |cmd: &Command| cmds.iter().position(|c| c == cmd);
+    let kill_at = at(&kill).unwrap_or_else(|| panic!("no kill of the stale attempt: {cmds:?}"));
+    let launch_at = cmds
+        .iter()
+        .position(|c| matches!(c, Command::Launch { task, executor, .. } if task.id == b(2) && *executor == slow))
+        .unwrap_or_else(|| panic!("b(2) not launched on {slow}: {cmds:?}"));
+    assert!(kill_at < launch_at, "{cmds:?}");
+    // Its end (killed) is stale: it frees nothing twice and counts nothing.
+    let killed = Event::TaskKilled {
+        id: b(0),
+        attempt: 0,
+        executor: slow.clone(),
+        records_lost: 0,
+    };
+    assert!(c.sched.check(&killed).is_err());
+    // A late report that is the attempt's end asks for no kill.
+    let mut c = acking(1000).executor("e0", 1).executor("e1", 1).build();
+    c.submit_ids([b(0), b(1)]);
+    let (slow, _) = c.placement_of(b(0));
+    ack(&mut c, b(1));
+    c.advance_ms(1001).tick();
+    let cmds = c.send(Event::TaskFinished {
+        id: b(0),
+        attempt: 0,
+        executor: slow.clone(),
+    });
+    assert!(
+        !cmds.iter().any(|c| matches!(c, Command::Kill { .. })),
+        "{cmds:?}"
+    );
+    assert!(!c.executor(&slow).suspect);
+}
+
+#[test]
 fn stale_or_forged_acknowledgements_acknowledge_nothing() {
     let mut c = acking(1000).executor("e0", 1).executor("e1", 1).build();
     c.submit_ids([b(0)]);
