@@ -39,7 +39,11 @@ pub async fn run_local(
 ) -> anyhow::Result<i32> {
     let shape = resolve_shape(&args)?;
     if let Some(why) = &shape.why {
-        tracing::info!(executors = shape.executors, cores = shape.cores, "cluster shape: {why}");
+        tracing::info!(
+            executors = shape.executors,
+            cores = shape.cores,
+            "cluster shape: {why}"
+        );
         eprintln!("neptune local: {why}");
     }
     args.app.executors = Some(shape.executors);

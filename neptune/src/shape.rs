@@ -81,7 +81,9 @@ pub fn choose(
     }
     why += "; --executors and --cores choose)";
     if total > cpus as u64 {
-        why += &format!(" - more task workers than CPUs: latency figures include the oversubscription");
+        why += &format!(
+            " - more task workers than CPUs: latency figures include the oversubscription"
+        );
     }
     Shape {
         executors: e,

@@ -49,7 +49,13 @@ impl Processed {
     }
 
     /// A heartbeat of session `session` of executor `id`, received `at`.
-    pub(crate) fn heartbeat(&mut self, id: &str, session: u64, at: Duration, entries: &[JobRecords]) {
+    pub(crate) fn heartbeat(
+        &mut self,
+        id: &str,
+        session: u64,
+        at: Duration,
+        entries: &[JobRecords],
+    ) {
         if self.live.get(id).is_some_and(|l| l.session != session) {
             self.ended(id);
         }

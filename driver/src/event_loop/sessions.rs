@@ -198,8 +198,7 @@ impl EventLoop {
         }
         self.spilled.insert(id.clone(), metrics.spilled_bytes_total);
         let now = self.now();
-        self.processed
-            .heartbeat(&id, session, now, &hb.job_records);
+        self.processed.heartbeat(&id, session, now, &hb.job_records);
         // The executor's proof that this driver (its event loop, not just its kernel) is alive.
         self.send_to(
             &id,

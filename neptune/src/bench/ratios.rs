@@ -47,7 +47,12 @@ fn batch(r: &RunRecord) -> Option<f64> {
 const COMPARISONS: [(&str, bool, &str, Figure); 4] = [
     ("stream_p99_fifo_over_config", false, "fifo", p99),
     ("batch_config_over_fifo", true, "fifo", batch),
-    ("stream_p99_config_over_stream_alone", true, "stream-alone", p99),
+    (
+        "stream_p99_config_over_stream_alone",
+        true,
+        "stream-alone",
+        p99,
+    ),
     ("batch_config_over_batch_alone", true, "batch-alone", batch),
 ];
 
@@ -131,7 +136,11 @@ pub fn table(ratios: &[Ratio]) -> String {
     let _ = writeln!(
         s,
         "{:<16} {:>28} {:>28} {:>28} {:>28}",
-        "config", "fifo p99 / config p99", "config batch / fifo", "p99 / stream-alone", "batch / batch-alone"
+        "config",
+        "fifo p99 / config p99",
+        "config batch / fifo",
+        "p99 / stream-alone",
+        "batch / batch-alone"
     );
     let mut configs: Vec<&str> = Vec::new();
     for r in ratios {

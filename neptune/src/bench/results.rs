@@ -1,8 +1,8 @@
 //! Aggregation and output of bench runs: per-configuration medians over repetitions, the text
 //! table, and the raw results as CSV (`runs.csv`, `summary.csv`) and JSON (`results.json`).
 
-use super::runner::RunRecord;
 use super::ratios::Ratio;
+use super::runner::RunRecord;
 use super::stats::median;
 use serde::Serialize;
 use std::fmt::Write as _;
@@ -214,8 +214,7 @@ pub fn write_all(
     }
     w.flush()?;
     let path = dir.join("results.json");
-    let doc =
-        serde_json::json!({ "meta": meta, "summary": sums, "ratios": ratios, "runs": runs });
+    let doc = serde_json::json!({ "meta": meta, "summary": sums, "ratios": ratios, "runs": runs });
     std::fs::write(&path, serde_json::to_string_pretty(&doc)? + "\n")
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
@@ -265,7 +264,10 @@ mod tests {
         let runs = vec![rec("fair", 0, Some(12.0), 1.0), short];
         let s = summarise(&runs);
         let fair = find(&s, "", "fair").unwrap();
-        assert_eq!(fair.stream_p99_ms, None, "not a median of the runs that had it");
+        assert_eq!(
+            fair.stream_p99_ms, None,
+            "not a median of the runs that had it"
+        );
         assert_eq!(fair.stream_p99_9_ms, None);
         let t = table(&s, "");
         assert!(t.contains("n/a"), "{t}");

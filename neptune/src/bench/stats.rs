@@ -106,7 +106,11 @@ mod tests {
         assert_eq!(min_samples(0.95), 20);
         assert_eq!(min_samples(0.99), 100);
         assert_eq!(min_samples(0.999), 1000);
-        assert_eq!(gated(12.0, 99, 0.99), None, "p99 of 99 samples is their max");
+        assert_eq!(
+            gated(12.0, 99, 0.99),
+            None,
+            "p99 of 99 samples is their max"
+        );
         assert_eq!(gated(12.0, 100, 0.99), Some(12.0));
         assert_eq!(gated(30.0, 350, 0.999), None);
         assert_eq!(gated(30.0, 1000, 0.999), Some(30.0));
@@ -139,7 +143,10 @@ mod tests {
         let mut v: Vec<f64> = (1..=19).map(f64::from).collect();
         v.push(1000.0);
         let (lo, hi) = bootstrap_median_ci(&v, BOOTSTRAP_SEED).unwrap();
-        assert!((6.0..=7.0).contains(&lo) && (14.0..=15.0).contains(&hi), "{lo} {hi}");
+        assert!(
+            (6.0..=7.0).contains(&lo) && (14.0..=15.0).contains(&hi),
+            "{lo} {hi}"
+        );
         assert!(lo <= median(v.clone()) && median(v.clone()) <= hi);
     }
 
