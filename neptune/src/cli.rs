@@ -52,7 +52,7 @@ pub struct BenchArgs {
     /// Repetitions of every configuration (default 3, or 1 with --quick).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub reps: Option<u32>,
-    /// Length of each run (default 15s, or 6s with --quick).
+    /// Length of each run (default 15s, or 8s with --quick).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Executors per local cluster.
