@@ -81,9 +81,7 @@ pub fn choose(
     }
     why += "; --executors and --cores choose)";
     if total > cpus as u64 {
-        why += &format!(
-            " - more task workers than CPUs: latency figures include the oversubscription"
-        );
+        why += " - more task workers than CPUs: latency figures include the oversubscription";
     }
     Shape {
         executors: e,

@@ -69,7 +69,10 @@ fn quick_bench_writes_table_csv_json_and_plots_for_every_policy() {
         Some(p99) => assert!(p99 > 0.0 && lma["stream_count"].as_f64().unwrap() >= 100.0),
         None => assert!(stdout.contains("p99 n/a for"), "{stdout}"),
     }
-    assert!(lma["stream_p99_9_ms"].is_null(), "no p99.9 from a short run: {lma}");
+    assert!(
+        lma["stream_p99_9_ms"].is_null(),
+        "no p99.9 from a short run: {lma}"
+    );
     let ratios = doc["ratios"].as_array().expect("ratios in results.json");
     assert!(
         ratios

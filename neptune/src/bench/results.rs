@@ -160,7 +160,8 @@ pub fn table(sums: &[Summary], point_name: &str) -> String {
          percentiles and reported apart in results.json); batch rec/s: the executors' record \
          counters, work of unfinished tasks included. Medians over repetitions."
     );
-    let gates: [(&str, f64, fn(&Summary) -> Option<f64>); 2] = [
+    type Get = fn(&Summary) -> Option<f64>;
+    let gates: [(&str, f64, Get); 2] = [
         ("p99", 0.99, |x| x.stream_p99_ms),
         ("p99.9", 0.999, |x| x.stream_p99_9_ms),
     ];

@@ -9,7 +9,7 @@
 use rand::{Rng as _, SeedableRng as _};
 
 /// Seed of the bootstrap's RNG: fixed, so the same runs give the same intervals.
-pub const BOOTSTRAP_SEED: u64 = 0x6e65_7074_756e_65; // "neptune"
+pub const BOOTSTRAP_SEED: u64 = 0x006e_6570_7475_6e65; // "neptune"
 
 /// Bootstrap resamples: enough that the 2.5 % and 97.5 % points move by less than the
 /// figures' own precision from one seed to another.
