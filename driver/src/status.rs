@@ -48,8 +48,16 @@ pub struct JobStatus {
     pub runs: u64,
     /// Records read by successful tasks.
     pub records: u64,
-    /// Records per second since the jobs started.
+    /// Records per second since the jobs started (`records` over the time since the start).
     pub records_per_sec: f64,
+    /// Records processed by the job's tasks by the executors' own counters, as of each
+    /// executor's last heartbeat: succeeded tasks plus what running and suspended tasks have
+    /// processed so far (killed and failed tasks' work left out). Unlike `records` it is not
+    /// quantised to whole tasks and includes work not finished yet.
+    pub records_processed: u64,
+    /// `records_processed` per second: per executor over the time from the start to its last
+    /// heartbeat, summed. What `neptune bench` reports as batch throughput.
+    pub records_processed_per_sec: f64,
     /// Micro-batch end-to-end latency (stream jobs), milliseconds, in the steady state: the
     /// warm-up micro-batches (`stats.warmup_ms`, `stats.warmup_runs`) are left out.
     pub latency_ms: Percentiles,

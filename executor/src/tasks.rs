@@ -7,13 +7,13 @@
 use crate::blocks::BlockStore;
 use crate::memory;
 use crate::receivers::Receivers;
-use crate::runtime::{RuntimeError, RuntimeEvent, TaskBody, TaskRuntime};
+use crate::runtime::{RuntimeError, RuntimeEvent, RuntimeSnapshot, TaskBody, TaskRuntime};
 use crate::updates::Updates;
 use neptune_core::app::App;
 use neptune_core::ids::{JobKind, TaskId};
 use neptune_core::source_snapshot::LaunchParams;
 use neptune_core::state::{BroadcastStats, Broadcasts};
-use neptune_proto::{DriverMessage, Heartbeat, driver_message};
+use neptune_proto::{DriverMessage, Heartbeat, JobRecords, driver_message};
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -245,11 +245,13 @@ impl Tasks {
                 .with_label_values(&[kind.as_str()])
                 .set(snap.suspended.get(kind) as i64);
         }
+        let job_records = job_records(self.updates.done(), &snap);
         self.updates.heartbeat(Heartbeat {
             memory_used: used,
             memory_limit,
             spilled_bytes_total: spilled,
             suspended_retained_bytes: snap.suspended_retained_bytes,
+            job_records,
         });
     }
 
@@ -273,6 +275,32 @@ impl Tasks {
             let _ = self.runtime.kill(t.id);
         }
     }
+}
+
+/// The heartbeat's records processed per job: `done` (records of tasks that succeeded) plus, as
+/// `in_flight`, what the tasks alive in `snap` last published.
+///
+/// A task that has just ended is in neither for one heartbeat at most (the runtime forgets it
+/// before its `Finished` event reaches `done`), never in both: the figure may lag by one task,
+/// it never counts one twice.
+pub(crate) fn job_records(
+    done: &std::collections::BTreeMap<u32, u64>,
+    snap: &RuntimeSnapshot,
+) -> Vec<JobRecords> {
+    let mut by_job: std::collections::BTreeMap<u32, (u64, u64)> =
+        done.iter().map(|(j, d)| (*j, (*d, 0))).collect();
+    for t in &snap.tasks {
+        let e = by_job.entry(t.id.job).or_default();
+        e.1 = e.1.saturating_add(t.records);
+    }
+    by_job
+        .into_iter()
+        .map(|(job, (done, in_flight))| JobRecords {
+            job,
+            done,
+            in_flight,
+        })
+        .collect()
 }
 
 #[cfg(test)]

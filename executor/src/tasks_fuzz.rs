@@ -18,7 +18,8 @@ use tokio::sync::mpsc;
 
 fn app() -> Arc<App> {
     let mut app = App::new("fuzz", Arc::new(Config::default()));
-    let nums = Dataset::from_fn(2, |ctx| Box::new(0..u64::from(ctx.partition()) * 100 + 10));
+    // A generated source counts its records (what heartbeats report).
+    let nums = neptune_core::source::generate(2, 0, |_, p| u64::from(p) * 100 + 10, |_, _, i| i);
     app.batch("count", nums.count());
     let words = Dataset::from_fn(2, |_| Box::new((0..20u64).map(|i| (i % 3, 1u64))));
     app.batch("wc", words.reduce_by_key(2, |a, b| a + b).count());
@@ -220,7 +221,7 @@ fn a_launch_naming_a_task_the_app_does_not_have_fails_with_a_message() {
 #[test]
 fn a_result_larger_than_the_driver_accepts_fails_the_task_instead_of_the_session() {
     let (out_tx, mut out) = mpsc::unbounded_channel();
-    let updates = Updates::new(out_tx, ExecutorMetrics::new("fuzz"), 1 << 20);
+    let mut updates = Updates::new(out_tx, ExecutorMetrics::new("fuzz"), 1 << 20);
     let id = TaskId {
         job: 0,
         run: 0,
@@ -246,4 +247,76 @@ fn a_result_larger_than_the_driver_accepts_fails_the_task_instead_of_the_session
         panic!("a failure, got {:?}", u.state)
     };
     assert!(f.reason.contains("grpc.max_message_bytes"), "{}", f.reason);
+}
+
+#[test]
+fn heartbeats_count_the_records_of_succeeded_tasks_per_job() {
+    let mut h = harness();
+    // Job 0 (`count`): partition p reads p * 100 + 10 records.
+    for partition in 0..2 {
+        let id = TaskId {
+            job: 0,
+            run: 0,
+            stage: 0,
+            partition,
+        };
+        let launch = neptune_proto::Launch {
+            task: Some(TaskKey::new(id, 0)),
+            ..Default::default()
+        };
+        h.tasks.on_driver_message(DriverMessage {
+            msg: Some(driver_message::Msg::Launch(launch)),
+        });
+    }
+    // Both ended and their events reached the session.
+    assert!(h.pump_until(|rt| rt.snapshot().tasks.is_empty()));
+    while let Ok(ev) = h.events.try_recv() {
+        h.tasks.on_runtime_event(ev);
+    }
+    h.tasks.heartbeat(1 << 30);
+    let hb = std::iter::from_fn(|| h.out.try_recv().ok())
+        .find_map(|m| match m.msg {
+            Some(executor_message::Msg::Heartbeat(hb)) => Some(hb),
+            _ => None,
+        })
+        .expect("a heartbeat");
+    assert_eq!(
+        hb.job_records,
+        vec![neptune_proto::JobRecords {
+            job: 0,
+            done: 120,
+            in_flight: 0
+        }]
+    );
+}
+
+#[test]
+fn records_in_flight_are_what_live_tasks_published() {
+    use crate::runtime::{TaskState, TaskSummary};
+    let task = |job, partition, records| TaskSummary {
+        id: TaskId {
+            job,
+            run: 0,
+            stage: 0,
+            partition,
+        },
+        attempt: 0,
+        kind: JobKind::Batch,
+        state: TaskState::Suspended,
+        holds_core: false,
+        records,
+        retained_bytes: 0,
+    };
+    let snap = RuntimeSnapshot {
+        tasks: vec![task(1, 0, 4096), task(1, 1, 1024), task(2, 0, 7)],
+        ..RuntimeSnapshot::default()
+    };
+    let done = [(0u32, 10u64), (1, u64::MAX)].into_iter().collect();
+    let r = job_records(&done, &snap);
+    let got: Vec<(u32, u64, u64)> = r.iter().map(|j| (j.job, j.done, j.in_flight)).collect();
+    assert_eq!(
+        got,
+        vec![(0, 10, 0), (1, u64::MAX, 5120), (2, 0, 7)],
+        "per job, done and in flight apart"
+    );
 }

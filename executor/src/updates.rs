@@ -13,6 +13,7 @@ use neptune_core::ids::JobKind;
 use neptune_proto::{
     ExecutorMessage, Heartbeat, TaskKey, TaskUpdate, executor_message, task_update,
 };
+use std::collections::BTreeMap;
 use tokio::sync::mpsc;
 
 /// Headroom left in a message for everything but a result's bytes (key, counters, framing).
@@ -24,6 +25,10 @@ pub(crate) struct Updates {
     metrics: ExecutorMetrics,
     /// Largest message the driver accepts.
     max_message_bytes: u64,
+    /// Records of the tasks that succeeded in this session, by job (the `done` of the
+    /// heartbeat's `job_records`). One entry per job of the app at most: a task of a job the app
+    /// lacks never starts.
+    done: BTreeMap<u32, u64>,
 }
 
 impl Updates {
@@ -36,7 +41,13 @@ impl Updates {
             out,
             metrics,
             max_message_bytes,
+            done: BTreeMap::new(),
         }
+    }
+
+    /// Records of the tasks that succeeded in this session, by job.
+    pub(crate) fn done(&self) -> &BTreeMap<u32, u64> {
+        &self.done
     }
 
     pub(crate) fn metrics(&self) -> &ExecutorMetrics {
@@ -73,7 +84,7 @@ impl Updates {
     }
 
     /// Report a runtime event of a task of kind `kind`.
-    pub(crate) fn report(&self, ev: RuntimeEvent, kind: JobKind) {
+    pub(crate) fn report(&mut self, ev: RuntimeEvent, kind: JobKind) {
         let m = &self.metrics;
         match ev {
             RuntimeEvent::Suspended {
@@ -132,6 +143,8 @@ impl Updates {
                         m.records
                             .with_label_values(&[kind.as_str()])
                             .inc_by(records);
+                        let done = self.done.entry(id.job).or_default();
+                        *done = done.saturating_add(records);
                         m.malformed_skipped.inc_by(skipped);
                         let s = neptune_proto::Succeeded {
                             result,

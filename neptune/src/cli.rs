@@ -52,7 +52,7 @@ pub struct BenchArgs {
     /// Repetitions of every configuration (default 3, or 1 with --quick).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=100))]
     pub reps: Option<u32>,
-    /// Length of each run (default 15s, or 6s with --quick).
+    /// Length of each run (default 15s, or 8s with --quick).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
     /// Executors per local cluster.
@@ -97,9 +97,10 @@ pub struct AppArgs {
     /// Registered app name (see `neptune apps`).
     #[arg(long, env = "NEPTUNE_APP")]
     pub app: String,
-    /// Number of executors.
-    #[arg(long, env = "NEPTUNE_EXECUTORS", default_value_t = default_u32(&keys::EXECUTORS), value_parser = parse_executors)]
-    pub executors: u32,
+    /// Number of executors (`driver`: 2 by default; `local`: chosen from the CPU count unless
+    /// given).
+    #[arg(long, env = "NEPTUNE_EXECUTORS", value_parser = parse_executors)]
+    pub executors: Option<u32>,
     /// Scheduling policy: neptune (default), fifo, fair, kill, static (`--set scheduler.policy`
     /// too).
     #[arg(long, env = "NEPTUNE_POLICY", value_parser = parse_policy)]
@@ -130,9 +131,10 @@ pub struct LocalArgs {
     /// App, policy, config.
     #[command(flatten)]
     pub app: AppArgs,
-    /// Task slots per executor.
-    #[arg(long, env = "NEPTUNE_CORES", default_value_t = default_u32(&keys::CORES), value_parser = parse_cores)]
-    pub cores: u32,
+    /// Task slots per executor. Without `--executors` and `--cores`, `local` picks a shape with
+    /// no more busy task workers than the machine has CPUs (and says which).
+    #[arg(long, env = "NEPTUNE_CORES", value_parser = parse_cores)]
+    pub cores: Option<u32>,
     /// Memory budget per executor (a quantity: 512Mi, 2Gi, or bytes).
     #[arg(long, env = "NEPTUNE_MEMORY", default_value = "1Gi", value_parser = parse_memory)]
     pub memory: u64,
@@ -271,7 +273,8 @@ fn parse_executor_id(s: &str) -> Result<String, String> {
 // Flags that are settings parse through their descriptors in `neptune_config::keys`, so a flag,
 // its `--set` key and its CRD field share one range and one message.
 
-fn default_u32(s: &UInt) -> u32 {
+/// A setting's default as a flag value.
+pub fn default_u32(s: &UInt) -> u32 {
     s.default.unwrap_or(s.min) as u32
 }
 
@@ -413,7 +416,7 @@ mod tests {
             panic!("driver")
         };
         assert_eq!(d.app.app_args, vec!["--model-dir", "/m"]);
-        assert_eq!(d.app.executors, 2);
+        assert_eq!(d.app.executors, Some(2));
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod local;
 pub mod reference;
 pub mod report;
 pub mod run;
+pub mod shape;
 pub mod supervise;
 
 pub use neptune_core as core;

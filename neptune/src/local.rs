@@ -33,10 +33,22 @@ use std::time::Duration;
 /// # Errors
 /// Bad flags or config (naming them), sockets that cannot be bound, executors that cannot start.
 pub async fn run_local(
-    args: LocalArgs,
+    mut args: LocalArgs,
     apps: &'static [AppEntry],
     limits: neptune_net::Limits,
 ) -> anyhow::Result<i32> {
+    let shape = resolve_shape(&args)?;
+    if let Some(why) = &shape.why {
+        tracing::info!(
+            executors = shape.executors,
+            cores = shape.cores,
+            "cluster shape: {why}"
+        );
+        eprintln!("neptune local: {why}");
+    }
+    args.app.executors = Some(shape.executors);
+    let n = shape.executors;
+    let cores = shape.cores;
     let (app, cfg) = crate::run::prepare(
         &args.app,
         apps,
@@ -44,7 +56,6 @@ pub async fn run_local(
         args.http,
     )?;
     app.check_memory(args.memory)?;
-    let n = args.app.executors;
     let policy = cfg.scheduler.policy;
     // Dropped (removed) when this function returns, on every path.
     let creds_dir = if args.insecure {
@@ -66,20 +77,20 @@ pub async fn run_local(
     eprintln!(
         "neptune local: app {} on {n} executors x {} cores, policy {}; driver http://{} (/status, /metrics), grpc {scheme}://{grpc}",
         args.app.app,
-        args.cores,
+        cores,
         policy.as_str(),
         driver.http_addr()
     );
     let exe = std::env::current_exe().context("cannot find the neptune binary")?;
     let driver_url = format!("{scheme}://{grpc}");
-    let (cores, memory) = (args.cores.to_string(), args.memory.to_string());
+    let (cores_arg, memory) = (cores.to_string(), args.memory.to_string());
     let log = std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into());
     let creds = creds_path.clone();
     let command = move |id: &str| {
         let mut cmd = tokio::process::Command::new(&exe);
         cmd.arg("executor")
             .args(["--driver", &driver_url])
-            .args(["--cores", &cores])
+            .args(["--cores", &cores_arg])
             .args(["--memory", &memory])
             .args(["--http", "127.0.0.1:0"])
             .args(["--block-listen", "127.0.0.1:0"])
@@ -162,10 +173,33 @@ pub async fn run_local(
     };
     eprint!("{}", summary(&final_status));
     if let Some(path) = &args.app.report {
-        write_report(path, &final_status, n as usize, args.cores)?;
+        write_report(path, &final_status, n as usize, cores)?;
         eprintln!("neptune local: report written to {}", path.display());
     }
     Ok(code)
+}
+
+/// The cluster shape: the flags where given, else [`crate::shape::choose`] for this machine's
+/// CPUs and the policy's fewest executors (`static`: its stream-only executors plus one).
+///
+/// # Errors
+/// A bad `--set` value of the scheduler's keys (naming it).
+fn resolve_shape(args: &LocalArgs) -> anyhow::Result<crate::shape::Shape> {
+    let (executors, cores) = (args.app.executors, args.cores);
+    let min_executors = if executors.is_some() && cores.is_some() {
+        1
+    } else {
+        let config = neptune_core::config::Config::from_args(&args.app.set)?;
+        let sched = neptune_driver::scheduler::SchedulerConfig::from_config(&config)?;
+        match args.app.policy.unwrap_or(sched.policy) {
+            neptune_driver::scheduler::Policy::Static => {
+                u32::try_from(sched.static_stream_executors.saturating_add(1)).unwrap_or(u32::MAX)
+            }
+            _ => 1,
+        }
+    };
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    Ok(crate::shape::choose(cpus, executors, cores, min_executors))
 }
 
 /// Batch jobs of `app` with a run limit that `st` shows they did not reach, as `name (runs/limit)`.

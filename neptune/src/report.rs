@@ -15,8 +15,15 @@ pub struct JobReport {
     pub runs: u64,
     /// Records read by successful tasks.
     pub records: u64,
-    /// Records per second over the run.
+    /// Records per second over the run (`records`: finished tasks only).
     pub records_per_sec: f64,
+    /// Records processed by the executors' own counters: succeeded tasks plus the work of tasks
+    /// still running or suspended (killed and failed tasks' work left out), as of each
+    /// executor's last heartbeat.
+    pub records_processed: u64,
+    /// `records_processed` per second (each executor timed by its last heartbeat): the batch
+    /// throughput `neptune bench` reports.
+    pub records_processed_per_sec: f64,
     /// Micro-batch latency (due time → committed), ms, steady state (warm-up left out); zeros
     /// for batch jobs.
     pub latency_ms: Percentiles,
@@ -80,6 +87,8 @@ impl Report {
                     runs: j.runs,
                     records: j.records,
                     records_per_sec: j.records_per_sec,
+                    records_processed: j.records_processed,
+                    records_processed_per_sec: j.records_processed_per_sec,
                     latency_ms: j.latency_ms,
                     warmup_latency_ms: j.warmup_latency_ms,
                     result: j.result.clone(),

@@ -129,7 +129,9 @@ pub fn prepare(
         args.app.clone(),
         listen,
         http,
-        args.executors as usize,
+        args.executors
+            .unwrap_or_else(|| crate::cli::default_u32(&neptune_core::config::keys::EXECUTORS))
+            as usize,
         args.policy,
         config.clone(),
     )?;

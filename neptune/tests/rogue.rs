@@ -329,6 +329,7 @@ async fn play_rogue(url: &str, http: &str, blocks: String) -> Done {
             memory_limit: u64::MAX,
             spilled_bytes_total: u64::MAX,
             suspended_retained_bytes: u64::MAX,
+            job_records: Vec::new(),
         };
         let msg = ExecutorMessage {
             msg: Some(executor_message::Msg::Heartbeat(hb)),

@@ -9,7 +9,8 @@
 //! manager from inside one of their own commands.
 //!
 //! Module map: `sessions.rs` (registration, loss, heartbeats, receivers' placement),
-//! `updates.rs` (task updates under the holder rule), `publish.rs` (the status document).
+//! `updates.rs` (task updates under the holder rule), `publish.rs` (the status document),
+//! `processed.rs` (records processed per job, from the executors' counters).
 
 use crate::DriverConfig;
 use crate::jobs::{JobManager, LaunchBlocked, Step};
@@ -28,6 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
+mod processed;
 mod publish;
 mod sessions;
 mod updates;
@@ -101,6 +103,8 @@ pub struct EventLoop {
     totals: Totals,
     /// Latest `spilled_bytes_total` of every executor seen (kept after it is lost).
     spilled: HashMap<String, u64>,
+    /// Records processed per job, from the executors' heartbeats.
+    processed: processed::Processed,
     work: VecDeque<Work>,
     next_session: u64,
     next_id: u64,
@@ -133,7 +137,9 @@ impl EventLoop {
         for why in crate::scheduler::Ignored::ALL {
             metrics.rejected_updates.with_label_values(&[why.as_str()]);
         }
+        let processed = processed::Processed::new(app.jobs().len());
         Self {
+            processed,
             scheduler: Scheduler::new(cfg.scheduler.clone())
                 .expect("scheduler config validated in DriverConfig::new"),
             jobs,

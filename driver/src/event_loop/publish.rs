@@ -66,6 +66,8 @@ impl EventLoop {
             .enumerate()
             .map(|(j, def)| {
                 let st = self.jobs.stats(j);
+                let (records_processed, records_processed_per_sec) =
+                    self.processed.job(j, self.jobs.started_at(), self.now());
                 JobStatus {
                     name: def.name.clone(),
                     kind: def.kind.as_str().to_string(),
@@ -76,6 +78,8 @@ impl EventLoop {
                     } else {
                         0.0
                     },
+                    records_processed,
+                    records_processed_per_sec,
                     latency_ms: st.latency.steady_ms(),
                     warmup_latency_ms: st.latency.warmup_ms(),
                     active_runs: self.jobs.active_runs(j),

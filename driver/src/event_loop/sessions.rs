@@ -163,6 +163,7 @@ impl EventLoop {
             });
             let _ = c.outbox.try_send(Ok(DriverMessage { msg: Some(msg) }));
         }
+        self.processed.ended(id);
         self.metrics.executors.set(self.conns.len() as i64);
         self.metrics.executors_lost.inc();
         self.totals.executors_lost = self.totals.executors_lost.saturating_add(1);
@@ -196,6 +197,8 @@ impl EventLoop {
             c.memory_limit = metrics.memory_limit;
         }
         self.spilled.insert(id.clone(), metrics.spilled_bytes_total);
+        let now = self.now();
+        self.processed.heartbeat(&id, session, now, &hb.job_records);
         // The executor's proof that this driver (its event loop, not just its kernel) is alive.
         self.send_to(
             &id,

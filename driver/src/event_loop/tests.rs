@@ -330,12 +330,28 @@ fn counters_a_holder_reports_saturate() {
             memory_limit: 1,
             spilled_bytes_total: u64::MAX,
             suspended_retained_bytes: u64::MAX,
+            job_records: vec![
+                neptune_proto::JobRecords {
+                    job: u32::MAX,
+                    done: u64::MAX,
+                    in_flight: u64::MAX,
+                },
+                neptune_proto::JobRecords {
+                    job: 0,
+                    done: 5,
+                    in_flight: 7,
+                },
+            ],
         },
     });
     lp.drain();
     lp.publish_status(false);
     let st = lp.status.read().unwrap().clone();
     assert_eq!(st.totals.spilled_bytes, u64::MAX);
+    assert_eq!(
+        st.jobs[0].records_processed, 12,
+        "the executor's counters: done plus in flight; an unknown job is ignored"
+    );
     assert_eq!(
         st.executors[0].memory_limit_bytes,
         1 << 30,
@@ -435,11 +451,12 @@ fn act() -> impl Strategy<Value = Act> {
         4 => (0usize..2).prop_map(Act::Honest),
         1 => (0usize..2).prop_map(Act::Bounce),
         6 => (key(), state()).prop_map(|(k, s)| Act::Update(k, s)),
-        1 => (big(), big(), big(), big()).prop_map(|(a, b, c, d)| Act::Heartbeat(neptune_proto::Heartbeat {
+        1 => (big(), big(), big(), big(), any::<u32>()).prop_map(|(a, b, c, d, job)| Act::Heartbeat(neptune_proto::Heartbeat {
             memory_used: a,
             memory_limit: b,
             spilled_bytes_total: c,
             suspended_retained_bytes: d,
+            job_records: vec![neptune_proto::JobRecords { job: job % 4, done: a, in_flight: c }],
         })),
         1 => (0usize..2).prop_map(Act::Steal),
     ]

@@ -1,12 +1,17 @@
 //! Aggregation and output of bench runs: per-configuration medians over repetitions, the text
 //! table, and the raw results as CSV (`runs.csv`, `summary.csv`) and JSON (`results.json`).
 
+use super::ratios::Ratio;
 use super::runner::RunRecord;
+use super::stats::median;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::path::Path;
 
 /// Medians over the successful repetitions of one configuration (at one sweep point).
+///
+/// A percentile is the median of the runs' values, and empty (`None`, "n/a" in the table) unless
+/// every successful run had enough micro-batches for it ([`super::stats::min_samples`]).
 #[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
 pub struct Summary {
     /// Sweep value label (`""` for the policy comparison).
@@ -15,12 +20,22 @@ pub struct Summary {
     pub label: String,
     /// Successful repetitions.
     pub reps: usize,
+    /// Median steady-state micro-batches per run (0: no stream job).
+    pub stream_count: f64,
+    /// Median warm-up micro-batches per run (left out of the percentiles).
+    pub stream_warmup_count: f64,
     /// Median of the runs' stream p50, ms.
-    pub stream_p50_ms: f64,
+    pub stream_p50_ms: Option<f64>,
     /// Median of the runs' stream p99, ms.
-    pub stream_p99_ms: f64,
-    /// Median batch records/s.
+    pub stream_p99_ms: Option<f64>,
+    /// Median of the runs' stream p99.9, ms.
+    pub stream_p99_9_ms: Option<f64>,
+    /// Median of the runs' steady-state maximum, ms.
+    pub stream_max_ms: f64,
+    /// Median batch records/s (executors' record counters).
     pub batch_records_per_sec: f64,
+    /// Median batch records/s of finished tasks only.
+    pub batch_task_records_per_sec: f64,
     /// Median suspensions per run.
     pub suspensions: f64,
     /// Median kills per run.
@@ -31,24 +46,6 @@ pub struct Summary {
     pub suspend_p50_us: f64,
     /// Median of the runs' suspend latency p99, µs.
     pub suspend_p99_us: f64,
-}
-
-/// Median (mean of the middle two for an even count); 0 for none.
-///
-/// Of a handful of per-repetition figures (one per run, `--reps` of them), not of a latency
-/// stream: sorting a few values is exact where a histogram would round them to 3 digits, so
-/// this stays hand-written; latency percentiles come from `neptune_driver::stats`.
-pub fn median(mut v: Vec<f64>) -> f64 {
-    if v.is_empty() {
-        return 0.0;
-    }
-    v.sort_by(f64::total_cmp);
-    let n = v.len();
-    if n % 2 == 1 {
-        v[n / 2]
-    } else {
-        (v[n / 2 - 1] + v[n / 2]) / 2.0
-    }
 }
 
 /// One summary per (point, label), in first-seen order.
@@ -67,11 +64,22 @@ pub fn summarise(runs: &[RunRecord]) -> Vec<Summary> {
                 .filter(|r| r.point == point && r.label == label && r.ok())
                 .collect();
             let m = |f: &dyn Fn(&RunRecord) -> f64| median(ok.iter().map(|r| f(r)).collect());
+            // Only when every run has it: a median over the runs that happened to reach the
+            // sample count would be a different statistic.
+            let opt = |f: &dyn Fn(&RunRecord) -> Option<f64>| {
+                let v: Option<Vec<f64>> = ok.iter().map(|r| f(r)).collect();
+                v.filter(|v| !v.is_empty()).map(median)
+            };
             Summary {
                 reps: ok.len(),
-                stream_p50_ms: m(&|r| r.stream_p50_ms),
-                stream_p99_ms: m(&|r| r.stream_p99_ms),
+                stream_count: m(&|r| r.stream_count as f64),
+                stream_warmup_count: m(&|r| r.stream_warmup_count as f64),
+                stream_p50_ms: opt(&|r| r.stream_p50_ms),
+                stream_p99_ms: opt(&|r| r.stream_p99_ms),
+                stream_p99_9_ms: opt(&|r| r.stream_p99_9_ms),
+                stream_max_ms: m(&|r| r.stream_max_ms),
                 batch_records_per_sec: m(&|r| r.batch_records_per_sec),
+                batch_task_records_per_sec: m(&|r| r.batch_task_records_per_sec),
                 suspensions: m(&|r| r.suspensions as f64),
                 kills: m(&|r| r.kills as f64),
                 records_lost: m(&|r| r.records_lost as f64),
@@ -89,18 +97,30 @@ pub fn find<'a>(sums: &'a [Summary], point: &str, label: &str) -> Option<&'a Sum
     sums.iter().find(|s| s.point == point && s.label == label)
 }
 
-/// The text table: one line per configuration, then the headline ratios when the runs include
-/// them.
+/// `v` with one decimal, `n/a` when absent, `-` for a configuration without a stream job.
+fn ms(v: Option<f64>, has_stream: bool) -> String {
+    match (has_stream, v) {
+        (false, _) => "-".into(),
+        (true, Some(v)) => format!("{v:.1}"),
+        (true, None) => "n/a".into(),
+    }
+}
+
+/// The text table: one line per configuration (medians over repetitions), then a note for every
+/// percentile left out for too few micro-batches.
 pub fn table(sums: &[Summary], point_name: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<10} {:<16} {:>4} {:>10} {:>10} {:>12} {:>8} {:>6} {:>12} {:>9} {:>9}",
+        "{:<10} {:<16} {:>4} {:>6} {:>8} {:>8} {:>8} {:>8} {:>12} {:>8} {:>6} {:>10} {:>9} {:>9}",
         point_name,
         "config",
         "reps",
+        "n",
         "p50 ms",
         "p99 ms",
+        "p99.9 ms",
+        "max ms",
         "batch rec/s",
         "susp",
         "kills",
@@ -109,14 +129,23 @@ pub fn table(sums: &[Summary], point_name: &str) -> String {
         "susp p99us"
     );
     for x in sums {
+        let stream = x.stream_count > 0.0;
+        let n = if stream {
+            format!("{:.0}", x.stream_count)
+        } else {
+            "-".into()
+        };
         let _ = writeln!(
             s,
-            "{:<10} {:<16} {:>4} {:>10.1} {:>10.1} {:>12.3e} {:>8.0} {:>6.0} {:>12.3e} {:>9.1} {:>9.1}",
+            "{:<10} {:<16} {:>4} {:>6} {:>8} {:>8} {:>8} {:>8} {:>12.3e} {:>8.0} {:>6.0} {:>10.3e} {:>9.1} {:>9.1}",
             x.point,
             x.label,
             x.reps,
-            x.stream_p50_ms,
-            x.stream_p99_ms,
+            n,
+            ms(x.stream_p50_ms, stream),
+            ms(x.stream_p99_ms, stream),
+            ms(x.stream_p99_9_ms, stream),
+            ms(Some(x.stream_max_ms), stream),
             x.batch_records_per_sec,
             x.suspensions,
             x.kills,
@@ -125,84 +154,38 @@ pub fn table(sums: &[Summary], point_name: &str) -> String {
             x.suspend_p99_us
         );
     }
-    s += &ratios(sums);
-    s
-}
-
-/// Headline ratios of the policy comparison (empty if the needed configurations are missing).
-pub fn ratios(sums: &[Summary]) -> String {
-    let mut s = String::new();
-    let Some(n) = find(sums, "", "neptune-lma") else {
-        return s;
-    };
-    for base in ["fifo", "fair", "kill", "static"] {
-        if let Some(b) = find(sums, "", base) {
+    let _ = writeln!(
+        s,
+        "n: steady-state micro-batches per run (warm-up, the first second, left out of the \
+         percentiles and reported apart in results.json); batch rec/s: the executors' record \
+         counters, work of unfinished tasks included. Medians over repetitions."
+    );
+    type Get = fn(&Summary) -> Option<f64>;
+    let gates: [(&str, f64, Get); 2] = [
+        ("p99", 0.99, |x| x.stream_p99_ms),
+        ("p99.9", 0.999, |x| x.stream_p99_9_ms),
+    ];
+    for (name, q, get) in gates {
+        let short: Vec<&str> = sums
+            .iter()
+            .filter(|x| x.stream_count > 0.0 && get(x).is_none())
+            .map(|x| x.label.as_str())
+            .collect();
+        if !short.is_empty() {
             let _ = writeln!(
                 s,
-                "neptune-lma vs {base:<6}: stream p99 {:.1} vs {:.1} ms = {:.1}x lower; batch rec/s {:.1}% of {base}",
-                n.stream_p99_ms,
-                b.stream_p99_ms,
-                b.stream_p99_ms / n.stream_p99_ms.max(1e-9),
-                100.0 * n.batch_records_per_sec / b.batch_records_per_sec.max(1e-9)
-            );
-        }
-    }
-    if let Some(a) = find(sums, "", "stream-alone") {
-        let _ = writeln!(
-            s,
-            "neptune-lma stream p99 = {:.2}x stream-alone ({:.1} ms)",
-            n.stream_p99_ms / a.stream_p99_ms.max(1e-9),
-            a.stream_p99_ms
-        );
-    }
-    if let Some(a) = find(sums, "", "batch-alone") {
-        let _ = writeln!(
-            s,
-            "neptune-lma batch rec/s = {:.1}% of batch-alone",
-            100.0 * n.batch_records_per_sec / a.batch_records_per_sec.max(1e-9)
-        );
-    }
-    s
-}
-
-/// Median over repetitions of the per-repetition ratio `f(a) / f(b)`: the two runs of one
-/// repetition ran back to back, so slow drift of a shared machine cancels out of each ratio.
-/// `None` if no repetition has both runs.
-pub fn paired_ratio(
-    runs: &[RunRecord],
-    a: &str,
-    b: &str,
-    f: impl Fn(&RunRecord) -> f64,
-) -> Option<f64> {
-    let get = |label: &str, rep: u32| {
-        runs.iter()
-            .find(|r| r.point.is_empty() && r.label == label && r.rep == rep && r.ok())
-    };
-    let reps = runs.iter().map(|r| r.rep).max()?;
-    let ratios: Vec<f64> = (0..=reps)
-        .filter_map(|rep| Some(f(get(a, rep)?) / f(get(b, rep)?).max(1e-12)))
-        .collect();
-    (!ratios.is_empty()).then(|| median(ratios))
-}
-
-/// Paired ratios of `neptune-lma` against the baselines, as text.
-pub fn paired(runs: &[RunRecord]) -> String {
-    let mut s = String::new();
-    for base in ["fifo", "fair"] {
-        let lat = paired_ratio(runs, base, "neptune-lma", |r| r.stream_p99_ms);
-        let thr = paired_ratio(runs, "neptune-lma", base, |r| r.batch_records_per_sec);
-        if let (Some(lat), Some(thr)) = (lat, thr) {
-            let _ = writeln!(
-                s,
-                "paired per repetition (median): {base} p99 / neptune-lma p99 = {lat:.1}x; neptune-lma batch rec/s / {base} = {:.1}%",
-                100.0 * thr
+                "{name} n/a for {}: a run had fewer than {} steady-state micro-batches, where \
+                 {name} would only be the maximum",
+                short.join(", "),
+                super::stats::min_samples(q)
             );
         }
     }
     s
 }
 
-/// Write `runs.csv`, `summary.csv` and `results.json` (with `meta`) into `dir`.
+/// Write `runs.csv`, `summary.csv` and `results.json` (with the paired `ratios` and `meta`) into
+/// `dir`.
 ///
 /// # Errors
 /// When a file cannot be written (naming it).
@@ -210,6 +193,7 @@ pub fn write_all(
     dir: &Path,
     runs: &[RunRecord],
     sums: &[Summary],
+    ratios: &[Ratio],
     meta: serde_json::Value,
 ) -> anyhow::Result<()> {
     use anyhow::Context as _;
@@ -231,7 +215,7 @@ pub fn write_all(
     }
     w.flush()?;
     let path = dir.join("results.json");
-    let doc = serde_json::json!({ "meta": meta, "summary": sums, "runs": runs });
+    let doc = serde_json::json!({ "meta": meta, "summary": sums, "ratios": ratios, "runs": runs });
     std::fs::write(&path, serde_json::to_string_pretty(&doc)? + "\n")
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
@@ -241,10 +225,11 @@ pub fn write_all(
 mod tests {
     use super::*;
 
-    fn rec(label: &str, rep: u32, p99: f64, rps: f64) -> RunRecord {
+    fn rec(label: &str, rep: u32, p99: Option<f64>, rps: f64) -> RunRecord {
         RunRecord {
             label: label.into(),
             rep,
+            stream_count: 350,
             stream_p99_ms: p99,
             batch_records_per_sec: rps,
             ..RunRecord::default()
@@ -252,27 +237,45 @@ mod tests {
     }
 
     #[test]
-    fn medians_ignore_failed_runs_and_ratios_compare_to_fifo() {
-        let mut bad = rec("fifo", 2, 1e9, 0.0);
+    fn medians_ignore_failed_runs() {
+        let mut bad = rec("fifo", 2, Some(1e9), 0.0);
         bad.error = "boom".into();
         let runs = vec![
-            rec("neptune-lma", 0, 10.0, 90.0),
-            rec("fifo", 0, 100.0, 100.0),
-            rec("neptune-lma", 1, 30.0, 94.0),
-            rec("fifo", 1, 300.0, 100.0),
-            rec("neptune-lma", 2, 20.0, 92.0),
+            rec("neptune-lma", 0, Some(10.0), 90.0),
+            rec("fifo", 0, Some(100.0), 100.0),
+            rec("neptune-lma", 1, Some(30.0), 94.0),
+            rec("fifo", 1, Some(300.0), 100.0),
+            rec("neptune-lma", 2, Some(20.0), 92.0),
             bad,
         ];
         let s = summarise(&runs);
         let n = find(&s, "", "neptune-lma").unwrap();
         assert_eq!(
             (n.reps, n.stream_p99_ms, n.batch_records_per_sec),
-            (3, 20.0, 92.0)
+            (3, Some(20.0), 92.0)
         );
         let f = find(&s, "", "fifo").unwrap();
-        assert_eq!((f.reps, f.stream_p99_ms), (2, 200.0));
+        assert_eq!((f.reps, f.stream_p99_ms), (2, Some(200.0)));
+    }
+
+    #[test]
+    fn a_percentile_some_run_lacks_is_reported_as_not_available() {
+        let mut short = rec("fair", 1, None, 1.0);
+        short.stream_count = 80;
+        let runs = vec![rec("fair", 0, Some(12.0), 1.0), short];
+        let s = summarise(&runs);
+        let fair = find(&s, "", "fair").unwrap();
+        assert_eq!(
+            fair.stream_p99_ms, None,
+            "not a median of the runs that had it"
+        );
+        assert_eq!(fair.stream_p99_9_ms, None);
         let t = table(&s, "");
-        assert!(t.contains("10.0x lower"), "{t}");
-        assert!(t.contains("92.0% of fifo"), "{t}");
+        assert!(t.contains("n/a"), "{t}");
+        assert!(
+            t.contains("p99 n/a for fair: a run had fewer than 100"),
+            "{t}"
+        );
+        assert!(t.contains("p99.9 n/a for fair"), "{t}");
     }
 }

@@ -3,6 +3,7 @@
 //! recorded with its error rather than aborting the bench.
 
 use super::plan::Variant;
+use super::stats::gated;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -27,20 +28,35 @@ pub struct RunRecord {
     pub rep: u32,
     /// Seconds the jobs ran.
     pub duration_s: f64,
-    /// Committed micro-batches.
+    /// Committed micro-batches, warm-up included.
     pub stream_runs: u64,
-    /// Stream micro-batch latency p50, ms.
-    pub stream_p50_ms: f64,
+    /// Steady-state micro-batches: what the percentiles below are of.
+    pub stream_count: u64,
+    /// Warm-up micro-batches (`stats.warmup_ms`, the first second), left out of the percentiles.
+    pub stream_warmup_count: u64,
+    /// Steady-state stream micro-batch latency p50, ms. Each percentile is empty (`None`) when
+    /// the run has too few micro-batches for it to be anything but the maximum
+    /// ([`super::stats::min_samples`]: 100 for p99, 1,000 for p99.9).
+    pub stream_p50_ms: Option<f64>,
     /// p95, ms.
-    pub stream_p95_ms: f64,
+    pub stream_p95_ms: Option<f64>,
     /// p99, ms.
-    pub stream_p99_ms: f64,
-    /// max, ms.
+    pub stream_p99_ms: Option<f64>,
+    /// p99.9, ms.
+    pub stream_p99_9_ms: Option<f64>,
+    /// Steady-state maximum, ms.
     pub stream_max_ms: f64,
+    /// Maximum of the warm-up micro-batches, ms.
+    pub stream_warmup_max_ms: f64,
     /// Committed batch runs.
     pub batch_runs: u64,
-    /// Batch records per second (records of successful tasks).
+    /// Batch records per second by the executors' counters (the report's
+    /// `records_processed_per_sec`: succeeded tasks plus the work of tasks still running or
+    /// suspended at the end, killed tasks' work left out).
     pub batch_records_per_sec: f64,
+    /// Batch records per second of finished tasks only (the report's `records_per_sec`), kept
+    /// to show what counting whole tasks gives.
+    pub batch_task_records_per_sec: f64,
     /// Suspensions.
     pub suspensions: u64,
     /// Resumptions.
@@ -172,10 +188,15 @@ pub fn fill(rec: &mut RunRecord, r: &serde_json::Value) {
         if j["kind"] == "stream" {
             rec.stream_runs = u(&j["runs"]);
             let l = &j["latency_ms"];
-            rec.stream_p50_ms = f(&l["p50"]);
-            rec.stream_p95_ms = f(&l["p95"]);
-            rec.stream_p99_ms = f(&l["p99"]);
+            let n = u(&l["count"]);
+            rec.stream_count = n;
+            rec.stream_warmup_count = u(&j["warmup_latency_ms"]["count"]);
+            rec.stream_p50_ms = gated(f(&l["p50"]), n, 0.50);
+            rec.stream_p95_ms = gated(f(&l["p95"]), n, 0.95);
+            rec.stream_p99_ms = gated(f(&l["p99"]), n, 0.99);
+            rec.stream_p99_9_ms = gated(f(&l["p99_9"]), n, 0.999);
             rec.stream_max_ms = f(&l["max"]);
+            rec.stream_warmup_max_ms = f(&j["warmup_latency_ms"]["max"]);
             rec.latency_series = j["latency_series"]
                 .as_array()
                 .into_iter()
@@ -184,7 +205,8 @@ pub fn fill(rec: &mut RunRecord, r: &serde_json::Value) {
                 .collect();
         } else {
             rec.batch_runs = u(&j["runs"]);
-            rec.batch_records_per_sec = f(&j["records_per_sec"]);
+            rec.batch_records_per_sec = f(&j["records_processed_per_sec"]);
+            rec.batch_task_records_per_sec = f(&j["records_per_sec"]);
         }
     }
     let t = &r["totals"];
@@ -205,9 +227,12 @@ mod tests {
         let r = serde_json::json!({
             "placement": "lma", "duration_s": 10.0,
             "jobs": [
-                {"kind": "batch", "runs": 3, "records_per_sec": 1.5e7},
-                {"kind": "stream", "runs": 50,
-                 "latency_ms": {"p50": 2.0, "p95": 5.0, "p99": 9.0, "max": 12.0},
+                {"kind": "batch", "runs": 3, "records_per_sec": 1.4e7,
+                 "records_processed_per_sec": 1.5e7},
+                {"kind": "stream", "runs": 350,
+                 "latency_ms": {"count": 340, "p50": 2.0, "p95": 5.0, "p99": 9.0,
+                                "p99_9": 11.0, "max": 12.0},
+                 "warmup_latency_ms": {"count": 10, "max": 30.0},
                  "latency_series": [[0.2, 2.0], [0.4, 9.0]]}
             ],
             "totals": {"suspensions": 7, "resumptions": 7, "kills": 0, "records_lost": 0,
@@ -215,9 +240,16 @@ mod tests {
         });
         let mut rec = RunRecord::default();
         fill(&mut rec, &r);
-        assert_eq!(rec.stream_runs, 50);
-        assert_eq!(rec.stream_p99_ms, 9.0);
-        assert_eq!(rec.batch_records_per_sec, 1.5e7);
+        assert_eq!((rec.stream_runs, rec.stream_count), (350, 340));
+        assert_eq!(rec.stream_warmup_count, 10);
+        assert_eq!(rec.stream_p99_ms, Some(9.0));
+        assert_eq!(rec.stream_p99_9_ms, None, "340 samples have no p99.9");
+        assert_eq!((rec.stream_max_ms, rec.stream_warmup_max_ms), (12.0, 30.0));
+        assert_eq!(
+            rec.batch_records_per_sec, 1.5e7,
+            "batch throughput is the executors' record counters, not finished tasks"
+        );
+        assert_eq!(rec.batch_task_records_per_sec, 1.4e7);
         assert_eq!(rec.suspensions, 7);
         assert_eq!(rec.suspend_p99_us, 90.0);
         assert_eq!(rec.latency_series, vec![(0.2, 2.0), (0.4, 9.0)]);
