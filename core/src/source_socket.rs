@@ -24,7 +24,7 @@
 
 use crate::dataset::Dataset;
 use crate::shuffle::{BlockId, FetchError};
-use crate::task::{Phase, TaskContext};
+use crate::task::{TaskContext, TaskPhase};
 
 /// Stage ids at or above this address receiver data, not map stages (low bits: the receiver).
 pub const RECEIVER_STAGE: u32 = 0x8000_0000;
@@ -82,7 +82,7 @@ pub(crate) fn receiver_lines(index: u32, partitions: u32) -> Dataset<String> {
         let Some(bytes) = fetch_share(ctx, stage) else {
             return Box::new(std::iter::empty());
         };
-        ctx.set_phase(Phase::Compute);
+        ctx.set_phase(TaskPhase::Compute);
         let mut at = 0usize;
         Box::new(std::iter::from_fn(move || {
             if at >= bytes.len() {
@@ -124,7 +124,7 @@ fn fetch_share(ctx: &TaskContext, stage: u32) -> Option<Vec<u8>> {
         ctx.fail(format!("task {id} reads a receiver without a block store"));
         return None;
     };
-    ctx.set_phase(Phase::Fetch);
+    ctx.set_phase(TaskPhase::Fetch);
     let block = BlockId {
         job: id.job,
         run: id.run,

@@ -31,7 +31,7 @@ pub struct TaskControl {
     progress: AtomicU64,
     /// Bytes the task holds that stay resident while it is suspended (aggregation state, buffers).
     retained: AtomicU64,
-    /// The [`Phase`] the task is in (read by the executor when the task parks).
+    /// The [`TaskPhase`] the task is in (read by the executor when the task parks).
     phase: AtomicU8,
 }
 
@@ -39,7 +39,7 @@ pub struct TaskControl {
 /// executor reads it when the task parks, so suspensions are counted per phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
-pub enum Phase {
+pub enum TaskPhase {
     /// Reading a source and applying narrow operators (map, filter, ...).
     Compute = 0,
     /// A shuffle-map task: consuming its input, combining and writing partitioned blocks.
@@ -50,45 +50,45 @@ pub enum Phase {
     Reduce = 3,
 }
 
-impl Phase {
+impl TaskPhase {
     /// Every phase, in declaration order.
-    pub const ALL: [Phase; 4] = [
-        Phase::Compute,
-        Phase::ShuffleWrite,
-        Phase::Fetch,
-        Phase::Reduce,
+    pub const ALL: [TaskPhase; 4] = [
+        TaskPhase::Compute,
+        TaskPhase::ShuffleWrite,
+        TaskPhase::Fetch,
+        TaskPhase::Reduce,
     ];
 
     /// Lower-case name for metrics labels and reports.
     pub fn as_str(self) -> &'static str {
         match self {
-            Phase::Compute => "compute",
-            Phase::ShuffleWrite => "shuffle_write",
-            Phase::Fetch => "fetch",
-            Phase::Reduce => "reduce",
+            TaskPhase::Compute => "compute",
+            TaskPhase::ShuffleWrite => "shuffle_write",
+            TaskPhase::Fetch => "fetch",
+            TaskPhase::Reduce => "reduce",
         }
     }
 
     fn from_u8(v: u8) -> Self {
         match v {
-            1 => Phase::ShuffleWrite,
-            2 => Phase::Fetch,
-            3 => Phase::Reduce,
-            _ => Phase::Compute,
+            1 => TaskPhase::ShuffleWrite,
+            2 => TaskPhase::Fetch,
+            3 => TaskPhase::Reduce,
+            _ => TaskPhase::Compute,
         }
     }
 }
 
-impl std::fmt::Display for Phase {
+impl std::fmt::Display for TaskPhase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl std::str::FromStr for Phase {
+impl std::str::FromStr for TaskPhase {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        Phase::ALL
+        TaskPhase::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
             .ok_or_else(|| format!("unknown task phase `{s}`"))
@@ -141,8 +141,8 @@ impl TaskControl {
     }
 
     /// The phase the task last declared.
-    pub fn phase(&self) -> Phase {
-        Phase::from_u8(self.phase.load(Ordering::Relaxed))
+    pub fn phase(&self) -> TaskPhase {
+        TaskPhase::from_u8(self.phase.load(Ordering::Relaxed))
     }
 }
 
@@ -253,12 +253,12 @@ impl TaskContext {
     }
 
     /// Declare the phase the task is in (counted per phase when the task is suspended).
-    pub fn set_phase(&self, phase: Phase) {
+    pub fn set_phase(&self, phase: TaskPhase) {
         self.control.phase.store(phase as u8, Ordering::Relaxed);
     }
 
     /// The phase last declared.
-    pub fn phase(&self) -> Phase {
+    pub fn phase(&self) -> TaskPhase {
         self.control.phase()
     }
 

@@ -23,7 +23,7 @@ use super::read::{for_each_shuffled, for_each_shuffled_in};
 use super::sort::SpillingSorter;
 use super::write::write_records;
 use crate::dataset::Dataset;
-use crate::task::{Phase, TaskContext};
+use crate::task::{TaskContext, TaskPhase};
 use rand::{Rng as _, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -200,7 +200,7 @@ where
     let cap = sample_size(reduce_partitions, input.partitions());
     let mut reservoir = Reservoir::new(cap, sample_seed(ctx));
     let records = input.iter(ctx);
-    ctx.set_phase(Phase::ShuffleWrite);
+    ctx.set_phase(TaskPhase::ShuffleWrite);
     for (k, _) in records {
         reservoir.offer(&k);
         if reservoir.seen() == cap as u64 {

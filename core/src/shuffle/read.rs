@@ -3,11 +3,11 @@
 //! its records one by one.
 //!
 //! Blocks are fetched one at a time and decoded before the next one is fetched, so a reduce task
-//! holds one block's bytes plus its aggregation state. Phases: [`Phase::Fetch`] while a block is
-//! being fetched, [`Phase::Reduce`] while its records are merged. A yield point per record.
+//! holds one block's bytes plus its aggregation state. Phases: [`TaskPhase::Fetch`] while a block is
+//! being fetched, [`TaskPhase::Reduce`] while its records are merged. A yield point per record.
 
 use super::{BlockId, FetchError};
-use crate::task::{Phase, TaskContext};
+use crate::task::{TaskContext, TaskPhase};
 use serde::de::DeserializeOwned;
 
 /// Feed every record of input `slot` destined for this task's partition to `f`.
@@ -55,7 +55,7 @@ where
         .ok_or_else(|| format!("task {} reads a shuffle without a block store", ctx.id()))?;
     let id = ctx.id();
     for (m, loc) in read.maps.iter().enumerate() {
-        ctx.set_phase(Phase::Fetch);
+        ctx.set_phase(TaskPhase::Fetch);
         let block = BlockId {
             job: id.job,
             run: id.run,
@@ -74,7 +74,7 @@ where
                 return Err(msg);
             }
         };
-        ctx.set_phase(Phase::Reduce);
+        ctx.set_phase(TaskPhase::Reduce);
         let mut rest = bytes.as_slice();
         while !rest.is_empty() {
             if !ctx.yield_point() {

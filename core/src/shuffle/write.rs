@@ -4,7 +4,7 @@
 //! [`write_records`] is the same writer without combining, for records whose reduce partition
 //! the caller chooses (the range partitioning of a sort, its sample and boundaries).
 //!
-//! The whole task is in [`Phase::ShuffleWrite`] once its input iterator exists (an upstream
+//! The whole task is in [`TaskPhase::ShuffleWrite`] once its input iterator exists (an upstream
 //! reduce stage's fetch and merge happen before, in their own phases). Every loop passes a yield
 //! point: input records (through the dataset's iterator), and every record drained from the
 //! combine map into the partition buffers.
@@ -12,7 +12,7 @@
 use super::aggregate::{ENTRY_OVERHEAD, entries_for_budget};
 use super::{BlockId, Blocks, MapStatus, partition_of};
 use crate::dataset::Dataset;
-use crate::task::{Phase, TaskContext};
+use crate::task::{TaskContext, TaskPhase};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -152,7 +152,7 @@ where
     let mut map: HashMap<K, C, foldhash::fast::FixedState> =
         HashMap::with_hasher(foldhash::fast::FixedState::with_seed(3));
     let records = input.iter(ctx);
-    ctx.set_phase(Phase::ShuffleWrite);
+    ctx.set_phase(TaskPhase::ShuffleWrite);
     for (k, v) in records {
         match map.get_mut(&k) {
             Some(c) => (combiner.merge_value)(c, v),
@@ -201,7 +201,7 @@ fn map_output(ctx: &TaskContext) -> Result<(Arc<dyn Blocks>, BlockId), String> {
 
 /// Run the writing half of a shuffle-map task without combining: every record of `records` goes
 /// as it is to reduce partition `partition(&record)` (clamped below `reduce_partitions`), with a
-/// yield point per record, in [`Phase::ShuffleWrite`]. Returns the encoded [`MapStatus`], or an
+/// yield point per record, in [`TaskPhase::ShuffleWrite`]. Returns the encoded [`MapStatus`], or an
 /// empty result when the task was killed. Callers build `records` (e.g. the input iterator)
 /// first, so its own set-up keeps its phases.
 ///
@@ -217,7 +217,7 @@ pub fn write_records<R: Serialize>(
     let (blocks, base) = map_output(ctx)?;
     let reduce_partitions = reduce_partitions.max(1);
     let mut writer = PartitionWriter::new(&*blocks, base, reduce_partitions);
-    ctx.set_phase(Phase::ShuffleWrite);
+    ctx.set_phase(TaskPhase::ShuffleWrite);
     for rec in records {
         if !ctx.yield_point() {
             break;
