@@ -71,10 +71,10 @@ type MergeFn<C> = Arc<dyn Fn(&mut C, C) + Send + Sync>;
 fn store(ctx: &TaskContext) -> Option<Arc<dyn crate::shuffle::Blocks>> {
     let b = ctx.blocks();
     if b.is_none() {
-        ctx.fail(format!(
-            "task {} reads a shuffle but runs without a block store",
-            ctx.id()
-        ));
+        ctx.fail(crate::Error::Launch {
+            task: ctx.id(),
+            problem: "reads a shuffle but runs without a block store".into(),
+        });
     }
     b
 }

@@ -6,6 +6,7 @@
 //! (suspend) or tells the task to stop (kill). The hook is how the `may` runtime plugs in without
 //! this crate knowing about coroutines.
 
+use crate::error::Error;
 use crate::ids::{JobKind, TaskId};
 use crate::shuffle::{Blocks, ShuffleRead};
 use crate::source_snapshot::FileSlice;
@@ -86,12 +87,16 @@ impl std::fmt::Display for TaskPhase {
 }
 
 impl std::str::FromStr for TaskPhase {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
+    type Err = crate::config::ChoiceError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const NAMES: &[&str] = &["compute", "shuffle_write", "fetch", "reduce"];
         TaskPhase::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
-            .ok_or_else(|| format!("unknown task phase `{s}`"))
+            .ok_or_else(|| crate::config::ChoiceError {
+                value: s.to_string(),
+                expected: NAMES,
+            })
     }
 }
 
@@ -177,7 +182,7 @@ pub struct TaskContext {
     broadcasts: Arc<Broadcasts>,
     records: Cell<u64>,
     skipped: Cell<u64>,
-    error: RefCell<Option<String>>,
+    error: RefCell<Option<Error>>,
     fetch_failed: RefCell<Option<String>>,
     blocks: RefCell<Option<Arc<dyn Blocks>>>,
     reads: RefCell<Arc<Vec<ShuffleRead>>>,
@@ -272,14 +277,13 @@ impl TaskContext {
         self.skipped.get()
     }
 
-    /// Fail the task because a shuffle input could not be fetched from `executor`: a distinct
-    /// failure the driver answers by recomputing that executor's map outputs, never by a
-    /// partial result.
-    pub fn fail_fetch(&self, executor: &str, message: impl Into<String>) {
+    /// Record that a shuffle input could not be fetched from `executor`: the task's failure is
+    /// then a distinct one the driver answers by recomputing that executor's map outputs, never
+    /// by a partial result. [`TaskContext::fail`] records it itself for an [`Error::Fetch`].
+    pub fn note_fetch_failed(&self, executor: &str) {
         self.fetch_failed
             .borrow_mut()
             .get_or_insert_with(|| executor.to_string());
-        self.fail(message);
     }
 
     /// The executor whose blocks could not be fetched, if the task failed that way.
@@ -379,12 +383,18 @@ impl TaskContext {
         self.control.retained.store(bytes, Ordering::Relaxed);
     }
 
-    /// Record an error found while iterating (a source that cannot read its input): operators stop
-    /// and the task fails with this message. The first error wins.
-    pub fn fail(&self, message: impl Into<String>) {
+    /// Record an error found while iterating (a source that cannot read its input, a closure
+    /// of the app that failed): operators stop and the task fails with it. The first error wins.
+    /// An [`Error::Fetch`] also records the executor to blame
+    /// ([`TaskContext::note_fetch_failed`]).
+    pub fn fail(&self, error: impl Into<Error>) {
+        let error = error.into();
+        if let Some(exec) = error.fetch_failed_executor() {
+            self.note_fetch_failed(exec);
+        }
         let mut e = self.error.borrow_mut();
         if e.is_none() {
-            *e = Some(message.into());
+            *e = Some(error);
         }
     }
 
@@ -394,7 +404,7 @@ impl TaskContext {
     }
 
     /// Take the error recorded by [`TaskContext::fail`].
-    pub fn take_error(&self) -> Option<String> {
+    pub fn take_error(&self) -> Option<Error> {
         self.error.borrow_mut().take()
     }
 
@@ -431,6 +441,16 @@ mod tests {
         ctx.control.request_kill();
         assert!(!ctx.yield_point());
         assert!(ctx.is_killed());
+    }
+
+    #[test]
+    fn phases_parse_from_their_names_only() {
+        for p in TaskPhase::ALL {
+            assert_eq!(p.as_str().parse::<TaskPhase>().unwrap(), p);
+        }
+        let e = "sorting".parse::<TaskPhase>().unwrap_err();
+        assert_eq!(e.expected.len(), TaskPhase::ALL.len());
+        assert!(e.to_string().contains("`sorting`"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 use super::aggregate::{ENTRY_OVERHEAD, entries_for_budget};
 use super::{BlockId, Blocks, MapStatus, partition_of};
 use crate::dataset::Dataset;
+use crate::error::{Error, Result};
 use crate::task::{TaskContext, TaskPhase};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -76,18 +77,18 @@ impl<'b> PartitionWriter<'b> {
     }
 
     /// Write `(k, c)` to the reduce partition of `k`'s hash.
-    fn emit<K: Hash + Serialize, C: Serialize>(&mut self, k: &K, c: &C) -> Result<(), String> {
+    fn emit<K: Hash + Serialize, C: Serialize>(&mut self, k: &K, c: &C) -> Result<()> {
         let r = partition_of(k, self.bufs.len() as u32);
         self.emit_to(r, &(k, c))
     }
 
     /// Write `rec` to reduce partition `r` (which must be below the partition count).
-    fn emit_to<R: Serialize>(&mut self, r: u32, rec: &R) -> Result<(), String> {
+    fn emit_to<R: Serialize>(&mut self, r: u32, rec: &R) -> Result<()> {
         let r = r as usize;
         let before = self.bufs[r].len();
         let buf = std::mem::take(&mut self.bufs[r]);
         self.bufs[r] =
-            postcard::to_extend(rec, buf).map_err(|e| format!("cannot encode record: {e}"))?;
+            postcard::to_extend(rec, buf).map_err(|e| Error::codec("cannot encode record", e))?;
         let n = self.bufs[r].len() - before;
         self.status.bytes[r] += n as u64;
         self.status.records += 1;
@@ -99,7 +100,7 @@ impl<'b> PartitionWriter<'b> {
     }
 
     /// Write every non-empty buffer as a segment of its block.
-    fn flush(&mut self) -> Result<(), String> {
+    fn flush(&mut self) -> Result<()> {
         for (r, buf) in self.bufs.iter_mut().enumerate() {
             if !buf.is_empty() {
                 let id = BlockId {
@@ -114,7 +115,7 @@ impl<'b> PartitionWriter<'b> {
     }
 
     /// Flush, and create the blocks no record went to, so a missing block always means lost.
-    fn finish(mut self) -> Result<MapStatus, String> {
+    fn finish(mut self) -> Result<MapStatus> {
         self.flush()?;
         for (r, bytes) in self.status.bytes.iter().enumerate() {
             if *bytes == 0 {
@@ -133,13 +134,13 @@ impl<'b> PartitionWriter<'b> {
 /// `reduce_partitions` blocks. Returns the encoded [`MapStatus`].
 ///
 /// # Errors
-/// The input's error, or a message naming what could not be written.
+/// The input's error, or one naming what could not be written.
 pub fn run_map_task<K, V, C>(
     ctx: &TaskContext,
     input: &Dataset<(K, V)>,
     reduce_partitions: u32,
     combiner: &Combiner<V, C>,
-) -> Result<Vec<u8>, String>
+) -> Result<Vec<u8>>
 where
     K: Hash + Eq + Serialize + DeserializeOwned + 'static,
     V: 'static,
@@ -176,17 +177,15 @@ where
     }
     let status = writer.finish()?;
     ctx.set_retained_bytes(0);
-    postcard::to_stdvec(&status).map_err(|e| format!("cannot encode map status: {e}"))
+    postcard::to_stdvec(&status).map_err(|e| Error::codec("cannot encode map status", e))
 }
 
 /// The block store a shuffle-map task writes to, and the id of its first output block (reduce
 /// partition 0).
-fn map_output(ctx: &TaskContext) -> Result<(Arc<dyn Blocks>, BlockId), String> {
-    let blocks = ctx.blocks().ok_or_else(|| {
-        format!(
-            "task {} is a shuffle-map task but runs without a block store",
-            ctx.id()
-        )
+fn map_output(ctx: &TaskContext) -> Result<(Arc<dyn Blocks>, BlockId)> {
+    let blocks = ctx.blocks().ok_or_else(|| Error::Launch {
+        task: ctx.id(),
+        problem: "is a shuffle-map task but runs without a block store".into(),
     })?;
     let id = ctx.id();
     let base = BlockId {
@@ -206,14 +205,13 @@ fn map_output(ctx: &TaskContext) -> Result<(Arc<dyn Blocks>, BlockId), String> {
 /// first, so its own set-up keeps its phases.
 ///
 /// # Errors
-/// An error recorded on the context while iterating, or a message naming what could not be
-/// written.
+/// An error recorded on the context while iterating, or one naming what could not be written.
 pub fn write_records<R: Serialize>(
     ctx: &TaskContext,
     reduce_partitions: u32,
     records: impl Iterator<Item = R>,
     mut partition: impl FnMut(&R) -> u32,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>> {
     let (blocks, base) = map_output(ctx)?;
     let reduce_partitions = reduce_partitions.max(1);
     let mut writer = PartitionWriter::new(&*blocks, base, reduce_partitions);
@@ -236,14 +234,14 @@ pub fn write_records<R: Serialize>(
     }
     let status = writer.finish()?;
     ctx.set_retained_bytes(0);
-    postcard::to_stdvec(&status).map_err(|e| format!("cannot encode map status: {e}"))
+    postcard::to_stdvec(&status).map_err(|e| Error::codec("cannot encode map status", e))
 }
 
 fn drain<K, C>(
     ctx: &TaskContext,
     map: &mut HashMap<K, C, foldhash::fast::FixedState>,
     writer: &mut PartitionWriter<'_>,
-) -> Result<(), String>
+) -> Result<()>
 where
     K: Hash + Serialize,
     C: Serialize,
