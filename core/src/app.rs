@@ -485,9 +485,9 @@ pub enum BuildError {
     App {
         /// The app.
         app: String,
-        /// Why.
+        /// Why (boxed: it is the rare path, and keeps `Result<App, BuildError>` small).
         #[source]
-        source: Error,
+        source: Box<Error>,
     },
     /// A per-job override has a bad value.
     #[error(transparent)]
@@ -513,14 +513,14 @@ pub fn build_app(entries: &[AppEntry], name: &str, config: Arc<Config>) -> Resul
     let mut app = App::new(name, config);
     // Passing arguments to an app that reads none is not a typo worth failing on.
     app.config.raw(ARGS_KEY);
-    (entry.build)(&mut app).map_err(|source| BuildError::App {
+    (entry.build)(&mut app).map_err(|e| BuildError::App {
         app: name.to_string(),
-        source,
+        source: Box::new(e),
     })?;
     app.apply_overrides()?;
-    app.check_receivers().map_err(|source| BuildError::App {
+    app.check_receivers().map_err(|e| BuildError::App {
         app: name.to_string(),
-        source,
+        source: Box::new(e),
     })?;
     Ok(app)
 }
@@ -667,13 +667,7 @@ mod tests {
             "app `wc`: input `/nonexistent/neptune-input/*.txt` matches no files"
         );
         assert!(
-            matches!(
-                &e,
-                BuildError::App {
-                    source: Error::NoInput { .. },
-                    ..
-                }
-            ),
+            matches!(&e, BuildError::App { source, .. } if matches!(**source, Error::NoInput { .. })),
             "{e:?}"
         );
     }
