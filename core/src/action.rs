@@ -2,6 +2,7 @@
 //! driver merges the task results of a run into the run's result.
 
 use crate::dataset::{BoxIter, Dataset};
+use crate::error::{BoxError, Error, Result};
 use crate::task::TaskContext;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -10,10 +11,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 /// Runs one task: the partition's records in, the serialized task result out.
-pub type TaskFn = Arc<dyn Fn(&TaskContext) -> Result<Vec<u8>, String> + Send + Sync>;
+pub type TaskFn = Arc<dyn Fn(&TaskContext) -> Result<Vec<u8>> + Send + Sync>;
 
 /// Merges the serialized task results of one run (in partition order).
-pub type MergeFn<R> = Arc<dyn Fn(Vec<Vec<u8>>) -> Result<R, String> + Send + Sync>;
+pub type MergeFn<R> = Arc<dyn Fn(Vec<Vec<u8>>) -> Result<R> + Send + Sync>;
 
 /// A dataset plus what to do with it: the unit a job is made of.
 pub struct Action<R> {
@@ -54,17 +55,18 @@ impl<R: 'static> Action<R> {
             if let Some(e) = ctx.take_error() {
                 return Err(e);
             }
-            postcard::to_stdvec(&partial).map_err(|e| format!("cannot encode task result: {e}"))
+            postcard::to_stdvec(&partial).map_err(|e| Error::codec("cannot encode task result", e))
         });
         let merge: MergeFn<R> = Arc::new(move |parts: Vec<Vec<u8>>| {
             let decoded = parts
                 .iter()
                 .enumerate()
                 .map(|(i, b)| {
-                    postcard::from_bytes::<P>(b)
-                        .map_err(|e| format!("cannot decode result of partition {i}: {e}"))
+                    postcard::from_bytes::<P>(b).map_err(|e| {
+                        Error::codec(format!("cannot decode result of partition {i}"), e)
+                    })
                 })
-                .collect::<Result<Vec<P>, String>>()?;
+                .collect::<Result<Vec<P>>>()?;
             Ok(merge(decoded))
         });
         Self {
@@ -153,6 +155,30 @@ impl<T: 'static> Dataset<T> {
         )
     }
 
+    /// Sink: call a fallible `f` on every record on the executor; the run's result is the record
+    /// count. `f` may fail with any error — the app's own error type through `?`, a `String`
+    /// through `.into()`, a [`crate::Error`] — and the task fails with that error (its message
+    /// is the task's failure); the partition stops there.
+    pub fn try_for_each(
+        &self,
+        f: impl Fn(&TaskContext, T) -> Result<(), BoxError> + Send + Sync + 'static,
+    ) -> Action<u64> {
+        self.action(
+            move |ctx, it| {
+                let mut n = 0u64;
+                for x in it {
+                    if let Err(e) = f(ctx, x) {
+                        ctx.fail(Error::user(e));
+                        break;
+                    }
+                    n += 1;
+                }
+                n
+            },
+            |parts| parts.into_iter().sum(),
+        )
+    }
+
     /// Sink: print every record to the executor's stdout, one per line.
     pub fn print(&self) -> Action<u64>
     where
@@ -192,22 +218,21 @@ fn write_partition<T>(
     dir: &std::path::Path,
     it: BoxIter<'_, T>,
     line: &dyn Fn(&T) -> String,
-) -> Result<u64, String> {
+) -> Result<u64> {
     let run_dir = dir.join(format!("run-{:06}", ctx.run()));
     std::fs::create_dir_all(&run_dir)
-        .map_err(|e| format!("cannot create output directory {}: {e}", run_dir.display()))?;
+        .map_err(|e| Error::io("create output directory", &run_dir, e))?;
     let final_path = run_dir.join(format!("part-{:05}", ctx.partition()));
     let tmp = run_dir.join(format!(
         ".part-{:05}.attempt-{}.tmp",
         ctx.partition(),
         ctx.attempt()
     ));
-    let file =
-        std::fs::File::create(&tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    let file = std::fs::File::create(&tmp).map_err(|e| Error::io("create", &tmp, e))?;
     let mut w = std::io::BufWriter::new(file);
     let mut n = 0u64;
     for x in it {
-        writeln!(w, "{}", line(&x)).map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+        writeln!(w, "{}", line(&x)).map_err(|e| Error::io("write", &tmp, e))?;
         n += 1;
     }
     if ctx.is_killed() || ctx.has_failed() {
@@ -215,15 +240,10 @@ fn write_partition<T>(
         let _ = std::fs::remove_file(&tmp);
         return Ok(n);
     }
-    w.flush()
-        .map_err(|e| format!("cannot write {}: {e}", tmp.display()))?;
+    w.flush().map_err(|e| Error::io("write", &tmp, e))?;
     drop(w);
     std::fs::rename(&tmp, &final_path).map_err(|e| {
-        format!(
-            "cannot rename {} to {}: {e}",
-            tmp.display(),
-            final_path.display()
-        )
+        Error::io("rename", &tmp, e).with_note(format!(" to {}", final_path.display()))
     })?;
     Ok(n)
 }
@@ -273,6 +293,81 @@ mod tests {
             run_all(&numbers().filter(|_| false).reduce(|a, b| a + b)),
             None
         );
+    }
+
+    /// An app's own error type, with a `From` so its closures can use `?`.
+    #[derive(Debug, thiserror::Error)]
+    enum PriceError {
+        #[error("price `{0}` is not a number")]
+        NotANumber(String, #[source] std::num::ParseIntError),
+    }
+
+    fn price(s: &str) -> Result<u64, PriceError> {
+        s.parse()
+            .map_err(|e| PriceError::NotANumber(s.to_string(), e))
+    }
+
+    fn prices() -> Dataset<&'static str> {
+        Dataset::from_fn(2, |ctx| {
+            let part: &[&'static str] = if ctx.partition() == 0 {
+                &["1", "2", "3"]
+            } else {
+                &["4", "x5", "6"]
+            };
+            Box::new(part.iter().copied())
+        })
+    }
+
+    fn run_part<R: 'static>(a: &Action<R>, p: u32) -> Result<Vec<u8>> {
+        let id = TaskId {
+            job: 0,
+            run: 0,
+            stage: 0,
+            partition: p,
+        };
+        (a.task_fn())(&TaskContext::detached(id, JobKind::Batch))
+    }
+
+    #[test]
+    fn an_app_closure_error_fails_the_task_with_its_own_message() {
+        let sum = prices()
+            .try_map(|s| Ok(price(s)? * 100))
+            .reduce(|a, b| a + b);
+        assert!(run_part(&sum, 0).is_ok());
+        let e = run_part(&sum, 1).unwrap_err();
+        assert_eq!(e.to_string(), "price `x5` is not a number");
+        let Error::User(inner) = &e else {
+            panic!("{e:?}")
+        };
+        assert!(matches!(
+            inner.downcast_ref::<PriceError>(),
+            Some(PriceError::NotANumber(s, _)) if s == "x5"
+        ));
+
+        let seen = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let n = seen.clone();
+        let sink = prices().try_for_each(move |_, s| {
+            price(s)?;
+            n.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            Ok(())
+        });
+        let e = run_part(&sink, 1).unwrap_err();
+        assert!(e.to_string().contains("`x5`"), "{e}");
+        assert_eq!(
+            seen.load(std::sync::atomic::Ordering::Relaxed),
+            1,
+            "stops at the error"
+        );
+    }
+
+    #[test]
+    fn a_string_error_from_a_closure_reads_the_same() {
+        let ds = prices().try_map(|s| {
+            s.parse::<u64>()
+                .map_err(|_| format!("bad price {s}").into())
+        });
+        let e = run_part(&ds.count(), 1).unwrap_err();
+        assert_eq!(e.to_string(), "bad price x5");
     }
 
     #[test]

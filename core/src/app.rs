@@ -7,6 +7,7 @@
 use crate::action::Action;
 use crate::config::{Config, ConfigError};
 use crate::dataset::Dataset;
+use crate::error::{BoxError, Error, Result};
 use crate::ids::JobKind;
 use crate::source_socket::{ReceiverDef, check_addr, receiver_lines};
 use crate::state::Broadcasts;
@@ -28,9 +29,8 @@ pub const DEFAULT_INTERVAL: Duration = Duration::from_millis(500);
 const MAX_RESULT_JSON: usize = 4096;
 
 /// Driver-side handling of a run's task results: merge, user callback, JSON value for the report.
-pub type CommitFn = Arc<
-    dyn Fn(&mut CommitCtx<'_>, Vec<Vec<u8>>) -> Result<serde_json::Value, String> + Send + Sync,
->;
+pub type CommitFn =
+    Arc<dyn Fn(&mut CommitCtx<'_>, Vec<Vec<u8>>) -> Result<serde_json::Value> + Send + Sync>;
 
 pub use crate::plan::StageDef;
 
@@ -129,7 +129,10 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> State<T> {
             Ok(Some(v)) => v,
             Ok(None) => (0, self.initial.clone()),
             Err(e) => {
-                ctx.fail(format!("shared state `{}` does not decode: {e}", self.name));
+                ctx.fail(Error::codec(
+                    format!("shared state `{}` does not decode", self.name),
+                    e,
+                ));
                 (0, self.initial.clone())
             }
         }
@@ -146,10 +149,10 @@ impl<T: Serialize + DeserializeOwned + Send + Sync + 'static> State<T> {
     /// Publish a new version; executors receive it once, before any task launched after it.
     ///
     /// # Errors
-    /// When the value cannot be encoded.
-    pub fn publish(&self, ctx: &mut CommitCtx<'_>, value: &T) -> Result<u64, String> {
+    /// [`Error::Codec`] when the value cannot be encoded.
+    pub fn publish(&self, ctx: &mut CommitCtx<'_>, value: &T) -> Result<u64> {
         let bytes = postcard::to_stdvec(value)
-            .map_err(|e| format!("cannot encode shared state `{}`: {e}", self.name))?;
+            .map_err(|e| Error::codec(format!("cannot encode shared state `{}`", self.name), e))?;
         let version = ctx.broadcasts.version(&self.name).unwrap_or(0) + 1;
         ctx.broadcasts.put(&self.name, version, bytes);
         ctx.published.push((self.name.clone(), version));
@@ -184,16 +187,18 @@ impl<R: Serialize + 'static> JobBuilder<'_, R> {
         self
     }
 
-    /// Called on the driver with each run's merged result, in run order per job.
+    /// Called on the driver with each run's merged result, in run order per job. `f` may fail
+    /// with any error — the app's own error type through `?`, a `String` through `.into()`, a
+    /// [`crate::Error`] — and the job fails with that error's message.
     pub fn on_result(
         self,
-        f: impl Fn(&mut CommitCtx<'_>, R) -> Result<(), String> + Send + Sync + 'static,
+        f: impl Fn(&mut CommitCtx<'_>, R) -> Result<(), BoxError> + Send + Sync + 'static,
     ) -> Self {
         let merge = self.merge.clone();
         self.job.commit = Arc::new(move |ctx, parts| {
             let r = merge(parts)?;
             let v = report_value(&r);
-            f(ctx, r)?;
+            f(ctx, r).map_err(Error::user)?;
             Ok(v)
         });
         self
@@ -282,13 +287,18 @@ impl App {
     /// The app's own arguments (given after `--` on the command line).
     ///
     /// # Errors
-    /// When the reserved key `app.args` was set by hand to something that is not a JSON array of
-    /// strings.
-    pub fn args(&self) -> Result<Vec<String>, String> {
+    /// [`Error::Config`] when the reserved key `app.args` was set by hand to something that is
+    /// not a JSON array of strings.
+    pub fn args(&self) -> Result<Vec<String>> {
         match self.config.raw(ARGS_KEY) {
             None => Ok(Vec::new()),
-            Some(s) => serde_json::from_str(s)
-                .map_err(|e| format!("invalid value for config key `{ARGS_KEY}`: {e}")),
+            Some(s) => serde_json::from_str(s).map_err(|e| {
+                Error::Config(ConfigError::Invalid {
+                    key: ARGS_KEY.to_string(),
+                    value: s.to_string(),
+                    reason: e.to_string(),
+                })
+            }),
         }
     }
 
@@ -309,17 +319,20 @@ impl App {
     /// guarantees. Read it from one job only.
     ///
     /// # Errors
-    /// A message naming the receiver when `name` is taken or `addr` is not `host:port`.
+    /// [`Error::Definition`] naming the receiver when `name` is taken or `addr` is not
+    /// `host:port`.
     pub fn socket_lines(
         &mut self,
         name: &str,
         addr: &str,
         partitions: u32,
-    ) -> Result<Dataset<String>, String> {
+    ) -> Result<Dataset<String>> {
         if self.receivers.iter().any(|r| r.name == name) {
-            return Err(format!("socket source `{name}` is declared twice"));
+            return Err(Error::Definition(format!(
+                "socket source `{name}` is declared twice"
+            )));
         }
-        check_addr(addr).map_err(|e| format!("socket source `{name}`: {e}"))?;
+        check_addr(addr).map_err(|e| Error::Definition(format!("socket source `{name}`: {e}")))?;
         let index = self.receivers.len() as u32;
         let partitions = partitions.max(1);
         self.receivers.push(ReceiverDef {
@@ -418,18 +431,18 @@ impl App {
 
     /// Every receiver is read by at most one job: a cut belongs to one job's run (two jobs would
     /// split the lines between them, arbitrarily).
-    fn check_receivers(&self) -> Result<(), String> {
+    fn check_receivers(&self) -> Result<()> {
         for (i, r) in self.receivers.iter().enumerate() {
             let readers: Vec<&str> = self
                 .receiver_readers(i as u32)
                 .map(|j| self.jobs[j].name.as_str())
                 .collect();
             if readers.len() > 1 {
-                return Err(format!(
+                return Err(Error::Definition(format!(
                     "socket source `{}` is read by jobs {}: declare one source per job",
                     r.name,
                     readers.join(" and ")
-                ));
+                )));
             }
         }
         Ok(())
@@ -441,8 +454,9 @@ impl App {
     }
 }
 
-/// Builds an app's jobs from its config.
-pub type AppFn = fn(&mut App) -> Result<(), String>;
+/// Builds an app's jobs from its config. Its own errors go in [`Error::User`]
+/// ([`Error::user`]); config and source errors convert with `?`.
+pub type AppFn = fn(&mut App) -> Result<()>;
 
 /// An app registered by name in a binary.
 #[derive(Debug, Clone, Copy)]
@@ -466,13 +480,14 @@ pub enum BuildError {
         /// Registered names.
         known: String,
     },
-    /// The app's builder refused its config.
-    #[error("app `{app}`: {message}")]
+    /// The app's builder (or the check of what it built) failed.
+    #[error("app `{app}`: {source}")]
     App {
         /// The app.
         app: String,
-        /// The builder's message.
-        message: String,
+        /// Why (boxed: it is the rare path, and keeps `Result<App, BuildError>` small).
+        #[source]
+        source: Box<Error>,
     },
     /// A per-job override has a bad value.
     #[error(transparent)]
@@ -498,14 +513,14 @@ pub fn build_app(entries: &[AppEntry], name: &str, config: Arc<Config>) -> Resul
     let mut app = App::new(name, config);
     // Passing arguments to an app that reads none is not a typo worth failing on.
     app.config.raw(ARGS_KEY);
-    (entry.build)(&mut app).map_err(|message| BuildError::App {
+    (entry.build)(&mut app).map_err(|e| BuildError::App {
         app: name.to_string(),
-        message,
+        source: Box::new(e),
     })?;
     app.apply_overrides()?;
-    app.check_receivers().map_err(|message| BuildError::App {
+    app.check_receivers().map_err(|e| BuildError::App {
         app: name.to_string(),
-        message,
+        source: Box::new(e),
     })?;
     Ok(app)
 }
@@ -515,16 +530,18 @@ mod tests {
     use super::*;
     use crate::dataset::Dataset;
 
-    fn demo(app: &mut App) -> Result<(), String> {
+    fn demo(app: &mut App) -> Result<()> {
         static N: neptune_config::UInt =
             neptune_config::UInt::new(neptune_config::Meta::new("n", "records"), 0, 1000)
                 .default(10);
-        let n = N.get(app.config()).map_err(|e| e.to_string())?;
+        let n = N.get(app.config())?;
         let model = app.state("model", 0u64);
         let ds = Dataset::from_fn(2, move |_| Box::new(0..n));
         let m = model.clone();
-        app.batch("train", ds.count())
-            .on_result(move |ctx, count| m.publish(ctx, &count).map(|_| ()));
+        app.batch("train", ds.count()).on_result(move |ctx, count| {
+            m.publish(ctx, &count)?;
+            Ok(())
+        });
         app.stream("score", Dataset::from_fn(1, |_| Box::new(0..1u64)).count());
         Ok(())
     }
@@ -575,7 +592,7 @@ mod tests {
         assert!(app.config().check_all_used().is_ok());
     }
 
-    fn two_readers(app: &mut App) -> Result<(), String> {
+    fn two_readers(app: &mut App) -> Result<()> {
         let lines = app.socket_lines("events", "localhost:9999", 2)?;
         app.stream("a", lines.count());
         app.stream("b", lines.map(|l| l.len()).count());
@@ -612,6 +629,47 @@ mod tests {
         );
         assert!(stages[1].receivers.is_empty());
         assert_eq!(app.receivers()[0].partitions, 3);
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("model store is read-only")]
+    struct ReadOnly;
+
+    #[test]
+    fn an_on_result_error_fails_the_commit_with_the_apps_own_error() {
+        let mut app = App::new("t", Arc::new(Config::default()));
+        app.batch("train", Dataset::from_fn(1, |_| Box::new(0..3u64)).count())
+            .on_result(|_, n| if n > 2 { Err(ReadOnly.into()) } else { Ok(()) });
+        let b = Broadcasts::default();
+        let mut ctx = CommitCtx::new(0, 3, &b);
+        let parts = vec![postcard::to_stdvec(&3u64).unwrap()];
+        let e = (app.jobs()[0].commit)(&mut ctx, parts).unwrap_err();
+        assert_eq!(e.to_string(), "model store is read-only");
+        assert!(matches!(&e, Error::User(u) if u.is::<ReadOnly>()));
+    }
+
+    fn missing_input(app: &mut App) -> Result<()> {
+        let lines = crate::source::text_files("/nonexistent/neptune-input/*.txt")?;
+        app.batch("count", lines.count());
+        Ok(())
+    }
+
+    #[test]
+    fn a_builder_error_keeps_its_variant_under_the_app_name() {
+        let apps = [AppEntry {
+            name: "wc",
+            description: "test",
+            build: missing_input,
+        }];
+        let e = build_app(&apps, "wc", Arc::new(Config::default())).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "app `wc`: input `/nonexistent/neptune-input/*.txt` matches no files"
+        );
+        assert!(
+            matches!(&e, BuildError::App { source, .. } if matches!(**source, Error::NoInput { .. })),
+            "{e:?}"
+        );
     }
 
     #[test]

@@ -6,6 +6,7 @@
 //! (same-binary model), and an executor runs the recipe for one partition of one run inside a task.
 
 use crate::action::Action;
+use crate::error::{BoxError, Error};
 use crate::plan::StageDef;
 use crate::task::TaskContext;
 use std::sync::Arc;
@@ -187,6 +188,27 @@ impl<T: 'static> Dataset<T> {
         })
     }
 
+    /// Apply a fallible `f` to every record. `f` may fail with any error — the app's own error
+    /// type through `?`, a `String` through `.into()`, a [`crate::Error`] — and the task fails
+    /// with that error (its message is the task's failure), ending the partition: no record is
+    /// silently dropped.
+    pub fn try_map<U: 'static>(
+        &self,
+        f: impl Fn(T) -> Result<U, BoxError> + Send + Sync + 'static,
+    ) -> Dataset<U> {
+        let f = Arc::new(f);
+        self.derive(move |ctx, it| {
+            let f = f.clone();
+            Box::new(it.map_while(move |x| match f(x) {
+                Ok(u) => Some(u),
+                Err(e) => {
+                    ctx.fail(Error::user(e));
+                    None
+                }
+            }))
+        })
+    }
+
     /// Keep the records for which `f` holds.
     pub fn filter(&self, f: impl Fn(&T) -> bool + Send + Sync + 'static) -> Dataset<T> {
         let f = Arc::new(f);
@@ -319,8 +341,8 @@ mod tests {
         let c = ctx(0);
         let mut it = numbers().iter(&c);
         assert_eq!(it.next(), Some(0));
-        c.fail("bad input");
+        c.fail(Error::user("bad input"));
         assert_eq!(it.next(), None);
-        assert_eq!(c.take_error().as_deref(), Some("bad input"));
+        assert_eq!(c.take_error().unwrap().to_string(), "bad input");
     }
 }

@@ -32,7 +32,7 @@ use crate::shuffle::range::{run_bounds_task, run_range_map_task, run_sample_task
 use crate::shuffle::read::for_each_shuffled;
 use crate::shuffle::sort::SpillingSorter;
 use crate::shuffle::write::{Combiner, run_map_task};
-use crate::task::{Phase, TaskContext};
+use crate::task::{TaskContext, TaskPhase};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::hash::Hash;
@@ -71,10 +71,10 @@ type MergeFn<C> = Arc<dyn Fn(&mut C, C) + Send + Sync>;
 fn store(ctx: &TaskContext) -> Option<Arc<dyn crate::shuffle::Blocks>> {
     let b = ctx.blocks();
     if b.is_none() {
-        ctx.fail(format!(
-            "task {} reads a shuffle but runs without a block store",
-            ctx.id()
-        ));
+        ctx.fail(crate::Error::Launch {
+            task: ctx.id(),
+            problem: "reads a shuffle but runs without a block store".into(),
+        });
     }
     b
 }
@@ -99,14 +99,14 @@ fn feed<K: Key, R: DeserializeOwned, C: Value>(
     true
 }
 
-/// Iterate the merged state (in [`Phase::Reduce`]).
+/// Iterate the merged state (in [`TaskPhase::Reduce`]).
 fn drain_agg<'a, K: Key, C: Value>(
     ctx: &'a TaskContext,
     blocks: &dyn crate::shuffle::Blocks,
     agg: SpillingMap<K, C>,
     merge: MergeFn<C>,
 ) -> BoxIter<'a, (K, C)> {
-    ctx.set_phase(Phase::Reduce);
+    ctx.set_phase(TaskPhase::Reduce);
     match agg.finish(ctx, blocks, move |a, c| merge(a, c)) {
         Ok(it) => it,
         Err(e) => {
@@ -297,7 +297,7 @@ impl<K: Key + Ord + Clone, V: Value> Dataset<(K, V)> {
                 ctx.fail(e);
                 return Box::new(std::iter::empty());
             }
-            ctx.set_phase(Phase::Reduce);
+            ctx.set_phase(TaskPhase::Reduce);
             match sorter.finish(ctx, &*blocks) {
                 Ok(it) => it,
                 Err(e) => {

@@ -2,6 +2,7 @@
 //! CSV), each partition read inside a task with a yield point per record.
 
 use crate::dataset::{Dataset, yielding};
+use crate::error::{Error, Result};
 use crate::task::TaskContext;
 use neptune_config::ChoiceError;
 use rand::SeedableRng;
@@ -81,12 +82,12 @@ fn malformed_err(s: &str) -> ChoiceError {
 }
 
 impl Malformed {
-    /// Apply the policy to a bad record described by `message` (which names file and line).
-    fn handle(self, ctx: &TaskContext, message: String) {
+    /// Apply the policy to a bad record (an [`Error::Malformed`] naming file and line).
+    fn handle(self, ctx: &TaskContext, error: Error) {
         match self {
-            Malformed::Fail => ctx.fail(message),
+            Malformed::Fail => ctx.fail(error),
             Malformed::Skip => {
-                tracing::debug!(%message, "malformed record skipped");
+                tracing::debug!(message = %error, "malformed record skipped");
                 ctx.count_skipped();
             }
         }
@@ -96,8 +97,9 @@ impl Malformed {
 /// Files matching `pattern` (a glob, or a directory meaning all files in it), sorted by path.
 ///
 /// # Errors
-/// A message naming the pattern when it is invalid or matches nothing.
-pub fn list_files(pattern: &str) -> Result<Vec<PathBuf>, String> {
+/// [`Error::BadPattern`] or [`Error::NoInput`] naming the pattern when it is invalid or
+/// matches nothing.
+pub fn list_files(pattern: &str) -> Result<Vec<PathBuf>> {
     let path = std::path::Path::new(pattern);
     let pat = if path.is_dir() {
         format!("{}/*", pattern.trim_end_matches('/'))
@@ -105,13 +107,18 @@ pub fn list_files(pattern: &str) -> Result<Vec<PathBuf>, String> {
         pattern.to_string()
     };
     let mut files: Vec<PathBuf> = glob::glob(&pat)
-        .map_err(|e| format!("invalid input pattern `{pattern}`: {e}"))?
+        .map_err(|e| Error::BadPattern {
+            pattern: pattern.to_string(),
+            reason: e.to_string(),
+        })?
         .filter_map(Result::ok)
         .filter(|p| p.is_file())
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(format!("input `{pattern}` matches no files"));
+        return Err(Error::NoInput {
+            pattern: pattern.to_string(),
+        });
     }
     Ok(files)
 }
@@ -149,7 +156,7 @@ fn open_listed(ctx: &TaskContext, path: &Path, len: Option<u64>) -> Option<std::
             } else {
                 ""
             };
-            ctx.fail(format!("cannot open {}{listed}: {e}", path.display()));
+            ctx.fail(Error::io("open", path, e).with_note(listed));
             return None;
         }
     };
@@ -159,16 +166,15 @@ fn open_listed(ctx: &TaskContext, path: &Path, len: Option<u64>) -> Option<std::
     match file.metadata() {
         Ok(m) if m.len() >= len => Some(file.take(len)),
         Ok(m) => {
-            ctx.fail(format!(
-                "{} has {} bytes, fewer than the {len} it had when the run's input was listed \
-                 (truncated or replaced since)",
-                path.display(),
-                m.len()
-            ));
+            ctx.fail(Error::Truncated {
+                path: path.to_path_buf(),
+                listed: len,
+                actual: m.len(),
+            });
             None
         }
         Err(e) => {
-            ctx.fail(format!("cannot read {}: {e}", path.display()));
+            ctx.fail(Error::io("read", path, e));
             None
         }
     }
@@ -210,10 +216,11 @@ fn read_lines_max(
                         buf.pop();
                     }
                 } else if buf.len() > max {
-                    ctx.fail(format!(
-                        "{}:{line_no}: line longer than {max} bytes",
-                        path.display()
-                    ));
+                    ctx.fail(Error::Malformed {
+                        path: path.clone(),
+                        line: line_no,
+                        reason: format!("line longer than {max} bytes"),
+                    });
                     return None;
                 }
                 match String::from_utf8(std::mem::take(&mut buf)) {
@@ -222,13 +229,17 @@ fn read_lines_max(
                         Some(l)
                     }
                     Err(_) => {
-                        ctx.fail(format!("{}:{line_no}: line is not UTF-8", path.display()));
+                        ctx.fail(Error::Malformed {
+                            path: path.clone(),
+                            line: line_no,
+                            reason: "line is not UTF-8".into(),
+                        });
                         None
                     }
                 }
             }
             Err(e) => {
-                ctx.fail(format!("cannot read {}: {e}", path.display()));
+                ctx.fail(Error::io("read", &path, e));
                 None
             }
         }
@@ -240,8 +251,8 @@ fn read_lines_max(
 /// [`crate::source_snapshot`]).
 ///
 /// # Errors
-/// A message naming the pattern when it matches nothing.
-pub fn text_files(pattern: &str) -> Result<Dataset<String>, String> {
+/// [`Error::NoInput`] naming the pattern when it matches nothing.
+pub fn text_files(pattern: &str) -> Result<Dataset<String>> {
     let files = Arc::new(list_files(pattern)?);
     let n = files.len() as u32;
     Ok(Dataset::from_fn(n, move |ctx: &TaskContext| {
@@ -260,25 +271,25 @@ pub fn text_files(pattern: &str) -> Result<Dataset<String>, String> {
 /// the line number.
 ///
 /// # Errors
-/// A message naming the pattern when it matches nothing.
-pub fn json_lines<T: DeserializeOwned + 'static>(pattern: &str) -> Result<Dataset<T>, String> {
+/// [`Error::NoInput`] naming the pattern when it matches nothing.
+pub fn json_lines<T: DeserializeOwned + 'static>(pattern: &str) -> Result<Dataset<T>> {
     json_lines_with(pattern, Malformed::Fail)
 }
 
 /// [`json_lines`] with a chosen policy for lines that do not parse.
 ///
 /// # Errors
-/// A message naming the pattern when it matches nothing.
+/// [`Error::NoInput`] naming the pattern when it matches nothing.
 pub fn json_lines_with<T: DeserializeOwned + 'static>(
     pattern: &str,
     policy: Malformed,
-) -> Result<Dataset<T>, String> {
+) -> Result<Dataset<T>> {
     let files = Arc::new(list_files(pattern)?);
     let n = files.len() as u32;
     Ok(Dataset::from_fn(n, move |ctx: &TaskContext| {
         let parts = partition_files(ctx, &files);
         Box::new(parts.into_iter().flat_map(move |(path, len)| {
-            let name = path.display().to_string();
+            let name = path.clone();
             // Behind a yield point, which also stops at the first failure (a malformed line
             // under `Malformed::Fail`) instead of reading on.
             yielding(ctx, read_lines_max(ctx, path, len, MAX_RECORD_LINE))
@@ -290,8 +301,12 @@ pub fn json_lines_with<T: DeserializeOwned + 'static>(
                     match serde_json::from_str::<T>(&l) {
                         Ok(v) => Some(v),
                         Err(e) => {
-                            let msg = format!("{name}:{}: malformed JSON record: {e}", i + 1);
-                            policy.handle(ctx, msg);
+                            let bad = Error::Malformed {
+                                path: name.clone(),
+                                line: i as u64 + 1,
+                                reason: format!("malformed JSON record: {e}"),
+                            };
+                            policy.handle(ctx, bad);
                             None
                         }
                     }
@@ -306,19 +321,19 @@ pub fn json_lines_with<T: DeserializeOwned + 'static>(
 /// the line number.
 ///
 /// # Errors
-/// A message naming the pattern when it matches nothing.
-pub fn csv_files<T: DeserializeOwned + 'static>(pattern: &str) -> Result<Dataset<T>, String> {
+/// [`Error::NoInput`] naming the pattern when it matches nothing.
+pub fn csv_files<T: DeserializeOwned + 'static>(pattern: &str) -> Result<Dataset<T>> {
     csv_files_with(pattern, Malformed::Fail)
 }
 
 /// [`csv_files`] with a chosen policy for rows that do not parse.
 ///
 /// # Errors
-/// A message naming the pattern when it matches nothing.
+/// [`Error::NoInput`] naming the pattern when it matches nothing.
 pub fn csv_files_with<T: DeserializeOwned + 'static>(
     pattern: &str,
     policy: Malformed,
-) -> Result<Dataset<T>, String> {
+) -> Result<Dataset<T>> {
     let files = Arc::new(list_files(pattern)?);
     let n = files.len() as u32;
     Ok(Dataset::from_fn(n, move |ctx: &TaskContext| {
@@ -352,8 +367,12 @@ fn csv_rows<T: DeserializeOwned + 'static>(
                 }
                 Err(e) => {
                     let line = e.position().map_or(0, |p| p.line());
-                    let msg = format!("{}:{line}: malformed CSV record: {e}", path.display());
-                    policy.handle(ctx, msg);
+                    let bad = Error::Malformed {
+                        path: path.clone(),
+                        line,
+                        reason: format!("malformed CSV record: {e}"),
+                    };
+                    policy.handle(ctx, bad);
                     if policy == Malformed::Fail || !ctx.yield_point() {
                         return None;
                     }
@@ -418,7 +437,8 @@ mod tests {
         let got: Vec<u32> = ds.iter(&c).collect();
         assert_eq!(got, vec![1, 2]);
         let e = c.take_error().unwrap();
-        assert!(e.contains("a.jsonl:3"), "{e}");
+        assert!(matches!(&e, Error::Malformed { line: 3, .. }), "{e:?}");
+        assert!(e.to_string().contains("a.jsonl:3"), "{e}");
     }
 
     #[test]
@@ -440,7 +460,7 @@ mod tests {
                 n: 1
             }]
         );
-        assert!(c.take_error().unwrap().contains("x.csv:3"));
+        assert!(c.take_error().unwrap().to_string().contains("x.csv:3"));
     }
 
     #[test]
@@ -476,19 +496,43 @@ mod tests {
         let c = ctx(0, 0);
         let got: Vec<String> = read_lines_max(&c, f, None, 9).collect();
         assert_eq!(got, ["ok"]);
-        let e = c.take_error().unwrap();
+        let e = c.take_error().unwrap().to_string();
         assert!(e.contains("a.txt:2") && e.contains("longer than 9"), "{e}");
         let g = dir.path().join("b.txt");
         std::fs::write(&g, b"fine\n\xff\xfe\n").unwrap();
         let c = ctx(0, 0);
         assert_eq!(read_lines(&c, g).collect::<Vec<_>>(), ["fine"]);
-        let e = c.take_error().unwrap();
+        let e = c.take_error().unwrap().to_string();
         assert!(e.contains("b.txt:2") && e.contains("UTF-8"), "{e}");
     }
 
     #[test]
     fn empty_input_pattern_is_an_error_naming_it() {
         let e = text_files("/nonexistent/dir/*.txt").unwrap_err();
-        assert!(e.contains("/nonexistent/dir/*.txt"));
+        assert!(
+            matches!(&e, Error::NoInput { pattern } if pattern == "/nonexistent/dir/*.txt"),
+            "{e:?}"
+        );
+        assert!(e.to_string().contains("/nonexistent/dir/*.txt"));
+    }
+
+    #[test]
+    fn an_input_file_gone_since_the_build_is_an_io_error_naming_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("gone.txt");
+        std::fs::write(&f, "a\n").unwrap();
+        let ds = text_files(dir.path().to_str().unwrap()).unwrap();
+        std::fs::remove_file(&f).unwrap();
+        let c = ctx(0, 0);
+        assert_eq!(ds.iter(&c).count(), 0);
+        match c.take_error() {
+            Some(Error::Io {
+                op, path, source, ..
+            }) => {
+                assert_eq!((op.as_str(), path), ("open", f));
+                assert_eq!(source.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("expected an I/O error naming the file, got {other:?}"),
+        }
     }
 }

@@ -80,7 +80,7 @@ proptest! {
         let lines = c.records();
         prop_assert!(recs.len() as u64 + c.skipped() <= lines);
         if let Some(e) = c.take_error() {
-            prop_assert!(e.contains("a.jsonl"), "{}", e);
+            prop_assert!(e.to_string().contains("a.jsonl"), "{}", e);
         } else if std::str::from_utf8(&bytes).is_ok() {
             let blank = String::from_utf8_lossy(&bytes).lines().filter(|l| l.trim().is_empty()).count() as u64;
             prop_assert_eq!(recs.len() as u64 + c.skipped() + blank, lines);
@@ -98,7 +98,7 @@ proptest! {
         let recs: Vec<Rec> = ds.iter(&c).collect();
         prop_assert_eq!(recs.len() as u64, c.records());
         if let Some(e) = c.take_error() {
-            prop_assert!(e.contains("a.csv"), "{}", e);
+            prop_assert!(e.to_string().contains("a.csv"), "{}", e);
         }
     }
 

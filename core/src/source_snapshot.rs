@@ -45,8 +45,8 @@ pub struct LaunchParams {
 #[derive(Debug, thiserror::Error)]
 pub enum SnapshotError {
     /// The pattern is invalid or matches no file now.
-    #[error("{0}")]
-    List(String),
+    #[error(transparent)]
+    List(crate::error::Error),
     /// A listed file's size could not be read.
     #[error("cannot read the size of input file {path}: {source}")]
     Stat {
@@ -202,7 +202,7 @@ mod read_tests {
         let snap = snapshot(&pattern, 1).unwrap();
         let c = ctx_with(snap[0].clone());
         assert_eq!(ds.iter(&c).collect::<Vec<_>>(), [1, 2, 3]);
-        let e = c.take_error().unwrap();
+        let e = c.take_error().unwrap().to_string();
         assert!(e.contains("b.jsonl:2"), "{e}");
     }
 
@@ -224,11 +224,16 @@ mod read_tests {
         let c = ctx_with(snap[0].clone());
         let _ = ds.iter(&c).count();
         let e = c.take_error().unwrap();
+        assert!(
+            matches!(&e, crate::Error::Truncated { path, actual: 4, .. } if path.ends_with("a.csv")),
+            "{e:?}"
+        );
+        let e = e.to_string();
         assert!(e.contains("a.csv") && e.contains("fewer than"), "{e}");
         std::fs::remove_file(dir.path().join("b.csv")).unwrap();
         let c = ctx_with(snap[0][1..].to_vec());
         assert_eq!(ds.iter(&c).count(), 0);
-        let e = c.take_error().unwrap();
+        let e = c.take_error().unwrap().to_string();
         assert!(e.contains("b.csv") && e.contains("snapshot"), "{e}");
     }
 }

@@ -23,8 +23,9 @@
 //! (`neptune_executor_receiver_dropped_lines_total`).
 
 use crate::dataset::Dataset;
+use crate::error::{Error, Result};
 use crate::shuffle::{BlockId, FetchError};
-use crate::task::{Phase, TaskContext};
+use crate::task::{TaskContext, TaskPhase};
 
 /// Stage ids at or above this address receiver data, not map stages (low bits: the receiver).
 pub const RECEIVER_STAGE: u32 = 0x8000_0000;
@@ -46,17 +47,18 @@ pub struct ReceiverDef {
 /// Check a receiver's address: `host:port` with a non-empty host and a valid port.
 ///
 /// # Errors
-/// A message saying what is wrong with `addr`.
-pub fn check_addr(addr: &str) -> Result<(), String> {
-    let (host, port) = addr
-        .rsplit_once(':')
-        .ok_or_else(|| format!("`{addr}` is not host:port"))?;
+/// [`Error::Definition`] saying what is wrong with `addr`.
+pub fn check_addr(addr: &str) -> Result<()> {
+    let bad = |what: &str| Err(Error::Definition(format!("`{addr}` {what}")));
+    let Some((host, port)) = addr.rsplit_once(':') else {
+        return bad("is not host:port");
+    };
     if host.is_empty() {
-        return Err(format!("`{addr}` has no host"));
+        return bad("has no host");
     }
     match port.parse::<u16>() {
         Ok(p) if p > 0 => Ok(()),
-        _ => Err(format!("`{addr}` has no valid port (1-65535)")),
+        _ => bad("has no valid port (1-65535)"),
     }
 }
 
@@ -82,7 +84,7 @@ pub(crate) fn receiver_lines(index: u32, partitions: u32) -> Dataset<String> {
         let Some(bytes) = fetch_share(ctx, stage) else {
             return Box::new(std::iter::empty());
         };
-        ctx.set_phase(Phase::Compute);
+        ctx.set_phase(TaskPhase::Compute);
         let mut at = 0usize;
         Box::new(std::iter::from_fn(move || {
             if at >= bytes.len() {
@@ -95,7 +97,8 @@ pub(crate) fn receiver_lines(index: u32, partitions: u32) -> Dataset<String> {
                     Some(line)
                 }
                 Err(e) => {
-                    ctx.fail(format!("corrupt receiver data for task {}: {e}", ctx.id()));
+                    let what = format!("corrupt receiver data for task {}", ctx.id());
+                    ctx.fail(Error::codec(what, e));
                     at = bytes.len();
                     None
                 }
@@ -114,17 +117,23 @@ fn fetch_share(ctx: &TaskContext, stage: u32) -> Option<Vec<u8>> {
         .find(|r| r.stage == stage)
         .and_then(|r| r.maps.first())
     else {
-        ctx.fail(format!(
-            "task {id} reads receiver {} but its launch does not say where it runs",
-            stage & !RECEIVER_STAGE
-        ));
+        ctx.fail(Error::Launch {
+            task: id,
+            problem: format!(
+                "reads receiver {} but its launch does not say where it runs",
+                stage & !RECEIVER_STAGE
+            ),
+        });
         return None;
     };
     let Some(blocks) = ctx.blocks() else {
-        ctx.fail(format!("task {id} reads a receiver without a block store"));
+        ctx.fail(Error::Launch {
+            task: id,
+            problem: "reads a receiver without a block store".into(),
+        });
         return None;
     };
-    ctx.set_phase(Phase::Fetch);
+    ctx.set_phase(TaskPhase::Fetch);
     let block = BlockId {
         job: id.job,
         run: id.run,
@@ -135,12 +144,12 @@ fn fetch_share(ctx: &TaskContext, stage: u32) -> Option<Vec<u8>> {
     match blocks.fetch(ctx, loc, block) {
         Ok(b) => Some(b),
         Err(FetchError::Killed) => None,
-        Err(e) => {
-            let msg = format!("cannot read receiver data: {e}");
-            match e.executor() {
-                Some(exec) => ctx.fail_fetch(exec, msg),
-                None => ctx.fail(msg),
-            }
+        Err(source) => {
+            // Records the executor to blame too (`TaskContext::fail`).
+            ctx.fail(Error::Fetch {
+                context: "cannot read receiver data",
+                source,
+            });
             None
         }
     }
@@ -180,7 +189,7 @@ mod tests {
             ("h:99999", "no valid port"),
             ("h:x", "no valid port"),
         ] {
-            let e = check_addr(bad).unwrap_err();
+            let e = check_addr(bad).unwrap_err().to_string();
             assert!(e.contains(bad) && e.contains(why), "{bad}: {e}");
         }
     }

@@ -17,6 +17,7 @@
 //! driver must see the same directory (one host, or a shared volume).
 
 use crate::dataset::Dataset;
+use crate::error::{Error, Result};
 use crate::shuffle::partition_of;
 use crate::source::read_lines;
 use crate::task::TaskContext;
@@ -64,11 +65,11 @@ impl WatchedDir {
     /// Watch `dir`, creating it (and its bookkeeping directory) when missing.
     ///
     /// # Errors
-    /// A message naming the directory when it cannot be created.
-    pub fn new(dir: impl Into<PathBuf>) -> Result<Self, String> {
+    /// [`Error::Io`] naming the directory when it cannot be created.
+    pub fn new(dir: impl Into<PathBuf>) -> Result<Self> {
         let dir = dir.into();
         std::fs::create_dir_all(dir.join(".neptune").join("done"))
-            .map_err(|e| format!("cannot create watched directory {}: {e}", dir.display()))?;
+            .map_err(|e| Error::io("create watched directory", &dir, e))?;
         Ok(Self {
             dir: Arc::new(dir),
             cleanup: Cleanup::default(),
@@ -108,16 +109,16 @@ impl WatchedDir {
     /// The files of (run, partition): the sealed list if sealed, else new files claimed now.
     ///
     /// # Errors
-    /// A message naming the path when the claim directory cannot be read or written.
-    pub fn claim(&self, run: u64, partition: u32, partitions: u32) -> Result<Vec<PathBuf>, String> {
+    /// [`Error::Io`] naming the path when the claim directory cannot be read or written.
+    pub fn claim(&self, run: u64, partition: u32, partitions: u32) -> Result<Vec<PathBuf>> {
         let part = self.run_dir(run).join(format!("part-{partition:05}"));
-        let io = |what: &str, p: &Path, e: std::io::Error| format!("{what} {}: {e}", p.display());
-        std::fs::create_dir_all(&part).map_err(|e| io("cannot create", &part, e))?;
+        let io = |what: &str, p: &Path, e: std::io::Error| Error::io(what, p, e);
+        std::fs::create_dir_all(&part).map_err(|e| io("create", &part, e))?;
         if let Some(sealed) = read_sealed(&part)? {
             return Ok(sealed);
         }
-        for entry in std::fs::read_dir(&*self.dir).map_err(|e| io("cannot list", &self.dir, e))? {
-            let entry = entry.map_err(|e| io("cannot list", &self.dir, e))?;
+        for entry in std::fs::read_dir(&*self.dir).map_err(|e| io("list", &self.dir, e))? {
+            let entry = entry.map_err(|e| io("list", &self.dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
             let is_file = entry.file_type().is_ok_and(|t| t.is_file());
             if !is_file || name.starts_with('.') || partition_of(&name, partitions) != partition {
@@ -134,7 +135,7 @@ impl WatchedDir {
             let _ = std::fs::rename(entry.path(), to);
         }
         let mut mine: Vec<String> = std::fs::read_dir(&part)
-            .map_err(|e| io("cannot list", &part, e))?
+            .map_err(|e| io("list", &part, e))?
             .filter_map(Result::ok)
             .map(|e| e.file_name().to_string_lossy().into_owned())
             .filter(|n| n != SEALED)
@@ -149,7 +150,7 @@ impl WatchedDir {
             Ok(mut f) => {
                 f.write_all(mine.join("\n").as_bytes())
                     .and_then(|()| f.sync_all())
-                    .map_err(|e| io("cannot write", &seal, e))?;
+                    .map_err(|e| io("write", &seal, e))?;
                 Ok(mine.into_iter().map(|n| part.join(n)).collect())
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
@@ -159,7 +160,7 @@ impl WatchedDir {
                 }
                 Ok(sealed)
             }
-            Err(e) => Err(io("cannot create", &seal, e)),
+            Err(e) => Err(io("create", &seal, e)),
         }
     }
 
@@ -167,8 +168,8 @@ impl WatchedDir {
     /// when it claimed nothing) so they are never read again.
     ///
     /// # Errors
-    /// A message naming the path when the claims cannot be moved.
-    pub fn commit(&self, run: u64) -> Result<(), String> {
+    /// [`Error::Io`] naming the path when the claims cannot be moved.
+    pub fn commit(&self, run: u64) -> Result<()> {
         let from = self.run_dir(run);
         let Ok(parts) = std::fs::read_dir(&from) else {
             return Ok(());
@@ -178,8 +179,7 @@ impl WatchedDir {
                 .is_ok_and(|fs| fs.filter_map(Result::ok).any(|f| f.file_name() != SEALED))
         });
         if !claimed_any || self.cleanup == Cleanup::Delete {
-            return std::fs::remove_dir_all(&from)
-                .map_err(|e| format!("cannot remove {}: {e}", from.display()));
+            return std::fs::remove_dir_all(&from).map_err(|e| Error::io("remove", &from, e));
         }
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -190,12 +190,12 @@ impl WatchedDir {
             .join("done")
             .join(format!("run-{run:06}-{nanos}"));
         std::fs::rename(&from, &to)
-            .map_err(|e| format!("cannot archive {} to {}: {e}", from.display(), to.display()))
+            .map_err(|e| Error::io("archive", &from, e).with_note(format!(" to {}", to.display())))
     }
 }
 
 /// The sealed file list of a claim directory, if sealed.
-fn read_sealed(part: &Path) -> Result<Option<Vec<PathBuf>>, String> {
+fn read_sealed(part: &Path) -> Result<Option<Vec<PathBuf>>> {
     let seal = part.join(SEALED);
     match std::fs::read_to_string(&seal) {
         Ok(s) => Ok(Some(
@@ -205,7 +205,7 @@ fn read_sealed(part: &Path) -> Result<Option<Vec<PathBuf>>, String> {
                 .collect(),
         )),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot read {}: {e}", seal.display())),
+        Err(e) => Err(Error::io("read", &seal, e)),
     }
 }
 

@@ -6,6 +6,7 @@
 //! (suspend) or tells the task to stop (kill). The hook is how the `may` runtime plugs in without
 //! this crate knowing about coroutines.
 
+use crate::error::Error;
 use crate::ids::{JobKind, TaskId};
 use crate::shuffle::{Blocks, ShuffleRead};
 use crate::source_snapshot::FileSlice;
@@ -31,7 +32,7 @@ pub struct TaskControl {
     progress: AtomicU64,
     /// Bytes the task holds that stay resident while it is suspended (aggregation state, buffers).
     retained: AtomicU64,
-    /// The [`Phase`] the task is in (read by the executor when the task parks).
+    /// The [`TaskPhase`] the task is in (read by the executor when the task parks).
     phase: AtomicU8,
 }
 
@@ -39,7 +40,7 @@ pub struct TaskControl {
 /// executor reads it when the task parks, so suspensions are counted per phase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 #[repr(u8)]
-pub enum Phase {
+pub enum TaskPhase {
     /// Reading a source and applying narrow operators (map, filter, ...).
     Compute = 0,
     /// A shuffle-map task: consuming its input, combining and writing partitioned blocks.
@@ -50,48 +51,52 @@ pub enum Phase {
     Reduce = 3,
 }
 
-impl Phase {
+impl TaskPhase {
     /// Every phase, in declaration order.
-    pub const ALL: [Phase; 4] = [
-        Phase::Compute,
-        Phase::ShuffleWrite,
-        Phase::Fetch,
-        Phase::Reduce,
+    pub const ALL: [TaskPhase; 4] = [
+        TaskPhase::Compute,
+        TaskPhase::ShuffleWrite,
+        TaskPhase::Fetch,
+        TaskPhase::Reduce,
     ];
 
     /// Lower-case name for metrics labels and reports.
     pub fn as_str(self) -> &'static str {
         match self {
-            Phase::Compute => "compute",
-            Phase::ShuffleWrite => "shuffle_write",
-            Phase::Fetch => "fetch",
-            Phase::Reduce => "reduce",
+            TaskPhase::Compute => "compute",
+            TaskPhase::ShuffleWrite => "shuffle_write",
+            TaskPhase::Fetch => "fetch",
+            TaskPhase::Reduce => "reduce",
         }
     }
 
     fn from_u8(v: u8) -> Self {
         match v {
-            1 => Phase::ShuffleWrite,
-            2 => Phase::Fetch,
-            3 => Phase::Reduce,
-            _ => Phase::Compute,
+            1 => TaskPhase::ShuffleWrite,
+            2 => TaskPhase::Fetch,
+            3 => TaskPhase::Reduce,
+            _ => TaskPhase::Compute,
         }
     }
 }
 
-impl std::fmt::Display for Phase {
+impl std::fmt::Display for TaskPhase {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
 }
 
-impl std::str::FromStr for Phase {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Phase::ALL
+impl std::str::FromStr for TaskPhase {
+    type Err = crate::config::ChoiceError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        const NAMES: &[&str] = &["compute", "shuffle_write", "fetch", "reduce"];
+        TaskPhase::ALL
             .into_iter()
             .find(|p| p.as_str() == s)
-            .ok_or_else(|| format!("unknown task phase `{s}`"))
+            .ok_or_else(|| crate::config::ChoiceError {
+                value: s.to_string(),
+                expected: NAMES,
+            })
     }
 }
 
@@ -141,8 +146,8 @@ impl TaskControl {
     }
 
     /// The phase the task last declared.
-    pub fn phase(&self) -> Phase {
-        Phase::from_u8(self.phase.load(Ordering::Relaxed))
+    pub fn phase(&self) -> TaskPhase {
+        TaskPhase::from_u8(self.phase.load(Ordering::Relaxed))
     }
 }
 
@@ -177,7 +182,7 @@ pub struct TaskContext {
     broadcasts: Arc<Broadcasts>,
     records: Cell<u64>,
     skipped: Cell<u64>,
-    error: RefCell<Option<String>>,
+    error: RefCell<Option<Error>>,
     fetch_failed: RefCell<Option<String>>,
     blocks: RefCell<Option<Arc<dyn Blocks>>>,
     reads: RefCell<Arc<Vec<ShuffleRead>>>,
@@ -253,12 +258,12 @@ impl TaskContext {
     }
 
     /// Declare the phase the task is in (counted per phase when the task is suspended).
-    pub fn set_phase(&self, phase: Phase) {
+    pub fn set_phase(&self, phase: TaskPhase) {
         self.control.phase.store(phase as u8, Ordering::Relaxed);
     }
 
     /// The phase last declared.
-    pub fn phase(&self) -> Phase {
+    pub fn phase(&self) -> TaskPhase {
         self.control.phase()
     }
 
@@ -272,14 +277,13 @@ impl TaskContext {
         self.skipped.get()
     }
 
-    /// Fail the task because a shuffle input could not be fetched from `executor`: a distinct
-    /// failure the driver answers by recomputing that executor's map outputs, never by a
-    /// partial result.
-    pub fn fail_fetch(&self, executor: &str, message: impl Into<String>) {
+    /// Record that a shuffle input could not be fetched from `executor`: the task's failure is
+    /// then a distinct one the driver answers by recomputing that executor's map outputs, never
+    /// by a partial result. [`TaskContext::fail`] records it itself for an [`Error::Fetch`].
+    pub fn note_fetch_failed(&self, executor: &str) {
         self.fetch_failed
             .borrow_mut()
             .get_or_insert_with(|| executor.to_string());
-        self.fail(message);
     }
 
     /// The executor whose blocks could not be fetched, if the task failed that way.
@@ -379,12 +383,18 @@ impl TaskContext {
         self.control.retained.store(bytes, Ordering::Relaxed);
     }
 
-    /// Record an error found while iterating (a source that cannot read its input): operators stop
-    /// and the task fails with this message. The first error wins.
-    pub fn fail(&self, message: impl Into<String>) {
+    /// Record an error found while iterating (a source that cannot read its input, a closure
+    /// of the app that failed): operators stop and the task fails with it. The first error wins.
+    /// An [`Error::Fetch`] also records the executor to blame
+    /// ([`TaskContext::note_fetch_failed`]).
+    pub fn fail(&self, error: impl Into<Error>) {
+        let error = error.into();
+        if let Some(exec) = error.fetch_failed_executor() {
+            self.note_fetch_failed(exec);
+        }
         let mut e = self.error.borrow_mut();
         if e.is_none() {
-            *e = Some(message.into());
+            *e = Some(error);
         }
     }
 
@@ -394,7 +404,7 @@ impl TaskContext {
     }
 
     /// Take the error recorded by [`TaskContext::fail`].
-    pub fn take_error(&self) -> Option<String> {
+    pub fn take_error(&self) -> Option<Error> {
         self.error.borrow_mut().take()
     }
 
@@ -431,6 +441,16 @@ mod tests {
         ctx.control.request_kill();
         assert!(!ctx.yield_point());
         assert!(ctx.is_killed());
+    }
+
+    #[test]
+    fn phases_parse_from_their_names_only() {
+        for p in TaskPhase::ALL {
+            assert_eq!(p.as_str().parse::<TaskPhase>().unwrap(), p);
+        }
+        let e = "sorting".parse::<TaskPhase>().unwrap_err();
+        assert_eq!(e.expected.len(), TaskPhase::ALL.len());
+        assert!(e.to_string().contains("`sorting`"), "{e}");
     }
 
     #[test]

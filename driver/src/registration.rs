@@ -54,7 +54,7 @@ pub fn check(r: Register, peer: Option<SocketAddr>) -> Result<Registration, Regi
     let id = if r.executor_id.is_empty() {
         None
     } else {
-        check_executor_id(&r.executor_id).map_err(RegisterError::Id)?;
+        check_executor_id(&r.executor_id).map_err(|e| RegisterError::Id(e.to_string()))?;
         Some(r.executor_id)
     };
     if !(1..=MAX_CORES).contains(&r.cores) {

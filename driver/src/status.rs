@@ -37,9 +37,10 @@ pub struct InputSnapshot {
     pub bytes: u64,
 }
 
-/// One job.
+/// One job as the driver's `/status` shows it (the operator condenses it into the CRD's
+/// `JobStatus`; the JSON field names here are the contract it parses).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct JobStatus {
+pub struct JobSummary {
     /// Job name.
     pub name: String,
     /// `stream` or `batch`.
@@ -153,7 +154,7 @@ pub struct Status {
     /// Executors.
     pub executors: Vec<ExecutorStatus>,
     /// Jobs.
-    pub jobs: Vec<JobStatus>,
+    pub jobs: Vec<JobSummary>,
     /// Stream receivers (socket sources) and where they run.
     pub receivers: Vec<ReceiverStatus>,
     /// Totals.

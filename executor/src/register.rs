@@ -133,7 +133,7 @@ async fn attempt(
 
 /// What is wrong with welcome `w`, for an executor that asked for id `asked`.
 fn check_welcome(asked: Option<&str>, w: &Welcome) -> Result<(), String> {
-    check_executor_id(&w.executor_id)?;
+    check_executor_id(&w.executor_id).map_err(|e| e.to_string())?;
     if let Some(asked) = asked
         && asked != w.executor_id
     {

@@ -161,7 +161,9 @@ impl Tasks {
                     if let Some(files) = files {
                         ctx.set_input_files(files);
                     }
-                    f(ctx)
+                    // The failure crosses the wire as text (`Failed.reason`): the typed
+                    // error's own message.
+                    f(ctx).map_err(|e| e.to_string())
                 })
             }
             _ => {

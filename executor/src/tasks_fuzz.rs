@@ -108,7 +108,10 @@ struct Harness {
 }
 
 fn harness() -> Harness {
-    let app = app();
+    harness_with(app())
+}
+
+fn harness_with(app: Arc<App>) -> Harness {
     let broadcasts = Arc::new(Broadcasts::default());
     let (ev_tx, events) = mpsc::unbounded_channel();
     let runtime = TaskRuntime::new(2, broadcasts.clone(), ev_tx);
@@ -216,6 +219,54 @@ fn a_launch_naming_a_task_the_app_does_not_have_fails_with_a_message() {
         panic!("a failure")
     };
     assert!(f.reason.contains("does not exist"), "{}", f.reason);
+}
+
+/// An app's own error type, returned through `?` from one of its closures.
+#[derive(Debug, thiserror::Error)]
+#[error("sensor reading {0} is out of range")]
+struct OutOfRange(u64);
+
+fn checked(reading: u64) -> Result<u64, OutOfRange> {
+    if reading > 6 {
+        return Err(OutOfRange(reading));
+    }
+    Ok(reading)
+}
+
+#[test]
+fn an_app_closure_error_is_the_task_failure_the_driver_receives() {
+    let mut app = App::new("sensors", Arc::new(Config::default()));
+    let readings = Dataset::from_fn(1, |_| Box::new(0..10u64));
+    app.batch("check", readings.try_map(|r| Ok(checked(r)? * 2)).count());
+    let mut h = harness_with(Arc::new(app));
+    let id = TaskId {
+        job: 0,
+        run: 0,
+        stage: 0,
+        partition: 0,
+    };
+    h.tasks.on_driver_message(DriverMessage {
+        msg: Some(driver_message::Msg::Launch(neptune_proto::Launch {
+            task: Some(TaskKey::new(id, 0)),
+            ..Default::default()
+        })),
+    });
+    assert!(
+        h.pump_until(|rt| rt.snapshot().tasks.is_empty()),
+        "the task ends"
+    );
+    let failed = std::iter::from_fn(|| h.out.try_recv().ok())
+        .filter_map(|m| match m.msg {
+            Some(executor_message::Msg::Update(u)) => u.state,
+            _ => None,
+        })
+        .find_map(|s| match s {
+            task_update::State::Failed(f) => Some(f),
+            _ => None,
+        })
+        .expect("a failure update");
+    assert_eq!(failed.reason, "sensor reading 7 is out of range");
+    assert!(failed.fetch_failed_executor.is_empty());
 }
 
 #[test]

@@ -267,7 +267,9 @@ fn parse_bind_addr(s: &str) -> Result<SocketAddr, String> {
 }
 
 fn parse_executor_id(s: &str) -> Result<String, String> {
-    neptune_core::ids::check_executor_id(s).map(|()| s.to_string())
+    neptune_core::ids::check_executor_id(s)
+        .map(|()| s.to_string())
+        .map_err(|e| e.to_string())
 }
 
 // Flags that are settings parse through their descriptors in `neptune_config::keys`, so a flag,

@@ -259,7 +259,7 @@ mod tests {
             quantum_ms: 250,
             ..Status::default()
         };
-        st.jobs.push(neptune_driver::status::JobStatus {
+        st.jobs.push(neptune_driver::status::JobSummary {
             name: "score".into(),
             kind: "stream".into(),
             runs: 7,

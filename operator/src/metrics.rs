@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use neptune_core::metric_names as names;
-use neptune_crds::v1alpha1::Phase;
+use neptune_crds::v1alpha1::AppPhase;
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry,
@@ -99,13 +99,13 @@ impl Metrics {
     }
 
     /// Sets the apps-by-phase gauge from the phases of every app (phases with no app report 0).
-    pub fn set_phases(&self, phases: impl IntoIterator<Item = Option<Phase>>) {
+    pub fn set_phases(&self, phases: impl IntoIterator<Item = Option<AppPhase>>) {
         let mut counts: HashMap<&'static str, i64> =
-            Phase::ALL.iter().map(|p| (p.as_str(), 0)).collect();
+            AppPhase::ALL.iter().map(|p| (p.as_str(), 0)).collect();
         counts.insert("Unknown", 0);
         for p in phases {
             *counts
-                .entry(p.map_or("Unknown", Phase::as_str))
+                .entry(p.map_or("Unknown", AppPhase::as_str))
                 .or_default() += 1;
         }
         for (phase, n) in counts {

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use neptune_crds::v1alpha1::{JobStatus, Phase, condition_types as ct};
+use neptune_crds::v1alpha1::{AppPhase, JobStatus, condition_types as ct};
 use neptune_operator::Settings;
 use neptune_operator::lifecycle::{Action, plan};
 use neptune_operator::pods::backoff_seconds;
@@ -16,20 +16,27 @@ fn status_for_given_pod_states() {
     let e = |i| executor_pod(&app, i);
     // (driver, executors, phase, DriverReady, ExecutorsReady, ready count)
     let table = vec![
-        (None, vec![], Phase::Pending, "False", "False", 0),
+        (None, vec![], AppPhase::Pending, "False", "False", 0),
         (
             Some(pending(d())),
             vec![],
-            Phase::Pending,
+            AppPhase::Pending,
             "False",
             "False",
             0,
         ),
-        (Some(ready(d())), vec![], Phase::Running, "True", "False", 0),
+        (
+            Some(ready(d())),
+            vec![],
+            AppPhase::Running,
+            "True",
+            "False",
+            0,
+        ),
         (
             Some(ready(d())),
             vec![ready(e(0)), pending(e(1))],
-            Phase::Running,
+            AppPhase::Running,
             "True",
             "False",
             1,
@@ -37,7 +44,7 @@ fn status_for_given_pod_states() {
         (
             Some(ready(d())),
             vec![ready(e(0)), ready(e(1))],
-            Phase::Running,
+            AppPhase::Running,
             "True",
             "True",
             2,
@@ -45,7 +52,7 @@ fn status_for_given_pod_states() {
         (
             Some(exited(d(), 0, 5)),
             vec![ready(e(0))],
-            Phase::Succeeded,
+            AppPhase::Succeeded,
             "False",
             "False",
             0,
@@ -127,13 +134,13 @@ fn new_app_gets_service_driver_and_executors_together() {
     let (p, app) = step(&app, &obs, 5);
     assert!(created(&p).is_empty(), "{:?}", p.actions);
     assert!(deleted(&p).is_empty(), "{:?}", p.actions);
-    assert_eq!(p.status.phase, Some(Phase::Pending));
+    assert_eq!(p.status.phase, Some(AppPhase::Pending));
     let (p, _) = step(&app, &observed(Some(ready(driver_pod(&app))), vec![]), 10);
     assert_eq!(
         created(&p),
         ["fraud-detection-executor-0", "fraud-detection-executor-1"]
     );
-    assert_eq!(p.status.phase, Some(Phase::Running));
+    assert_eq!(p.status.phase, Some(AppPhase::Running));
     assert!(reasons(&p).contains(&"Running"));
 }
 
@@ -202,7 +209,7 @@ fn driver_failure_follows_restart_policy() {
     );
     // OnFailure, 3 retries: Restarting, wait 10s, then delete driver and executors.
     let (p, _) = step(&app, &obs, 101);
-    assert_eq!(p.status.phase, Some(Phase::Restarting));
+    assert_eq!(p.status.phase, Some(AppPhase::Restarting));
     assert_eq!(deleted(&p), ["fraud-detection-executor-0"]);
     let (p, next) = step(&app, &obs, 110);
     assert_eq!(deleted(&p)[0], "fraud-detection-driver");
@@ -221,14 +228,14 @@ fn driver_failure_follows_restart_policy() {
     // Retries exhausted: Failed.
     app.status.as_mut().unwrap().driver_failures = 3;
     let (p, _) = step(&app, &obs, 1000);
-    assert_eq!(p.status.phase, Some(Phase::Failed));
+    assert_eq!(p.status.phase, Some(AppPhase::Failed));
     assert!(p.status.completion_time.is_some());
     assert!(p.status.message.as_deref().unwrap().contains("exit code 1"));
     // Never: Failed at once.
     app.spec.restart_policy.type_ = neptune_crds::v1alpha1::RestartType::Never;
     app.status.as_mut().unwrap().attempts = 1;
     let (p, _) = step(&app, &obs, 101);
-    assert_eq!(p.status.phase, Some(Phase::Failed));
+    assert_eq!(p.status.phase, Some(AppPhase::Failed));
 }
 
 #[test]
@@ -240,11 +247,11 @@ fn driver_exit_zero_succeeds_unless_restart_always() {
     });
     let obs = observed(Some(exited(driver_pod(&app), 0, 100)), vec![]);
     let (p, _) = step(&app, &obs, 101);
-    assert_eq!(p.status.phase, Some(Phase::Succeeded));
+    assert_eq!(p.status.phase, Some(AppPhase::Succeeded));
     assert!(reasons(&p).contains(&"Succeeded"));
     app.spec.restart_policy.type_ = neptune_crds::v1alpha1::RestartType::Always;
     let (p, _) = step(&app, &obs, 101);
-    assert_eq!(p.status.phase, Some(Phase::Restarting));
+    assert_eq!(p.status.phase, Some(AppPhase::Restarting));
 }
 
 #[test]
@@ -284,7 +291,7 @@ fn suspend_deletes_every_pod_and_resume_brings_them_back() {
     let mut app = app();
     app.status = Some(neptune_crds::StreamBatchAppStatus {
         attempts: 1,
-        phase: Some(Phase::Running),
+        phase: Some(AppPhase::Running),
         ..Default::default()
     });
     app.spec.suspend = true;
@@ -293,7 +300,7 @@ fn suspend_deletes_every_pod_and_resume_brings_them_back() {
         vec![ready(executor_pod(&app, 0))],
     );
     let (p, suspended) = step(&app, &obs, 10);
-    assert_eq!(p.status.phase, Some(Phase::Suspended));
+    assert_eq!(p.status.phase, Some(AppPhase::Suspended));
     assert_eq!(
         deleted(&p),
         ["fraud-detection-driver", "fraud-detection-executor-0"]
@@ -310,7 +317,7 @@ fn suspend_deletes_every_pod_and_resume_brings_them_back() {
             "fraud-detection-executor-1"
         ]
     );
-    assert_eq!(p.status.phase, Some(Phase::Pending));
+    assert_eq!(p.status.phase, Some(AppPhase::Pending));
     assert_eq!(p.status.attempts, 2);
     assert_eq!(p.status.driver_failures, 0, "a resume is no failure");
     assert_eq!(
@@ -342,7 +349,7 @@ fn finished_app_is_deleted_after_its_ttl() {
     let mut app = common::stored(common::example("wordcount"));
     app.status = Some(neptune_crds::StreamBatchAppStatus {
         attempts: 1,
-        phase: Some(Phase::Succeeded),
+        phase: Some(AppPhase::Succeeded),
         completion_time: Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(at(
             100,
         ))),

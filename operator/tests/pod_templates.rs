@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use k8s_openapi::api::core::v1::{Pod, PodSpec};
 use neptune_crds::StreamBatchApp;
-use neptune_crds::v1alpha1::{Phase, condition_types as ct};
+use neptune_crds::v1alpha1::{AppPhase, condition_types as ct};
 use neptune_operator::build;
 use neptune_operator::validate::validate;
 
@@ -245,7 +245,7 @@ fn an_invalid_template_makes_the_app_invalid_with_a_warning_event_naming_the_fie
         "spec: {containers: [{name: driver, command: [sh]}]}",
     );
     let (p, next) = step(&app, &observed(None, vec![]), 0);
-    assert_eq!(p.status.phase, Some(Phase::Invalid));
+    assert_eq!(p.status.phase, Some(AppPhase::Invalid));
     assert!(p.actions.is_empty());
     let c = cond(&p, ct::INVALID_SPEC);
     assert_eq!(c, ("True", "InvalidSpec"));

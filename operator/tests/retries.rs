@@ -10,7 +10,7 @@ use common::*;
 use k8s_openapi::api::core::v1::{PodCondition, PodStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use neptune_crds::StreamBatchAppStatus;
-use neptune_crds::v1alpha1::{FailureStatus, Phase};
+use neptune_crds::v1alpha1::{AppPhase, FailureStatus};
 use neptune_operator::lifecycle::{Action, Counted, revert_unexecuted};
 
 fn running(app: &neptune_crds::StreamBatchApp) -> neptune_operator::lifecycle::Observed {
@@ -60,7 +60,7 @@ fn spec_changes_suspends_and_deleted_drivers_do_not_use_up_retries() {
     let (p, _) = step(&app, &crashed, t + 100);
     assert_eq!(
         p.status.phase,
-        Some(Phase::Restarting),
+        Some(AppPhase::Restarting),
         "{:?}",
         p.status.message
     );
@@ -83,7 +83,7 @@ fn oom_killed_driver_counts_and_its_termination_message_reaches_the_status() {
     let mut app = app();
     app.status = Some(StreamBatchAppStatus {
         attempts: 1,
-        phase: Some(Phase::Running),
+        phase: Some(AppPhase::Running),
         ..Default::default()
     });
     let pod = terminated(
@@ -137,7 +137,7 @@ fn a_disrupted_driver_restarts_at_once_without_counting() {
     let mut app = app();
     app.status = Some(StreamBatchAppStatus {
         attempts: 1,
-        phase: Some(Phase::Running),
+        phase: Some(AppPhase::Running),
         ..Default::default()
     });
     let mut pod = driver_pod(&app);
@@ -219,7 +219,7 @@ fn failure_counters_reset_after_a_stable_period() {
         attempts: 3,
         driver_failures: 2,
         executor_failures: 5,
-        phase: Some(Phase::Running),
+        phase: Some(AppPhase::Running),
         running_since: Some(Time(at(0))),
         last_failure: Some(FailureStatus {
             time: Time(at(100)),

@@ -298,7 +298,10 @@ fn invalid_spec_sets_phase_invalid_and_condition_naming_the_field() {
         common::at(0),
         &Default::default(),
     );
-    assert_eq!(p.status.phase, Some(neptune_crds::v1alpha1::Phase::Invalid));
+    assert_eq!(
+        p.status.phase,
+        Some(neptune_crds::v1alpha1::AppPhase::Invalid)
+    );
     let c = p
         .status
         .conditions

@@ -11,7 +11,7 @@ pub mod v2 {
 pub use v2::*;
 
 use neptune_core::ids::TaskId;
-use neptune_core::task::Phase as CorePhase;
+use neptune_core::task::TaskPhase;
 
 /// Most task slots an executor may register with.
 pub const MAX_CORES: u32 = 4096;
@@ -54,26 +54,26 @@ impl TaskKey {
     }
 }
 
-impl From<CorePhase> for Phase {
-    fn from(p: CorePhase) -> Self {
+impl From<TaskPhase> for Phase {
+    fn from(p: TaskPhase) -> Self {
         match p {
-            CorePhase::Compute => Phase::Compute,
-            CorePhase::ShuffleWrite => Phase::ShuffleWrite,
-            CorePhase::Fetch => Phase::Fetch,
-            CorePhase::Reduce => Phase::Reduce,
+            TaskPhase::Compute => Phase::Compute,
+            TaskPhase::ShuffleWrite => Phase::ShuffleWrite,
+            TaskPhase::Fetch => Phase::Fetch,
+            TaskPhase::Reduce => Phase::Reduce,
         }
     }
 }
 
 /// The phase of a `Suspended` update as sent (`phase` is an `i32` on the wire, any value):
 /// `None` for `PHASE_UNSPECIFIED` and for values this build does not know.
-pub fn core_phase(wire: i32) -> Option<CorePhase> {
+pub fn core_phase(wire: i32) -> Option<TaskPhase> {
     match Phase::try_from(wire).ok()? {
         Phase::Unspecified => None,
-        Phase::Compute => Some(CorePhase::Compute),
-        Phase::ShuffleWrite => Some(CorePhase::ShuffleWrite),
-        Phase::Fetch => Some(CorePhase::Fetch),
-        Phase::Reduce => Some(CorePhase::Reduce),
+        Phase::Compute => Some(TaskPhase::Compute),
+        Phase::ShuffleWrite => Some(TaskPhase::ShuffleWrite),
+        Phase::Fetch => Some(TaskPhase::Fetch),
+        Phase::Reduce => Some(TaskPhase::Reduce),
     }
 }
 
@@ -96,7 +96,7 @@ mod tests {
 
     #[test]
     fn phases_round_trip_and_unknown_values_are_none() {
-        for p in CorePhase::ALL {
+        for p in TaskPhase::ALL {
             assert_eq!(core_phase(Phase::from(p) as i32), Some(p));
         }
         assert_eq!(core_phase(0), None);

@@ -7,6 +7,7 @@
 //! point, so a task can be suspended while it spills or merges and resumes with the state intact.
 
 use super::{Blocks, key_hash};
+use crate::error::{Error, Result};
 use crate::task::TaskContext;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -93,7 +94,7 @@ where
         value: V,
         create: impl FnOnce(V) -> C,
         merge: impl FnOnce(&mut C, V),
-    ) -> Result<(), String> {
+    ) -> Result<()> {
         match self.map.get_mut(&key) {
             Some(c) => merge(c, value),
             None => {
@@ -108,17 +109,16 @@ where
     }
 
     /// Move every in-memory entry to a new set of bucket files.
-    fn spill(&mut self, ctx: &TaskContext, blocks: &dyn Blocks) -> Result<(), String> {
+    fn spill(&mut self, ctx: &TaskContext, blocks: &dyn Blocks) -> Result<()> {
         let dir = blocks.spill_dir();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| format!("cannot create spill directory {}: {e}", dir.display()))?;
+        std::fs::create_dir_all(&dir).map_err(|e| Error::io("create spill directory", &dir, e))?;
         let seq = SPILL_SEQ.fetch_add(1, Ordering::Relaxed);
         let id = ctx.id();
         let mut writers = Vec::with_capacity(BUCKETS);
         for b in 0..BUCKETS {
             let path = dir.join(format!("agg-{id}-a{}-{seq}-{b}.spill", ctx.attempt()));
             let f = std::fs::File::create(&path)
-                .map_err(|e| format!("cannot create spill file {}: {e}", path.display()))?;
+                .map_err(|e| Error::io("create spill file", &path, e))?;
             writers.push((BufWriter::new(f), path));
         }
         let mut bytes = 0u64;
@@ -131,17 +131,16 @@ where
             let b = (key_hash(&k, BUCKET_SEED) % BUCKETS as u64) as usize;
             buf.clear();
             let rec = postcard::to_extend(&(k, c), std::mem::take(&mut buf))
-                .map_err(|e| format!("cannot encode spilled record: {e}"))?;
+                .map_err(|e| Error::codec("cannot encode spilled record", e))?;
             writers[b]
                 .0
                 .write_all(&rec)
-                .map_err(|e| format!("cannot write {}: {e}", writers[b].1.display()))?;
+                .map_err(|e| Error::io("write", &writers[b].1, e))?;
             bytes += rec.len() as u64;
             buf = rec;
         }
         for (mut w, path) in writers {
-            w.flush()
-                .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            w.flush().map_err(|e| Error::io("write", &path, e))?;
             self.files.push(path);
         }
         self.spilled_bytes += bytes;
@@ -161,7 +160,7 @@ where
         ctx: &'a TaskContext,
         blocks: &dyn Blocks,
         merge: impl Fn(&mut C, C) + 'a,
-    ) -> Result<Box<dyn Iterator<Item = (K, C)> + 'a>, String>
+    ) -> Result<Box<dyn Iterator<Item = (K, C)> + 'a>>
     where
         K: 'a,
         C: 'a,
@@ -202,7 +201,7 @@ fn merge_bucket<K, C>(
     ctx: &TaskContext,
     paths: &[&PathBuf],
     merge: &dyn Fn(&mut C, C),
-) -> Result<HashMap<K, C, Hasher>, String>
+) -> Result<HashMap<K, C, Hasher>>
 where
     K: Hash + Eq + DeserializeOwned,
     C: DeserializeOwned,
@@ -213,7 +212,7 @@ where
         std::fs::File::open(path)
             .map(BufReader::new)
             .and_then(|mut r| r.read_to_end(&mut bytes))
-            .map_err(|e| format!("cannot read spill file {}: {e}", path.display()))?;
+            .map_err(|e| Error::io("read spill file", path, e))?;
         let _ = std::fs::remove_file(path);
         let mut rest = bytes.as_slice();
         while !rest.is_empty() {
@@ -221,7 +220,7 @@ where
                 return Ok(map);
             }
             let ((k, c), tail): ((K, C), &[u8]) = postcard::take_from_bytes(rest)
-                .map_err(|e| format!("corrupt spill file {}: {e}", path.display()))?;
+                .map_err(|e| Error::codec(format!("corrupt spill file {}", path.display()), e))?;
             rest = tail;
             match map.get_mut(&k) {
                 Some(acc) => merge(acc, c),

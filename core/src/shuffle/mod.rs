@@ -131,8 +131,8 @@ pub trait Blocks: Send + Sync {
     /// Append `bytes` to block `id` on this executor.
     ///
     /// # Errors
-    /// A message naming the block when it cannot be stored (disk full, ...).
-    fn put(&self, id: BlockId, bytes: Vec<u8>) -> Result<(), String>;
+    /// An [`Error`](crate::Error) naming the block when it cannot be stored (disk full, ...).
+    fn put(&self, id: BlockId, bytes: Vec<u8>) -> crate::Result<()>;
 
     /// Drop block `id` from this executor if it holds it: a map task's new attempt replaces
     /// whatever an earlier attempt wrote.
@@ -194,7 +194,7 @@ impl LocalBlocks {
 }
 
 impl Blocks for LocalBlocks {
-    fn put(&self, id: BlockId, bytes: Vec<u8>) -> Result<(), String> {
+    fn put(&self, id: BlockId, bytes: Vec<u8>) -> crate::Result<()> {
         let mut m = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
         m.entry(id).or_default().extend_from_slice(&bytes);
         Ok(())

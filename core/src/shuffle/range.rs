@@ -23,7 +23,8 @@ use super::read::{for_each_shuffled, for_each_shuffled_in};
 use super::sort::SpillingSorter;
 use super::write::write_records;
 use crate::dataset::Dataset;
-use crate::task::{Phase, TaskContext};
+use crate::error::{Error, Result};
+use crate::task::{TaskContext, TaskPhase};
 use rand::{Rng as _, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
@@ -192,7 +193,7 @@ pub fn run_sample_task<K, V>(
     ctx: &TaskContext,
     input: &Dataset<(K, V)>,
     reduce_partitions: u32,
-) -> Result<Vec<u8>, String>
+) -> Result<Vec<u8>>
 where
     K: Clone + Serialize + 'static,
     V: 'static,
@@ -200,7 +201,7 @@ where
     let cap = sample_size(reduce_partitions, input.partitions());
     let mut reservoir = Reservoir::new(cap, sample_seed(ctx));
     let records = input.iter(ctx);
-    ctx.set_phase(Phase::ShuffleWrite);
+    ctx.set_phase(TaskPhase::ShuffleWrite);
     for (k, _) in records {
         reservoir.offer(&k);
         if reservoir.seen() == cap as u64 {
@@ -224,15 +225,13 @@ where
 ///
 /// # Errors
 /// A fetch failure, a sort spill that cannot be written, or a write error.
-pub fn run_bounds_task<K>(ctx: &TaskContext, reduce_partitions: u32) -> Result<Vec<u8>, String>
+pub fn run_bounds_task<K>(ctx: &TaskContext, reduce_partitions: u32) -> Result<Vec<u8>>
 where
     K: Ord + Clone + Serialize + DeserializeOwned,
 {
-    let blocks = ctx.blocks().ok_or_else(|| {
-        format!(
-            "task {} reads a shuffle but runs without a block store",
-            ctx.id()
-        )
+    let blocks = ctx.blocks().ok_or_else(|| Error::Launch {
+        task: ctx.id(),
+        problem: "reads a shuffle but runs without a block store".into(),
     })?;
     let mut sorter = SpillingSorter::<K, f64>::new(blocks.task_budget());
     let mut total = 0.0;
@@ -264,7 +263,7 @@ pub fn run_range_map_task<K, V>(
     input: &Dataset<(K, V)>,
     bounds_slot: Option<usize>,
     reduce_partitions: u32,
-) -> Result<Vec<u8>, String>
+) -> Result<Vec<u8>>
 where
     K: Ord + Serialize + DeserializeOwned + 'static,
     V: Serialize + 'static,
@@ -279,11 +278,9 @@ where
         if ctx.is_killed() {
             return Ok(Vec::new());
         }
-        bounds = got.ok_or_else(|| {
-            format!(
-                "task {} found no range boundaries in shuffle input {slot}",
-                ctx.id()
-            )
+        bounds = got.ok_or_else(|| Error::Launch {
+            task: ctx.id(),
+            problem: format!("found no range boundaries in shuffle input {slot}"),
         })?;
     }
     let mut ranges = RangePartitioner::new(bounds, u64::from(ctx.partition()));

@@ -12,6 +12,7 @@
 use super::Blocks;
 use super::aggregate::{ENTRY_OVERHEAD, entries_for_budget};
 use crate::dataset::BoxIter;
+use crate::error::{Error, Result};
 use crate::task::TaskContext;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -97,13 +98,7 @@ where
     ///
     /// # Errors
     /// A message naming the run file when it cannot be written.
-    pub fn push(
-        &mut self,
-        ctx: &TaskContext,
-        blocks: &dyn Blocks,
-        key: K,
-        value: V,
-    ) -> Result<(), String> {
+    pub fn push(&mut self, ctx: &TaskContext, blocks: &dyn Blocks, key: K, value: V) -> Result<()> {
         self.current.push((key, value));
         self.held += 1;
         if self.current.len() >= CHUNK {
@@ -127,7 +122,7 @@ where
     }
 
     /// Merge every in-memory chunk into a new run file.
-    fn spill(&mut self, ctx: &TaskContext, blocks: &dyn Blocks) -> Result<(), String> {
+    fn spill(&mut self, ctx: &TaskContext, blocks: &dyn Blocks) -> Result<()> {
         self.seal();
         let sources = std::mem::take(&mut self.chunks)
             .into_iter()
@@ -151,7 +146,7 @@ where
         mut self,
         ctx: &'a TaskContext,
         blocks: &dyn Blocks,
-    ) -> Result<BoxIter<'a, (K, V)>, String>
+    ) -> Result<BoxIter<'a, (K, V)>>
     where
         K: 'a,
         V: 'a,
@@ -203,14 +198,12 @@ fn write_run<K: Ord + Serialize + DeserializeOwned, V: Serialize + DeserializeOw
     ctx: &TaskContext,
     blocks: &dyn Blocks,
     mut merge: Merge<K, V>,
-) -> Result<(RunFile, u64), String> {
+) -> Result<(RunFile, u64)> {
     let dir = blocks.spill_dir();
-    std::fs::create_dir_all(&dir)
-        .map_err(|e| format!("cannot create spill directory {}: {e}", dir.display()))?;
+    std::fs::create_dir_all(&dir).map_err(|e| Error::io("create spill directory", &dir, e))?;
     let seq = RUN_SEQ.fetch_add(1, Ordering::Relaxed);
     let path = dir.join(format!("sort-{}-a{}-{seq}.run", ctx.id(), ctx.attempt()));
-    let file = std::fs::File::create(&path)
-        .map_err(|e| format!("cannot create run file {}: {e}", path.display()))?;
+    let file = std::fs::File::create(&path).map_err(|e| Error::io("create run file", &path, e))?;
     let run = RunFile(path);
     let mut w = BufWriter::new(file);
     let mut bytes = 0u64;
@@ -221,16 +214,16 @@ fn write_run<K: Ord + Serialize + DeserializeOwned, V: Serialize + DeserializeOw
         }
         buf.clear();
         buf = postcard::to_extend(&rec, std::mem::take(&mut buf))
-            .map_err(|e| format!("cannot encode sorted record: {e}"))?;
-        let len = u32::try_from(buf.len())
-            .map_err(|_| format!("sorted record of {} bytes is too large", buf.len()))?;
+            .map_err(|e| Error::codec("cannot encode sorted record", e))?;
+        let len = u32::try_from(buf.len()).map_err(|_| {
+            Error::Spill(format!("sorted record of {} bytes is too large", buf.len()))
+        })?;
         w.write_all(&len.to_le_bytes())
             .and_then(|()| w.write_all(&buf))
-            .map_err(|e| format!("cannot write {}: {e}", run.0.display()))?;
+            .map_err(|e| Error::io("write", &run.0, e))?;
         bytes += 4 + buf.len() as u64;
     }
-    w.flush()
-        .map_err(|e| format!("cannot write {}: {e}", run.0.display()))?;
+    w.flush().map_err(|e| Error::io("write", &run.0, e))?;
     blocks.note_spilled(bytes);
     Ok((run, bytes))
 }
@@ -243,9 +236,8 @@ struct RunReader {
 }
 
 impl RunReader {
-    fn open(file: RunFile) -> Result<Self, String> {
-        let f = std::fs::File::open(&file.0)
-            .map_err(|e| format!("cannot open run file {}: {e}", file.0.display()))?;
+    fn open(file: RunFile) -> Result<Self> {
+        let f = std::fs::File::open(&file.0).map_err(|e| Error::io("open run file", &file.0, e))?;
         Ok(Self {
             file,
             reader: BufReader::new(f),
@@ -253,26 +245,31 @@ impl RunReader {
         })
     }
 
-    fn next<R: DeserializeOwned>(&mut self) -> Result<Option<R>, String> {
-        let path = || self.file.0.display();
+    fn next<R: DeserializeOwned>(&mut self) -> Result<Option<R>> {
+        let path = &self.file.0;
         let mut len = [0u8; 4];
         let mut got = 0;
         while got < len.len() {
             match self.reader.read(&mut len[got..]) {
                 Ok(0) if got == 0 => return Ok(None),
-                Ok(0) => return Err(format!("truncated run file {}", path())),
+                Ok(0) => {
+                    return Err(Error::Spill(format!(
+                        "truncated run file {}",
+                        path.display()
+                    )));
+                }
                 Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(format!("cannot read run file {}: {e}", path())),
+                Err(e) => return Err(Error::io("read run file", path, e)),
             }
         }
         self.buf.resize(u32::from_le_bytes(len) as usize, 0);
         self.reader
             .read_exact(&mut self.buf)
-            .map_err(|e| format!("cannot read run file {}: {e}", path()))?;
+            .map_err(|e| Error::io("read run file", path, e))?;
         postcard::from_bytes(&self.buf)
             .map(Some)
-            .map_err(|e| format!("corrupt run file {}: {e}", path()))
+            .map_err(|e| Error::codec(format!("corrupt run file {}", path.display()), e))
     }
 }
 
@@ -283,7 +280,7 @@ enum Source<K, V> {
 }
 
 impl<K: DeserializeOwned, V: DeserializeOwned> Source<K, V> {
-    fn next(&mut self) -> Result<Option<(K, V)>, String> {
+    fn next(&mut self) -> Result<Option<(K, V)>> {
         match self {
             Source::Mem(it) => Ok(it.next()),
             Source::File(r) => r.next(),
@@ -329,7 +326,7 @@ struct Merge<K, V> {
 }
 
 impl<K: Ord + DeserializeOwned, V: DeserializeOwned> Merge<K, V> {
-    fn new(ctx: &TaskContext, mut sources: Vec<Source<K, V>>) -> Result<Self, String> {
+    fn new(ctx: &TaskContext, mut sources: Vec<Source<K, V>>) -> Result<Self> {
         let mut heap = BinaryHeap::with_capacity(sources.len());
         for (src, s) in sources.iter_mut().enumerate() {
             if !ctx.yield_point() {
@@ -343,7 +340,7 @@ impl<K: Ord + DeserializeOwned, V: DeserializeOwned> Merge<K, V> {
     }
 
     /// The next record in key order.
-    fn pop(&mut self) -> Result<Option<(K, V)>, String> {
+    fn pop(&mut self) -> Result<Option<(K, V)>> {
         let Some(Head { key, value, src }) = self.heap.pop() else {
             return Ok(None);
         };

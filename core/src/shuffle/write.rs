@@ -4,7 +4,7 @@
 //! [`write_records`] is the same writer without combining, for records whose reduce partition
 //! the caller chooses (the range partitioning of a sort, its sample and boundaries).
 //!
-//! The whole task is in [`Phase::ShuffleWrite`] once its input iterator exists (an upstream
+//! The whole task is in [`TaskPhase::ShuffleWrite`] once its input iterator exists (an upstream
 //! reduce stage's fetch and merge happen before, in their own phases). Every loop passes a yield
 //! point: input records (through the dataset's iterator), and every record drained from the
 //! combine map into the partition buffers.
@@ -12,7 +12,8 @@
 use super::aggregate::{ENTRY_OVERHEAD, entries_for_budget};
 use super::{BlockId, Blocks, MapStatus, partition_of};
 use crate::dataset::Dataset;
-use crate::task::{Phase, TaskContext};
+use crate::error::{Error, Result};
+use crate::task::{TaskContext, TaskPhase};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::collections::HashMap;
@@ -76,18 +77,18 @@ impl<'b> PartitionWriter<'b> {
     }
 
     /// Write `(k, c)` to the reduce partition of `k`'s hash.
-    fn emit<K: Hash + Serialize, C: Serialize>(&mut self, k: &K, c: &C) -> Result<(), String> {
+    fn emit<K: Hash + Serialize, C: Serialize>(&mut self, k: &K, c: &C) -> Result<()> {
         let r = partition_of(k, self.bufs.len() as u32);
         self.emit_to(r, &(k, c))
     }
 
     /// Write `rec` to reduce partition `r` (which must be below the partition count).
-    fn emit_to<R: Serialize>(&mut self, r: u32, rec: &R) -> Result<(), String> {
+    fn emit_to<R: Serialize>(&mut self, r: u32, rec: &R) -> Result<()> {
         let r = r as usize;
         let before = self.bufs[r].len();
         let buf = std::mem::take(&mut self.bufs[r]);
         self.bufs[r] =
-            postcard::to_extend(rec, buf).map_err(|e| format!("cannot encode record: {e}"))?;
+            postcard::to_extend(rec, buf).map_err(|e| Error::codec("cannot encode record", e))?;
         let n = self.bufs[r].len() - before;
         self.status.bytes[r] += n as u64;
         self.status.records += 1;
@@ -99,7 +100,7 @@ impl<'b> PartitionWriter<'b> {
     }
 
     /// Write every non-empty buffer as a segment of its block.
-    fn flush(&mut self) -> Result<(), String> {
+    fn flush(&mut self) -> Result<()> {
         for (r, buf) in self.bufs.iter_mut().enumerate() {
             if !buf.is_empty() {
                 let id = BlockId {
@@ -114,7 +115,7 @@ impl<'b> PartitionWriter<'b> {
     }
 
     /// Flush, and create the blocks no record went to, so a missing block always means lost.
-    fn finish(mut self) -> Result<MapStatus, String> {
+    fn finish(mut self) -> Result<MapStatus> {
         self.flush()?;
         for (r, bytes) in self.status.bytes.iter().enumerate() {
             if *bytes == 0 {
@@ -133,13 +134,13 @@ impl<'b> PartitionWriter<'b> {
 /// `reduce_partitions` blocks. Returns the encoded [`MapStatus`].
 ///
 /// # Errors
-/// The input's error, or a message naming what could not be written.
+/// The input's error, or one naming what could not be written.
 pub fn run_map_task<K, V, C>(
     ctx: &TaskContext,
     input: &Dataset<(K, V)>,
     reduce_partitions: u32,
     combiner: &Combiner<V, C>,
-) -> Result<Vec<u8>, String>
+) -> Result<Vec<u8>>
 where
     K: Hash + Eq + Serialize + DeserializeOwned + 'static,
     V: 'static,
@@ -152,7 +153,7 @@ where
     let mut map: HashMap<K, C, foldhash::fast::FixedState> =
         HashMap::with_hasher(foldhash::fast::FixedState::with_seed(3));
     let records = input.iter(ctx);
-    ctx.set_phase(Phase::ShuffleWrite);
+    ctx.set_phase(TaskPhase::ShuffleWrite);
     for (k, v) in records {
         match map.get_mut(&k) {
             Some(c) => (combiner.merge_value)(c, v),
@@ -176,17 +177,15 @@ where
     }
     let status = writer.finish()?;
     ctx.set_retained_bytes(0);
-    postcard::to_stdvec(&status).map_err(|e| format!("cannot encode map status: {e}"))
+    postcard::to_stdvec(&status).map_err(|e| Error::codec("cannot encode map status", e))
 }
 
 /// The block store a shuffle-map task writes to, and the id of its first output block (reduce
 /// partition 0).
-fn map_output(ctx: &TaskContext) -> Result<(Arc<dyn Blocks>, BlockId), String> {
-    let blocks = ctx.blocks().ok_or_else(|| {
-        format!(
-            "task {} is a shuffle-map task but runs without a block store",
-            ctx.id()
-        )
+fn map_output(ctx: &TaskContext) -> Result<(Arc<dyn Blocks>, BlockId)> {
+    let blocks = ctx.blocks().ok_or_else(|| Error::Launch {
+        task: ctx.id(),
+        problem: "is a shuffle-map task but runs without a block store".into(),
     })?;
     let id = ctx.id();
     let base = BlockId {
@@ -201,23 +200,22 @@ fn map_output(ctx: &TaskContext) -> Result<(Arc<dyn Blocks>, BlockId), String> {
 
 /// Run the writing half of a shuffle-map task without combining: every record of `records` goes
 /// as it is to reduce partition `partition(&record)` (clamped below `reduce_partitions`), with a
-/// yield point per record, in [`Phase::ShuffleWrite`]. Returns the encoded [`MapStatus`], or an
+/// yield point per record, in [`TaskPhase::ShuffleWrite`]. Returns the encoded [`MapStatus`], or an
 /// empty result when the task was killed. Callers build `records` (e.g. the input iterator)
 /// first, so its own set-up keeps its phases.
 ///
 /// # Errors
-/// An error recorded on the context while iterating, or a message naming what could not be
-/// written.
+/// An error recorded on the context while iterating, or one naming what could not be written.
 pub fn write_records<R: Serialize>(
     ctx: &TaskContext,
     reduce_partitions: u32,
     records: impl Iterator<Item = R>,
     mut partition: impl FnMut(&R) -> u32,
-) -> Result<Vec<u8>, String> {
+) -> Result<Vec<u8>> {
     let (blocks, base) = map_output(ctx)?;
     let reduce_partitions = reduce_partitions.max(1);
     let mut writer = PartitionWriter::new(&*blocks, base, reduce_partitions);
-    ctx.set_phase(Phase::ShuffleWrite);
+    ctx.set_phase(TaskPhase::ShuffleWrite);
     for rec in records {
         if !ctx.yield_point() {
             break;
@@ -236,14 +234,14 @@ pub fn write_records<R: Serialize>(
     }
     let status = writer.finish()?;
     ctx.set_retained_bytes(0);
-    postcard::to_stdvec(&status).map_err(|e| format!("cannot encode map status: {e}"))
+    postcard::to_stdvec(&status).map_err(|e| Error::codec("cannot encode map status", e))
 }
 
 fn drain<K, C>(
     ctx: &TaskContext,
     map: &mut HashMap<K, C, foldhash::fast::FixedState>,
     writer: &mut PartitionWriter<'_>,
-) -> Result<(), String>
+) -> Result<()>
 where
     K: Hash + Serialize,
     C: Serialize,

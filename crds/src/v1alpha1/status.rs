@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 pub struct StreamBatchAppStatus {
     /// Lifecycle phase.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub phase: Option<Phase>,
+    pub phase: Option<AppPhase>,
     /// Standard conditions: `DriverReady`, `ExecutorsReady`, `InvalidSpec`, `Degraded`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("x-kubernetes-list-type" = "map", "x-kubernetes-list-map-keys" = ["type"]))]
@@ -160,9 +160,10 @@ pub struct JobStatus {
     pub records_per_second: Option<f64>,
 }
 
+// Named `AppPhase`, not `Phase`: the engine's tasks have phases of their own (`TaskPhase`).
 /// Lifecycle phase of a `StreamBatchApp`.
 #[derive(JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Phase {
+pub enum AppPhase {
     /// Pods are being created or scheduled; the driver is not Ready yet.
     Pending,
     /// The driver is Ready.
@@ -179,16 +180,16 @@ pub enum Phase {
     Invalid,
 }
 
-impl Phase {
+impl AppPhase {
     /// Every phase, for metrics that report zero too.
-    pub const ALL: [Phase; 7] = [
-        Phase::Pending,
-        Phase::Running,
-        Phase::Restarting,
-        Phase::Succeeded,
-        Phase::Failed,
-        Phase::Suspended,
-        Phase::Invalid,
+    pub const ALL: [AppPhase; 7] = [
+        AppPhase::Pending,
+        AppPhase::Running,
+        AppPhase::Restarting,
+        AppPhase::Succeeded,
+        AppPhase::Failed,
+        AppPhase::Suspended,
+        AppPhase::Invalid,
     ];
 
     /// The phase as written in the status.

@@ -1,7 +1,7 @@
 //! Publishing the driver's status document (and gauges) from the event loop's state.
 
 use super::EventLoop;
-use crate::status::{ExecutorStatus, JobStatus, ReceiverStatus, Status, Totals};
+use crate::status::{ExecutorStatus, JobSummary, ReceiverStatus, Status, Totals};
 use neptune_core::ids::{JobKind, TaskId};
 
 impl EventLoop {
@@ -68,7 +68,7 @@ impl EventLoop {
                 let st = self.jobs.stats(j);
                 let (records_processed, records_processed_per_sec) =
                     self.processed.job(j, self.jobs.started_at(), self.now());
-                JobStatus {
+                JobSummary {
                     name: def.name.clone(),
                     kind: def.kind.as_str().to_string(),
                     runs: st.runs,

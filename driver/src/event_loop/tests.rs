@@ -147,7 +147,7 @@ fn run_one(lp: &mut EventLoop, peer: &mut Peer, app: &App, blocks: &Arc<LocalBlo
             skipped: ctx.skipped(),
         }),
         Err(reason) => task_update::State::Failed(neptune_proto::Failed {
-            reason,
+            reason: reason.to_string(),
             records: ctx.records(),
             fetch_failed_executor: ctx.fetch_failed().unwrap_or_default(),
         }),

@@ -167,7 +167,10 @@ fn a_commit_publishing_shared_state_larger_than_a_message_fails_the_job() {
     let ds = Dataset::from_fn(1, |_| Box::new(0..1u64));
     app.batch("train", ds.count())
         .runs(Some(1))
-        .on_result(move |ctx, _| model.publish(ctx, &vec![7u8; 4096]).map(|_| ()));
+        .on_result(move |ctx, _| {
+            model.publish(ctx, &vec![7u8; 4096])?;
+            Ok(())
+        });
     let app = Arc::new(app);
     let mut m = JobManager::new(app.clone(), Arc::default());
     m.set_max_message_bytes(1024);

@@ -249,7 +249,7 @@ impl BlockStore {
 }
 
 impl Blocks for BlockStore {
-    fn put(&self, id: BlockId, bytes: Vec<u8>) -> Result<(), String> {
+    fn put(&self, id: BlockId, bytes: Vec<u8>) -> neptune_core::Result<()> {
         let len = bytes.len() as u64;
         let mut inner = self.lock();
         if inner.mem_bytes + len <= self.budget || len == 0 {
@@ -269,7 +269,7 @@ impl Blocks for BlockStore {
         // Reserve the entry first so a concurrent release cannot miss the file.
         drop(inner);
         std::fs::write(&path, &bytes)
-            .map_err(|e| format!("cannot spill block {id:?} to {}: {e}", path.display()))?;
+            .map_err(|e| neptune_core::Error::io(format!("spill block {id:?} to"), &path, e))?;
         self.spilled.fetch_add(len, Ordering::Relaxed);
         self.lock()
             .blocks

@@ -1,7 +1,7 @@
 //! Public vocabulary of the task runtime: task bodies, outcomes, events, errors and snapshots.
 
 use neptune_core::ids::{JobKind, TaskId};
-use neptune_core::task::{Phase, TaskContext};
+use neptune_core::task::{TaskContext, TaskPhase};
 use std::time::Duration;
 
 /// The code of one task: runs on its own `may` coroutine, calls [`TaskContext::yield_point`] once
@@ -69,7 +69,7 @@ pub enum RuntimeEvent {
         /// From the suspend request to the coroutine having parked (and left its worker).
         latency: Duration,
         /// What the task was doing when it parked (as its operators declared).
-        phase: Phase,
+        phase: TaskPhase,
     },
     /// The task runs again.
     Resumed {

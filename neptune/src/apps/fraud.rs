@@ -6,7 +6,6 @@
 //!
 //! Keys: see the settings below (`neptune config --app fraud-detection`, `docs/config.md`).
 
-use super::cfg;
 use neptune_core::config::keys::JOB_INTERVAL_MS;
 use neptune_core::config::{Float, Meta, Text, UInt};
 use neptune_core::source::{Rng, generate, records_per_micro_batch};
@@ -185,18 +184,20 @@ pub struct Alert {
 /// Build the fraud-detection app.
 ///
 /// # Errors
-/// A message naming the config key with a bad value.
-pub fn build(app: &mut App) -> Result<(), String> {
+/// [`neptune_core::Error::Config`] naming the config key with a bad value.
+pub fn build(app: &mut App) -> neptune_core::Result<()> {
     let c = app.config();
-    let seed = cfg(SEED.get(c))?;
-    let parts = cfg(HISTORY_PARTITIONS.get(c))? as u32;
-    let per_part = cfg(HISTORY_RECORDS.get(c))?;
-    let lr = cfg(LEARNING_RATE.get(c))?;
-    let score_parts = cfg(SCORE_PARTITIONS.get(c))? as u32;
-    let rate = cfg(SCORE_RATE.get(c))?;
-    let threshold = cfg(SCORE_THRESHOLD.get(c))?;
-    let interval_ms = cfg(JOB_INTERVAL_MS.get_opt_for(c, "score"))?.unwrap_or(SCORE_INTERVAL_MS);
-    let alerts_dir = cfg(ALERTS.get_opt(c))?;
+    let seed = SEED.get(c)?;
+    let parts = HISTORY_PARTITIONS.get(c)? as u32;
+    let per_part = HISTORY_RECORDS.get(c)?;
+    let lr = LEARNING_RATE.get(c)?;
+    let score_parts = SCORE_PARTITIONS.get(c)? as u32;
+    let rate = SCORE_RATE.get(c)?;
+    let threshold = SCORE_THRESHOLD.get(c)?;
+    let interval_ms = JOB_INTERVAL_MS
+        .get_opt_for(c, "score")?
+        .unwrap_or(SCORE_INTERVAL_MS);
+    let alerts_dir = ALERTS.get_opt(c)?;
 
     let model = app.state(
         "model",

@@ -30,8 +30,3 @@ pub const BUILTIN: &[AppEntry] = &[
         build: wordcount::build,
     },
 ];
-
-/// Turn a config error into the builder's error string.
-pub(crate) fn cfg<T>(r: Result<T, neptune_core::config::ConfigError>) -> Result<T, String> {
-    r.map_err(|e| e.to_string())
-}

@@ -8,7 +8,6 @@
 //! `jobs.<name>.runs` says otherwise. Their results — a [`KeyDigest`] for `sum`, a [`SortDigest`]
 //! for `sort` — are the same for any placement, suspension or recovery of their tasks.
 
-use super::cfg;
 use super::synthetic::{STREAM_COST, STREAM_RATE, burn};
 use neptune_core::config::keys::JOB_INTERVAL_MS;
 use neptune_core::config::{Choice, ChoiceError, Flag, Meta, UInt};
@@ -197,24 +196,26 @@ fn digest(ds: &Dataset<(u64, u64)>, cost: u32) -> Action<KeyDigest> {
 /// Build the shuffle app.
 ///
 /// # Errors
-/// A message naming the config key with a bad value.
-pub fn build(app: &mut App) -> Result<(), String> {
+/// [`neptune_core::Error::Config`] naming the config key with a bad value.
+pub fn build(app: &mut App) -> neptune_core::Result<()> {
     let c = app.config();
-    let seed = cfg(SEED.get(c))?;
-    let op = cfg(OP.get(c))?;
-    let records = cfg(RECORDS.get(c))?;
-    let keys = cfg(KEYS.get(c))?;
-    let maps = cfg(MAPS.get(c))? as u32;
-    let reduces = cfg(REDUCES.get(c))? as u32;
-    let cost = cfg(COST.get(c))? as u32;
-    let join = cfg(JOIN.get(c))?;
+    let seed = SEED.get(c)?;
+    let op = OP.get(c)?;
+    let records = RECORDS.get(c)?;
+    let keys = KEYS.get(c)?;
+    let maps = MAPS.get(c)? as u32;
+    let reduces = REDUCES.get(c)? as u32;
+    let cost = COST.get(c)? as u32;
+    let join = JOIN.get(c)?;
     if join && op == Op::Sort {
         return Err("config key `shuffle.join` applies to `shuffle.op=sum` only".into());
     }
-    let stream_tasks = cfg(STREAM_TASKS.get(c))? as u32;
-    let stream_rate = cfg(STREAM_RATE.get(c))?;
-    let stream_cost = cfg(STREAM_COST.get(c))? as u32;
-    let interval_ms = cfg(JOB_INTERVAL_MS.get_opt_for(c, "stream"))?.unwrap_or(STREAM_INTERVAL_MS);
+    let stream_tasks = STREAM_TASKS.get(c)? as u32;
+    let stream_rate = STREAM_RATE.get(c)?;
+    let stream_cost = STREAM_COST.get(c)? as u32;
+    let interval_ms = JOB_INTERVAL_MS
+        .get_opt_for(c, "stream")?
+        .unwrap_or(STREAM_INTERVAL_MS);
 
     let per_map = records.div_ceil(u64::from(maps));
     let pairs = generate(

@@ -12,7 +12,6 @@
 //! `TaskContext::set_retained_bytes`, so its executor's memory use (and, while it is suspended, its
 //! retained bytes) show up in heartbeats.
 
-use super::cfg;
 use neptune_core::config::keys::JOB_INTERVAL_MS;
 use neptune_core::config::{Meta, UInt};
 use neptune_core::source::{generate, records_per_micro_batch};
@@ -166,19 +165,21 @@ fn digest(ds: &Dataset<u64>) -> neptune_core::Action<Digest> {
 /// Build the synthetic app.
 ///
 /// # Errors
-/// A message naming the config key with a bad value.
-pub fn build(app: &mut App) -> Result<(), String> {
+/// [`neptune_core::Error::Config`] naming the config key with a bad value.
+pub fn build(app: &mut App) -> neptune_core::Result<()> {
     let c = app.config();
-    let seed = cfg(SEED.get(c))?;
-    let batch_tasks = cfg(BATCH_TASKS.get(c))? as u32;
-    let batch_records = cfg(BATCH_RECORDS.get(c))?;
-    let batch_cost = cfg(BATCH_COST.get(c))? as u32;
-    let retain_mb = cfg(RETAIN_MB.get(c))?;
-    let retain_every = cfg(RETAIN_EVERY.get(c))? as u32;
-    let stream_tasks = cfg(STREAM_TASKS.get(c))? as u32;
-    let stream_rate = cfg(STREAM_RATE.get(c))?;
-    let stream_cost = cfg(STREAM_COST.get(c))? as u32;
-    let interval_ms = cfg(JOB_INTERVAL_MS.get_opt_for(c, "stream"))?.unwrap_or(STREAM_INTERVAL_MS);
+    let seed = SEED.get(c)?;
+    let batch_tasks = BATCH_TASKS.get(c)? as u32;
+    let batch_records = BATCH_RECORDS.get(c)?;
+    let batch_cost = BATCH_COST.get(c)? as u32;
+    let retain_mb = RETAIN_MB.get(c)?;
+    let retain_every = RETAIN_EVERY.get(c)? as u32;
+    let stream_tasks = STREAM_TASKS.get(c)? as u32;
+    let stream_rate = STREAM_RATE.get(c)?;
+    let stream_cost = STREAM_COST.get(c)? as u32;
+    let interval_ms = JOB_INTERVAL_MS
+        .get_opt_for(c, "stream")?
+        .unwrap_or(STREAM_INTERVAL_MS);
     app.require_task_memory(RETAIN_MB.meta.key, retain_mb.saturating_mul(1 << 20));
     let per_batch = records_per_micro_batch(
         stream_rate,

@@ -8,7 +8,6 @@
 //! one executor, which the micro-batch's tasks prefer (see [`neptune_core::source_socket`]).
 //! Words are maximal runs of non-whitespace, case kept.
 
-use super::cfg;
 use neptune_core::config::{Choice, Meta, Text, UInt};
 use neptune_core::source::{Malformed, json_lines_with, text_files};
 use neptune_core::source_watch::{Cleanup, WatchedDir};
@@ -83,13 +82,18 @@ struct Line {
 }
 
 /// The lines of text of the batch input, in its format.
-fn input_lines(input: &str, format: &str, policy: Malformed) -> Result<Dataset<String>, String> {
+fn input_lines(
+    input: &str,
+    format: &str,
+    policy: Malformed,
+) -> neptune_core::Result<Dataset<String>> {
     match format {
         "text" => text_files(input),
         "jsonl" => Ok(json_lines_with::<Line>(input, policy)?.map(|l| l.text)),
         other => Err(format!(
             "invalid value for config key `input.format`: `{other}` (expected `text` or `jsonl`)"
-        )),
+        )
+        .into()),
     }
 }
 
@@ -104,19 +108,19 @@ fn words(lines: &Dataset<String>) -> Dataset<(String, u64)> {
 /// Build the wordcount app.
 ///
 /// # Errors
-/// A message naming the key at fault (no input at all, or an input matching no files).
-pub fn build(app: &mut App) -> Result<(), String> {
+/// An error naming the key at fault (no input at all, or an input matching no files).
+pub fn build(app: &mut App) -> neptune_core::Result<()> {
     let c = app.config();
-    let input = cfg(INPUT.get_opt(c))?.unwrap_or_default();
-    let output = cfg(OUTPUT.get_opt(c))?.unwrap_or_default();
-    let format = cfg(FORMAT.get_opt(c))?.unwrap_or_default();
-    let policy = cfg(MALFORMED.get(c))?;
-    let partitions = cfg(PARTITIONS.get(c))? as u32;
-    let dir = cfg(STREAM_DIR.get_opt(c))?.unwrap_or_default();
-    let stream_parts = cfg(STREAM_PARTITIONS.get(c))? as u32;
-    let stream_output = cfg(STREAM_OUTPUT.get_opt(c))?.unwrap_or_default();
-    let socket = cfg(SOCKET.get_opt(c))?.unwrap_or_default();
-    let cleanup = cfg(CLEANUP.get(c))?;
+    let input = INPUT.get_opt(c)?.unwrap_or_default();
+    let output = OUTPUT.get_opt(c)?.unwrap_or_default();
+    let format = FORMAT.get_opt(c)?.unwrap_or_default();
+    let policy = MALFORMED.get(c)?;
+    let partitions = PARTITIONS.get(c)? as u32;
+    let dir = STREAM_DIR.get_opt(c)?.unwrap_or_default();
+    let stream_parts = STREAM_PARTITIONS.get(c)? as u32;
+    let stream_output = STREAM_OUTPUT.get_opt(c)?.unwrap_or_default();
+    let socket = SOCKET.get_opt(c)?.unwrap_or_default();
+    let cleanup = CLEANUP.get(c)?;
     if input.is_empty() && dir.is_empty() && socket.is_empty() {
         return Err(
             "set `input` (text files to count), `stream.dir` (a watched directory) \
@@ -155,7 +159,7 @@ pub fn build(app: &mut App) -> Result<(), String> {
             Some(out) => counts.write_lines(out, |(w, n)| format!("{w}\t{n}")),
         };
         app.stream("watch", action)
-            .on_result(move |ctx, _| watched.commit(ctx.run));
+            .on_result(move |ctx, _| Ok(watched.commit(ctx.run)?));
     }
     if !socket.is_empty() {
         let lines = app

@@ -6,7 +6,7 @@ use std::time::Duration;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use neptune_crds::labels as l;
-use neptune_crds::v1alpha1::{Phase, RestartType, condition_types as ct};
+use neptune_crds::v1alpha1::{AppPhase, RestartType, condition_types as ct};
 
 use super::failures::{record_failure, record_restart, restart_recorded};
 use super::{Action, Counted, Ctx, EventKind, Observed, metadata};
@@ -53,7 +53,7 @@ pub(crate) fn reconcile(cx: &mut Ctx<'_>, observed: &Observed, v: &Validated) ->
         let message = format!("the driver's spec changed; replacing pod {name} and its executors");
         record_restart(cx, "SpecChanged", message.clone(), false);
         cx.event(EventKind::Normal, "SpecChanged", message);
-        cx.status.phase = Some(Phase::Pending);
+        cx.status.phase = Some(AppPhase::Pending);
         cx.status.message = Some("restarting with the new spec".into());
         cx.condition(
             ct::DRIVER_READY,
@@ -93,7 +93,7 @@ pub(crate) fn reconcile(cx: &mut Ctx<'_>, observed: &Observed, v: &Validated) ->
         }
         PodState::Ready => {
             cx.status.running_since = Some(running_since.unwrap_or(Time(cx.now)));
-            cx.status.phase = Some(Phase::Running);
+            cx.status.phase = Some(AppPhase::Running);
             cx.status.message = Some(format!("running (attempt {current})"));
             cx.condition(
                 ct::DRIVER_READY,
@@ -104,7 +104,7 @@ pub(crate) fn reconcile(cx: &mut Ctx<'_>, observed: &Observed, v: &Validated) ->
             Driver::Ready
         }
         PodState::NotReady => {
-            cx.status.phase = Some(Phase::Pending);
+            cx.status.phase = Some(AppPhase::Pending);
             cx.status.message = Some(format!("waiting for driver pod {name} to be Ready"));
             cx.condition(
                 ct::DRIVER_READY,
@@ -156,7 +156,7 @@ fn create(cx: &mut Ctx<'_>, v: &Validated) -> Driver {
     if cx.status.start_time.is_none() {
         cx.status.start_time = Some(Time(cx.now));
     }
-    cx.status.phase = Some(Phase::Pending);
+    cx.status.phase = Some(AppPhase::Pending);
     cx.status.message = Some(format!("starting driver pod {name} (attempt {attempt})"));
     cx.condition(
         ct::DRIVER_READY,
@@ -219,7 +219,7 @@ fn exited(
             ),
         };
         let message = format!("driver attempt {attempt} {why}; {retry}, after {delay}s");
-        cx.status.phase = Some(Phase::Restarting);
+        cx.status.phase = Some(AppPhase::Restarting);
         cx.status.message = Some(message.clone());
         if cx.now.as_second() >= at {
             cx.actions.push(Action::DeletePod {
@@ -247,9 +247,9 @@ fn exited(
     }
     let success = failure.is_none();
     cx.status.phase = Some(if success {
-        Phase::Succeeded
+        AppPhase::Succeeded
     } else {
-        Phase::Failed
+        AppPhase::Failed
     });
     cx.status.completion_time = Some(Time(cx.now));
     cx.status.message = Some(if success {

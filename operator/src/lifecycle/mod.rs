@@ -32,7 +32,7 @@ use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::jiff::Timestamp;
 use neptune_crds::StreamBatchApp;
 use neptune_crds::v1alpha1::{
-    JobStatus, Phase, SchedulingStatus, StreamBatchAppStatus, condition_types as ct,
+    AppPhase, JobStatus, SchedulingStatus, StreamBatchAppStatus, condition_types as ct,
 };
 
 use crate::build;
@@ -245,17 +245,17 @@ impl Ctx<'_> {
         let phase = self.status.phase;
         if phase != previous.phase
             && let Some(p) = phase
-            && p != Phase::Invalid
+            && p != AppPhase::Invalid
         {
             let message = self.status.message.clone().unwrap_or_default();
-            let kind = if p == Phase::Failed {
+            let kind = if p == AppPhase::Failed {
                 EventKind::Warning
             } else {
                 EventKind::Normal
             };
             self.event(kind, p.as_str(), message);
         }
-        if !matches!(phase, Some(Phase::Invalid)) {
+        if !matches!(phase, Some(AppPhase::Invalid)) {
             let was = conditions::is_true(&self.status.conditions, ct::DEGRADED);
             if self.degraded.is_empty() {
                 self.condition(ct::DEGRADED, false, "AsExpected", "");
@@ -320,13 +320,13 @@ pub fn plan(
                 cx.event(EventKind::Warning, "InvalidSpec", message.clone());
             }
             cx.condition(ct::INVALID_SPEC, true, "InvalidSpec", message.clone());
-            cx.status.phase = Some(Phase::Invalid);
+            cx.status.phase = Some(AppPhase::Invalid);
             cx.status.message = Some(format!("invalid spec: {message}"));
             return cx.finish(&previous);
         }
     };
     cx.condition(ct::INVALID_SPEC, false, "Valid", "");
-    if previous.phase == Some(Phase::Invalid) {
+    if previous.phase == Some(AppPhase::Invalid) {
         cx.status.phase = None;
     }
 
@@ -362,7 +362,7 @@ pub fn plan(
 }
 
 /// Succeeded or Failed: no executors, TTL cleanup.
-fn finished(cx: &mut Ctx<'_>, observed: &Observed, phase: Phase) {
+fn finished(cx: &mut Ctx<'_>, observed: &Observed, phase: AppPhase) {
     executors::delete_all(cx, observed, "the app finished");
     cx.status.executors.desired = 0;
     cx.status.executors.ready = 0;
@@ -412,7 +412,7 @@ fn suspend(cx: &mut Ctx<'_>, observed: &Observed) {
         cx.terminating(pod, "driver");
     }
     executors::delete_all(cx, observed, "the app is suspended");
-    cx.status.phase = Some(Phase::Suspended);
+    cx.status.phase = Some(AppPhase::Suspended);
     cx.status.message = Some("suspended: spec.suspend is true".into());
     cx.status.executors.desired = 0;
     cx.status.executors.ready = 0;
