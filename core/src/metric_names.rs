@@ -15,7 +15,7 @@ pub const JOB_LABEL: &str = "neptune_job";
 /// Every label Neptune processes put on their series (histograms add `le`; Prometheus adds the
 /// target's labels, e.g. `namespace` and `pod` on Kubernetes).
 pub const LABELS: &[&str] = &[
-    JOB_LABEL, "kind", "outcome", "phase", "executor", "source", "reason", "category",
+    JOB_LABEL, "kind", "outcome", "phase", "executor", "source", "reason", "category", "hop",
 ];
 
 /// Executor: tasks currently running, label `kind`.
@@ -69,6 +69,11 @@ pub const EXECUTOR_SLOTS: &str = "neptune_executor_slots";
 /// Driver: stream micro-batch end-to-end latency (due time → results committed), label
 /// `neptune_job`.
 pub const DRIVER_STREAM_LATENCY: &str = "neptune_driver_stream_latency_seconds";
+/// Driver: time a stream micro-batch spent in each hop of its path (its critical task's:
+/// due → planned → launch sent → executor → update received → committed), histogram in seconds,
+/// labels `neptune_job`, `hop` (`trigger`, `upstream`, `schedule`, `network`, `core_wait`,
+/// `core_start`, `first_record`, `process`, `commit`; see docs/engine.md, "Latency attribution").
+pub const DRIVER_MICROBATCH_HOP: &str = "neptune_driver_microbatch_hop_seconds";
 /// Driver: a stream job's latency target (`jobs.<job>.latency_target_ms`), seconds, label
 /// `neptune_job`; only stream jobs with a target have the series (the latency alert compares
 /// the p99 of [`DRIVER_STREAM_LATENCY`] with it).
@@ -157,6 +162,7 @@ pub const ALL: &[&str] = &[
     EXECUTOR_RECEIVER_BUFFERED,
     EXECUTOR_RECEIVER_CONNECTED,
     DRIVER_STREAM_LATENCY,
+    DRIVER_MICROBATCH_HOP,
     DRIVER_STREAM_LATENCY_TARGET,
     DRIVER_JOB_RECORDS,
     DRIVER_BATCH_RECORDS_PER_SECOND,

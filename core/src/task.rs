@@ -14,6 +14,7 @@ use crate::state::Broadcasts;
 use std::cell::{Cell, RefCell};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::Instant;
 
 /// Control state: keep running.
 pub const RUN: u8 = 0;
@@ -181,6 +182,8 @@ pub struct TaskContext {
     hook: Arc<dyn YieldHook>,
     broadcasts: Arc<Broadcasts>,
     records: Cell<u64>,
+    /// When the first record was counted (the executor's per-hop latency attribution).
+    first_record_at: Cell<Option<Instant>>,
     skipped: Cell<u64>,
     error: RefCell<Option<Error>>,
     fetch_failed: RefCell<Option<String>>,
@@ -218,6 +221,7 @@ impl TaskContext {
             hook,
             broadcasts,
             records: Cell::new(0),
+            first_record_at: Cell::new(None),
             skipped: Cell::new(0),
             error: RefCell::new(None),
             fetch_failed: RefCell::new(None),
@@ -361,6 +365,9 @@ impl TaskContext {
     pub fn count_record(&self) {
         let n = self.records.get() + 1;
         self.records.set(n);
+        if n == 1 {
+            self.first_record_at.set(Some(Instant::now()));
+        }
         if n.is_multiple_of(PUBLISH_EVERY) {
             self.control.progress.store(n, Ordering::Relaxed);
         }
@@ -368,6 +375,9 @@ impl TaskContext {
 
     /// Count `n` records at once.
     pub fn count_records(&self, n: u64) {
+        if n > 0 && self.first_record_at.get().is_none() {
+            self.first_record_at.set(Some(Instant::now()));
+        }
         let total = self.records.get() + n;
         self.records.set(total);
         self.control.progress.store(total, Ordering::Relaxed);
@@ -376,6 +386,11 @@ impl TaskContext {
     /// Records read so far by this task.
     pub fn records(&self) -> u64 {
         self.records.get()
+    }
+
+    /// When this task counted its first record (`None` while it has counted none).
+    pub fn first_record_at(&self) -> Option<Instant> {
+        self.first_record_at.get()
     }
 
     /// Declare how many bytes the task currently holds (stays resident while suspended).
@@ -460,6 +475,22 @@ mod tests {
         c.request_kill();
         assert!(!c.request_resume());
         assert!(!c.request_suspend());
+    }
+
+    #[test]
+    fn the_first_record_is_timed_once() {
+        let ctx = TaskContext::detached(tid(), JobKind::Stream);
+        assert_eq!(ctx.first_record_at(), None);
+        ctx.count_records(0);
+        assert_eq!(ctx.first_record_at(), None, "no record yet");
+        ctx.count_record();
+        let first = ctx.first_record_at().expect("timed at the first record");
+        ctx.count_record();
+        ctx.count_records(5);
+        assert_eq!(ctx.first_record_at(), Some(first), "later records keep it");
+        let bulk = TaskContext::detached(tid(), JobKind::Stream);
+        bulk.count_records(3);
+        assert!(bulk.first_record_at().is_some());
     }
 
     #[test]

@@ -23,8 +23,9 @@ pub(crate) struct Tasks {
     /// Launches waiting for their preemption victim to give up its core, by victim. Launching
     /// only after the victim's outcome keeps the driver's contract (the victim's outcome is
     /// reported before any event of the launched task) and gives the launched task exactly the
-    /// core its victim freed, never another queued task's.
-    after_victim: HashMap<TaskId, neptune_proto::Launch>,
+    /// core its victim freed, never another queued task's. Each keeps when it was received: its
+    /// task's timing counts the wait.
+    after_victim: HashMap<TaskId, (neptune_proto::Launch, Instant)>,
     app: Arc<App>,
     runtime: TaskRuntime,
     broadcasts: Arc<Broadcasts>,
@@ -116,7 +117,7 @@ impl Tasks {
                         self.updates.fail(task, reason);
                         return;
                     }
-                    self.after_victim.insert(victim.id(), l);
+                    self.after_victim.insert(victim.id(), (l, now));
                     return;
                 }
                 // The victim already ended (its Finished event is on the way): its core is free.
@@ -125,10 +126,11 @@ impl Tasks {
                 }
             }
         }
-        self.start(l);
+        self.start(l, now);
     }
 
-    fn start(&mut self, l: neptune_proto::Launch) {
+    /// Start the task of launch `l`, received at `received_at`.
+    fn start(&mut self, l: neptune_proto::Launch, received_at: Instant) {
         let Some(key) = l.task else {
             tracing::warn!("launch without a task key: ignored");
             return;
@@ -180,7 +182,10 @@ impl Tasks {
         } else {
             JobKind::Batch
         };
-        match self.runtime.launch(id, key.attempt, kind, body) {
+        match self
+            .runtime
+            .launch_received(id, key.attempt, kind, body, received_at)
+        {
             Ok(()) => {}
             // The driver gave up on an older attempt here (its launch was acknowledged too late)
             // and sent a newer one: the newer supersedes it. The old one is killed (its update
@@ -198,7 +203,7 @@ impl Tasks {
                     preempt: None,
                     params: l.params,
                 };
-                self.after_victim.insert(id, next);
+                self.after_victim.insert(id, (next, received_at));
             }
             Err(e) => {
                 // A launch that cannot start is a failed attempt: the driver frees the slot and
@@ -221,8 +226,9 @@ impl Tasks {
         let id = ev.id();
         let freed_core = !matches!(ev, RuntimeEvent::Resumed { .. });
         self.updates.report(ev, self.kind_of(id.job));
-        if let Some(l) = freed_core.then(|| self.after_victim.remove(&id)).flatten() {
-            self.start(l);
+        if let Some((l, received_at)) = freed_core.then(|| self.after_victim.remove(&id)).flatten()
+        {
+            self.start(l, received_at);
         }
     }
 

@@ -288,6 +288,7 @@ fn a_result_larger_than_the_driver_accepts_fails_the_task_instead_of_the_session
             skipped: 0,
             fetch_failed: None,
             elapsed: Duration::from_millis(1),
+            timing: crate::runtime::TaskTiming::default(),
         },
         JobKind::Batch,
     );

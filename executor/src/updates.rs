@@ -123,6 +123,7 @@ impl Updates {
                 skipped,
                 fetch_failed,
                 elapsed,
+                timing,
             } => {
                 let key = TaskKey::new(id, attempt);
                 let (label, state) = match outcome {
@@ -151,6 +152,12 @@ impl Updates {
                             records,
                             elapsed_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
                             skipped,
+                            timing: Some(neptune_proto::TaskTiming {
+                                queued_ns: saturating_ns(timing.queued),
+                                start_ns: saturating_ns(timing.start),
+                                first_record_ns: saturating_ns(timing.first_record),
+                                process_ns: saturating_ns(timing.process),
+                            }),
                         };
                         ("succeeded", task_update::State::Succeeded(s))
                     }

@@ -125,6 +125,8 @@ fn run_task(shared: Arc<Shared>, task: StartTask) {
         control,
         body,
     } = task;
+    // The core the table granted is really this task's from now (may ran the coroutine).
+    let started_at = std::time::Instant::now();
     // Before the first yield point, so every later wake-up finds the handle.
     shared
         .lock()
@@ -140,7 +142,10 @@ fn run_task(shared: Arc<Shared>, task: StartTask) {
         Ok(Err(message)) => TaskOutcome::Failed(message),
         Err(payload) => TaskOutcome::Failed(format!("task panicked: {}", panic_message(&*payload))),
     };
-    let tally = Tally::of(&ctx);
+    let tally = Tally {
+        started_at: Some(started_at),
+        ..Tally::of(&ctx)
+    };
     drop(ctx);
     let actions = shared.lock().finish(id, serial, outcome, tally);
     perform(&shared, actions);

@@ -73,7 +73,7 @@ mod types;
 pub use coroutines::STACK_BYTES;
 pub use types::{
     KindCounts, RuntimeError, RuntimeEvent, RuntimeSnapshot, Tally, TaskBody, TaskOutcome,
-    TaskState, TaskSummary,
+    TaskState, TaskSummary, TaskTiming,
 };
 
 use coroutines::{Shared, configure, perform};
@@ -126,7 +126,27 @@ impl TaskRuntime {
         kind: JobKind,
         body: TaskBody,
     ) -> Result<(), RuntimeError> {
-        let actions = self.shared.lock().launch(id, attempt, kind, body)?;
+        self.launch_received(id, attempt, kind, body, Instant::now())
+    }
+
+    /// [`launch`](Self::launch) of a launch that reached the executor at `received_at` (it may
+    /// have waited for its preemption victim since): the `Finished` event's
+    /// [`TaskTiming`] counts from it.
+    ///
+    /// # Errors
+    /// As [`launch`](Self::launch).
+    pub fn launch_received(
+        &self,
+        id: TaskId,
+        attempt: u32,
+        kind: JobKind,
+        body: TaskBody,
+        received_at: Instant,
+    ) -> Result<(), RuntimeError> {
+        let actions = self
+            .shared
+            .lock()
+            .launch(id, attempt, kind, body, received_at)?;
         perform(&self.shared, actions);
         Ok(())
     }

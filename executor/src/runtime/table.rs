@@ -6,7 +6,9 @@
 //! Events are sent under the lock, so the order of a task's events is the order of its
 //! transitions. Generic over the wake handle `H` so the transitions are unit-tested without `may`.
 
-use super::types::{RuntimeError, RuntimeEvent, Tally, TaskBody, TaskOutcome, TaskState};
+use super::types::{
+    RuntimeError, RuntimeEvent, Tally, TaskBody, TaskOutcome, TaskState, TaskTiming,
+};
 use neptune_core::ids::{JobKind, TaskId};
 use neptune_core::task::{KILL, SUSPEND, TaskControl};
 use std::collections::{HashMap, VecDeque};
@@ -72,7 +74,10 @@ struct Entry<H> {
     /// Unique per launch, so late helpers of an earlier attempt never touch a new one.
     serial: u64,
     control: Arc<TaskControl>,
+    /// When the launch reached the executor.
     launched_at: Instant,
+    /// When the task was first given a core.
+    granted_at: Option<Instant>,
     phase: Phase,
     /// Number of park commitments so far; names the confirm coroutine of each.
     epoch: u64,
@@ -153,6 +158,7 @@ impl<H: Clone> Table<H> {
         attempt: u32,
         kind: JobKind,
         body: TaskBody,
+        received_at: Instant,
     ) -> Result<Vec<Action<H>>, RuntimeError> {
         if let Some(e) = self.entries.get(&id) {
             return Err(RuntimeError::AlreadyRunning {
@@ -166,7 +172,8 @@ impl<H: Clone> Table<H> {
             kind,
             serial: self.next_serial,
             control: Arc::new(TaskControl::new()),
-            launched_at: Instant::now(),
+            launched_at: received_at,
+            granted_at: None,
             phase: Phase::Queued,
             epoch: 0,
             body: Some(body),
@@ -266,6 +273,7 @@ impl<H: Clone> Table<H> {
                     skipped: 0,
                     fetch_failed: None,
                     elapsed: e.launched_at.elapsed(),
+                    timing: TaskTiming::between(e.launched_at, None, None, None, Instant::now()),
                 });
                 Ok(Vec::new())
             }
@@ -421,6 +429,13 @@ impl<H: Clone> Table<H> {
             skipped: tally.skipped,
             fetch_failed,
             elapsed: e.launched_at.elapsed(),
+            timing: TaskTiming::between(
+                e.launched_at,
+                e.granted_at,
+                tally.started_at,
+                tally.first_record_at,
+                Instant::now(),
+            ),
         });
         self.dispatch()
     }
@@ -461,6 +476,7 @@ impl<H: Clone> Table<H> {
         match e.phase {
             Phase::Queued => {
                 e.phase = Phase::Running { worker };
+                e.granted_at = Some(Instant::now());
                 let task = StartTask {
                     id,
                     attempt: e.attempt,

@@ -36,7 +36,10 @@ impl Fixture {
 
     /// Launch and, if it got a core, play the coroutine's start (it stores its handle).
     fn launch(&mut self, id: TaskId, kind: JobKind) -> Vec<Action<u8>> {
-        let actions = self.table.launch(id, 0, kind, body()).unwrap();
+        let actions = self
+            .table
+            .launch(id, 0, kind, body(), Instant::now())
+            .unwrap();
         self.started(&actions);
         actions
     }
@@ -121,7 +124,10 @@ fn launch_takes_an_idle_core_and_queues_when_none_is_idle() {
 fn launching_a_live_task_again_is_refused() {
     let mut f = Fixture::with_cores(1);
     f.launch(task(0), JobKind::Batch);
-    let err = f.table.launch(task(0), 1, JobKind::Batch, body()).err();
+    let err = f
+        .table
+        .launch(task(0), 1, JobKind::Batch, body(), Instant::now())
+        .err();
     assert_eq!(
         err,
         Some(RuntimeError::AlreadyRunning {
@@ -396,4 +402,86 @@ fn snapshot_counts_running_suspended_and_queued_tasks_by_kind() {
     );
     let ids: Vec<_> = snap.tasks.iter().map(|t| t.id).collect();
     assert_eq!(ids, vec![task(0), task(1), task(2), task(3)]);
+}
+
+#[test]
+fn a_finished_task_reports_its_hops_from_the_launch_received() {
+    use std::time::Duration;
+    let mut f = Fixture::with_cores(1);
+    f.launch(task(0), JobKind::Batch);
+    // Task 1 is received "20 ms ago" and waits for task 0's core.
+    let received = Instant::now() - Duration::from_millis(20);
+    let actions = f
+        .table
+        .launch(task(1), 0, JobKind::Stream, body(), received)
+        .unwrap();
+    assert!(actions.is_empty(), "no core yet");
+    let actions = f.table.finish(
+        task(0),
+        f.serial(task(0)),
+        TaskOutcome::Succeeded(vec![]),
+        Tally::records(1),
+    );
+    assert_eq!(started_ids(&actions), vec![(0, task(1))]);
+    f.drain();
+    // Task 1 got task 0's core when it finished; play its coroutine running and finishing.
+    let started = Instant::now();
+    let first = started + Duration::from_millis(1);
+    f.table.finish(
+        task(1),
+        f.serial(task(1)),
+        TaskOutcome::Succeeded(vec![]),
+        Tally {
+            records: 1,
+            started_at: Some(started),
+            first_record_at: Some(first),
+            ..Tally::default()
+        },
+    );
+    let events = f.drain();
+    let [
+        RuntimeEvent::Finished {
+            timing, elapsed, ..
+        },
+    ] = events.as_slice()
+    else {
+        panic!("one Finished: {events:?}")
+    };
+    let (timing, elapsed) = (*timing, *elapsed);
+    assert!(timing.queued >= Duration::from_millis(20), "{timing:?}");
+    // The first record is "1 ms after the start", later than the finish: clamped to the finish.
+    assert!(
+        timing.first_record <= Duration::from_millis(1),
+        "{timing:?}"
+    );
+    assert_eq!(timing.process, Duration::ZERO);
+    let sum = timing.queued + timing.start + timing.first_record + timing.process;
+    assert!(
+        sum <= elapsed + Duration::from_millis(2),
+        "{sum:?} vs {elapsed:?}"
+    );
+}
+
+#[test]
+fn task_timing_never_goes_negative_or_past_the_end() {
+    use std::time::Duration;
+    let t0 = Instant::now();
+    let ms = |n| t0 + Duration::from_millis(n);
+    let t = TaskTiming::between(t0, Some(ms(2)), Some(ms(3)), Some(ms(5)), ms(9));
+    let want = [2, 1, 2, 4].map(Duration::from_millis);
+    assert_eq!([t.queued, t.start, t.first_record, t.process], want);
+    // No record read: the setup hop runs to the end, processing is zero.
+    let t = TaskTiming::between(t0, Some(ms(2)), Some(ms(3)), None, ms(9));
+    assert_eq!(
+        (t.first_record, t.process),
+        (Duration::from_millis(6), Duration::ZERO)
+    );
+    // Killed while queued: all of it was queueing.
+    let t = TaskTiming::between(t0, None, None, None, ms(4));
+    assert_eq!(t.queued, Duration::from_millis(4));
+    // Instants out of order (a first record "before" the start) are clamped, never negative,
+    // and the hops still sum to received → finished.
+    let t = TaskTiming::between(ms(1), Some(ms(5)), Some(ms(3)), Some(t0), ms(4));
+    let sum = t.queued + t.start + t.first_record + t.process;
+    assert_eq!(sum, Duration::from_millis(3));
 }

@@ -2,7 +2,7 @@
 
 use neptune_core::ids::{JobKind, TaskId};
 use neptune_core::task::{TaskContext, TaskPhase};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The code of one task: runs on its own `may` coroutine, calls [`TaskContext::yield_point`] once
 /// per record, and returns the task's serialized result or an error message.
@@ -28,6 +28,10 @@ pub struct Tally {
     pub skipped: u64,
     /// The executor whose shuffle blocks could not be fetched, if the task failed that way.
     pub fetch_failed: Option<String>,
+    /// When the task's coroutine first ran (set by the coroutine itself).
+    pub started_at: Option<Instant>,
+    /// When the task counted its first record.
+    pub first_record_at: Option<Instant>,
 }
 
 impl Tally {
@@ -45,6 +49,48 @@ impl Tally {
             records: ctx.records(),
             skipped: ctx.skipped(),
             fetch_failed: ctx.fetch_failed(),
+            started_at: None,
+            first_record_at: ctx.first_record_at(),
+        }
+    }
+}
+
+/// Where a finished task's time went on this executor, as durations on the executor's monotonic
+/// clock (the driver's per-hop latency attribution; see the `TaskTiming` message). The four hops
+/// are consecutive and sum to launch received → finished.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TaskTiming {
+    /// Launch received → core granted by the runtime (waiting for a free core, or for the
+    /// launch's preemption victim to park).
+    pub queued: Duration,
+    /// Core granted → the task's coroutine runs on its worker (may's queue on that worker).
+    pub start: Duration,
+    /// Coroutine runs → first record counted (→ finished for a task that read none).
+    pub first_record: Duration,
+    /// First record → finished (zero for a task that read none).
+    pub process: Duration,
+}
+
+impl TaskTiming {
+    /// The hops between the instants a task went through; a missing instant (a task killed
+    /// before it got a core, or one that read no record) closes its hop at the next one known,
+    /// and instants out of order count as zero-length hops, never as negative ones.
+    pub fn between(
+        received: Instant,
+        granted: Option<Instant>,
+        started: Option<Instant>,
+        first_record: Option<Instant>,
+        finished: Instant,
+    ) -> Self {
+        let finished = finished.max(received);
+        let granted = granted.unwrap_or(finished).clamp(received, finished);
+        let started = started.unwrap_or(granted).clamp(granted, finished);
+        let first = first_record.unwrap_or(finished).clamp(started, finished);
+        Self {
+            queued: granted - received,
+            start: started - granted,
+            first_record: first - started,
+            process: finished - first,
         }
     }
 }
@@ -96,6 +142,8 @@ pub enum RuntimeEvent {
         fetch_failed: Option<String>,
         /// From launch to end, including time queued and suspended.
         elapsed: Duration,
+        /// Where that time went.
+        timing: TaskTiming,
     },
 }
 
