@@ -15,6 +15,8 @@ pub struct DriverMetrics {
     registry: Registry,
     /// Micro-batch end-to-end latency per stream job.
     pub stream_latency: HistogramVec,
+    /// Time per hop of each stream micro-batch (labels `neptune_job`, `hop`).
+    pub microbatch_hop: HistogramVec,
     /// Latency target per stream job that has one.
     pub stream_latency_target: GaugeVec,
     /// Records per job.
@@ -80,6 +82,23 @@ impl DriverMetrics {
                     )
                     .buckets(latency_buckets),
                     &[n::JOB_LABEL],
+                )
+                .expect("valid"),
+            ),
+            microbatch_hop: reg(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        n::DRIVER_MICROBATCH_HOP,
+                        "Time a stream micro-batch spent in each hop of its path (its critical \
+                         task's), from the driver's clock and the executor's reported durations.",
+                    )
+                    // Hops range from microseconds (a core handed over) to the whole latency.
+                    .buckets(vec![
+                        0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                        0.25, 0.5, 1.0, 2.5,
+                    ]),
+                    &[n::JOB_LABEL, "hop"],
                 )
                 .expect("valid"),
             ),

@@ -86,6 +86,8 @@ pub enum Inbound {
         session: u64,
         /// The update.
         update: TaskUpdate,
+        /// When the session read it off the wire (before it waited in the loop's queue).
+        received: std::time::Instant,
     },
 }
 
@@ -181,6 +183,7 @@ async fn read_session(
                         id: id.clone(),
                         session,
                         update,
+                        received: std::time::Instant::now(),
                     },
                     Some(executor_message::Msg::Register(_)) | None => {
                         tracing::debug!(executor = %id, "ignoring an unexpected session message");

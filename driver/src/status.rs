@@ -64,6 +64,11 @@ pub struct JobSummary {
     pub latency_ms: Percentiles,
     /// Latency of the warm-up micro-batches, milliseconds.
     pub warmup_latency_ms: Percentiles,
+    /// Where the steady-state micro-batches' time went (stream jobs): per hop of the path, in
+    /// path order, its percentiles in milliseconds (the hops of each micro-batch's critical
+    /// task; see `crate::stats::hops`). Empty for batch jobs and before the first micro-batch.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latency_breakdown_ms: Vec<crate::stats::HopSummary>,
     /// Runs in flight.
     pub active_runs: usize,
     /// (seconds since start, latency ms) of the last committed micro-batches, at most

@@ -103,6 +103,12 @@ fn forgeries(key: TaskKey) -> Vec<ExecutorMessage> {
                 records: u64::MAX,
                 elapsed_us: u64::MAX,
                 skipped: u64::MAX,
+                timing: Some(p::TaskTiming {
+                    queued_ns: u64::MAX,
+                    start_ns: u64::MAX,
+                    first_record_ns: u64::MAX,
+                    process_ns: u64::MAX,
+                }),
             }),
         ),
         update(

@@ -17,7 +17,7 @@ use crate::jobs::{JobManager, LaunchBlocked, Step};
 use crate::metrics::DriverMetrics;
 use crate::scheduler::{Command, Event, PreemptHow, Scheduler};
 use crate::server::{Inbound, Outbox};
-use crate::stats::{Histogram, Resolution};
+use crate::stats::{Histogram, HopLatencies, Resolution};
 use crate::status::{Status, Totals};
 use neptune_core::app::App;
 use neptune_core::ids::{JobKind, TaskId};
@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
+mod attrib;
 mod processed;
 mod publish;
 mod sessions;
@@ -105,6 +106,10 @@ pub struct EventLoop {
     spilled: HashMap<String, u64>,
     /// Records processed per job, from the executors' heartbeats.
     processed: processed::Processed,
+    /// Driver-side marks of stream runs in flight (per-hop latency attribution).
+    attribution: attrib::Attribution,
+    /// Per-hop latency statistics per job (stream jobs record; batch jobs hold nothing).
+    hops: Vec<HopLatencies>,
     work: VecDeque<Work>,
     next_session: u64,
     next_id: u64,
@@ -138,8 +143,11 @@ impl EventLoop {
             metrics.rejected_updates.with_label_values(&[why.as_str()]);
         }
         let processed = processed::Processed::new(app.jobs().len());
+        let hops = vec![HopLatencies::new(cfg.warmup); app.jobs().len()];
         Self {
             processed,
+            attribution: attrib::Attribution::default(),
+            hops,
             scheduler: Scheduler::new(cfg.scheduler.clone())
                 .expect("scheduler config validated in DriverConfig::new"),
             jobs,
@@ -325,7 +333,11 @@ impl EventLoop {
                 id,
                 session,
                 update,
-            } => self.on_update(id, session, update),
+                received,
+            } => {
+                let received = received.saturating_duration_since(self.epoch);
+                self.on_update(id, session, update, received)
+            }
         }
     }
 
@@ -359,7 +371,14 @@ impl EventLoop {
     }
 
     fn apply_step(&mut self, step: Step) {
+        let now = self.now();
+        for tasks in &step.submit {
+            for t in tasks.iter().filter(|t| t.kind == JobKind::Stream) {
+                self.attribution.submitted(t.id, now);
+            }
+        }
         for (job, run) in &step.released {
+            self.attribution.ended(*job, *run);
             let msg = driver_message::Msg::Release(neptune_proto::Release {
                 job: *job,
                 run: *run,
@@ -470,6 +489,10 @@ impl EventLoop {
                     params,
                 };
                 self.send_to(&executor, driver_message::Msg::Launch(launch));
+                if task.kind == JobKind::Stream {
+                    let now = self.now();
+                    self.attribution.launched(task.id, task.attempt, now);
+                }
             }
             Command::Resume { task, executor } => {
                 let key = TaskKey::new(task, self.attempt_of(task));

@@ -82,6 +82,7 @@ impl EventLoop {
                     records_processed_per_sec,
                     latency_ms: st.latency.steady_ms(),
                     warmup_latency_ms: st.latency.warmup_ms(),
+                    latency_breakdown_ms: self.hops[j].steady_ms(),
                     active_runs: self.jobs.active_runs(j),
                     latency_series: if final_status {
                         st.latency.recent()
@@ -97,7 +98,7 @@ impl EventLoop {
             })
             .collect::<Vec<_>>();
         let stats_bytes = (0..self.app.jobs().len())
-            .map(|j| self.jobs.stats(j).latency.heap_bytes())
+            .map(|j| self.jobs.stats(j).latency.heap_bytes() + self.hops[j].heap_bytes())
             .sum::<usize>()
             + self.suspend_latency.heap_bytes();
         let totals = Totals {

@@ -100,6 +100,7 @@ fn send(lp: &mut EventLoop, peer: &Peer, key: TaskKey, state: task_update::State
             task: Some(key),
             state: Some(state),
         },
+        received: std::time::Instant::now(),
     });
     lp.drain();
 }
@@ -145,6 +146,12 @@ fn run_one(lp: &mut EventLoop, peer: &mut Peer, app: &App, blocks: &Arc<LocalBlo
             records: ctx.records(),
             elapsed_us: 1,
             skipped: ctx.skipped(),
+            timing: Some(neptune_proto::TaskTiming {
+                queued_ns: 1_000,
+                start_ns: 2_000,
+                first_record_ns: 3_000,
+                process_ns: 4_000,
+            }),
         }),
         Err(reason) => task_update::State::Failed(neptune_proto::Failed {
             reason: reason.to_string(),
@@ -286,6 +293,12 @@ fn a_forged_success_for_a_reduce_task_it_was_never_given_is_not_committed() {
                 records: u64::MAX,
                 elapsed_us: u64::MAX,
                 skipped: u64::MAX,
+                timing: Some(neptune_proto::TaskTiming {
+                    queued_ns: u64::MAX,
+                    start_ns: u64::MAX,
+                    first_record_ns: u64::MAX,
+                    process_ns: u64::MAX,
+                }),
             });
             let peer = &peers[forger];
             let holds = peer
@@ -367,6 +380,7 @@ fn an_update_without_a_key_or_state_is_counted_as_malformed() {
         id: a.id.clone(),
         session: a.session,
         update: TaskUpdate::default(),
+        received: std::time::Instant::now(),
     });
     lp.drain();
     assert_eq!(rejected(&lp, "malformed"), 1);
@@ -432,6 +446,7 @@ fn state() -> impl Strategy<Value = task_update::State> {
                 records,
                 elapsed_us,
                 skipped,
+                timing: None,
             })
         }),
         ("[ -~]{0,64}", big(), executor).prop_map(|(reason, records, from)| {
@@ -512,4 +527,85 @@ proptest! {
         prop_assert_eq!(results(&lp), reference());
         assert_no_totals_moved(&lp);
     }
+}
+
+/// A committed stream micro-batch fills every hop of the breakdown: the loop's own points
+/// (submitted, launch sent, update received, committed) and the executor's reported hops. A
+/// two-stage job, so the critical task is a reduce task and `upstream` is its map stage.
+#[test]
+fn committed_micro_batches_fill_every_hop_of_the_breakdown() {
+    use crate::stats::Hop;
+    let mut app = App::new("s", Arc::new(Config::default()));
+    let words = Dataset::from_fn(2, |ctx| {
+        let p = u64::from(ctx.partition());
+        Box::new((0..20u64).map(move |i| (i % 3 + p, 1u64)))
+    });
+    app.stream("s", words.reduce_by_key(2, |a, b| a + b).count())
+        .interval(Duration::from_millis(1))
+        .runs(Some(3));
+    let app = Arc::new(app);
+    let cfg = DriverConfig::new(
+        "s".into(),
+        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+        1,
+        Some(Policy::Neptune),
+        Config::from_args(&["stats.warmup_ms=0"]).unwrap(),
+    )
+    .unwrap();
+    let mut lp = EventLoop::new(cfg, app.clone(), DriverMetrics::new(), Arc::default());
+    let mut peer = register(&mut lp, registration(Some("exec-0"))).unwrap();
+    assert!(lp.started);
+    let blocks = blocks();
+    // Bounded by iterations, not time: micro-batches fall due as the loop's clock passes them.
+    for _ in 0..1_000_000 {
+        if lp.jobs.all_done() {
+            break;
+        }
+        let step = lp.jobs.tick(lp.now());
+        lp.work.push_back(Work::Step(step));
+        lp.drain();
+        while run_one(&mut lp, &mut peer, &app, &blocks) {}
+    }
+    assert!(lp.jobs.all_done(), "{:?}", lp.jobs.any_failed());
+    lp.publish_status(true);
+    let st = lp.status.read().unwrap().clone();
+    let job = &st.jobs[0];
+    assert_eq!(job.latency_ms.count, 3);
+    let names: Vec<_> = job
+        .latency_breakdown_ms
+        .iter()
+        .map(|h| h.hop.as_str())
+        .collect();
+    assert_eq!(names, Hop::ALL.map(Hop::as_str));
+    for h in &job.latency_breakdown_ms {
+        assert_eq!(h.ms.count, 3, "hop {} recorded per micro-batch", h.hop);
+    }
+    let ms = |name: &str| {
+        job.latency_breakdown_ms
+            .iter()
+            .find(|h| h.hop == name)
+            .unwrap()
+            .ms
+    };
+    // The fake executor reports 1, 2, 3, 4 µs (bounded by what the driver saw, so at most).
+    assert!(ms("core_wait").max <= 0.001 + 1e-9, "{:?}", ms("core_wait"));
+    assert!(ms("process").max <= 0.004 + 1e-9);
+    // The sum of the hops' means is the mean end-to-end latency (hops are consecutive).
+    let sum: f64 = job.latency_breakdown_ms.iter().map(|h| h.ms.mean).sum();
+    let e2e = job.latency_ms.mean;
+    assert!(
+        (sum - e2e).abs() <= 0.01 + e2e * 0.01,
+        "hops {sum} ms vs {e2e} ms"
+    );
+    assert!(st.totals.stats_bytes > 0);
+    let hist = lp
+        .metrics
+        .microbatch_hop
+        .with_label_values(&["s", "upstream"]);
+    assert_eq!(
+        hist.get_sample_count(),
+        3,
+        "/metrics has a histogram per hop"
+    );
 }

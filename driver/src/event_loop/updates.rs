@@ -12,6 +12,7 @@
 
 use super::{EventLoop, Work};
 use crate::scheduler::Event;
+use crate::stats::{Breakdown, Hop};
 use neptune_core::ids::check_executor_id;
 use neptune_proto::{TaskUpdate, bounded_reason, core_phase, task_update};
 
@@ -35,7 +36,15 @@ impl EventLoop {
         }
     }
 
-    pub(super) fn on_update(&mut self, executor: String, session: u64, u: TaskUpdate) {
+    /// Apply update `u` of executor `executor`'s session `session`, read off the wire at
+    /// `received` (loop time).
+    pub(super) fn on_update(
+        &mut self,
+        executor: String,
+        session: u64,
+        u: TaskUpdate,
+        received: std::time::Duration,
+    ) {
         if !self.is_current(&executor, session) {
             return self.reject(&executor, "stale_session");
         }
@@ -102,9 +111,28 @@ impl EventLoop {
                 self.totals.malformed_skipped =
                     self.totals.malformed_skipped.saturating_add(s.skipped);
                 self.jobs.note_skipped(task.job as usize, s.skipped);
-                let step =
-                    self.jobs
-                        .task_succeeded(self.now(), task, s.result, s.records, &executor);
+                let now = self.now();
+                let timing = s.timing.as_ref().map(crate::stats::ExecutorHops::from);
+                let step = self
+                    .jobs
+                    .task_succeeded(now, task, s.result, s.records, &executor);
+                for &(job, run, due) in &step.stream_commits {
+                    if (job, run) != (task.job, task.run) {
+                        continue;
+                    }
+                    // This task's success committed its run: it is the critical task.
+                    let b = self.attribution.committed(
+                        task,
+                        attempt,
+                        due,
+                        received,
+                        now,
+                        timing.as_ref(),
+                    );
+                    if let Some(b) = b {
+                        self.record_hops(job as usize, now, &b);
+                    }
+                }
                 if let Some(job) = self.app.jobs().get(task.job as usize) {
                     let c = self
                         .metrics
@@ -179,6 +207,27 @@ impl EventLoop {
                 // Changes nothing whoever sends it; the holder's final update settles the task.
                 let reason = bounded_reason(r.reason);
                 tracing::debug!(%task, attempt, %reason, "executor rejected a request");
+            }
+        }
+    }
+}
+
+impl EventLoop {
+    /// Record micro-batch hops `b` of job `job`, committed at `now`, into its statistics and
+    /// the `/metrics` histograms.
+    fn record_hops(&mut self, job: usize, now: std::time::Duration, b: &Breakdown) {
+        let at = now.saturating_sub(self.jobs.started_at().unwrap_or_default());
+        let Some(stats) = self.hops.get_mut(job) else {
+            return;
+        };
+        stats.record(at, b);
+        let name = &self.app.jobs()[job].name;
+        for hop in Hop::ALL {
+            if let Some(d) = b.get(hop) {
+                self.metrics
+                    .microbatch_hop
+                    .with_label_values(&[name.as_str(), hop.as_str()])
+                    .observe(d.as_secs_f64());
             }
         }
     }

@@ -86,6 +86,9 @@ pub struct Step {
     pub failed: Vec<(u32, String)>,
     /// Runs committed in this step: (job, end-to-end latency in ms for stream micro-batches).
     pub committed: Vec<(u32, Option<f64>)>,
+    /// Stream micro-batches committed in this step: (job, run, due time), for the per-hop
+    /// latency attribution.
+    pub stream_commits: Vec<(u32, u64, Duration)>,
     /// Runs whose shuffle blocks and receiver cuts executors may drop: (job, run).
     pub released: Vec<(u32, u64)>,
     /// Runs that began in this step and read stream receivers: (job, run). Receivers cut their
@@ -100,6 +103,7 @@ impl Step {
         self.published.extend(other.published);
         self.failed.extend(other.failed);
         self.committed.extend(other.committed);
+        self.stream_commits.extend(other.stream_commits);
         self.released.extend(other.released);
         self.opened.extend(other.opened);
     }
@@ -503,6 +507,7 @@ impl JobManager {
                     job.stats.latency.record(at, latency);
                     step.committed
                         .push((j as u32, Some(latency.as_secs_f64() * 1000.0)));
+                    step.stream_commits.push((j as u32, run, st.due));
                 } else {
                     step.committed.push((j as u32, None));
                 }

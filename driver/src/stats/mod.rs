@@ -14,12 +14,19 @@
 //! [`Latencies`] adds what the latency reports need on top: warm-up samples (a job's first
 //! micro-batches: JIT-less but cold caches, connections being opened, executors still
 //! registering) recorded apart so they do not skew steady-state percentiles, and a bounded
-//! window of the most recent raw points for plots.
+//! window of the most recent raw points for plots. [`HopLatencies`] (`hops.rs`) attributes each
+//! stream micro-batch's latency to the hops of its path and keeps a histogram per hop.
 
+mod hops;
+#[cfg(test)]
+mod hops_tests;
 mod latencies;
 #[cfg(test)]
 mod tests;
 
+pub use hops::{
+    Breakdown, DriverMarks, ExecutorHops, HOPS, Hop, HopLatencies, HopSummary, attribute,
+};
 pub use latencies::{Latencies, RECENT_POINTS, Warmup};
 
 use serde::{Deserialize, Serialize};
