@@ -1,7 +1,7 @@
 //! The JSON report `neptune local --report FILE` writes, built from the driver's final status.
 
 use neptune_driver::Status;
-use neptune_driver::stats::Percentiles;
+use neptune_driver::stats::{HopSummary, Percentiles};
 use serde::Serialize;
 
 /// One job in the report.
@@ -29,6 +29,10 @@ pub struct JobReport {
     pub latency_ms: Percentiles,
     /// Latency of the warm-up micro-batches (`stats.warmup_ms`, `stats.warmup_runs`), ms.
     pub warmup_latency_ms: Percentiles,
+    /// Where the steady-state micro-batches' time went (stream jobs): per hop of the path, in
+    /// path order, `{hop, count, p50, p95, p99, p99_9, max, mean}` in ms. Absent for batch jobs.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub latency_breakdown_ms: Vec<HopSummary>,
     /// Result of the last committed run.
     pub result: serde_json::Value,
     /// `[seconds since start, latency ms]` of the last committed micro-batches (stream jobs), at
@@ -91,6 +95,7 @@ impl Report {
                     records_processed_per_sec: j.records_processed_per_sec,
                     latency_ms: j.latency_ms,
                     warmup_latency_ms: j.warmup_latency_ms,
+                    latency_breakdown_ms: j.latency_breakdown_ms.clone(),
                     result: j.result.clone(),
                     latency_series: j.latency_series.clone(),
                     malformed_skipped: j.malformed_skipped,

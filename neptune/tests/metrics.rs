@@ -97,6 +97,13 @@ fn metrics_of_a_running_local_cluster_pass_promtool() {
             .contains("neptune_driver_job_runs_total{kind=\"stream\",neptune_job=\"score\"}"),
         "{driver_metrics}"
     );
+    // The per-hop latency attribution: one histogram per hop, labelled `neptune_job` and `hop`.
+    assert!(
+        driver_metrics.contains(
+            "neptune_driver_microbatch_hop_seconds_count{hop=\"process\",neptune_job=\"score\"}"
+        ),
+        "{driver_metrics}"
+    );
     assert!(!driver_metrics.contains(",job=") && !driver_metrics.contains("{job="));
     for m in ["neptune_transport_tls_enabled 1", "process_open_fds "] {
         assert!(

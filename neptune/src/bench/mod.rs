@@ -3,12 +3,14 @@
 //! Runs the `synthetic` workload under every policy (or one sweep) as real `neptune local`
 //! child processes, interleaved — repetition r runs every configuration once, in an order
 //! rotated by r, so machine drift (this machine is shared) hits every configuration alike — then
-//! prints a table of medians over repetitions and writes `runs.csv`, `summary.csv`,
-//! `results.json`, `table.txt` and SVG plots into `--out`. With `--simulate` it drives the
+//! prints a table of medians over repetitions (and the stream latency breakdown per hop,
+//! [`breakdown`]) and writes `runs.csv`, `summary.csv`, `breakdown.csv`, `results.json`,
+//! `table.txt` and SVG plots into `--out`. With `--simulate` it drives the
 //! driver's scheduler state machine with simulated executors instead ([`simulate`]).
 //!
 //! Timings are measured here, never asserted: the test only checks that the outputs parse.
 
+pub mod breakdown;
 pub mod plan;
 pub mod plots;
 pub mod ratios;
@@ -120,6 +122,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     let ratios = ratios::paired(&runs);
     let mut table = results::table(&sums, if args.sweep.is_some() { "point" } else { "" });
     table += &ratios::table(&ratios);
+    let hops = breakdown::summarise(&runs);
+    table += &breakdown::table(&hops);
     println!("{table}");
     std::fs::write(out.join("table.txt"), &table)?;
     let meta = serde_json::json!({
@@ -136,8 +140,21 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         "points": points,
     });
     results::write_all(&out, &runs, &sums, &ratios, meta)?;
+    breakdown::write_csv(&out, &hops)?;
     match args.sweep {
-        None => comparison_plots(&out, &runs, &sums)?,
+        None => {
+            comparison_plots(&out, &runs, &sums)?;
+            let (labels, segments) = breakdown::stacks(&hops, "");
+            if !labels.is_empty() {
+                plots::stacked_bars(
+                    &out.join("latency-breakdown.svg"),
+                    "Stream micro-batch latency by hop (mean, median over repetitions)",
+                    "mean latency (ms)",
+                    &labels,
+                    &segments,
+                )?;
+            }
+        }
         Some(s) => sweep_plots(&out, s, &points, &sums)?,
     }
     eprintln!(

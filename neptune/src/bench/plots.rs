@@ -1,5 +1,6 @@
 //! SVG plots of bench results with `plotters`: stream latency CDF per policy, stream latency over
-//! time, a bar chart (batch throughput per policy) and sweep lines.
+//! time, a bar chart (batch throughput per policy), a stacked bar chart (latency by hop per
+//! policy) and sweep lines.
 
 use anyhow::{Context as _, anyhow};
 use plotters::prelude::*;
@@ -223,6 +224,75 @@ pub fn bars(path: &Path, title: &str, y_desc: &str, items: &[(String, f64)]) -> 
     Ok(())
 }
 
+/// A stacked bar per label: `segments` are `(name, value per label)`, stacked bottom-up in
+/// order, one color each.
+///
+/// # Errors
+/// When the file cannot be written.
+pub fn stacked_bars(
+    path: &Path,
+    title: &str,
+    y_desc: &str,
+    labels: &[String],
+    segments: &[(String, Vec<f64>)],
+) -> anyhow::Result<()> {
+    let total = |i: usize| -> f64 { segments.iter().filter_map(|s| s.1.get(i)).sum() };
+    let n = labels.len().max(1);
+    let hi = (0..n).map(total).fold(0f64, f64::max).max(1e-9) * 1.15;
+    let root = SVGBackend::new(path, SIZE).into_drawing_area();
+    root.fill(&WHITE).map_err(err(path))?;
+    let mut chart = ChartBuilder::on(&root)
+        .caption(title, ("sans-serif", 22))
+        .margin(12)
+        .x_label_area_size(45)
+        .y_label_area_size(70)
+        .build_cartesian_2d((0..n - 1).into_segmented(), 0f64..hi)
+        .map_err(err(path))?;
+    chart
+        .configure_mesh()
+        .disable_x_mesh()
+        .x_labels(n)
+        .x_label_formatter(&|v| match v {
+            SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        })
+        .y_desc(y_desc)
+        .draw()
+        .map_err(err(path))?;
+    let mut base = vec![0f64; n];
+    for (k, (name, values)) in segments.iter().enumerate() {
+        let c = color(k);
+        let bars: Vec<Rectangle<(SegmentValue<usize>, f64)>> = (0..n)
+            .map(|i| {
+                let v = values.get(i).copied().unwrap_or(0.0).max(0.0);
+                let r = Rectangle::new(
+                    [
+                        (SegmentValue::Exact(i), base[i]),
+                        (SegmentValue::Exact(i + 1), base[i] + v),
+                    ],
+                    c.filled(),
+                );
+                base[i] += v;
+                r
+            })
+            .collect();
+        chart
+            .draw_series(bars)
+            .map_err(err(path))?
+            .label(name.as_str())
+            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 12, y + 5)], c.filled()));
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(err(path))?;
+    root.present().map_err(err(path))?;
+    Ok(())
+}
+
 /// Check that `path` holds an SVG document (used by tests).
 ///
 /// # Errors
@@ -260,5 +330,12 @@ mod tests {
         let b = dir.path().join("b.svg");
         bars(&b, "t", "y", &[("a".into(), 3.0), ("b".into(), 5.0)]).unwrap();
         check_svg(&b).unwrap();
+        let s = dir.path().join("s.svg");
+        let segments = [
+            ("trigger".to_string(), vec![0.2, 0.1]),
+            ("process".to_string(), vec![1.5, 1.0]),
+        ];
+        stacked_bars(&s, "t", "ms", &["a".into(), "b".into()], &segments).unwrap();
+        check_svg(&s).unwrap();
     }
 }

@@ -200,9 +200,10 @@ pub fn write_all(
     let path = dir.join("runs.csv");
     let mut w = csv::Writer::from_path(&path).with_context(|| path.display().to_string())?;
     for r in runs {
-        // The latency series goes to JSON only: CSV rows are flat.
+        // The latency series and breakdown go to JSON only: CSV rows are flat.
         let flat = RunRecord {
             latency_series: Vec::new(),
+            hops: Vec::new(),
             ..r.clone()
         };
         w.serialize(flat)?;

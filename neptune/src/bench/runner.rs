@@ -78,6 +78,9 @@ pub struct RunRecord {
     /// `[s since start, ms]` per micro-batch (JSON only).
     #[serde(skip_serializing_if = "Vec::is_empty", default)]
     pub latency_series: Vec<(f64, f64)>,
+    /// The stream job's latency breakdown per hop (JSON only).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub hops: Vec<super::breakdown::HopFigures>,
 }
 
 impl RunRecord {
@@ -197,6 +200,7 @@ pub fn fill(rec: &mut RunRecord, r: &serde_json::Value) {
             rec.stream_p99_9_ms = gated(f(&l["p99_9"]), n, 0.999);
             rec.stream_max_ms = f(&l["max"]);
             rec.stream_warmup_max_ms = f(&j["warmup_latency_ms"]["max"]);
+            rec.hops = super::breakdown::from_report(j);
             rec.latency_series = j["latency_series"]
                 .as_array()
                 .into_iter()
