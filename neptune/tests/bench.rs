@@ -90,10 +90,26 @@ fn quick_bench_writes_table_csv_json_and_plots_for_every_policy() {
         }
     }
     assert!(doc["meta"]["machine"]["logical_cpus"].as_u64().unwrap() >= 1);
+    // The per-hop latency breakdown: a table, a CSV row per configuration and hop, a plot.
+    assert!(stdout.contains("Stream latency breakdown"), "{stdout}");
+    let hops = csv_rows(&out.join("breakdown.csv"));
+    for label in ["neptune-lma", "stream-alone"] {
+        for hop in ["trigger", "core_wait", "process", "commit"] {
+            assert!(
+                hops.iter().any(|r| &r[1] == label && &r[2] == hop),
+                "breakdown.csv lacks {label}/{hop}"
+            );
+        }
+    }
+    assert!(
+        !hops.iter().any(|r| &r[1] == "batch-alone"),
+        "no stream job, no breakdown"
+    );
     for f in [
         "latency-cdf.svg",
         "latency-over-time.svg",
         "batch-throughput.svg",
+        "latency-breakdown.svg",
     ] {
         svg(&out.join(f));
     }
