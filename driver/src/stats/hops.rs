@@ -28,7 +28,7 @@
 //! network share is then zero, never negative. An executor that predates `TaskTiming` sends
 //! none: its executor hops and the network share are unknown and not recorded.
 
-use super::{Histogram, Percentiles, Resolution, Warmup};
+use super::{Histogram, Percentiles, Resolution, Warmup, WarmupClock};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
@@ -200,9 +200,7 @@ pub struct HopSummary {
 /// decided as for the job's end-to-end latency (same settings, same micro-batches).
 #[derive(Debug, Clone)]
 pub struct HopLatencies {
-    warmup: Warmup,
-    first_at: Option<Duration>,
-    seen: u64,
+    clock: WarmupClock,
     /// (warm-up, steady-state) per hop.
     hists: Option<Box<[(Histogram, Histogram); HOPS]>>,
 }
@@ -217,16 +215,14 @@ impl HopLatencies {
     /// Empty, with `warmup` deciding which micro-batches are warm-up.
     pub fn new(warmup: Warmup) -> Self {
         Self {
-            warmup,
-            first_at: None,
-            seen: 0,
+            clock: WarmupClock::new(warmup),
             hists: None,
         }
     }
 
     /// Change which micro-batches are warm-up (before the first one).
     pub fn set_warmup(&mut self, warmup: Warmup) {
-        self.warmup = warmup;
+        self.clock.set(warmup);
     }
 
     /// Record micro-batch hops `b`, committed `at` (time since the jobs started). Unknown hops
@@ -240,9 +236,7 @@ impl HopLatencies {
                 )
             }))
         });
-        let first = *self.first_at.get_or_insert(at);
-        let warm = self.seen < self.warmup.runs || at.saturating_sub(first) < self.warmup.duration;
-        self.seen = self.seen.saturating_add(1);
+        let warm = self.clock.tick(at);
         for (pair, hop) in hists.iter_mut().zip(b.0) {
             if let Some(d) = hop {
                 if warm { &mut pair.0 } else { &mut pair.1 }.record(d);
@@ -252,12 +246,12 @@ impl HopLatencies {
 
     /// Micro-batches recorded (warm-up and steady-state).
     pub fn len(&self) -> u64 {
-        self.seen
+        self.clock.seen()
     }
 
     /// Whether none was recorded.
     pub fn is_empty(&self) -> bool {
-        self.seen == 0
+        self.clock.seen() == 0
     }
 
     /// Steady-state percentiles of every hop in path order, milliseconds; empty before the

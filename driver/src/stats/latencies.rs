@@ -43,14 +43,51 @@ impl Warmup {
     };
 }
 
-/// Latencies of one quantity over a job's life (micro-batch due → committed).
+/// Decides, sample by sample, which are warm-up under a [`Warmup`]: the one rule shared by a
+/// job's end-to-end latencies and its per-hop breakdown, so both leave out the same
+/// micro-batches.
 #[derive(Debug, Clone)]
-pub struct Latencies {
+pub struct WarmupClock {
     warmup: Warmup,
     /// When the first sample was recorded.
     first_at: Option<Duration>,
     /// Samples recorded so far (saturating).
     seen: u64,
+}
+
+impl WarmupClock {
+    /// No sample seen yet.
+    pub fn new(warmup: Warmup) -> Self {
+        Self {
+            warmup,
+            first_at: None,
+            seen: 0,
+        }
+    }
+
+    /// Change the rule (samples already classified stay where they are).
+    pub fn set(&mut self, warmup: Warmup) {
+        self.warmup = warmup;
+    }
+
+    /// Count a sample observed `at`; whether it is warm-up.
+    pub fn tick(&mut self, at: Duration) -> bool {
+        let first = *self.first_at.get_or_insert(at);
+        let warm = self.seen < self.warmup.runs || at.saturating_sub(first) < self.warmup.duration;
+        self.seen = self.seen.saturating_add(1);
+        warm
+    }
+
+    /// Samples counted, warm-up and steady-state.
+    pub fn seen(&self) -> u64 {
+        self.seen
+    }
+}
+
+/// Latencies of one quantity over a job's life (micro-batch due → committed).
+#[derive(Debug, Clone)]
+pub struct Latencies {
+    clock: WarmupClock,
     /// (warm-up, steady-state), allocated at the first sample: a batch job never records and
     /// holds nothing.
     hists: Option<Box<(Histogram, Histogram)>>,
@@ -68,9 +105,7 @@ impl Latencies {
     /// Empty, with `warmup` deciding which samples are warm-up.
     pub fn new(warmup: Warmup) -> Self {
         Self {
-            warmup,
-            first_at: None,
-            seen: 0,
+            clock: WarmupClock::new(warmup),
             hists: None,
             recent: VecDeque::new(),
         }
@@ -78,12 +113,12 @@ impl Latencies {
 
     /// Change which samples are warm-up (before the first sample; later ones keep their place).
     pub fn set_warmup(&mut self, warmup: Warmup) {
-        self.warmup = warmup;
+        self.clock.set(warmup);
     }
 
     /// Record `latency`, observed `at` (time since the jobs started).
     pub fn record(&mut self, at: Duration, latency: Duration) {
-        if self.first_at.is_none() {
+        if self.clock.seen() == 0 {
             // The whole window at once, exactly: it never reallocates (or overshoots) later.
             self.recent.reserve_exact(RECENT_POINTS);
         }
@@ -93,10 +128,7 @@ impl Latencies {
                 Histogram::new(Resolution::Micros),
             ))
         });
-        let first = *self.first_at.get_or_insert(at);
-        let warm = self.seen < self.warmup.runs || at.saturating_sub(first) < self.warmup.duration;
-        self.seen = self.seen.saturating_add(1);
-        if warm {
+        if self.clock.tick(at) {
             warm_h.record(latency);
         } else {
             steady_h.record(latency);
@@ -124,12 +156,12 @@ impl Latencies {
 
     /// Samples recorded, warm-up and steady-state.
     pub fn len(&self) -> u64 {
-        self.seen
+        self.clock.seen()
     }
 
     /// Whether none were recorded.
     pub fn is_empty(&self) -> bool {
-        self.seen == 0
+        self.clock.seen() == 0
     }
 
     /// The recent window, oldest first: (seconds since the jobs started, latency ms) of the
