@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
 
 mod attrib;
+mod clock;
 mod processed;
 mod publish;
 mod sessions;
@@ -182,24 +183,29 @@ impl EventLoop {
         tokio::pin!(shutdown);
         let mut tick = tokio::time::interval(Duration::from_millis(100));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut clock, mut due) = match clock::start() {
+            Ok(c) => c,
+            Err(e) => {
+                let why = format!("could not start the micro-batch clock thread: {e}");
+                return (LoopEnd::Failed(why), self.status_now());
+            }
+        };
         let end = loop {
-            let deadline = self
-                .jobs
-                .next_deadline()
-                .map(|d| tokio::time::Instant::from_std(self.epoch + d))
-                .unwrap_or_else(|| tokio::time::Instant::now() + Duration::from_secs(3600));
+            clock.arm(self.jobs.next_deadline().map(|d| self.epoch + d));
             let mut ticked = false;
+            // Biased, due micro-batches first: a busy inbound queue must not delay them.
             tokio::select! {
                 biased;
                 () = &mut shutdown => break LoopEnd::Stopped,
+                Some(_) = due.recv() => {
+                    clock.fired();
+                    let step = self.jobs.tick(self.now());
+                    self.work.push_back(Work::Step(step));
+                }
                 ev = inbound.recv() => match ev {
                     Some(ev) => self.on_inbound(ev),
                     None => break LoopEnd::Stopped,
                 },
-                () = tokio::time::sleep_until(deadline) => {
-                    let step = self.jobs.tick(self.now());
-                    self.work.push_back(Work::Step(step));
-                }
                 _ = tick.tick() => {
                     self.maybe_start();
                     self.work.push_back(Work::Schedule(Event::Tick));
@@ -235,12 +241,14 @@ impl EventLoop {
             let _ = c.outbox.try_send(Ok(DriverMessage { msg: Some(msg) }));
         }
         self.publish_status(true);
-        let status = self
-            .status
+        (end, self.status_now())
+    }
+
+    fn status_now(&self) -> Status {
+        self.status
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        (end, status)
+            .clone()
     }
 
     /// Why the app must fail for want of executors: jobs have work and none was registered for
