@@ -6,6 +6,7 @@
 
 pub mod blocks;
 pub mod http;
+mod lifecycle;
 pub mod memory;
 pub mod metrics;
 pub mod receivers;

@@ -376,12 +376,18 @@ async fn sessions(
     tokio::pin!(shutdown);
     let mut registered = crate::register::register(client, cfg, offer.clone(), apps).await?;
     loop {
-        let end = crate::session::run(
-            registered,
-            cfg,
-            blocks.clone(),
-            metrics_cell.clone(),
-            shutdown.as_mut(),
+        // Every session's log lines (and the task spans within) say which executor and session.
+        let span =
+            tracing::info_span!("session", executor = %registered.id, session = registered.session);
+        let end = tracing::Instrument::instrument(
+            crate::session::run(
+                registered,
+                cfg,
+                blocks.clone(),
+                metrics_cell.clone(),
+                shutdown.as_mut(),
+            ),
+            span,
         )
         .await?;
         let (id, reason, attempts) = match end {

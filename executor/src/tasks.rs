@@ -5,6 +5,7 @@
 //! free.
 
 use crate::blocks::BlockStore;
+use crate::lifecycle::Lifecycle;
 use crate::memory;
 use crate::receivers::Receivers;
 use crate::runtime::{RuntimeError, RuntimeEvent, RuntimeSnapshot, TaskBody, TaskRuntime};
@@ -35,6 +36,8 @@ pub(crate) struct Tasks {
     spilled_reported: u64,
     /// Broadcast counters already exported as metrics.
     broadcasts_reported: BroadcastStats,
+    /// Task-life tracing spans.
+    lifecycle: Lifecycle,
 }
 
 impl Tasks {
@@ -56,6 +59,7 @@ impl Tasks {
             updates,
             spilled_reported: 0,
             broadcasts_reported: BroadcastStats::default(),
+            lifecycle: Lifecycle::default(),
         }
     }
 
@@ -98,6 +102,12 @@ impl Tasks {
                 key,
                 neptune_proto::task_update::State::Accepted(neptune_proto::Accepted {}),
             );
+            let victim = l
+                .preempt
+                .as_ref()
+                .and_then(|p| Some((p.task?.id(), p.kill)));
+            self.lifecycle
+                .launched(key.id(), key.attempt, kind_of_launch(&l), victim);
         }
         if let Some(victim) = l.preempt.take().and_then(|p| p.task.map(|t| (t, p.kill))) {
             let (victim, kill) = victim;
@@ -114,8 +124,11 @@ impl Tasks {
                         && self.after_victim.contains_key(&victim.id())
                     {
                         let reason = format!("task {}: its preemption victim is taken", task.id());
-                        self.updates.fail(task, reason);
+                        self.refuse(task, reason);
                         return;
+                    }
+                    if let Some(task) = l.task {
+                        self.lifecycle.waiting(task.id(), task.attempt, victim.id());
                     }
                     self.after_victim.insert(victim.id(), (l, now));
                     return;
@@ -143,7 +156,7 @@ impl Tasks {
                 Ok(r) => r,
                 Err(e) => {
                     let reason = format!("task {id}: launch parameters do not decode: {e}");
-                    self.updates.fail(key, reason);
+                    self.refuse(key, reason);
                     return;
                 }
             }
@@ -173,15 +186,11 @@ impl Tasks {
                     "task {id} does not exist in app `{}` on this executor",
                     self.app.name()
                 );
-                self.updates.fail(key, reason);
+                self.refuse(key, reason);
                 return;
             }
         };
-        let kind = if l.stream {
-            JobKind::Stream
-        } else {
-            JobKind::Batch
-        };
+        let kind = kind_of_launch(&l);
         match self
             .runtime
             .launch_received(id, key.attempt, kind, body, received_at)
@@ -209,9 +218,15 @@ impl Tasks {
                 // A launch that cannot start is a failed attempt: the driver frees the slot and
                 // re-queues the task (a bare rejection would leave the slot held forever).
                 let reason = format!("cannot start task {id} on this executor: {e}");
-                self.updates.fail(key, reason);
+                self.refuse(key, reason);
             }
         }
+    }
+
+    /// Fail a launch that cannot start (the driver frees its slot and re-queues the task).
+    fn refuse(&mut self, key: neptune_proto::TaskKey, reason: String) {
+        self.lifecycle.refused(key.id(), key.attempt, &reason);
+        self.updates.fail(key, reason);
     }
 
     fn kind_of(&self, job: u32) -> JobKind {
@@ -225,6 +240,7 @@ impl Tasks {
     pub(crate) fn on_runtime_event(&mut self, ev: RuntimeEvent) {
         let id = ev.id();
         let freed_core = !matches!(ev, RuntimeEvent::Resumed { .. });
+        self.lifecycle.event(&ev);
         self.updates.report(ev, self.kind_of(id.job));
         if let Some((l, received_at)) = freed_core.then(|| self.after_victim.remove(&id)).flatten()
         {
@@ -314,3 +330,11 @@ pub(crate) fn job_records(
 #[cfg(test)]
 #[path = "tasks_fuzz.rs"]
 mod fuzz;
+
+fn kind_of_launch(l: &neptune_proto::Launch) -> JobKind {
+    if l.stream {
+        JobKind::Stream
+    } else {
+        JobKind::Batch
+    }
+}

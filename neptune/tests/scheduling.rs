@@ -57,7 +57,28 @@ fn undisturbed_batch_result() -> serde_json::Value {
 
 #[test]
 fn neptune_suspends_batch_tasks_for_stream_tasks_and_keeps_batch_results_exact() {
-    let r = run_policy("neptune", &[]);
+    // With the executors' task-life tracing on: every step of a task shows in its span.
+    let dir = tempfile::tempdir().unwrap();
+    let report = report_path(&dir, "neptune");
+    let mut cmd = local("synthetic", 2, &report, WORKLOAD);
+    cmd.args(["--policy", "neptune"])
+        .env("RUST_LOG", "warn,neptune_executor::lifecycle=debug");
+    let out = run_with_timeout(cmd, std::time::Duration::from_secs(240));
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "neptune local failed:\n{log}");
+    let r = read_report(&report);
+    for step in [
+        "launch received; preempting",
+        "suspended",
+        "resumed",
+        "finished",
+    ] {
+        assert!(
+            log.lines()
+                .any(|l| l.contains("task{task=") && l.contains(step)),
+            "no task-life line `{step}` in the executors' log:\n{log}"
+        );
+    }
     let t = &r["totals"];
     assert!(
         t["suspensions"].as_u64().unwrap() >= 1,
