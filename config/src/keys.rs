@@ -207,6 +207,17 @@ pub static REJOIN_ATTEMPTS: UInt = UInt::new(
 )
 .default(5);
 
+/// OS priority of the executors' task worker threads.
+pub static WORKER_NICE: UInt = UInt::new(
+    Meta::new(
+        "executor.worker_nice",
+        "Nice value the executor gives its task worker threads (the may workers running task code); its control threads (driver session, block server, receivers) keep the process's own, so on a busy machine they preempt batch work at once instead of waiting for a CPU share. 0: no change.",
+    ),
+    0,
+    19,
+)
+.default(10);
+
 /// Time with no registered executor, while jobs have work, after which the app fails.
 pub static NO_EXECUTORS_TIMEOUT_MS: UInt = UInt::new(
     Meta::new(
@@ -388,6 +399,7 @@ pub static ENGINE: &[&dyn Describe] = &[
     &HEARTBEAT_TIMEOUT_MS,
     &DRIVER_TIMEOUT_MS,
     &REJOIN_ATTEMPTS,
+    &WORKER_NICE,
     &START_TIMEOUT_MS,
     &NO_EXECUTORS_TIMEOUT_MS,
     &LAUNCH_ACK_TIMEOUT_MS,

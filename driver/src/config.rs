@@ -4,7 +4,7 @@ use crate::scheduler::{Policy, SchedulerConfig};
 use neptune_config::keys::{
     DRIVER_TIMEOUT_MS, GRPC_MAX_MESSAGE_BYTES, HEARTBEAT_INTERVAL_MS, MAX_BLOCK_BYTES,
     MAX_FETCH_FAILURES, NO_EXECUTORS_TIMEOUT_MS, POLICY, REJOIN_ATTEMPTS, START_TIMEOUT_MS,
-    STATS_WARMUP_MS, STATS_WARMUP_RUNS,
+    STATS_WARMUP_MS, STATS_WARMUP_RUNS, WORKER_NICE,
 };
 use neptune_config::rules;
 use neptune_core::config::{Config, ConfigError};
@@ -81,10 +81,11 @@ impl DriverConfig {
             duration: Duration::from_millis(STATS_WARMUP_MS.get(&config)?),
             runs: STATS_WARMUP_RUNS.get(&config)?,
         };
-        // Read by executors (their fetch cap, their rejoin budget); checked here so a bad value
-        // fails at start.
+        // Read by executors (their fetch cap, their rejoin budget, their workers' priority);
+        // checked here so a bad value fails at start.
         MAX_BLOCK_BYTES.get(&config)?;
         REJOIN_ATTEMPTS.get(&config)?;
+        WORKER_NICE.get(&config)?;
         let interval = HEARTBEAT_INTERVAL_MS.get(&config)?;
         let driver_timeout = match DRIVER_TIMEOUT_MS.get_opt(&config)? {
             None => rules::driver_timeout_default(interval),

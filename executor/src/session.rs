@@ -87,6 +87,10 @@ pub(crate) async fn run(
     let (ev_tx, mut ev_rx) = mpsc::unbounded_channel();
     let broadcasts = Arc::new(Broadcasts::default());
     let runtime = TaskRuntime::new(cfg.cores as usize, broadcasts.clone(), ev_tx);
+    let nice = neptune_core::config::keys::WORKER_NICE
+        .get(app.config())
+        .map_err(bad)?;
+    runtime.set_worker_nice(i32::try_from(nice).unwrap_or(i32::MAX));
     blocks.set_executor_id(&id);
     let receivers = Arc::new(Receivers::new(
         app.receivers().to_vec(),

@@ -49,6 +49,48 @@ pub(crate) fn configure(cores: usize) -> usize {
     workers
 }
 
+/// The nice value the may workers were given by the first session of this process.
+static WORKER_NICE: OnceLock<i32> = OnceLock::new();
+
+/// Give each of the `workers` may worker threads the OS nice value `nice` (0: leave them be),
+/// once per process like the worker pool itself.
+///
+/// Why: task code runs on the workers, the executor's control plane (the driver session, the
+/// block server, receivers) on tokio threads of the same process. With every worker busy with
+/// batch work, a control thread that wakes (a launch arriving, a task's update leaving) gets a
+/// CPU only at the kernel's next fair-share decision — milliseconds on a loaded machine, which
+/// the latency attribution measured as `network`, `core_wait` and `core_start` tails. A higher
+/// nice on the workers only lets those short wake-ups preempt task code at once; it takes no
+/// throughput from tasks while the control threads sleep. Raising one's own nice needs no
+/// privilege (lowering it again would), so it is set once and never undone.
+pub(crate) fn set_worker_nice(workers: usize, nice: i32) {
+    let applied = *WORKER_NICE.get_or_init(|| {
+        if nice != 0 {
+            for worker in 0..workers {
+                // On the worker itself: setpriority(2) with a thread id changes that thread only.
+                if let Err(e) = may::go!(on_worker(worker), move || renice_current(worker, nice)) {
+                    warn!(worker, error = %e, "could not spawn a coroutine to set the worker's nice value");
+                }
+            }
+        }
+        nice
+    });
+    if applied != nice {
+        warn!(
+            asked = nice,
+            applied, "may workers are process-wide and already have a nice value; keeping it"
+        );
+    }
+}
+
+fn renice_current(worker: usize, nice: i32) {
+    let tid = rustix::thread::gettid();
+    match rustix::process::setpriority_process(Some(tid), nice) {
+        Ok(()) => tracing::debug!(worker, nice, "task worker reniced"),
+        Err(e) => warn!(worker, nice, error = %e, "could not set the task worker's nice value"),
+    }
+}
+
 pub(crate) type Handle = Coroutine;
 
 /// State shared by the runtime handle, task coroutines and helpers.

@@ -76,7 +76,7 @@ pub use types::{
     TaskState, TaskSummary, TaskTiming,
 };
 
-use coroutines::{Shared, configure, perform};
+use coroutines::{Shared, configure, perform, set_worker_nice};
 use neptune_core::ids::{JobKind, TaskId};
 use neptune_core::state::Broadcasts;
 use std::sync::Arc;
@@ -113,6 +113,12 @@ impl TaskRuntime {
         Self {
             shared: Arc::new(Shared::new(Table::new(cores, events), broadcasts)),
         }
+    }
+
+    /// Give the task worker threads the OS nice value `nice` (`executor.worker_nice`; 0: leave
+    /// them be). Process-wide and once, like the workers themselves.
+    pub fn set_worker_nice(&self, nice: i32) {
+        set_worker_nice(self.shared.lock().cores(), nice);
     }
 
     /// Start `body` as task `id`, now if a core is idle, otherwise as soon as one frees up.
