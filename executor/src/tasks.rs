@@ -1,8 +1,8 @@
 //! Driver messages into task runtime calls: launches (with shuffle input locations and the task's
 //! files of the run's input snapshot in `Launch.params`, and a preemption to carry out first),
 //! resumes, kills, broadcasts, run announcements and releases, receivers to start. Runtime events go back out through
-//! [`Updates`]; a launch parked behind its preemption victim starts when the victim's core is
-//! free.
+//! [`Updates`]; a launch that preempts a task starts on that victim's core as soon as the
+//! victim has let go of it (the runtime hands the core over, see `TaskRuntime::launch_after`).
 
 use crate::blocks::BlockStore;
 use crate::lifecycle::Lifecycle;
@@ -21,11 +21,12 @@ use std::time::Instant;
 
 /// The executor's tasks as the session sees them.
 pub(crate) struct Tasks {
-    /// Launches waiting for their preemption victim to give up its core, by victim. Launching
-    /// only after the victim's outcome keeps the driver's contract (the victim's outcome is
-    /// reported before any event of the launched task) and gives the launched task exactly the
-    /// core its victim freed, never another queued task's. Each keeps when it was received: its
-    /// task's timing counts the wait.
+    /// Launches waiting for a task of the same id to end here (a newer attempt superseding an
+    /// older one), by that task. Ordinary preemptions do not wait here: the runtime itself
+    /// starts the launched task on its victim's core (`TaskRuntime::launch_after`), which keeps
+    /// the driver's contract (the victim's outcome is reported before any event of the launched
+    /// task) without a round trip through this session loop. Each keeps when it was received:
+    /// its task's timing counts the wait.
     after_victim: HashMap<TaskId, (neptune_proto::Launch, Instant)>,
     app: Arc<App>,
     runtime: TaskRuntime,
@@ -118,19 +119,11 @@ impl Tasks {
             };
             match r {
                 Ok(()) => {
-                    // A second launch parked behind the same victim would strand the first
-                    // one's task; refuse it instead (an honest driver never sends one).
-                    if let Some(task) = l.task
-                        && self.after_victim.contains_key(&victim.id())
-                    {
-                        let reason = format!("task {}: its preemption victim is taken", task.id());
-                        self.refuse(task, reason);
-                        return;
-                    }
                     if let Some(task) = l.task {
                         self.lifecycle.waiting(task.id(), task.attempt, victim.id());
                     }
-                    self.after_victim.insert(victim.id(), (l, now));
+                    // The runtime starts it on the victim's core once the victim let go of it.
+                    self.start(l, now, Some(victim.id()));
                     return;
                 }
                 // The victim already ended (its Finished event is on the way): its core is free.
@@ -139,11 +132,12 @@ impl Tasks {
                 }
             }
         }
-        self.start(l, now);
+        self.start(l, now, None);
     }
 
-    /// Start the task of launch `l`, received at `received_at`.
-    fn start(&mut self, l: neptune_proto::Launch, received_at: Instant) {
+    /// Start the task of launch `l`, received at `received_at`: on the core of `victim` once it
+    /// let go of it, or on the next free core.
+    fn start(&mut self, l: neptune_proto::Launch, received_at: Instant, victim: Option<TaskId>) {
         let Some(key) = l.task else {
             tracing::warn!("launch without a task key: ignored");
             return;
@@ -191,11 +185,23 @@ impl Tasks {
             }
         };
         let kind = kind_of_launch(&l);
-        match self
-            .runtime
-            .launch_received(id, key.attempt, kind, body, received_at)
-        {
+        let launched = match victim {
+            Some(v) => self
+                .runtime
+                .launch_after(v, id, key.attempt, kind, body, received_at),
+            None => self
+                .runtime
+                .launch_received(id, key.attempt, kind, body, received_at),
+        };
+        match launched {
             Ok(()) => {}
+            // Another attempt of this task is alive here too: decide once the victim's core is
+            // free (below, as a launch without a victim).
+            Err(RuntimeError::AlreadyRunning { .. }) if victim.is_some() => {
+                if let Some(v) = victim {
+                    self.after_victim.insert(v, (l, received_at));
+                }
+            }
             // The driver gave up on an older attempt here (its launch was acknowledged too late)
             // and sent a newer one: the newer supersedes it. The old one is killed (its update
             // is stale to the driver) and the new one starts in the core it frees, as after a
@@ -244,7 +250,7 @@ impl Tasks {
         self.updates.report(ev, self.kind_of(id.job));
         if let Some((l, received_at)) = freed_core.then(|| self.after_victim.remove(&id)).flatten()
         {
-            self.start(l, received_at);
+            self.start(l, received_at, None);
         }
     }
 

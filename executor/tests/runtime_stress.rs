@@ -1,5 +1,6 @@
 //! Stress test of the task runtime: at least 100,000 suspend/resume cycles of long batch tasks on
-//! two cores, with stream tasks squeezed in while a batch task is parked, resumes racing parks,
+//! two cores, with stream tasks squeezed in while a batch task is parked or handed the core of
+//! the batch task being parked for them (`launch_after`), resumes racing parks,
 //! kills of parked tasks and batch tasks finishing as suspends arrive. Every batch result must
 //! equal an undisturbed run. A watchdog fails the run if nothing progresses for 30 s.
 //!
@@ -170,12 +171,22 @@ impl Driver {
     /// Suspend `slot`'s running task and wait until it parked (true) or finished intact (false,
     /// and it is relaunched as the next run, running).
     fn park(&mut self, slot: &mut BatchSlot, tally: &mut Tally) -> bool {
+        self.request_park(slot);
+        self.await_park(slot, tally)
+    }
+
+    fn request_park(&self, slot: &BatchSlot) {
         let id = slot.id;
         match self.rt.suspend(id, Instant::now()) {
             Ok(()) => {}
             Err(RuntimeError::UnknownTask { .. }) => {} // finished; its event is on the way
             Err(e) => panic!("suspend of {id} refused: {e}"),
         }
+    }
+
+    /// The second half of [`park`](Self::park): wait for the outcome of the suspend request.
+    fn await_park(&mut self, slot: &mut BatchSlot, tally: &mut Tally) -> bool {
+        let id = slot.id;
         match self.next_of(id) {
             RuntimeEvent::Suspended { .. } => true,
             RuntimeEvent::Finished {
@@ -283,8 +294,9 @@ fn runtime_survives_a_hundred_thousand_suspend_resume_cycles_with_results_intact
             continue;
         }
         if step % 64 == 32 {
-            // The driver's "launch S, suspending X to make room" with every core busy: S waits
-            // for X's core and starts the moment X parks.
+            // The driver's "launch S, suspending X to make room" with every core busy, as the
+            // executor carries it out: suspend X, then launch S onto X's core, which it gets
+            // the moment X parks (or ends).
             d.resume(&parked, &mut tally);
             let sid = TaskId {
                 job: 2,
@@ -292,9 +304,11 @@ fn runtime_survives_a_hundred_thousand_suspend_resume_cycles_with_results_intact
                 stage: 0,
                 partition: 0,
             };
-            rt.launch(sid, 0, JobKind::Stream, count_to(STREAM_RECORDS))
+            d.request_park(&run);
+            let body = count_to(STREAM_RECORDS);
+            rt.launch_after(run.id, sid, 0, JobKind::Stream, body, Instant::now())
                 .unwrap();
-            if d.park(&mut run, &mut tally) {
+            if d.await_park(&mut run, &mut tally) {
                 std::mem::swap(&mut run, &mut parked);
             } else {
                 // `run` finished instead and its core went to S; park the other one.

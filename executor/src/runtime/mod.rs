@@ -157,6 +157,32 @@ impl TaskRuntime {
         Ok(())
     }
 
+    /// Launch task `id` onto the core of `victim`, whose suspension or kill was just requested:
+    /// it starts there the moment the victim has let go of the core, on the worker that ran the
+    /// victim, without a round trip through the caller; the victim's `Suspended` or `Finished`
+    /// event precedes every event of `id`. If `victim` holds no core (it ended meanwhile), this
+    /// is [`launch_received`](Self::launch_received).
+    ///
+    /// # Errors
+    /// As [`launch`](Self::launch), and [`RuntimeError::VictimTaken`] if another launch already
+    /// waits for `victim`'s core.
+    pub fn launch_after(
+        &self,
+        victim: TaskId,
+        id: TaskId,
+        attempt: u32,
+        kind: JobKind,
+        body: TaskBody,
+        received_at: Instant,
+    ) -> Result<(), RuntimeError> {
+        let actions =
+            self.shared
+                .lock()
+                .launch_after(victim, id, attempt, kind, body, received_at)?;
+        perform(&self.shared, actions);
+        Ok(())
+    }
+
     /// Ask running task `id` to park at its next yield point. `requested_at` is when the request
     /// reached the executor; the `Suspended` event's latency is measured from it.
     ///

@@ -121,6 +121,9 @@ pub(crate) struct Table<H> {
     workers: Vec<Option<TaskId>>,
     /// Launches, resumes and kill wake-ups waiting for a core.
     pending: VecDeque<TaskId>,
+    /// Launches waiting for the core of one task, their preemption victim (victim → heir): not
+    /// in `pending`; the victim's core goes to its heir the moment the victim lets go of it.
+    heirs: HashMap<TaskId, TaskId>,
     next_serial: u64,
     events: UnboundedSender<RuntimeEvent>,
 }
@@ -131,6 +134,7 @@ impl<H: Clone> Table<H> {
             entries: HashMap::new(),
             workers: vec![None; cores],
             pending: VecDeque::new(),
+            heirs: HashMap::new(),
             next_serial: 0,
             events,
         }
@@ -160,6 +164,52 @@ impl<H: Clone> Table<H> {
         body: TaskBody,
         received_at: Instant,
     ) -> Result<Vec<Action<H>>, RuntimeError> {
+        self.enter(id, attempt, kind, body, received_at)?;
+        self.pending.push_back(id);
+        Ok(self.dispatch())
+    }
+
+    /// Launch `id` onto the core of `victim` (being suspended or killed for it): it starts on
+    /// that core the moment the victim has let go of it — in the same step that reports the
+    /// victim's outcome, so the victim's event always precedes any of the heir's. A victim that
+    /// holds no core (it ended meanwhile) leaves its heir to the ordinary queue.
+    ///
+    /// # Errors
+    /// [`RuntimeError::AlreadyRunning`] as [`launch`](Self::launch);
+    /// [`RuntimeError::VictimTaken`] if another launch already waits for `victim`'s core.
+    pub fn launch_after(
+        &mut self,
+        victim: TaskId,
+        id: TaskId,
+        attempt: u32,
+        kind: JobKind,
+        body: TaskBody,
+        received_at: Instant,
+    ) -> Result<Vec<Action<H>>, RuntimeError> {
+        let holds_core = self
+            .entries
+            .get(&victim)
+            .is_some_and(|v| v.phase.worker().is_some());
+        if !holds_core {
+            return self.launch(id, attempt, kind, body, received_at);
+        }
+        if let Some(&heir) = self.heirs.get(&victim) {
+            return Err(RuntimeError::VictimTaken { victim, heir });
+        }
+        self.enter(id, attempt, kind, body, received_at)?;
+        self.heirs.insert(victim, id);
+        Ok(Vec::new())
+    }
+
+    /// A new entry for a launch, in phase `Queued` (not yet in any queue).
+    fn enter(
+        &mut self,
+        id: TaskId,
+        attempt: u32,
+        kind: JobKind,
+        body: TaskBody,
+        received_at: Instant,
+    ) -> Result<(), RuntimeError> {
         if let Some(e) = self.entries.get(&id) {
             return Err(RuntimeError::AlreadyRunning {
                 id,
@@ -180,8 +230,22 @@ impl<H: Clone> Table<H> {
             handle: None,
         };
         self.entries.insert(id, entry);
-        self.pending.push_back(id);
-        Ok(self.dispatch())
+        Ok(())
+    }
+
+    /// `victim` let go of `worker` (or, with `None`, ended holding no core): its heir, if any,
+    /// takes the core, ahead of everything pending.
+    fn inherit(&mut self, victim: TaskId, worker: Option<usize>) -> Vec<Action<H>> {
+        let Some(heir) = self.heirs.remove(&victim) else {
+            return Vec::new();
+        };
+        match worker {
+            Some(w) => self.place(heir, w).into_iter().collect(),
+            None => {
+                self.pending.push_back(heir);
+                Vec::new()
+            }
+        }
     }
 
     pub fn suspend(&mut self, id: TaskId, requested_at: Instant) -> Result<(), RuntimeError> {
@@ -265,6 +329,7 @@ impl<H: Clone> Table<H> {
             Phase::Queued => {
                 let e = self.entries.remove(&id).expect("entry checked above");
                 self.pending.retain(|p| *p != id);
+                self.heirs.retain(|_, heir| *heir != id);
                 self.emit(RuntimeEvent::Finished {
                     id,
                     attempt: e.attempt,
@@ -391,7 +456,9 @@ impl<H: Clone> Table<H> {
             latency: requested_at.elapsed(),
             phase,
         });
-        self.dispatch()
+        let mut actions = self.inherit(id, Some(worker));
+        actions.extend(self.dispatch());
+        actions
     }
 
     /// Called by the task coroutine when its body has returned (or panicked).
@@ -406,9 +473,8 @@ impl<H: Clone> Table<H> {
             return Vec::new();
         }
         let e = self.entries.remove(&id).expect("entry checked above");
-        if let Some(w) = e.phase.worker()
-            && self.workers[w] == Some(id)
-        {
+        let freed = e.phase.worker().filter(|&w| self.workers[w] == Some(id));
+        if let Some(w) = freed {
             self.workers[w] = None;
         }
         let outcome = if e.control.state() == KILL {
@@ -437,7 +503,9 @@ impl<H: Clone> Table<H> {
                 Instant::now(),
             ),
         });
-        self.dispatch()
+        let mut actions = self.inherit(id, freed);
+        actions.extend(self.dispatch());
+        actions
     }
 
     /// Give free cores to pending work: kill wake-ups first (they free memory and are short),

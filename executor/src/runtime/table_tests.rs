@@ -485,3 +485,87 @@ fn task_timing_never_goes_negative_or_past_the_end() {
     let sum = t.queued + t.start + t.first_record + t.process;
     assert_eq!(sum, Duration::from_millis(3));
 }
+
+impl Fixture {
+    fn launch_after(
+        &mut self,
+        victim: TaskId,
+        id: TaskId,
+    ) -> Result<Vec<Action<u8>>, RuntimeError> {
+        let actions =
+            self.table
+                .launch_after(victim, id, 0, JobKind::Stream, body(), Instant::now())?;
+        self.started(&actions);
+        Ok(actions)
+    }
+}
+
+#[test]
+fn an_heir_starts_on_its_victims_core_right_after_the_victims_suspension() {
+    let mut f = Fixture::with_cores(2);
+    f.launch(task(0), JobKind::Batch);
+    f.launch(task(1), JobKind::Batch);
+    let (worker, epoch) = f.suspend_to_parking(task(1));
+    assert!(
+        f.launch_after(task(1), task(9)).unwrap().is_empty(),
+        "waits for the core"
+    );
+    assert_eq!(f.state(task(9)), TaskState::Queued);
+    // Another core freeing first does not go to the heir: it is promised the victim's core.
+    let other = f.table.finish(
+        task(0),
+        f.serial(task(0)),
+        TaskOutcome::Killed,
+        Tally::default(),
+    );
+    assert!(started_ids(&other).is_empty());
+    let actions = f.table.confirm_parked(task(1), f.serial(task(1)), epoch);
+    assert_eq!(started_ids(&actions), vec![(worker, task(9))]);
+    let events = f.drain();
+    assert!(
+        is_suspended(events.last().unwrap()),
+        "the victim's event is reported first"
+    );
+}
+
+#[test]
+fn an_heir_takes_the_core_of_a_victim_that_ends_instead_of_parking() {
+    let mut f = Fixture::with_cores(1);
+    f.launch(task(0), JobKind::Batch);
+    f.table.suspend(task(0), Instant::now()).unwrap();
+    f.launch_after(task(0), task(9)).unwrap();
+    // The victim finished before reaching a yield point.
+    let actions = f.table.finish(
+        task(0),
+        f.serial(task(0)),
+        TaskOutcome::Succeeded(Vec::new()),
+        Tally::default(),
+    );
+    assert_eq!(started_ids(&actions), vec![(0, task(9))]);
+    assert!(matches!(f.drain()[..], [RuntimeEvent::Finished { id, .. }] if id == task(0)));
+}
+
+#[test]
+fn an_heir_of_a_task_holding_no_core_is_an_ordinary_launch() {
+    let mut f = Fixture::with_cores(1);
+    // Unknown victim (it ended): the heir starts on the idle core at once.
+    let actions = f.launch_after(task(5), task(9)).unwrap();
+    assert_eq!(started_ids(&actions), vec![(0, task(9))]);
+}
+
+#[test]
+fn a_second_heir_of_one_victim_is_refused_and_a_killed_heir_gives_its_promise_back() {
+    let mut f = Fixture::with_cores(1);
+    f.launch(task(0), JobKind::Batch);
+    let (_, epoch) = f.suspend_to_parking(task(0));
+    f.launch_after(task(0), task(8)).unwrap();
+    assert!(matches!(
+        f.launch_after(task(0), task(9)),
+        Err(RuntimeError::VictimTaken { victim, heir }) if victim == task(0) && heir == task(8)
+    ));
+    // Killed while waiting: it ends at once and the victim's core goes back to the queue.
+    f.table.kill(task(8)).unwrap();
+    f.launch(task(3), JobKind::Batch);
+    let actions = f.table.confirm_parked(task(0), f.serial(task(0)), epoch);
+    assert_eq!(started_ids(&actions), vec![(0, task(3))]);
+}

@@ -198,6 +198,14 @@ pub enum RuntimeError {
         /// Task.
         id: TaskId,
     },
+    /// `launch_after` a victim whose core another launch already waits for.
+    #[error("task {victim}'s core is already promised to task {heir}")]
+    VictimTaken {
+        /// The preemption victim.
+        victim: TaskId,
+        /// The launch already waiting for its core.
+        heir: TaskId,
+    },
 }
 
 impl RuntimeError {
@@ -209,6 +217,7 @@ impl RuntimeError {
             RuntimeError::NotRunning { .. } => "not_running",
             RuntimeError::NotSuspended { .. } => "not_suspended",
             RuntimeError::Killing { .. } => "killing",
+            RuntimeError::VictimTaken { .. } => "victim_taken",
         }
     }
 }
