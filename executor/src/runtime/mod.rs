@@ -7,9 +7,11 @@
 //! # Model
 //! `cores` may workers; each is one core. A task occupies one worker while it runs and none while
 //! it is parked. Launches and resumes that find no idle worker wait in a queue and get the next
-//! worker that frees up (kill wake-ups first, then stream tasks, then the rest in order), so
-//! "launch stream task S; suspend batch task X" starts S on X's core the moment X parks, with no
-//! second request. All bookkeeping is a synchronous state machine (`table.rs`) under one mutex;
+//! worker that frees up (kill wake-ups first, then stream tasks, then the rest in order). A
+//! preempting launch ("suspend batch task X, run stream task S") is instead *promised* X's core
+//! (`launch_after`): the step that frees it — X's confirm coroutine, or X ending — reports X's
+//! outcome and places S on that worker at once, so S neither waits for a round trip through the
+//! executor's session loop nor reports anything before X's outcome (the driver's contract). All bookkeeping is a synchronous state machine (`table.rs`) under one mutex;
 //! the may glue (`coroutines.rs`) only carries out its decisions.
 //!
 //! Suspension: `suspend` sets the task's control state to SUSPEND. At its next yield point the
