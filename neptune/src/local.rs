@@ -75,9 +75,11 @@ pub async fn run_local(
     let driver = Driver::bind(cfg, app.clone(), security, limits).await?;
     let grpc = driver.grpc_addr();
     eprintln!(
-        "neptune local: app {} on {n} executors x {} cores, policy {}; driver http://{} (/status, /metrics), grpc {scheme}://{grpc}",
+        "neptune local: app {} on {n} executor{} x {} core{}, policy {}; driver http://{} (/status, /metrics), grpc {scheme}://{grpc}",
         args.app.app,
+        if n == 1 { "" } else { "s" },
         cores,
+        if cores == 1 { "" } else { "s" },
         policy.as_str(),
         driver.http_addr()
     );
