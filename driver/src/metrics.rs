@@ -126,7 +126,7 @@ impl DriverMetrics {
                 GaugeVec::new(
                     Opts::new(
                         n::DRIVER_BATCH_RECORDS_PER_SECOND,
-                        "Batch records per second since the job started.",
+                        "Batch records per second since the job started, from the executors' record counters (work of running and suspended tasks included).",
                     ),
                     &[n::JOB_LABEL],
                 )

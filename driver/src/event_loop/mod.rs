@@ -576,13 +576,14 @@ impl EventLoop {
     }
 
     fn refresh_job_metrics(&self) {
-        let elapsed = self.jobs.started_at().map(|s| self.now().saturating_sub(s));
-        let Some(e) = elapsed.filter(|e| !e.is_zero()) else {
+        if self.jobs.started_at().is_none() {
             return;
-        };
+        }
         for (j, def) in self.app.jobs().iter().enumerate() {
             if def.kind == JobKind::Batch {
-                let rps = self.jobs.stats(j).records as f64 / e.as_secs_f64();
+                // From the executors' record counters, as `records_processed_per_sec` in
+                // `/status`: not quantised to finished tasks.
+                let (_, rps) = self.processed.job(j, self.jobs.started_at(), self.now());
                 self.metrics
                     .batch_rps
                     .with_label_values(&[&def.name])
