@@ -33,6 +33,7 @@ mod attrib;
 mod processed;
 mod publish;
 mod sessions;
+mod slo;
 mod updates;
 
 #[cfg(test)]
@@ -409,6 +410,7 @@ impl EventLoop {
                     .stream_latency
                     .with_label_values(&[&def.name])
                     .observe(ms / 1000.0);
+                self.stream_committed(*job);
             }
         }
         for (job, reason) in step.failed {
