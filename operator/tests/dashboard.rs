@@ -196,6 +196,8 @@ fn dashboard_has_the_panels_users_need() {
         .collect();
     for want in [
         "Stream latency p99 per job",
+        "Stream SLO attainment per job",
+        "SLO guard per stream job",
         "Batch throughput per job",
         "Running tasks per executor",
         "Suspended tasks per executor",

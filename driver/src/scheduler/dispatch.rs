@@ -142,7 +142,7 @@ impl Scheduler {
         }
         let task = entry.spec.clone();
         if task.kind == neptune_core::ids::JobKind::Stream {
-            self.slo_note_launch(now, task.id.job, seq);
+            self.slo_note_launch(now, task.id.job, task.id.run, seq);
         }
         match preempt {
             Some((victim, how)) => {

@@ -69,9 +69,9 @@ pub(super) struct Executor {
     /// one proves it processes launches again and clears `suspect`. Emptied then; at most one
     /// entry per launch given while it was trusted.
     pub(super) timed_out: BTreeSet<(TaskId, u32)>,
-    /// The SLO guard holds one of its slots back from batch work (launches and resumes); never
-    /// on an executor of one core, whose batch work it would stop altogether.
-    pub(super) guarded: bool,
+    /// Slots the SLO guard wants held back from batch work (launches and resumes): a
+    /// micro-batch's worth of the guarded jobs' stream tasks here. [`Executor::held`] caps it.
+    pub(super) guarded: u32,
 }
 
 impl Executor {
@@ -90,10 +90,15 @@ impl Executor {
         self.free() > 0 && !self.suspect
     }
 
-    /// Free slots batch work may take: all of them, but one while the SLO guard is on.
+    /// Slots held back from batch work: what the SLO guard wants, but never the last core (an
+    /// executor of one core is never held; batch work always keeps a core to progress on).
+    pub(super) fn held(&self) -> usize {
+        self.guarded.min(self.cores.saturating_sub(1)) as usize
+    }
+
+    /// Free slots batch work may take: those the SLO guard does not hold back.
     pub(super) fn batch_free(&self) -> usize {
-        let held = usize::from(self.guarded && self.cores > 1);
-        self.free().saturating_sub(held)
+        self.free().saturating_sub(self.held())
     }
 
     /// Free slots as the free-slot index `class` counts them.
@@ -212,7 +217,7 @@ impl Registry {
             rank: (0, 0, 0, seq),
             suspect: false,
             timed_out: BTreeSet::new(),
-            guarded: false,
+            guarded: 0,
         };
         self.names.insert(name, seq);
         self.execs.insert(seq, exec);

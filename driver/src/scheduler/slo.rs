@@ -11,14 +11,14 @@
 //!   the guard does not flap on each micro-batch).
 //!
 //! While a job's guard is on, every executor where one of its stream tasks was launched within
-//! the window holds one slot back from batch work: no batch launch or resume takes its last free
-//! slot, so the next micro-batch's task finds a free core instead of waiting for a batch task to
-//! park (the suspend round trip). Stream tasks still take every slot, and still preempt when
-//! all are taken (a micro-batch of more tasks than the held core). The held slot is one of a
-//! multi-core executor's: an executor of one core is never guarded, or its batch work would stop
-//! altogether. The cost to batch is that core's work while the guard is on, which is why it
-//! turns off again: the aim is the latency of `static` (a core set apart for stream work) at
-//! the batch throughput of plain `neptune`.
+//! the window holds a micro-batch's worth of slots back from batch work (as many as the job's
+//! latest micro-batch launched there, at most all cores but one): no batch launch or resume
+//! takes them, so the next micro-batch's tasks find free cores instead of waiting for batch
+//! tasks to park (the suspend round trip). Stream tasks still take every slot, and still
+//! preempt when all are taken. Batch work always keeps a core per executor (an executor of one
+//! core is never held), or it would stop altogether. The cost to batch is the held cores' work
+//! while the guard is on, which is why it turns off again: the aim is the latency of `static`
+//! (cores set apart for stream work) at the batch throughput of plain `neptune`.
 //!
 //! Guards are re-evaluated at each latency report and each stream launch (an executor whose
 //! last launch of a guarded job left the window is released at the next report); a policy
@@ -28,7 +28,7 @@ use super::Scheduler;
 use super::config::preemption;
 use super::executors::Seq;
 use neptune_core::ids::JobId;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// A guard turns on when the recent p99 passes this fraction of the target.
@@ -37,29 +37,40 @@ pub const ENGAGE: f64 = 0.8;
 /// for a window).
 pub const RELEASE: f64 = 0.5;
 
+/// A job's latest stream launches on one executor.
+#[derive(Debug, Clone, Copy)]
+struct Launches {
+    /// When the last one was.
+    at: Duration,
+    /// Its run (micro-batch).
+    run: u64,
+    /// The job's stream tasks of that run launched there: a micro-batch's worth of cores.
+    tasks: u32,
+}
+
 /// One stream job's guard.
 #[derive(Debug, Default)]
 struct JobGuard {
     /// Since when the guard is on (`None`: off).
     on_since: Option<Duration>,
-    /// When the job's last stream task was launched on each executor (one entry per executor
-    /// incarnation, dropped once out of the window or the executor gone).
-    launches: BTreeMap<Seq, Duration>,
+    /// The job's latest launches on each executor (one entry per executor incarnation, dropped
+    /// once out of the window or the executor gone).
+    launches: BTreeMap<Seq, Launches>,
 }
 
-/// Every stream job's guard, and the executors they hold a slot on.
+/// Every stream job's guard, and the slots they hold on each executor.
 #[derive(Debug, Default)]
 pub(super) struct SloGuards {
     jobs: BTreeMap<JobId, JobGuard>,
-    /// Executors guarded now (mirrors `Executor::guarded`).
-    guarded: BTreeSet<Seq>,
+    /// Executors guarded now and the slots wanted there (mirrors `Executor::guarded`).
+    guarded: BTreeMap<Seq, u32>,
 }
 
 impl SloGuards {
-    /// Whether executor `seq` is guarded now.
+    /// Slots the guards want on executor `seq` now (0: not guarded).
     #[cfg(test)]
-    pub(super) fn is_guarded(&self, seq: Seq) -> bool {
-        self.guarded.contains(&seq)
+    pub(super) fn wanted(&self, seq: Seq) -> u32 {
+        self.guarded.get(&seq).copied().unwrap_or(0)
     }
 
     /// Whether job `job`'s guard is on.
@@ -79,10 +90,12 @@ impl Scheduler {
         self.slo.is_on(job)
     }
 
-    /// Jobs whose SLO guard is on, and the executors held for them.
+    /// Jobs whose SLO guard is on, and the executors holding slots for them.
     pub fn slo_guard_counts(&self) -> (usize, usize) {
         let jobs = self.slo.jobs.values().filter(|g| g.on_since.is_some());
-        (jobs.count(), self.slo.guarded.len())
+        let held = self.slo.guarded.keys();
+        let held = held.filter(|seq| self.execs.execs.get(seq).is_some_and(|e| e.held() > 0));
+        (jobs.count(), held.count())
     }
 
     /// [`Event::StreamLatency`](super::Event): job `job`'s recent p99 against its target.
@@ -117,15 +130,40 @@ impl Scheduler {
         self.apply_guards(now);
     }
 
-    /// A stream task of `job` was launched on `seq` at `now`.
-    pub(super) fn slo_note_launch(&mut self, now: Duration, job: JobId, seq: Seq) {
+    /// A stream task of run `run` of `job` was launched on `seq` at `now`.
+    pub(super) fn slo_note_launch(&mut self, now: Duration, job: JobId, run: u64, seq: Seq) {
         if !self.slo_active() {
             return;
         }
         let g = self.slo.jobs.entry(job).or_default();
-        g.launches.insert(seq, now);
-        if g.on_since.is_some() && !self.slo.guarded.contains(&seq) {
-            self.set_guarded(seq, true);
+        let l = g.launches.entry(seq).or_insert(Launches {
+            at: now,
+            run,
+            tasks: 0,
+        });
+        if l.run != run {
+            *l = Launches {
+                at: now,
+                run,
+                tasks: 0,
+            };
+        }
+        l.at = now;
+        l.tasks = l.tasks.saturating_add(1);
+        if g.on_since.is_some() {
+            // Only this executor's wish can have changed: O(guarded jobs), not a full pass.
+            let want = self
+                .slo
+                .jobs
+                .values()
+                .filter(|g| g.on_since.is_some())
+                .filter_map(|g| g.launches.get(&seq).map(|l| l.tasks))
+                .max()
+                .unwrap_or(0);
+            if self.slo.guarded.get(&seq) != Some(&want) {
+                self.slo.guarded.insert(seq, want);
+                self.execs.with_mut(seq, |e| e.guarded = want);
+            }
         }
     }
 
@@ -135,36 +173,38 @@ impl Scheduler {
         let active = self.slo_active();
         let window = self.cfg.slo_window;
         let execs = &self.execs;
-        let mut want = BTreeSet::new();
+        let mut want: BTreeMap<Seq, u32> = BTreeMap::new();
         for g in self.slo.jobs.values_mut() {
             if !active {
                 g.on_since = None;
             }
-            g.launches.retain(|seq, at| {
-                execs.execs.contains_key(seq) && now.saturating_sub(*at) <= window
+            g.launches.retain(|seq, l| {
+                execs.execs.contains_key(seq) && now.saturating_sub(l.at) <= window
             });
             if g.on_since.is_some() {
-                want.extend(g.launches.keys().copied());
+                for (seq, l) in &g.launches {
+                    let w = want.entry(*seq).or_default();
+                    *w = (*w).max(l.tasks);
+                }
             }
         }
-        let gone: Vec<Seq> = self.slo.guarded.difference(&want).copied().collect();
-        let new: Vec<Seq> = want.difference(&self.slo.guarded).copied().collect();
-        for seq in gone {
-            self.set_guarded(seq, false);
-        }
-        for seq in new {
-            self.set_guarded(seq, true);
-        }
-    }
-
-    fn set_guarded(&mut self, seq: Seq, on: bool) {
-        if on {
-            self.slo.guarded.insert(seq);
-        } else {
-            self.slo.guarded.remove(&seq);
-        }
-        if self.execs.execs.contains_key(&seq) {
-            self.execs.with_mut(seq, |e| e.guarded = on);
+        let changed: Vec<(Seq, u32)> = self
+            .slo
+            .guarded
+            .keys()
+            .filter(|seq| !want.contains_key(seq))
+            .map(|seq| (*seq, 0))
+            .chain(
+                want.iter()
+                    .filter(|(seq, n)| self.slo.guarded.get(seq) != Some(n))
+                    .map(|(seq, n)| (*seq, *n)),
+            )
+            .collect();
+        self.slo.guarded = want;
+        for (seq, n) in changed {
+            if self.execs.execs.contains_key(&seq) {
+                self.execs.with_mut(seq, |e| e.guarded = n);
+            }
         }
     }
 }

@@ -154,8 +154,8 @@ fn check_executor(s: &Scheduler, e: &Executor) -> Result<(), String> {
             == (e.pool == STREAM_POOL && e.batch_free() > 0 && !e.suspect),
         || format!("{}: batch-slot index out of step", e.name),
     )?;
-    ensure(!e.guarded || s.slo.is_guarded(e.seq), || {
-        format!("{}: guarded with no guard holding it", e.name)
+    ensure(e.guarded == s.slo.wanted(e.seq), || {
+        format!("{}: held slots out of step with the guards", e.name)
     })?;
     let resumable = e.batch_free() > 0 && !e.suspect && !e.suspended.is_empty();
     ensure(reg.resumable.contains(&e.seq) == resumable, || {

@@ -131,3 +131,43 @@ fn a_guard_follows_the_window_and_a_switch_to_fifo_releases_it() {
     assert_eq!(c.sched.slo_guard_counts(), (0, 0));
     assert!(!c.sched.slo_guarded(STREAM_JOB));
 }
+
+#[test]
+fn a_guard_holds_a_micro_batchs_worth_of_cores_but_never_the_last_one() {
+    // e0 has 4 cores, all running batch work; a micro-batch of two stream tasks preempts two.
+    let mut c = slo_cluster(&[("e0", 4)]);
+    c.submit_ids((0..6).map(b));
+    let cmds = c.submit_ids([s(0), s(1)]);
+    let victims: Vec<TaskId> = launches(&cmds)
+        .iter()
+        .map(|(_, _, p)| p.as_ref().unwrap().task)
+        .collect();
+    assert_eq!(victims.len(), 2, "{cmds:?}");
+    for v in &victims {
+        c.confirm_suspended(*v);
+    }
+    c.p99(90);
+    // Both freed cores stay free for the next micro-batch.
+    assert!(resumes(&c.finish(s(0))).is_empty());
+    assert!(resumes(&c.finish(s(1))).is_empty());
+    assert_eq!(c.executor("e0").running.len(), 2, "two batch tasks run on");
+    let next = [TaskId { run: 1, ..s(0) }, TaskId { run: 1, ..s(1) }];
+    let cmds = c.submit_ids(next);
+    assert_eq!(launches(&cmds), vec![on(next[0], "e0"), on(next[1], "e0")]);
+
+    // On 2 cores the same micro-batch is held one core only: batch keeps the other.
+    let mut c = slo_cluster(&[("e0", 2)]);
+    c.submit_ids([b(0), b(1), b(2)]);
+    let cmds = c.submit_ids([s(0), s(1)]);
+    for (_, _, p) in launches(&cmds) {
+        c.confirm_suspended(p.unwrap().task);
+    }
+    c.p99(90);
+    c.finish(s(0));
+    let cmds = c.finish(s(1));
+    assert_eq!(
+        resumes(&cmds).len(),
+        1,
+        "one suspended task resumes: {cmds:?}"
+    );
+}
