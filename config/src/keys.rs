@@ -154,7 +154,7 @@ pub static MAX_TASK_FAILURES: UInt = UInt::new(
 pub static SLO_AWARE: Flag = Flag::new(
     Meta::new(
         "scheduler.slo_aware",
-        "`neptune`/`kill`: when a stream job's recent p99 passes 0.8 x its `jobs.<job>.latency_target_ms`, hold one core back from batch work on the executors its tasks run on; give it back once the p99 is under 0.5 x the target for `scheduler.slo_window_ms`.",
+        "`neptune`/`kill`: when a stream job's recent p99 passes 0.8 x its `jobs.<job>.latency_target_ms`, hold a micro-batch's worth of cores (never an executor's last) back from batch work on the executors its tasks run on; give them back once the p99 is under 0.5 x the target after `scheduler.slo_window_ms`.",
     ),
     false,
 );
@@ -163,7 +163,7 @@ pub static SLO_AWARE: Flag = Flag::new(
 pub static SLO_WINDOW_MS: UInt = UInt::new(
     Meta::new(
         "scheduler.slo_window_ms",
-        "SLO-aware mode: the recent window a stream job's p99 is read over, how long a core stays held at least, and how long a stream job's executor stays guarded after its last task there.",
+        "SLO-aware mode: the recent window a stream job's p99 is read over, how long cores stay held at least, and how long a stream job's executor stays guarded after its last task there.",
     ),
     100,
     MS_PER_HOUR,

@@ -271,6 +271,7 @@ fn alert_rules_use_only_exported_metrics_and_labels() {
     }
     for want in [
         "NeptuneStreamLatencyOverTarget",
+        "NeptuneStreamSloAttainmentLow",
         "NeptuneExecutorLost",
         "NeptuneAppFailed",
         "NeptuneOperatorReconcileErrors",

@@ -1,6 +1,6 @@
 //! The event loop's side of a stream job's latency target: after each committed micro-batch,
 //! bring the job's SLO counters on `/metrics` up to its statistics and, under the SLO-aware
-//! mode (`scheduler.slo_aware`), tell the scheduler the job's recent p99 so it can hold a core
+//! mode (`scheduler.slo_aware`), tell the scheduler the job's recent p99 so it can hold cores
 //! back from batch work (see `crate::scheduler`, "SLO-aware mode").
 
 use super::EventLoop;

@@ -21,10 +21,11 @@
 //!   batch tasks; no preemption.
 //!
 //! # SLO-aware mode
-//! With `scheduler.slo_aware`, `neptune` and `kill` hold one core back from batch work (no
-//! batch launch or resume takes it) on the executors a stream job's tasks run on while that
-//! job's recent p99 is near its latency target, and give it back once the margin returns; see
-//! `slo.rs` for the thresholds and the hysteresis.
+//! With `scheduler.slo_aware`, `neptune` and `kill` hold a micro-batch's worth of cores (never
+//! an executor's last) back from batch work (no batch launch or resume takes them) on the
+//! executors a stream job's tasks run on while that job's recent p99 is near its latency
+//! target, and give them back once the margin returns; see `slo.rs` for the thresholds and the
+//! hysteresis.
 //!
 //! Victim choice on an executor: the batch task preempted least often, then the one started most
 //! recently (least progress at stake), then the smallest id. **Anti-starvation**: a task
