@@ -84,7 +84,7 @@ pub const DRIVER_STREAM_LATENCY_TARGET: &str = "neptune_driver_stream_latency_ta
 pub const DRIVER_STREAM_SLO_MICROBATCHES: &str = "neptune_driver_stream_slo_microbatches_total";
 /// Driver: those of [`DRIVER_STREAM_SLO_MICROBATCHES`] committed within the target.
 pub const DRIVER_STREAM_SLO_WITHIN: &str = "neptune_driver_stream_slo_within_total";
-/// Driver: 1 while the SLO-aware mode (`scheduler.slo_aware`) holds a core back from batch work
+/// Driver: 1 while the SLO-aware mode (`scheduler.slo_aware`) holds cores back from batch work
 /// for the stream job, else 0, label `neptune_job` (jobs with a target only).
 pub const DRIVER_STREAM_SLO_GUARD: &str = "neptune_driver_stream_slo_guard";
 /// Driver: records processed per job, labels `neptune_job`, `kind` (use `rate()` for records/s).

@@ -23,7 +23,7 @@ pub struct DriverMetrics {
     pub stream_slo_microbatches: IntCounterVec,
     /// Those within the target.
     pub stream_slo_within: IntCounterVec,
-    /// Whether the SLO-aware mode holds a core for the job.
+    /// Whether the SLO-aware mode holds cores back from batch work for the job.
     pub stream_slo_guard: IntGaugeVec,
     /// Records per job.
     pub job_records: IntCounterVec,
@@ -147,7 +147,7 @@ impl DriverMetrics {
                 IntGaugeVec::new(
                     Opts::new(
                         n::DRIVER_STREAM_SLO_GUARD,
-                        "1 while the SLO-aware scheduler holds a core back from batch work for \
+                        "1 while the SLO-aware scheduler holds cores back from batch work for \
                          the stream job.",
                     ),
                     &[n::JOB_LABEL],

@@ -76,7 +76,7 @@ pub struct JobSummary {
     /// Steady-state micro-batches committed within the target (absent without one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo_within: Option<u64>,
-    /// Under `scheduler.slo_aware`, for a job with a target: whether the scheduler holds a core
+    /// Under `scheduler.slo_aware`, for a job with a target: whether the scheduler holds cores
     /// back from batch work for it now (absent otherwise).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo_guard: Option<bool>,

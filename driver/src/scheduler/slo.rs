@@ -85,7 +85,7 @@ impl Scheduler {
         self.cfg.slo_aware && preemption(self.cfg.policy).is_some()
     }
 
-    /// Whether stream job `job`'s SLO guard is on (holding a core back from batch work).
+    /// Whether stream job `job`'s SLO guard is on (holding cores back from batch work).
     pub fn slo_guarded(&self, job: JobId) -> bool {
         self.slo.is_on(job)
     }
@@ -132,10 +132,14 @@ impl Scheduler {
 
     /// A stream task of run `run` of `job` was launched on `seq` at `now`.
     pub(super) fn slo_note_launch(&mut self, now: Duration, job: JobId, run: u64, seq: Seq) {
+        // Only jobs that report their latency (those with a target) are tracked: their reports
+        // also prune the launches, so the map stays bounded by the executors of the window.
         if !self.slo_active() {
             return;
         }
-        let g = self.slo.jobs.entry(job).or_default();
+        let Some(g) = self.slo.jobs.get_mut(&job) else {
+            return;
+        };
         let l = g.launches.entry(seq).or_insert(Launches {
             at: now,
             run,

@@ -24,8 +24,10 @@ impl Cluster {
     }
 }
 
-/// e0 (2 cores) runs b0 and b1 with b2 queued; s0 preempted b0, which is suspended.
+/// e0 (2 cores) runs b0 and b1 with b2 queued; s0 preempted b0, which is suspended. The stream
+/// job reported a latency before (well within its target): the scheduler tracks its launches.
 fn stream_ran_once(c: &mut Cluster) {
+    c.p99(10);
     c.submit_ids([b(0), b(1), b(2)]);
     assert_eq!(
         launches(&c.submit_ids([s(0)])),
@@ -72,6 +74,22 @@ fn a_guard_holds_a_core_for_the_next_micro_batch_until_the_margin_returns() {
 }
 
 #[test]
+fn launches_of_a_job_that_never_reported_are_not_tracked() {
+    // s0 runs before any latency report: its executor is unknown to the guard, which holds
+    // nothing when it turns on; the next micro-batch's launch puts the hold in place.
+    let mut c = slo_cluster(&[("e0", 2)]);
+    c.submit_ids([b(0), b(1), b(2)]);
+    c.submit_ids([s(0)]);
+    c.confirm_suspended(b(0));
+    c.p99(90);
+    assert_eq!(c.sched.slo_guard_counts(), (1, 0));
+    assert_eq!(resumes(&c.finish(s(0))), vec![(b(0), "e0".to_owned())]);
+    let next = TaskId { run: 1, ..s(0) };
+    c.submit_ids([next]);
+    assert_eq!(c.sched.slo_guard_counts(), (1, 1));
+}
+
+#[test]
 fn without_the_mode_latency_reports_change_nothing() {
     let mut c = cluster().executor("e0", 2).build();
     stream_ran_once(&mut c);
@@ -90,6 +108,7 @@ fn only_the_executors_the_stream_job_uses_are_guarded_and_never_a_single_core() 
         .executor("e0", 1)
         .executor("e1", 2)
         .build();
+    c.p99(10);
     c.submit_ids([b(0), b(1), b(2), b(3), b(4)]);
     let cmds = c.submit_ids([s(0)]);
     let (_, exec, _) = &launches(&cmds)[0];
@@ -136,6 +155,7 @@ fn a_guard_follows_the_window_and_a_switch_to_fifo_releases_it() {
 fn a_guard_holds_a_micro_batchs_worth_of_cores_but_never_the_last_one() {
     // e0 has 4 cores, all running batch work; a micro-batch of two stream tasks preempts two.
     let mut c = slo_cluster(&[("e0", 4)]);
+    c.p99(10);
     c.submit_ids((0..6).map(b));
     let cmds = c.submit_ids([s(0), s(1)]);
     let victims: Vec<TaskId> = launches(&cmds)
@@ -157,6 +177,7 @@ fn a_guard_holds_a_micro_batchs_worth_of_cores_but_never_the_last_one() {
 
     // On 2 cores the same micro-batch is held one core only: batch keeps the other.
     let mut c = slo_cluster(&[("e0", 2)]);
+    c.p99(10);
     c.submit_ids([b(0), b(1), b(2)]);
     let cmds = c.submit_ids([s(0), s(1)]);
     for (_, _, p) in launches(&cmds) {
