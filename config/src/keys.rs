@@ -6,7 +6,7 @@
 //! on drift).
 
 use crate::choice::{JobKind, Placement, Policy};
-use crate::setting::{Bytes, Choice, Describe, Meta, UInt};
+use crate::setting::{Bytes, Choice, Describe, Flag, Meta, UInt};
 
 const MS_PER_HOUR: u64 = 3_600_000;
 
@@ -149,6 +149,27 @@ pub static MAX_TASK_FAILURES: UInt = UInt::new(
     100,
 )
 .default(4);
+
+/// SLO-aware mode of the preempting policies.
+pub static SLO_AWARE: Flag = Flag::new(
+    Meta::new(
+        "scheduler.slo_aware",
+        "`neptune`/`kill`: when a stream job's recent p99 passes 0.8 x its `jobs.<job>.latency_target_ms`, hold a micro-batch's worth of cores (never an executor's last) back from batch work on the executors its tasks run on; give them back once the p99 is under 0.5 x the target after `scheduler.slo_window_ms`.",
+    ),
+    false,
+);
+
+/// The SLO-aware mode's recent window.
+pub static SLO_WINDOW_MS: UInt = UInt::new(
+    Meta::new(
+        "scheduler.slo_window_ms",
+        "SLO-aware mode: the recent window a stream job's p99 is read over, how long cores stay held at least, and how long a stream job's executor stays guarded after its last task there.",
+    ),
+    100,
+    MS_PER_HOUR,
+)
+.default(5000)
+.unit("ms");
 
 /// Seed of the `random` placement.
 pub static SEED: UInt = UInt::new(
@@ -394,6 +415,8 @@ pub static ENGINE: &[&dyn Describe] = &[
     &STATIC_STREAM_EXECUTORS,
     &METRICS_WINDOW,
     &MAX_TASK_FAILURES,
+    &SLO_AWARE,
+    &SLO_WINDOW_MS,
     &SEED,
     &HEARTBEAT_INTERVAL_MS,
     &HEARTBEAT_TIMEOUT_MS,

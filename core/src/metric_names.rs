@@ -78,6 +78,15 @@ pub const DRIVER_MICROBATCH_HOP: &str = "neptune_driver_microbatch_hop_seconds";
 /// `neptune_job`; only stream jobs with a target have the series (the latency alert compares
 /// the p99 of [`DRIVER_STREAM_LATENCY`] with it).
 pub const DRIVER_STREAM_LATENCY_TARGET: &str = "neptune_driver_stream_latency_target_seconds";
+/// Driver: steady-state micro-batches (warm-up left out) of a stream job with a latency target,
+/// label `neptune_job`. With [`DRIVER_STREAM_SLO_WITHIN`], attainment over any window:
+/// `increase(within[1h]) / increase(microbatches[1h])`. Jobs without a target have no series.
+pub const DRIVER_STREAM_SLO_MICROBATCHES: &str = "neptune_driver_stream_slo_microbatches_total";
+/// Driver: those of [`DRIVER_STREAM_SLO_MICROBATCHES`] committed within the target.
+pub const DRIVER_STREAM_SLO_WITHIN: &str = "neptune_driver_stream_slo_within_total";
+/// Driver: 1 while the SLO-aware mode (`scheduler.slo_aware`) holds cores back from batch work
+/// for the stream job, else 0, label `neptune_job` (jobs with a target only).
+pub const DRIVER_STREAM_SLO_GUARD: &str = "neptune_driver_stream_slo_guard";
 /// Driver: records processed per job, labels `neptune_job`, `kind` (use `rate()` for records/s).
 pub const DRIVER_JOB_RECORDS: &str = "neptune_driver_job_records_total";
 /// Driver: batch records per second over the last window, label `neptune_job`.
@@ -164,6 +173,9 @@ pub const ALL: &[&str] = &[
     DRIVER_STREAM_LATENCY,
     DRIVER_MICROBATCH_HOP,
     DRIVER_STREAM_LATENCY_TARGET,
+    DRIVER_STREAM_SLO_MICROBATCHES,
+    DRIVER_STREAM_SLO_WITHIN,
+    DRIVER_STREAM_SLO_GUARD,
     DRIVER_JOB_RECORDS,
     DRIVER_BATCH_RECORDS_PER_SECOND,
     DRIVER_JOB_RUNS,

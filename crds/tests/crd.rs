@@ -88,7 +88,15 @@ fn crd_declares_subresources_columns_and_short_name() {
         .collect();
     assert_eq!(
         columns,
-        ["Phase", "Policy", "Ready", "Desired", "Stream-P99", "Age"]
+        [
+            "Phase",
+            "Policy",
+            "Ready",
+            "Desired",
+            "Stream-P99",
+            "SLO",
+            "Age"
+        ]
     );
 }
 

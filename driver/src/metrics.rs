@@ -19,6 +19,12 @@ pub struct DriverMetrics {
     pub microbatch_hop: HistogramVec,
     /// Latency target per stream job that has one.
     pub stream_latency_target: GaugeVec,
+    /// Steady-state micro-batches per stream job with a target.
+    pub stream_slo_microbatches: IntCounterVec,
+    /// Those within the target.
+    pub stream_slo_within: IntCounterVec,
+    /// Whether the SLO-aware mode holds cores back from batch work for the job.
+    pub stream_slo_guard: IntGaugeVec,
     /// Records per job.
     pub job_records: IntCounterVec,
     /// Batch records/s per job over the last window.
@@ -108,6 +114,41 @@ impl DriverMetrics {
                     Opts::new(
                         n::DRIVER_STREAM_LATENCY_TARGET,
                         "Stream job latency target (jobs.<job>.latency_target_ms), in seconds.",
+                    ),
+                    &[n::JOB_LABEL],
+                )
+                .expect("valid"),
+            ),
+            stream_slo_microbatches: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        n::DRIVER_STREAM_SLO_MICROBATCHES,
+                        "Steady-state micro-batches (warm-up left out) of stream jobs with a \
+                         latency target.",
+                    ),
+                    &[n::JOB_LABEL],
+                )
+                .expect("valid"),
+            ),
+            stream_slo_within: reg(
+                &r,
+                IntCounterVec::new(
+                    Opts::new(
+                        n::DRIVER_STREAM_SLO_WITHIN,
+                        "Steady-state micro-batches committed within their job's latency target.",
+                    ),
+                    &[n::JOB_LABEL],
+                )
+                .expect("valid"),
+            ),
+            stream_slo_guard: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        n::DRIVER_STREAM_SLO_GUARD,
+                        "1 while the SLO-aware scheduler holds cores back from batch work for \
+                         the stream job.",
                     ),
                     &[n::JOB_LABEL],
                 )
@@ -252,6 +293,19 @@ impl DriverMetrics {
         }
     }
 
+    /// Brings the SLO counters of job `name` up to `microbatches` steady-state micro-batches,
+    /// `within` of them within the target (the job's statistics are the source; counters only
+    /// grow, so a smaller value leaves them as they are).
+    pub fn set_slo_counts(&self, name: &str, microbatches: u64, within: u64) {
+        for (c, v) in [
+            (&self.stream_slo_microbatches, microbatches),
+            (&self.stream_slo_within, within),
+        ] {
+            let c = c.with_label_values(&[name]);
+            c.inc_by(v.saturating_sub(c.get()));
+        }
+    }
+
     /// Exports the latency target of every stream job of `app` that has one (fixed for the
     /// app's life: the jobs and their config are set before the driver starts).
     pub fn set_latency_targets(&self, app: &neptune_core::App) {
@@ -260,6 +314,11 @@ impl DriverMetrics {
                 self.stream_latency_target
                     .with_label_values(&[&job.name])
                     .set(t.as_secs_f64());
+                // Present (at 0) from the start: a rate over them is defined before the first
+                // steady-state micro-batch, and jobs without a target have none at all.
+                self.stream_slo_microbatches.with_label_values(&[&job.name]);
+                self.stream_slo_within.with_label_values(&[&job.name]);
+                self.stream_slo_guard.with_label_values(&[&job.name]).set(0);
             }
         }
     }

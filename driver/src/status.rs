@@ -64,6 +64,22 @@ pub struct JobSummary {
     pub latency_ms: Percentiles,
     /// Latency of the warm-up micro-batches, milliseconds.
     pub warmup_latency_ms: Percentiles,
+    /// The stream job's latency target (`jobs.<job>.latency_target_ms`), milliseconds; absent
+    /// for jobs without one (and for batch jobs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_target_ms: Option<f64>,
+    /// Fraction (0 to 1) of the steady-state micro-batches (`latency_ms.count`; warm-up left
+    /// out) committed within the target. Absent without a target, and before the first
+    /// steady-state micro-batch: never a 0 or 100 % that nothing measured.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_attainment: Option<f64>,
+    /// Steady-state micro-batches committed within the target (absent without one).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_within: Option<u64>,
+    /// Under `scheduler.slo_aware`, for a job with a target: whether the scheduler holds cores
+    /// back from batch work for it now (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_guard: Option<bool>,
     /// Where the steady-state micro-batches' time went (stream jobs): per hop of the path, in
     /// path order, its percentiles in milliseconds (the hops of each micro-batch's critical
     /// task; see `crate::stats::hops`). Empty for batch jobs and before the first micro-batch.

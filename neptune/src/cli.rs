@@ -74,6 +74,10 @@ pub struct BenchArgs {
     /// Extra workload config KEY=VALUE for every run (repeatable), after the bench's own.
     #[arg(long = "set", value_delimiter = ',', value_name = "KEY=VALUE")]
     pub set: Vec<String>,
+    /// Give the stream job this latency target (ms) in every run, so every configuration
+    /// reports its SLO attainment, and add `neptune-slo` (neptune with `scheduler.slo_aware`).
+    #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub slo_target_ms: Option<u64>,
 }
 
 /// `neptune config`.

@@ -29,6 +29,16 @@ pub struct JobReport {
     pub latency_ms: Percentiles,
     /// Latency of the warm-up micro-batches (`stats.warmup_ms`, `stats.warmup_runs`), ms.
     pub warmup_latency_ms: Percentiles,
+    /// The stream job's latency target (`jobs.<job>.latency_target_ms`), ms; absent without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_target_ms: Option<f64>,
+    /// Fraction (0 to 1) of the steady-state micro-batches (warm-up left out) within the
+    /// target; absent without a target or before the first steady-state micro-batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_attainment: Option<f64>,
+    /// Steady-state micro-batches within the target (of `latency_ms.count`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_within: Option<u64>,
     /// Where the steady-state micro-batches' time went (stream jobs): per hop of the path, in
     /// path order, `{hop, count, p50, p95, p99, p99_9, max, mean}` in ms. Absent for batch jobs.
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -95,6 +105,9 @@ impl Report {
                     records_processed_per_sec: j.records_processed_per_sec,
                     latency_ms: j.latency_ms,
                     warmup_latency_ms: j.warmup_latency_ms,
+                    latency_target_ms: j.latency_target_ms,
+                    slo_attainment: j.slo_attainment,
+                    slo_within: j.slo_within,
                     latency_breakdown_ms: j.latency_breakdown_ms.clone(),
                     result: j.result.clone(),
                     latency_series: j.latency_series.clone(),

@@ -1,6 +1,6 @@
 //! The scraped `/metrics` of a running local cluster (driver and every executor) passes
-//! `promtool check metrics`, labels jobs `neptune_job`, exports the stream job's latency target
-//! and the transport's metrics (TLS on, open descriptors); `/healthz`, `/readyz` and `/status`
+//! `promtool check metrics`, labels jobs `neptune_job`, exports the stream job's latency target,
+//! its SLO attainment (also on `/status`) and the transport's metrics (TLS on, open descriptors); `/healthz`, `/readyz` and `/status`
 //! answer.
 
 mod common;
@@ -75,6 +75,44 @@ fn metrics_of_a_running_local_cluster_pass_promtool() {
     assert_eq!(http_get(&addr, "/healthz").unwrap().0, 200);
     assert_eq!(http_get(&addr, "/readyz").unwrap().0, 200);
 
+    // SLO attainment, once the stream job is past its warm-up: the target, the share within it
+    // and the count, for the job with a target only.
+    let jobs: Vec<serde_json::Value> = wait_for(
+        Duration::from_secs(60),
+        "steady-state micro-batches",
+        || {
+            let v: serde_json::Value =
+                serde_json::from_str(&http_get(&addr, "/status").ok()?.1).ok()?;
+            let jobs = v["jobs"].as_array()?.clone();
+            let score = jobs.iter().find(|j| j["name"] == "score")?;
+            (score["latency_ms"]["count"].as_u64()? >= 3).then_some(jobs)
+        },
+    );
+    let job = |name: &str| jobs.iter().find(|j| j["name"] == name).unwrap().clone();
+    let score = job("score");
+    assert_eq!(score["latency_target_ms"], 250.0, "{score}");
+    let attainment = score["slo_attainment"].as_f64().expect("an attainment");
+    assert!((0.0..=1.0).contains(&attainment), "{score}");
+    let (within, steady) = (
+        score["slo_within"].as_u64().unwrap(),
+        score["latency_ms"]["count"].as_u64().unwrap(),
+    );
+    assert!(within <= steady, "{score}");
+    assert_eq!(attainment, within as f64 / steady as f64, "{score}");
+    let train = job("train");
+    for absent in [
+        "latency_target_ms",
+        "slo_attainment",
+        "slo_within",
+        "slo_guard",
+    ] {
+        assert!(train.get(absent).is_none(), "{absent} in {train}");
+    }
+    assert!(
+        score.get("slo_guard").is_none(),
+        "no guard outside the SLO-aware mode"
+    );
+
     let (code, driver_metrics) = http_get(&addr, "/metrics").unwrap();
     assert_eq!(code, 200);
     assert!(
@@ -91,6 +129,22 @@ fn metrics_of_a_running_local_cluster_pass_promtool() {
     assert!(
         !driver_metrics.contains("latency_target_seconds{neptune_job=\"train\"}"),
         "{driver_metrics}"
+    );
+    // The SLO counters, for the job with a target only; never fewer within than in all.
+    let counter = |name: &str, job: &str| {
+        let prefix = format!("{name}{{neptune_job=\"{job}\"}} ");
+        driver_metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .map(|v| v.parse::<f64>().unwrap())
+    };
+    let all = counter("neptune_driver_stream_slo_microbatches_total", "score")
+        .unwrap_or_else(|| panic!("no SLO counter:\n{driver_metrics}"));
+    let within = counter("neptune_driver_stream_slo_within_total", "score").unwrap();
+    assert!(all >= 3.0 && within <= all, "{all} {within}");
+    assert_eq!(
+        counter("neptune_driver_stream_slo_microbatches_total", "train"),
+        None
     );
     assert!(
         driver_metrics

@@ -460,6 +460,7 @@ fn prometheus_scraping_a_local_cluster_answers_every_dashboard_query_and_alert()
     // Conditions created for real.
     for name in [
         "NeptuneStreamLatencyOverTarget",
+        "NeptuneStreamSloAttainmentLow",
         "NeptuneReceiverDroppingLines",
     ] {
         eprintln!("ok: alert {name} is {}", prom.until_alert(name));

@@ -78,6 +78,10 @@ struct JobBody {
     records_per_sec: Option<f64>,
     #[serde(default)]
     latency_ms: Option<Latency>,
+    #[serde(default)]
+    latency_target_ms: Option<f64>,
+    #[serde(default)]
+    slo_attainment: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +106,9 @@ pub fn parse_status(body: &[u8]) -> Result<DriverReport, serde_json::Error> {
                 None
             },
             records_per_second: j.records_per_sec,
+            // Only meaningful values: a fraction in 0..=1 (anything else is not the driver's).
+            slo_attainment: j.slo_attainment.filter(|a| (0.0..=1.0).contains(a)),
+            latency_target_ms: j.latency_target_ms.filter(|t| t.is_finite() && *t > 0.0),
             name: j.name,
             kind: j.kind,
             runs: j.runs,
@@ -268,6 +275,14 @@ mod tests {
                 p99: 12.0,
                 ..Percentiles::default()
             },
+            latency_target_ms: Some(250.0),
+            slo_attainment: Some(0.997),
+            slo_within: Some(997),
+            ..Default::default()
+        });
+        st.jobs.push(neptune_driver::status::JobSummary {
+            name: "train".into(),
+            kind: "batch".into(),
             ..Default::default()
         });
         let report = parse_status(&serde_json::to_vec(&st).unwrap()).unwrap();
@@ -282,6 +297,16 @@ mod tests {
         );
         assert_eq!(report.jobs[0].p99_ms, Some(12.0));
         assert_eq!(report.jobs[0].runs, 7);
+        assert_eq!(report.jobs[0].latency_target_ms, Some(250.0));
+        assert_eq!(report.jobs[0].slo_attainment, Some(0.997));
+        assert_eq!(
+            (
+                report.jobs[1].latency_target_ms,
+                report.jobs[1].slo_attainment
+            ),
+            (None, None),
+            "a job without a target has no attainment"
+        );
         // And the admin endpoint's answer.
         let s = Scheduling::of(&Default::default());
         let back: SchedulingBody =

@@ -196,6 +196,8 @@ fn dashboard_has_the_panels_users_need() {
         .collect();
     for want in [
         "Stream latency p99 per job",
+        "Stream SLO attainment per job",
+        "SLO guard per stream job",
         "Batch throughput per job",
         "Running tasks per executor",
         "Suspended tasks per executor",
@@ -269,6 +271,7 @@ fn alert_rules_use_only_exported_metrics_and_labels() {
     }
     for want in [
         "NeptuneStreamLatencyOverTarget",
+        "NeptuneStreamSloAttainmentLow",
         "NeptuneExecutorLost",
         "NeptuneAppFailed",
         "NeptuneOperatorReconcileErrors",

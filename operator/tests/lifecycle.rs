@@ -408,7 +408,17 @@ fn stream_p99_from_the_driver_appears_in_status() {
             kind: "stream".into(),
             runs: 10,
             p99_ms: Some(12.34),
+            latency_target_ms: Some(250.0),
+            // 9,999 of 10,000: shown as 99.9 %, never rounded up to 100 %.
+            slo_attainment: Some(0.9999),
             records_per_second: None,
+        },
+        JobStatus {
+            name: "alerts".into(),
+            kind: "stream".into(),
+            runs: 10,
+            p99_ms: Some(3.0),
+            ..Default::default()
         },
         JobStatus {
             name: "train".into(),
@@ -416,11 +426,20 @@ fn stream_p99_from_the_driver_appears_in_status() {
             runs: 1,
             p99_ms: None,
             records_per_second: Some(5.0),
+            ..Default::default()
         },
     ]);
     let (p, _) = step(&app, &obs, 10);
-    assert_eq!(p.status.stream_p99.as_deref(), Some("score=12.3ms"));
-    assert_eq!(p.status.jobs.len(), 2);
+    assert_eq!(
+        p.status.stream_p99.as_deref(),
+        Some("score=12.3ms,alerts=3.0ms")
+    );
+    assert_eq!(
+        p.status.slo.as_deref(),
+        Some("score=99.9%"),
+        "a job without a target has no SLO entry"
+    );
+    assert_eq!(p.status.jobs.len(), 3);
 }
 
 #[test]

@@ -70,11 +70,12 @@ async fn kubectl_drives_a_stream_batch_app_through_its_life() {
             "READY",
             "DESIRED",
             "STREAM-P99",
+            "SLO",
             "AGE"
         ],
         "{table}"
     );
-    // No operator runs: PHASE, READY and STREAM-P99 are empty.
+    // No operator runs: PHASE, READY, STREAM-P99 and SLO are empty.
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
     assert_eq!(&row[..3], ["fraud-detection", "neptune", "2"], "{table}");
 

@@ -40,6 +40,7 @@ use super::StreamBatchAppStatus;
     printcolumn(name = "Ready", type_ = "integer", json_path = ".status.executors.ready", description = "executors ready"),
     printcolumn(name = "Desired", type_ = "integer", json_path = ".spec.executor.replicas", description = "executors desired"),
     printcolumn(name = "Stream-P99", type_ = "string", json_path = ".status.streamP99", description = "stream p99 latency per job, as reported by the driver"),
+    printcolumn(name = "SLO", type_ = "string", json_path = ".status.slo", description = "share of micro-batches within the latency target per stream job that has one"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
     scale(
         spec_replicas_path = ".spec.executor.replicas",

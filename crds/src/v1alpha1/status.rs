@@ -62,6 +62,10 @@ pub struct StreamBatchAppStatus {
     /// Stream p99 latency per job, for `kubectl get` (e.g. `score=12ms`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stream_p99: Option<String>,
+    /// SLO attainment per stream job with a latency target, for `kubectl get` (e.g.
+    /// `score=99.7%`): the share of its steady-state micro-batches within the target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo: Option<String>,
     /// The scheduling the running driver reports in force (`spec.scheduling` edits are applied
     /// to it live; see docs/kubernetes.md, "Live scheduling changes").
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -155,6 +159,14 @@ pub struct JobStatus {
     /// Stream p99 end-to-end latency in milliseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub p99_ms: Option<f64>,
+    /// The stream job's latency target in milliseconds (`spec.jobs.<job>.latencyTargetMs`),
+    /// as the driver applies it; absent without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_target_ms: Option<f64>,
+    /// Fraction (0 to 1) of the stream job's steady-state micro-batches committed within its
+    /// latency target; absent without a target or before the first steady-state micro-batch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slo_attainment: Option<f64>,
     /// Records per second (batch throughput).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records_per_second: Option<f64>,

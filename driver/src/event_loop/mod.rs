@@ -34,6 +34,7 @@ mod clock;
 mod processed;
 mod publish;
 mod sessions;
+mod slo;
 mod updates;
 
 #[cfg(test)]
@@ -417,6 +418,7 @@ impl EventLoop {
                     .stream_latency
                     .with_label_values(&[&def.name])
                     .observe(ms / 1000.0);
+                self.stream_committed(*job);
             }
         }
         for (job, reason) in step.failed {

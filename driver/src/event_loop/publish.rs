@@ -82,6 +82,11 @@ impl EventLoop {
                     records_processed_per_sec,
                     latency_ms: st.latency.steady_ms(),
                     warmup_latency_ms: st.latency.warmup_ms(),
+                    latency_target_ms: st.latency.target().map(|t| t.as_secs_f64() * 1000.0),
+                    slo_attainment: st.latency.slo_attainment(),
+                    slo_within: st.latency.slo_within(),
+                    slo_guard: (self.scheduler.config().slo_aware && st.latency.target().is_some())
+                        .then(|| self.scheduler.slo_guarded(j as u32)),
                     latency_breakdown_ms: self.hops[j].steady_ms(),
                     active_runs: self.jobs.active_runs(j),
                     latency_series: if final_status {

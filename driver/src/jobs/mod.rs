@@ -145,7 +145,14 @@ impl JobManager {
                 next_run: 0,
                 next_due: None,
                 active: BTreeMap::new(),
-                stats: JobStats::default(),
+                stats: {
+                    let mut stats = JobStats::default();
+                    // Attainment is a stream job's: a batch job's target (if set) means nothing.
+                    if j.kind == JobKind::Stream {
+                        stats.latency.set_target(j.latency_target);
+                    }
+                    stats
+                },
             })
             .collect();
         Self {

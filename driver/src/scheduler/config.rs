@@ -8,7 +8,7 @@
 use neptune_config::keys::{
     FAIR_WEIGHT_BATCH, FAIR_WEIGHT_STREAM, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS,
     LAUNCH_ACK_TIMEOUT_MS, MAX_SUSPENSIONS, MAX_TASK_FAILURES, METRICS_WINDOW, PLACEMENT, POLICY,
-    QUANTUM_MS, SEED, STATIC_STREAM_EXECUTORS,
+    QUANTUM_MS, SEED, SLO_AWARE, SLO_WINDOW_MS, STATIC_STREAM_EXECUTORS,
 };
 use neptune_config::{Config, ConfigError, UInt, rules};
 use serde::Serialize;
@@ -63,6 +63,10 @@ pub struct SchedulerConfig {
     /// `driver.launch_ack_timeout_ms`: a launch unacknowledged this long is re-queued and its
     /// executor marked suspect.
     pub launch_ack_timeout: Duration,
+    /// `scheduler.slo_aware`: the SLO-aware mode of `neptune` and `kill` (see the module docs).
+    pub slo_aware: bool,
+    /// `scheduler.slo_window_ms`: its recent window.
+    pub slo_window: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -117,6 +121,8 @@ impl SchedulerConfig {
             max_task_failures: u32_of(MAX_TASK_FAILURES.get(cfg)?),
             seed: SEED.get(cfg)?,
             launch_ack_timeout: Duration::from_millis(LAUNCH_ACK_TIMEOUT_MS.get(cfg)?),
+            slo_aware: SLO_AWARE.get(cfg)?,
+            slo_window: Duration::from_millis(SLO_WINDOW_MS.get(cfg)?),
         };
         c.validate()?;
         Ok(c)
@@ -179,6 +185,7 @@ impl SchedulerConfig {
         )?;
         check(&METRICS_WINDOW, self.metrics_window as u64)?;
         check(&MAX_TASK_FAILURES, u64::from(self.max_task_failures))?;
+        check(&SLO_WINDOW_MS, self.slo_window.as_millis() as u64)?;
         // The heartbeat timeout's range (which depends on the interval) is the setting's, checked
         // by `from_config`; configs built by hand (the simulator, tests) may switch timeouts off
         // with a long one, but never to zero, which would drop every executor at once.

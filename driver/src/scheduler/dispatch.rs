@@ -2,7 +2,7 @@
 //! `neptune` and `kill`, preempts batch tasks for stream tasks when the cluster is full).
 
 use super::config::Policy;
-use super::executors::{BATCH_POOL, STREAM_POOL, Seq};
+use super::executors::{BATCH_POOL, BATCH_SLOTS, STREAM_POOL, Seq};
 use super::protocol::{Command, Preempt, PreemptHow};
 use super::queues::{BATCH_LANE, STREAM_LANE};
 use super::{Scheduler, TaskState};
@@ -16,7 +16,8 @@ impl Scheduler {
             Policy::Neptune | Policy::Kill => {
                 self.place_stream_preempting(now, out);
                 self.resume_suspended(now, out);
-                self.place_lane(now, BATCH_LANE, STREAM_POOL, out);
+                // Batch work takes the slots the SLO guard (if on) does not hold back.
+                self.place_lane(now, BATCH_LANE, BATCH_SLOTS, out);
             }
             Policy::Fifo => self.place_lane(now, STREAM_LANE, STREAM_POOL, out),
             Policy::Static => {
@@ -140,6 +141,9 @@ impl Scheduler {
             }
         }
         let task = entry.spec.clone();
+        if task.kind == neptune_core::ids::JobKind::Stream {
+            self.slo_note_launch(now, task.id.job, task.id.run, seq);
+        }
         match preempt {
             Some((victim, how)) => {
                 self.relocate(

@@ -24,6 +24,18 @@ pub(super) type Seq = u64;
 pub(super) const STREAM_POOL: usize = 0;
 /// Pool of batch-only executors (`static` only).
 pub(super) const BATCH_POOL: usize = 1;
+/// Not a pool but a view of [`STREAM_POOL`] for batch work: its executors with a free slot the
+/// SLO guard does not hold back (see `slo.rs`). The same as [`STREAM_POOL`] while no guard is on.
+pub(super) const BATCH_SLOTS: usize = 2;
+
+/// The pool whose executors the free-slot index `class` lists.
+pub(super) fn pool_of(class: usize) -> usize {
+    if class == BATCH_SLOTS {
+        STREAM_POOL
+    } else {
+        class
+    }
+}
 
 /// One registered executor.
 #[derive(Debug)]
@@ -57,6 +69,9 @@ pub(super) struct Executor {
     /// one proves it processes launches again and clears `suspect`. Emptied then; at most one
     /// entry per launch given while it was trusted.
     pub(super) timed_out: BTreeSet<(TaskId, u32)>,
+    /// Slots the SLO guard wants held back from batch work (launches and resumes): a
+    /// micro-batch's worth of the guarded jobs' stream tasks here. [`Executor::held`] caps it.
+    pub(super) guarded: u32,
 }
 
 impl Executor {
@@ -73,6 +88,26 @@ impl Executor {
     /// Whether it may be given work now: a free slot, and not suspect.
     pub(super) fn launchable(&self) -> bool {
         self.free() > 0 && !self.suspect
+    }
+
+    /// Slots held back from batch work: what the SLO guard wants, but never the last core (an
+    /// executor of one core is never held; batch work always keeps a core to progress on).
+    pub(super) fn held(&self) -> usize {
+        self.guarded.min(self.cores.saturating_sub(1)) as usize
+    }
+
+    /// Free slots batch work may take: those the SLO guard does not hold back.
+    pub(super) fn batch_free(&self) -> usize {
+        self.free().saturating_sub(self.held())
+    }
+
+    /// Free slots as the free-slot index `class` counts them.
+    pub(super) fn free_in(&self, class: usize) -> usize {
+        if class == BATCH_SLOTS {
+            self.batch_free()
+        } else {
+            self.free()
+        }
     }
 
     /// Whether a stream task may preempt one of its batch tasks now.
@@ -100,7 +135,8 @@ impl Executor {
 pub(super) struct Registry {
     pub(super) execs: HashMap<Seq, Executor>,
     pub(super) names: HashMap<ExecutorId, Seq>,
-    pub(super) free: [BTreeSet<Rank>; 2],
+    /// Executors with a free slot, by [`STREAM_POOL`], [`BATCH_POOL`] and [`BATCH_SLOTS`].
+    pub(super) free: [BTreeSet<Rank>; 3],
     pub(super) victims: BTreeSet<Rank>,
     pub(super) resumable: BTreeSet<Seq>,
     pub(super) by_last_seen: BTreeSet<(Duration, Seq)>,
@@ -124,7 +160,7 @@ impl Registry {
         Registry {
             execs: HashMap::new(),
             names: HashMap::new(),
-            free: [BTreeSet::new(), BTreeSet::new()],
+            free: [BTreeSet::new(), BTreeSet::new(), BTreeSet::new()],
             victims: BTreeSet::new(),
             resumable: BTreeSet::new(),
             by_last_seen: BTreeSet::new(),
@@ -181,6 +217,7 @@ impl Registry {
             rank: (0, 0, 0, seq),
             suspect: false,
             timed_out: BTreeSet::new(),
+            guarded: 0,
         };
         self.names.insert(name, seq);
         self.execs.insert(seq, exec);
@@ -248,6 +285,7 @@ impl Registry {
     fn unindex(&mut self, seq: Seq) {
         let e = &self.execs[&seq];
         self.free[e.pool].remove(&e.rank);
+        self.free[BATCH_SLOTS].remove(&e.rank);
         self.victims.remove(&e.rank);
         self.resumable.remove(&seq);
         self.by_last_seen.remove(&(e.last_seen, seq));
@@ -262,6 +300,12 @@ impl Registry {
         e.rank = rank(placement, e, &mut self.rng);
         if e.launchable() {
             self.free[e.pool].insert(e.rank);
+        }
+        // Suspended tasks are batch tasks: they resume into slots batch work may take.
+        if e.batch_free() > 0 && !e.suspect {
+            if e.pool == STREAM_POOL {
+                self.free[BATCH_SLOTS].insert(e.rank);
+            }
             if !e.suspended.is_empty() {
                 self.resumable.insert(seq);
             }

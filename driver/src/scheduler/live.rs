@@ -82,5 +82,7 @@ impl Scheduler {
             "scheduling changed live"
         );
         self.cfg = next;
+        // A policy without preemption has no SLO guard: release any held core.
+        self.apply_guards(self.now);
     }
 }

@@ -20,6 +20,13 @@
 //!   alive at registration time; a role never changes) take only stream tasks, the others only
 //!   batch tasks; no preemption.
 //!
+//! # SLO-aware mode
+//! With `scheduler.slo_aware`, `neptune` and `kill` hold a micro-batch's worth of cores (never
+//! an executor's last) back from batch work (no batch launch or resume takes them) on the
+//! executors a stream job's tasks run on while that job's recent p99 is near its latency
+//! target, and give them back once the margin returns; see `slo.rs` for the thresholds and the
+//! hysteresis.
+//!
 //! Victim choice on an executor: the batch task preempted least often, then the one started most
 //! recently (least progress at stake), then the smallest id. **Anti-starvation**: a task
 //! preempted more than `max_suspensions` times is not a candidate for `quantum` after it starts
@@ -102,6 +109,7 @@ mod live;
 mod placement;
 mod protocol;
 mod queues;
+mod slo;
 mod snapshot;
 mod transitions;
 
@@ -204,6 +212,8 @@ pub struct Scheduler {
     acks: BTreeSet<(Duration, TaskId)>,
     next_order: u64,
     now: Duration,
+    /// SLO-aware mode: stream jobs' guards and the executors they hold a slot on.
+    slo: slo::SloGuards,
 }
 
 impl Scheduler {
@@ -224,6 +234,7 @@ impl Scheduler {
             acks: BTreeSet::new(),
             next_order: 0,
             now: Duration::ZERO,
+            slo: slo::SloGuards::default(),
             cfg,
         })
     }
@@ -307,6 +318,11 @@ impl Scheduler {
             Event::TaskAcknowledged { .. } => {}
             Event::JobCancelled { job } => self.on_job_cancelled(job, out),
             Event::Tick => self.on_tick(now, out),
+            Event::StreamLatency {
+                job,
+                recent_p99,
+                target,
+            } => self.on_stream_latency(now, job, recent_p99, target),
         }
         self.dispatch(now, out);
     }

@@ -129,14 +129,15 @@ impl Registry {
             .iter()
             .filter_map(|name| self.seq_of(name))
             .map(|seq| self.get(seq))
-            .filter(|e| e.pool == pool)
+            .filter(|e| e.pool == super::executors::pool_of(pool))
             .collect();
         local.sort_by_key(|e| e.rank);
         local.dedup_by_key(|e| e.seq);
         local
     }
 
-    /// The executor in `pool` with a free slot that `spec` should go to, if any: a preferred
+    /// The executor in `pool` (a free-slot class: [`super::executors::BATCH_SLOTS`] for batch
+    /// work beside stream tasks) with a free slot that `spec` should go to, if any: a preferred
     /// executor with a free slot (`lma`), else the best-ranked executor with a free slot.
     pub(super) fn pick_free(
         &self,
@@ -145,7 +146,7 @@ impl Registry {
         pool: usize,
     ) -> Option<Seq> {
         let local = self.local_candidates(placement, spec, pool);
-        if let Some(e) = local.iter().find(|e| e.free() > 0) {
+        if let Some(e) = local.iter().find(|e| e.free_in(pool) > 0) {
             return Some(e.seq);
         }
         self.free[pool].first().map(|r| r.3)

@@ -169,6 +169,17 @@ pub enum Event {
     /// Periodic: heartbeat timeouts, launch-acknowledgement timeouts and anti-starvation
     /// quantum expiry are checked here.
     Tick,
+    /// A stream job with a latency target committed a micro-batch: the p99 of its micro-batches
+    /// in the recent window (`scheduler.slo_window_ms`), for the SLO-aware mode (ignored
+    /// unless `scheduler.slo_aware` is on under a preempting policy).
+    StreamLatency {
+        /// The stream job.
+        job: JobId,
+        /// p99 of its micro-batches committed in the recent window.
+        recent_p99: Duration,
+        /// Its latency target.
+        target: Duration,
+    },
 }
 
 impl Event {
@@ -220,7 +231,8 @@ impl Event {
             | Event::TasksSubmitted { .. }
             | Event::LaunchCancelled { .. }
             | Event::JobCancelled { .. }
-            | Event::Tick => None,
+            | Event::Tick
+            | Event::StreamLatency { .. } => None,
         }
     }
 }

@@ -6,6 +6,13 @@
 //! `stats.warmup_runs`, `stats.warmup_ms`; default: the first second). Warm-up samples go to
 //! their own histogram and are reported apart, with their count, so a cold start neither hides
 //! in nor inflates the steady-state tail.
+//!
+//! Service level: a stream job with a latency target (`jobs.<job>.latency_target_ms`) also
+//! counts, exactly (not from the histogram's buckets), its steady-state micro-batches committed
+//! within the target: its *attainment* is that count over the steady-state count. Warm-up
+//! micro-batches are left out of it, as they are of the percentiles. [`Latencies::recent_p99`]
+//! reads the recent window for the scheduler's SLO-aware mode: the p99 of the micro-batches
+//! committed in the last few seconds, not of the whole run.
 
 use super::{Histogram, Percentiles, Resolution};
 use std::collections::VecDeque;
@@ -15,6 +22,10 @@ use std::time::Duration;
 /// 160 KB per stream job at most. At a 5 ms interval that is the last 50 s of a run; the
 /// histograms cover all of it.
 pub const RECENT_POINTS: usize = 10_000;
+
+/// Samples [`Latencies::recent_p99`] reads at most (the newest): bounds its cost per call
+/// whatever the window and the interval.
+pub const RECENT_WINDOW_CAP: usize = 2_000;
 
 /// Which samples are warm-up (either condition makes one warm-up).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +104,10 @@ pub struct Latencies {
     hists: Option<Box<(Histogram, Histogram)>>,
     /// (seconds since the jobs started, latency ms) of the last [`RECENT_POINTS`] samples.
     recent: VecDeque<(f64, f64)>,
+    /// The job's latency target, if it has one.
+    target: Option<Duration>,
+    /// Steady-state samples at or under `target` (saturating).
+    within: u64,
 }
 
 impl Default for Latencies {
@@ -108,7 +123,19 @@ impl Latencies {
             clock: WarmupClock::new(warmup),
             hists: None,
             recent: VecDeque::new(),
+            target: None,
+            within: 0,
         }
+    }
+
+    /// Set the latency target attainment is counted against (before the first sample).
+    pub fn set_target(&mut self, target: Option<Duration>) {
+        self.target = target;
+    }
+
+    /// The latency target, if the job has one.
+    pub fn target(&self) -> Option<Duration> {
+        self.target
     }
 
     /// Change which samples are warm-up (before the first sample; later ones keep their place).
@@ -132,6 +159,9 @@ impl Latencies {
             warm_h.record(latency);
         } else {
             steady_h.record(latency);
+            if self.target.is_some_and(|t| latency <= t) {
+                self.within = self.within.saturating_add(1);
+            }
         }
         if self.recent.len() == RECENT_POINTS {
             self.recent.pop_front();
@@ -152,6 +182,47 @@ impl Latencies {
         self.hists.as_ref().map_or_else(Percentiles::default, |h| {
             h.0.percentiles(Duration::from_millis(1))
         })
+    }
+
+    /// Steady-state samples recorded (O(1), unlike [`Self::steady_ms`]).
+    pub fn steady_len(&self) -> u64 {
+        self.hists.as_ref().map_or(0, |h| h.1.len())
+    }
+
+    /// Steady-state samples within the target; `None` for a job without one.
+    pub fn slo_within(&self) -> Option<u64> {
+        self.target.map(|_| self.within)
+    }
+
+    /// Fraction (0 to 1) of the steady-state samples within the target; `None` for a job
+    /// without a target, or before its first steady-state sample (nothing to attain yet).
+    pub fn slo_attainment(&self) -> Option<f64> {
+        let n = self.steady_len();
+        (self.target.is_some() && n > 0).then(|| self.within as f64 / n as f64)
+    }
+
+    /// The 99th percentile (nearest rank) of the samples recorded in the `window` up to `now`
+    /// (time since the jobs started, as given to [`Self::record`]), at most the last
+    /// [`RECENT_WINDOW_CAP`] of them; `None` when there is none. Warm-up samples count: the
+    /// scheduler reacts to what micro-batches see now. Cost: O(samples in the window).
+    pub fn recent_p99(&self, now: Duration, window: Duration) -> Option<Duration> {
+        let from = now.saturating_sub(window).as_secs_f64();
+        let mut ms: Vec<f64> = self
+            .recent
+            .iter()
+            .rev()
+            .take(RECENT_WINDOW_CAP)
+            .take_while(|(at, _)| *at >= from)
+            .map(|(_, l)| *l)
+            .collect();
+        if ms.is_empty() {
+            return None;
+        }
+        // Nearest rank: the smallest value with at least 99 % of the samples at or under it.
+        let rank = (ms.len() * 99).div_ceil(100).max(1) - 1;
+        let (_, p99, _) = ms.select_nth_unstable_by(rank, f64::total_cmp);
+        // Back from ms without float rounding of the seconds (2 ms stays exactly 2 ms).
+        Some(Duration::from_nanos((*p99 * 1e6).round() as u64))
     }
 
     /// Samples recorded, warm-up and steady-state.

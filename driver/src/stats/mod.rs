@@ -27,7 +27,7 @@ mod tests;
 pub use hops::{
     Breakdown, DriverMarks, ExecutorHops, HOPS, Hop, HopLatencies, HopSummary, attribute,
 };
-pub use latencies::{Latencies, RECENT_POINTS, Warmup, WarmupClock};
+pub use latencies::{Latencies, RECENT_POINTS, RECENT_WINDOW_CAP, Warmup, WarmupClock};
 
 use serde::{Deserialize, Serialize};
 use std::time::Duration;

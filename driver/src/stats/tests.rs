@@ -144,3 +144,71 @@ fn percentiles_accept_older_documents() {
         assert!(v.get(k).is_some(), "{k} in {v}");
     }
 }
+
+#[test]
+fn slo_attainment_counts_steady_micro_batches_within_the_target() {
+    let mut l = Latencies::new(Warmup {
+        duration: Duration::ZERO,
+        runs: 10,
+    });
+    l.set_target(Some(50 * MS));
+    assert_eq!(l.slo_within(), Some(0));
+    assert_eq!(
+        l.slo_attainment(),
+        None,
+        "nothing to attain before a sample"
+    );
+    // Warm-up: 10 slow micro-batches, left out.
+    for i in 0..10u32 {
+        l.record(i * 10 * MS, 500 * MS);
+    }
+    assert_eq!(l.slo_attainment(), None, "warm-up samples do not count");
+    // Steady state: 990 at 20 ms, 5 exactly at the target (within), 5 just over it.
+    for i in 0..1000u32 {
+        let latency = match i {
+            0..5 => 50 * MS,
+            5..10 => 50 * MS + Duration::from_micros(1),
+            _ => 20 * MS,
+        };
+        l.record(Duration::from_secs(1) + i * 10 * MS, latency);
+    }
+    assert_eq!(l.steady_len(), 1000);
+    assert_eq!(l.slo_within(), Some(995), "at the target is within it");
+    assert_eq!(l.slo_attainment(), Some(0.995));
+
+    let mut none = Latencies::new(Warmup::NONE);
+    none.record(Duration::ZERO, 10 * MS);
+    assert_eq!(
+        (none.target(), none.slo_within(), none.slo_attainment()),
+        (None, None, None),
+        "a job without a target has no attainment at all (not 0, not 100 %)"
+    );
+}
+
+#[test]
+fn recent_p99_reads_only_the_window() {
+    let mut l = Latencies::new(Warmup::NONE);
+    assert_eq!(
+        l.recent_p99(Duration::from_secs(1), Duration::from_secs(1)),
+        None
+    );
+    // 0-10 s: slow (100 ms); 10-20 s: 2 ms with one 30 ms micro-batch in every 100.
+    for i in 0..1000u32 {
+        l.record(i * 10 * MS, 100 * MS);
+    }
+    for i in 0..1000u32 {
+        let latency = if i % 100 == 99 { 30 * MS } else { 2 * MS };
+        l.record(Duration::from_secs(10) + i * 10 * MS, latency);
+    }
+    let now = Duration::from_secs(20);
+    let p99 = |window| l.recent_p99(now, window).unwrap();
+    // The last 5 s: 500 samples, 5 at 30 ms: the 495th is 2 ms, the 496th 30 ms.
+    assert_eq!(p99(Duration::from_secs(5)), 2 * MS);
+    // The last 15 s include the slow ones.
+    assert_eq!(p99(Duration::from_secs(15)), 100 * MS);
+    // A window with nothing in it.
+    assert_eq!(
+        l.recent_p99(Duration::from_secs(60), Duration::from_secs(5)),
+        None
+    );
+}

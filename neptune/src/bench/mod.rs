@@ -46,18 +46,29 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     let mut workload = plan::base_workload();
     workload.extend(args.set.iter().cloned());
     let (points, out) = match args.sweep {
-        None => (
-            vec![Point {
-                x: 0.0,
-                label: String::new(),
-                variants: plan::policy_variants(args.executors, args.cores, &workload),
-            }],
-            args.out.clone(),
-        ),
-        Some(s) => (
-            plan::sweep_points(s, args.executors, args.cores, &workload),
-            args.out.join(format!("sweep-{}", s.name())),
-        ),
+        None => {
+            let mut variants = plan::policy_variants(args.executors, args.cores, &workload);
+            if let Some(t) = args.slo_target_ms {
+                plan::with_slo(&mut variants, t);
+            }
+            (
+                vec![Point {
+                    x: 0.0,
+                    label: String::new(),
+                    variants,
+                }],
+                args.out.clone(),
+            )
+        }
+        Some(s) => {
+            let mut points = plan::sweep_points(s, args.executors, args.cores, &workload);
+            if let Some(t) = args.slo_target_ms {
+                for p in &mut points {
+                    plan::with_slo(&mut p.variants, t);
+                }
+            }
+            (points, args.out.join(format!("sweep-{}", s.name())))
+        }
     };
     let runs_dir = out.join("runs");
     std::fs::create_dir_all(&runs_dir)

@@ -109,6 +109,24 @@ pub fn policy_variants(executors: u32, cores: u32, workload: &[String]) -> Vec<V
     ]
 }
 
+/// The stream job's latency target `target_ms` for every run of `workload`, and the SLO-aware
+/// variant of `neptune` beside the others: attainment is then comparable across policies.
+pub fn with_slo(variants: &mut Vec<Variant>, target_ms: u64) {
+    let target = format!("jobs.stream.latency_target_ms={target_ms}");
+    // Not batch-alone: without a stream job the key names no job, and the run refuses it.
+    for v in variants
+        .iter_mut()
+        .filter(|v| !v.set.iter().any(|kv| kv == "stream.tasks=0"))
+    {
+        v.set.push(target.clone());
+    }
+    if let Some(neptune) = variants.iter().find(|v| v.label == "neptune-lma") {
+        let mut slo = neptune.clone().with("scheduler.slo_aware=true");
+        slo.label = "neptune-slo".into();
+        variants.insert(1, slo);
+    }
+}
+
 /// A sweep: one parameter varied, a few policies at each value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -272,6 +290,29 @@ mod tests {
         );
         let alone = v.iter().find(|v| v.label == "stream-alone").unwrap();
         assert_eq!(alone.set.last().unwrap(), "batch.tasks=0");
+    }
+
+    #[test]
+    fn a_latency_target_reaches_every_run_and_adds_the_slo_aware_variant() {
+        let mut v = policy_variants(1, 2, &base_workload());
+        with_slo(&mut v, 25);
+        assert_eq!(v.len(), 10);
+        let target = "jobs.stream.latency_target_ms=25".to_string();
+        for v in &v {
+            assert_eq!(
+                v.set.contains(&target),
+                v.label != "batch-alone",
+                "{}: a target where there is a stream job",
+                v.label
+            );
+        }
+        let slo = v.iter().find(|v| v.label == "neptune-slo").unwrap();
+        assert_eq!(
+            (slo.policy, slo.executors, slo.cores),
+            (Policy::Neptune, 1, 2)
+        );
+        assert!(slo.set.contains(&"scheduler.slo_aware=true".to_string()));
+        assert!(slo.set.contains(&"scheduler.placement=lma".to_string()));
     }
 
     #[test]

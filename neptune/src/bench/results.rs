@@ -32,6 +32,9 @@ pub struct Summary {
     pub stream_p99_9_ms: Option<f64>,
     /// Median of the runs' steady-state maximum, ms.
     pub stream_max_ms: f64,
+    /// Median of the runs' SLO attainment (0 to 1; empty without `--slo-target-ms`).
+    #[serde(default)]
+    pub stream_slo_attainment: Option<f64>,
     /// Median batch records/s (executors' record counters).
     pub batch_records_per_sec: f64,
     /// Median batch records/s of finished tasks only.
@@ -78,6 +81,7 @@ pub fn summarise(runs: &[RunRecord]) -> Vec<Summary> {
                 stream_p99_ms: opt(&|r| r.stream_p99_ms),
                 stream_p99_9_ms: opt(&|r| r.stream_p99_9_ms),
                 stream_max_ms: m(&|r| r.stream_max_ms),
+                stream_slo_attainment: opt(&|r| r.stream_slo_attainment),
                 batch_records_per_sec: m(&|r| r.batch_records_per_sec),
                 batch_task_records_per_sec: m(&|r| r.batch_task_records_per_sec),
                 suspensions: m(&|r| r.suspensions as f64),
@@ -112,7 +116,7 @@ pub fn table(sums: &[Summary], point_name: &str) -> String {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "{:<10} {:<16} {:>4} {:>6} {:>8} {:>8} {:>8} {:>8} {:>12} {:>8} {:>6} {:>10} {:>9} {:>9}",
+        "{:<10} {:<16} {:>4} {:>6} {:>8} {:>8} {:>8} {:>8} {:>12} {:>8} {:>6} {:>10} {:>9} {:>9} {:>7}",
         point_name,
         "config",
         "reps",
@@ -126,7 +130,8 @@ pub fn table(sums: &[Summary], point_name: &str) -> String {
         "kills",
         "rec lost",
         "susp p50us",
-        "susp p99us"
+        "susp p99us",
+        "slo %"
     );
     for x in sums {
         let stream = x.stream_count > 0.0;
@@ -137,7 +142,7 @@ pub fn table(sums: &[Summary], point_name: &str) -> String {
         };
         let _ = writeln!(
             s,
-            "{:<10} {:<16} {:>4} {:>6} {:>8} {:>8} {:>8} {:>8} {:>12.3e} {:>8.0} {:>6.0} {:>10.3e} {:>9.1} {:>9.1}",
+            "{:<10} {:<16} {:>4} {:>6} {:>8} {:>8} {:>8} {:>8} {:>12.3e} {:>8.0} {:>6.0} {:>10.3e} {:>9.1} {:>9.1} {:>7}",
             x.point,
             x.label,
             x.reps,
@@ -151,14 +156,17 @@ pub fn table(sums: &[Summary], point_name: &str) -> String {
             x.kills,
             x.records_lost,
             x.suspend_p50_us,
-            x.suspend_p99_us
+            x.suspend_p99_us,
+            x.stream_slo_attainment
+                .map_or_else(|| "-".to_string(), |a| format!("{:.2}", a * 100.0))
         );
     }
     let _ = writeln!(
         s,
         "n: steady-state micro-batches per run (warm-up, the first second, left out of the \
          percentiles and reported apart in results.json); batch rec/s: the executors' record \
-         counters, work of unfinished tasks included. Medians over repetitions."
+         counters, work of unfinished tasks included; slo %: steady-state micro-batches within \
+         --slo-target-ms. Medians over repetitions."
     );
     type Get = fn(&Summary) -> Option<f64>;
     let gates: [(&str, f64, Get); 2] = [

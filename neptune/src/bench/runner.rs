@@ -48,6 +48,9 @@ pub struct RunRecord {
     pub stream_max_ms: f64,
     /// Maximum of the warm-up micro-batches, ms.
     pub stream_warmup_max_ms: f64,
+    /// Share (0 to 1) of the steady-state micro-batches within the stream job's latency target
+    /// (`--slo-target-ms`); empty without a target.
+    pub stream_slo_attainment: Option<f64>,
     /// Committed batch runs.
     pub batch_runs: u64,
     /// Batch records per second by the executors' counters (the report's
@@ -200,6 +203,7 @@ pub fn fill(rec: &mut RunRecord, r: &serde_json::Value) {
             rec.stream_p99_9_ms = gated(f(&l["p99_9"]), n, 0.999);
             rec.stream_max_ms = f(&l["max"]);
             rec.stream_warmup_max_ms = f(&j["warmup_latency_ms"]["max"]);
+            rec.stream_slo_attainment = j["slo_attainment"].as_f64();
             rec.hops = super::breakdown::from_report(j);
             rec.latency_series = j["latency_series"]
                 .as_array()
@@ -237,6 +241,7 @@ mod tests {
                  "latency_ms": {"count": 340, "p50": 2.0, "p95": 5.0, "p99": 9.0,
                                 "p99_9": 11.0, "max": 12.0},
                  "warmup_latency_ms": {"count": 10, "max": 30.0},
+                 "latency_target_ms": 10.0, "slo_attainment": 0.995,
                  "latency_series": [[0.2, 2.0], [0.4, 9.0]]}
             ],
             "totals": {"suspensions": 7, "resumptions": 7, "kills": 0, "records_lost": 0,
@@ -249,6 +254,7 @@ mod tests {
         assert_eq!(rec.stream_p99_ms, Some(9.0));
         assert_eq!(rec.stream_p99_9_ms, None, "340 samples have no p99.9");
         assert_eq!((rec.stream_max_ms, rec.stream_warmup_max_ms), (12.0, 30.0));
+        assert_eq!(rec.stream_slo_attainment, Some(0.995));
         assert_eq!(
             rec.batch_records_per_sec, 1.5e7,
             "batch throughput is the executors' record counters, not finished tasks"

@@ -1,7 +1,7 @@
 //! Invariant checker run after every event in the tests: exact slot accounting, every task in
 //! exactly one place, indices in step with the executors.
 
-use super::super::executors::Executor;
+use super::super::executors::{BATCH_SLOTS, Executor, STREAM_POOL};
 use super::super::{Scheduler, TaskState};
 use neptune_core::ids::{JobKind, TaskId};
 use std::collections::BTreeMap;
@@ -25,8 +25,16 @@ pub(in super::super) fn check(s: &Scheduler) -> Result<(), String> {
     ensure(reg.names.len() == reg.execs.len(), || {
         "stale executor names".into()
     })?;
-    let free_total: usize = reg.free.iter().map(|f| f.len()).sum();
+    let free_total: usize = reg.free[..BATCH_SLOTS].iter().map(|f| f.len()).sum();
     let free_execs = reg.execs.values().filter(|e| e.launchable()).count();
+    let batch_free_execs = reg
+        .execs
+        .values()
+        .filter(|e| e.pool == STREAM_POOL && e.batch_free() > 0 && !e.suspect)
+        .count();
+    ensure(reg.free[BATCH_SLOTS].len() == batch_free_execs, || {
+        "batch-slot index has extra entries".into()
+    })?;
     ensure(free_total == free_execs, || {
         "free index has extra entries".into()
     })?;
@@ -141,7 +149,15 @@ fn check_executor(s: &Scheduler, e: &Executor) -> Result<(), String> {
     ensure(reg.victims.contains(&e.rank) == e.preemptible(), || {
         format!("{}: victim index out of step", e.name)
     })?;
-    let resumable = e.launchable() && !e.suspended.is_empty();
+    ensure(
+        reg.free[BATCH_SLOTS].contains(&e.rank)
+            == (e.pool == STREAM_POOL && e.batch_free() > 0 && !e.suspect),
+        || format!("{}: batch-slot index out of step", e.name),
+    )?;
+    ensure(e.guarded == s.slo.wanted(e.seq), || {
+        format!("{}: held slots out of step with the guards", e.name)
+    })?;
+    let resumable = e.batch_free() > 0 && !e.suspect && !e.suspended.is_empty();
     ensure(reg.resumable.contains(&e.seq) == resumable, || {
         format!("{}: resumable index out of step", e.name)
     })?;

@@ -9,6 +9,7 @@ mod live;
 mod neptune;
 mod placement;
 mod property;
+mod slo;
 
 use super::*;
 use neptune_core::ids::{JobKind, TaskId};

@@ -6,7 +6,7 @@
 //! must hold under message delays, victims ending before their preemption lands, executor loss,
 //! heartbeat timeouts and late events from dropped executors.
 
-use super::super::executors::{BATCH_POOL, STREAM_POOL};
+use super::super::executors::{BATCH_POOL, BATCH_SLOTS, STREAM_POOL};
 use super::super::queues::{BATCH_LANE, STREAM_LANE};
 use super::*;
 use rand::{Rng, SeedableRng};
@@ -340,6 +340,16 @@ impl Sim {
             }
         }
         self.feed(Event::Tick);
+        // The stream job's recent p99 against a 100 ms target, anywhere from well within to
+        // far over it: under the SLO-aware mode its guard turns on and off at random.
+        if self.rng.random_bool(0.3) {
+            let p99 = Duration::from_millis(self.rng.random_range(0..200));
+            self.feed(Event::StreamLatency {
+                job: STREAM_JOB,
+                recent_p99: p99,
+                target: Duration::from_millis(100),
+            });
+        }
     }
 
     /// One random step; `chaos` enables submissions, failures, losses and new executors.
@@ -427,7 +437,8 @@ fn check_work_conserving(s: &Scheduler) {
     );
     let (stream_pool, batch_pool) = match s.cfg.policy {
         Policy::Static => (STREAM_POOL, BATCH_POOL),
-        _ => (STREAM_POOL, STREAM_POOL),
+        // Batch work beside stream tasks: the slots the SLO guard does not hold back.
+        _ => (STREAM_POOL, BATCH_SLOTS),
     };
     if !s.lanes.lanes[STREAM_LANE].is_empty() {
         assert!(
@@ -506,6 +517,26 @@ fn random_interleavings_keep_every_invariant_under_the_baselines() {
         (7, Policy::Static),
     ] {
         run(config(policy, Placement::Lma), seed);
+    }
+}
+
+/// The SLO-aware mode's guards (turned on and off at random by the latency reports) hold cores
+/// back from batch work without breaking an invariant, and every task still finishes.
+#[test]
+fn random_interleavings_keep_every_invariant_under_the_slo_aware_mode() {
+    for (seed, policy, placement) in [
+        (8, Policy::Neptune, Placement::Lma),
+        (9, Policy::Neptune, Placement::Lb),
+        (10, Policy::Kill, Placement::Random),
+    ] {
+        run(
+            SchedulerConfig {
+                slo_aware: true,
+                slo_window: Duration::from_millis(400),
+                ..config(policy, placement)
+            },
+            seed,
+        );
     }
 }
 
