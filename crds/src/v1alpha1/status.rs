@@ -167,7 +167,8 @@ pub struct JobStatus {
     /// latency target; absent without a target or before the first steady-state micro-batch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slo_attainment: Option<f64>,
-    /// Records per second (batch throughput).
+    /// Records processed per second since the job started (the executors' record counters:
+    /// work of running and suspended tasks included, not only finished tasks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records_per_second: Option<f64>,
 }
