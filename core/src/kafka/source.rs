@@ -82,18 +82,22 @@ impl SourceConfig {
         slots: u32,
     ) -> crate::error::Result<Self> {
         use super::keys::*;
-        let need = |k: &'static neptune_config::Text| -> crate::error::Result<String> {
-            k.get_opt(cfg)?
-                .filter(|v| !v.trim().is_empty())
-                .ok_or_else(|| format!("Kafka source `{name}`: set `{}`", k.meta.key).into())
-        };
-        let bootstrap = need(&BOOTSTRAP)?;
-        let topic = need(&TOPIC)?;
+        // Every key is read before any is found missing, so `neptune config` lists them all.
+        let bootstrap = BOOTSTRAP.get_opt(cfg)?.unwrap_or_default();
+        let topic = TOPIC.get_opt(cfg)?.unwrap_or_default();
         let starting_raw = STARTING_OFFSETS.get_opt(cfg)?.unwrap_or_default();
+        let cap = MAX_RECORDS_PER_BATCH.get(cfg)?;
+        let per_task = MAX_RECORDS_PER_TASK.get(cfg)?;
+        let fail_on_data_loss = FAIL_ON_DATA_LOSS.get(cfg)?;
+        let checkpoint = CHECKPOINT.get_opt(cfg)?;
+        for (value, key) in [(&bootstrap, &BOOTSTRAP), (&topic, &TOPIC)] {
+            if value.trim().is_empty() {
+                return Err(format!("Kafka source `{name}`: set `{}`", key.meta.key).into());
+            }
+        }
         let starting = starting_raw.parse::<StartingOffsets>().map_err(|e| {
             format!("invalid value `{starting_raw}` for config key `kafka.starting_offsets`: {e}")
         })?;
-        let cap = MAX_RECORDS_PER_BATCH.get(cfg)?;
         Ok(Self {
             name: name.to_string(),
             bootstrap,

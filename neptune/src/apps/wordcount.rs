@@ -1,5 +1,7 @@
 //! `wordcount`: a batch job counting words over text files, and stream jobs counting words in a
-//! watched directory and arriving on a TCP socket, in the same app.
+//! watched directory, arriving on a TCP socket and in the values of a Kafka topic's records
+//! (`kafka.*` keys; output under `batch-BBBBBB/`, exactly once across restarts with
+//! `kafka.checkpoint`, see `neptune_core::kafka`), in the same app.
 //!
 //! Keys: see the settings below (`neptune config --app wordcount`, `docs/config.md`). With both
 //! stream sources and `stream.output`, each job writes under its own subdirectory (`watch/`,
@@ -122,6 +124,8 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
     let socket = SOCKET.get_opt(c)?.unwrap_or_default();
     let cleanup = CLEANUP.get(c)?;
     let topic = kafka::keys::TOPIC.get_opt(c)?.unwrap_or_default();
+    // Read even without a topic (the error is then moot), so the reference lists the keys.
+    let kafka_cfg = kafka::source::SourceConfig::from_config("kafka", c, stream_parts);
     if input.is_empty() && dir.is_empty() && socket.is_empty() && topic.is_empty() {
         return Err(
             "set `input` (text files to count), `stream.dir` (a watched directory), \
@@ -129,9 +133,7 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
                 .into(),
         );
     }
-    let kafka_cfg = (!topic.is_empty())
-        .then(|| kafka::source::SourceConfig::from_config("kafka", c, stream_parts))
-        .transpose()?;
+    let kafka_cfg = (!topic.is_empty()).then_some(kafka_cfg).transpose()?;
     let both = [&dir, &socket, &topic]
         .iter()
         .filter(|s| !s.is_empty())
