@@ -104,12 +104,10 @@ impl SourceConfig {
             topic,
             starting,
             max_records_per_batch: (cap > 0).then_some(cap),
-            max_records_per_task: MAX_RECORDS_PER_TASK.get(cfg)?,
+            max_records_per_task: per_task,
             slots: slots.max(1),
-            fail_on_data_loss: FAIL_ON_DATA_LOSS.get(cfg)?,
-            checkpoint: CHECKPOINT
-                .get_opt(cfg)?
-                .map(|d| PathBuf::from(d).join(name)),
+            fail_on_data_loss,
+            checkpoint: checkpoint.map(|d| PathBuf::from(d).join(name)),
         })
     }
 }
