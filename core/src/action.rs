@@ -219,7 +219,13 @@ fn write_partition<T>(
     it: BoxIter<'_, T>,
     line: &dyn Fn(&T) -> String,
 ) -> Result<u64> {
-    let run_dir = dir.join(format!("run-{:06}", ctx.run()));
+    // A micro-batch of a Kafka source has a durable number: its output goes under it, so a
+    // micro-batch run again after a driver restart (same ranges, same records) replaces its
+    // earlier output instead of adding to it (see `crate::kafka`).
+    let run_dir = match ctx.kafka_batch() {
+        Some(b) => dir.join(format!("batch-{b:06}")),
+        None => dir.join(format!("run-{:06}", ctx.run())),
+    };
     std::fs::create_dir_all(&run_dir)
         .map_err(|e| Error::io("create output directory", &run_dir, e))?;
     let final_path = run_dir.join(format!("part-{:05}", ctx.partition()));

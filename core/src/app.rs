@@ -9,6 +9,8 @@ use crate::config::{Config, ConfigError};
 use crate::dataset::Dataset;
 use crate::error::{BoxError, Error, Result};
 use crate::ids::JobKind;
+use crate::kafka::KafkaSource;
+use crate::kafka::source::SourceConfig;
 use crate::source_socket::{ReceiverDef, check_addr, receiver_lines};
 use crate::state::Broadcasts;
 use crate::task::TaskContext;
@@ -219,6 +221,7 @@ pub struct App {
     config: Arc<Config>,
     jobs: Vec<JobDef>,
     receivers: Vec<ReceiverDef>,
+    kafka: Vec<KafkaSource>,
     /// The largest memory one task declared it holds, and the config key that sets it.
     task_memory: Option<(String, u64)>,
 }
@@ -241,6 +244,7 @@ impl App {
             config,
             jobs: Vec::new(),
             receivers: Vec::new(),
+            kafka: Vec::new(),
             task_memory: None,
         }
     }
@@ -341,6 +345,29 @@ impl App {
             partitions,
         });
         Ok(receiver_lines(index, partitions))
+    }
+
+    /// A Kafka source read by one job: the driver plans each micro-batch as offset ranges and
+    /// tasks read exactly theirs (see [`crate::kafka`]). Read its records with
+    /// [`KafkaSource::records`].
+    ///
+    /// # Errors
+    /// [`Error::Definition`] when a source called `config.name` exists already.
+    pub fn kafka_source(&mut self, config: SourceConfig) -> Result<KafkaSource> {
+        if self.kafka.iter().any(|k| k.config().name == config.name) {
+            return Err(Error::Definition(format!(
+                "Kafka source `{}` is declared twice",
+                config.name
+            )));
+        }
+        let s = KafkaSource::new(self.kafka.len() as u32, config);
+        self.kafka.push(s.clone());
+        Ok(s)
+    }
+
+    /// The Kafka sources, by index.
+    pub fn kafka_sources(&self) -> &[KafkaSource] {
+        &self.kafka
     }
 
     /// Declare shared state named `name` with an initial value (version 0).

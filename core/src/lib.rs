@@ -11,6 +11,7 @@ pub mod app;
 pub mod dataset;
 pub mod error;
 pub mod ids;
+pub mod kafka;
 pub mod metric_names;
 pub mod pair;
 pub mod plan;

@@ -27,6 +27,8 @@ pub struct StageDef {
     pub receivers: Vec<u32>,
     /// File sources (their patterns) this stage's tasks read: the driver lists each once per run
     /// and sends every task its files in `Launch.params` (see [`crate::source_snapshot`]).
+    /// Kafka sources appear here as `kafka-source:<index>` ([`crate::kafka::INPUT_PREFIX`]): the
+    /// driver plans their offset ranges instead of listing files.
     pub inputs: Vec<String>,
 }
 

@@ -39,6 +39,11 @@ pub struct LaunchParams {
     pub reads: Vec<ShuffleRead>,
     /// The task's files, in the order it reads them.
     pub files: Option<Vec<FileSlice>>,
+    /// For a stage reading a Kafka source, the task's offset ranges of the micro-batch's plan
+    /// (see [`crate::kafka`]).
+    pub kafka: Vec<crate::kafka::OffsetRange>,
+    /// The durable number of the run's Kafka micro-batch, when it reads Kafka records.
+    pub kafka_batch: Option<u64>,
 }
 
 /// Why a snapshot could not be taken.
@@ -139,6 +144,12 @@ mod tests {
         let p = LaunchParams {
             reads: Vec::new(),
             files: Some(vec![f("/in/a", 7)]),
+            kafka: vec![crate::kafka::OffsetRange {
+                partition: 3,
+                from: 10,
+                until: 20,
+            }],
+            kafka_batch: Some(4),
         };
         let b = postcard::to_stdvec(&p).unwrap();
         assert_eq!(postcard::from_bytes::<LaunchParams>(&b).unwrap(), p);

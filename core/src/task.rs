@@ -8,6 +8,7 @@
 
 use crate::error::Error;
 use crate::ids::{JobKind, TaskId};
+use crate::kafka::OffsetRange;
 use crate::shuffle::{Blocks, ShuffleRead};
 use crate::source_snapshot::FileSlice;
 use crate::state::Broadcasts;
@@ -190,6 +191,8 @@ pub struct TaskContext {
     blocks: RefCell<Option<Arc<dyn Blocks>>>,
     reads: RefCell<Arc<Vec<ShuffleRead>>>,
     files: RefCell<Option<Arc<Vec<FileSlice>>>>,
+    kafka: RefCell<Arc<Vec<OffsetRange>>>,
+    kafka_batch: Cell<Option<u64>>,
 }
 
 impl std::fmt::Debug for TaskContext {
@@ -228,6 +231,8 @@ impl TaskContext {
             blocks: RefCell::new(None),
             reads: RefCell::new(Arc::new(Vec::new())),
             files: RefCell::new(None),
+            kafka: RefCell::new(Arc::new(Vec::new())),
+            kafka_batch: Cell::new(None),
         }
     }
 
@@ -249,6 +254,28 @@ impl TaskContext {
     /// listing).
     pub fn input_files(&self) -> Option<Arc<Vec<FileSlice>>> {
         self.files.borrow().clone()
+    }
+
+    /// Give the task its offset ranges of the micro-batch's Kafka plan (from the launch
+    /// parameters; see [`crate::kafka`]).
+    pub fn set_kafka_ranges(&self, ranges: Vec<OffsetRange>) {
+        *self.kafka.borrow_mut() = Arc::new(ranges);
+    }
+
+    /// Give the task the durable number of its run's Kafka micro-batch.
+    pub fn set_kafka_batch(&self, batch: Option<u64>) {
+        self.kafka_batch.set(batch);
+    }
+
+    /// The durable number of the task's Kafka micro-batch (`None`: its run reads no Kafka
+    /// records): the same across a driver restart, unlike the run number.
+    pub fn kafka_batch(&self) -> Option<u64> {
+        self.kafka_batch.get()
+    }
+
+    /// The task's Kafka offset ranges (empty when it was given none).
+    pub fn kafka_ranges(&self) -> Arc<Vec<OffsetRange>> {
+        self.kafka.borrow().clone()
     }
 
     /// The executor's block store, if the task runs where there is one.

@@ -178,6 +178,8 @@ pub struct Status {
     pub jobs: Vec<JobSummary>,
     /// Stream receivers (socket sources) and where they run.
     pub receivers: Vec<ReceiverStatus>,
+    /// Kafka sources: committed and latest offsets, lag per partition, broker errors.
+    pub kafka: Vec<neptune_core::kafka::SourceStatus>,
     /// Totals.
     pub totals: Totals,
 }

@@ -164,9 +164,16 @@ impl Tasks {
             Some(stage) if id.partition < stage.partitions => {
                 let f = stage.run_task.clone();
                 let blocks = self.blocks.clone();
-                let LaunchParams { reads, files } = params;
+                let LaunchParams {
+                    reads,
+                    files,
+                    kafka,
+                    kafka_batch,
+                } = params;
                 Box::new(move |ctx| {
                     ctx.set_shuffle(blocks, reads);
+                    ctx.set_kafka_ranges(kafka);
+                    ctx.set_kafka_batch(kafka_batch);
                     if let Some(files) = files {
                         ctx.set_input_files(files);
                     }

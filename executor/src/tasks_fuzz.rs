@@ -53,6 +53,8 @@ fn params() -> impl Strategy<Value = Vec<u8>> {
                 maps: vec![loc; maps],
             }],
             files: None,
+            kafka: Vec::new(),
+            kafka_batch: None,
         })
         .unwrap()
     });

@@ -153,6 +153,12 @@ impl EventLoop {
             executors,
             jobs,
             receivers,
+            kafka: self
+                .app
+                .kafka_sources()
+                .iter()
+                .map(|k| k.status())
+                .collect(),
             totals,
         };
     }

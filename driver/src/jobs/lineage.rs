@@ -26,6 +26,7 @@
 
 use crate::status::InputSnapshot;
 use neptune_core::app::StageDef;
+use neptune_core::kafka::{OffsetRange, SlotPlan};
 use neptune_core::shuffle::MapStatus;
 use neptune_core::source_snapshot::{FileSlice, SnapshotError, snapshot};
 use std::collections::BTreeMap;
@@ -110,7 +111,9 @@ pub(crate) fn snapshot_inputs(stages: &[StageDef]) -> Result<Inputs, SnapshotErr
     let mut inputs = Inputs::new();
     for s in stages {
         for pattern in &s.inputs {
-            if !inputs.contains_key(pattern) {
+            // Kafka sources are planned by their own planner (`JobManager::begin_run`).
+            if neptune_core::kafka::source_index(pattern).is_none() && !inputs.contains_key(pattern)
+            {
                 inputs.insert(pattern.clone(), snapshot(pattern, s.partitions)?);
             }
         }
@@ -125,6 +128,11 @@ pub(crate) struct RunState {
     pub records: u64,
     /// The run's input snapshot: for each file source (pattern) its files by partition.
     pub inputs: Inputs,
+    /// The run's Kafka plan: for each Kafka source (its stage input) the ranges by partition.
+    pub kafka: BTreeMap<String, Vec<SlotPlan>>,
+    /// The durable number of the run's Kafka micro-batch, when it reads Kafka records (every
+    /// task of the run gets it: output written under it replaces a restarted run's own).
+    pub kafka_batch: Option<u64>,
     stages: Vec<StageRun>,
 }
 
@@ -140,6 +148,8 @@ impl RunState {
             due,
             records: 0,
             inputs: Inputs::new(),
+            kafka: BTreeMap::new(),
+            kafka_batch: None,
             stages: stages
                 .iter()
                 .map(|s| StageRun {
@@ -158,6 +168,16 @@ impl RunState {
             t.bytes = t.bytes.saturating_add(f.len);
         }
         t
+    }
+
+    /// The Kafka offset ranges task `partition` of a stage reading `inputs` reads in this run.
+    pub fn kafka_of(&self, inputs: &[String], partition: u32) -> Vec<OffsetRange> {
+        inputs
+            .iter()
+            .filter_map(|i| self.kafka.get(i)?.get(partition as usize))
+            .flatten()
+            .copied()
+            .collect()
     }
 
     /// The files task `partition` of a stage reading `patterns` reads in this run.

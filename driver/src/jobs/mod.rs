@@ -297,8 +297,37 @@ impl JobManager {
                 return;
             }
         };
+        // Kafka sources: this run's offset ranges, planned from the offsets last polled (never
+        // waits on a broker) and logged in the source's checkpoint before any task runs.
+        let mut kafka = BTreeMap::new();
+        let mut kafka_batch = None;
+        for s in &self.app.jobs()[j].stages {
+            for input in &s.inputs {
+                let Some(k) = neptune_core::kafka::source_index(input) else {
+                    continue;
+                };
+                if kafka.contains_key(input) {
+                    continue;
+                }
+                let Some(source) = self.app.kafka_sources().get(k as usize) else {
+                    continue;
+                };
+                match source.plan(run) {
+                    Ok(slots) => {
+                        kafka.insert(input.clone(), slots);
+                        kafka_batch = kafka_batch.or(source.batch_of(run));
+                    }
+                    Err(e) => {
+                        self.fail_job_into(j, &format!("run {run}: Kafka source: {e}"), step);
+                        return;
+                    }
+                }
+            }
+        }
         self.jobs[j].next_run += 1;
         let mut st = RunState::new(due, &self.app.jobs()[j].stages);
+        st.kafka = kafka;
+        st.kafka_batch = kafka_batch;
         if !inputs.is_empty() {
             st.inputs = inputs;
             let t = st.input_totals();
@@ -495,6 +524,20 @@ impl JobManager {
         let commit = self.app.jobs()[j].commit.clone();
         let outcome = commit(&mut ctx, parts)
             .map_err(|e| format!("run {run} failed to commit: {e}"))
+            .and_then(|v| {
+                // The micro-batch's Kafka offsets become the committed ones, after the job's own
+                // commit succeeded (a failed commit leaves them to be read again).
+                for k in st.kafka.keys() {
+                    let source = neptune_core::kafka::source_index(k)
+                        .and_then(|i| self.app.kafka_sources().get(i as usize));
+                    if let Some(source) = source {
+                        source
+                            .commit(run)
+                            .map_err(|e| format!("run {run} failed to commit: {e}"))?;
+                    }
+                }
+                Ok(v)
+            })
             .and_then(|v| match self.oversized_broadcast(run, ctx.published()) {
                 Some(reason) => Err(reason),
                 None => Ok(v),

@@ -53,7 +53,11 @@ impl JobManager {
             .stages
             .get(id.stage as usize)
             .ok_or(LaunchBlocked::RunOver)?;
-        if stage.reads.is_empty() && stage.receivers.is_empty() && stage.inputs.is_empty() {
+        if stage.reads.is_empty()
+            && stage.receivers.is_empty()
+            && stage.inputs.is_empty()
+            && st.kafka_batch.is_none()
+        {
             return Ok(Vec::new());
         }
         let mut out = Vec::with_capacity(stage.reads.len() + stage.receivers.len());
@@ -95,6 +99,9 @@ impl JobManager {
             reads: out,
             // The task's share of the run's input snapshot (listed when the run began).
             files: (!stage.inputs.is_empty()).then(|| st.files_of(&stage.inputs, id.partition)),
+            // The task's ranges of the micro-batch's Kafka plan (made when the run began).
+            kafka: st.kafka_of(&stage.inputs, id.partition),
+            kafka_batch: st.kafka_batch,
         };
         postcard::to_stdvec(&params).map_err(LaunchBlocked::Encode)
     }

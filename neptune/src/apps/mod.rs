@@ -26,7 +26,7 @@ pub const BUILTIN: &[AppEntry] = &[
     },
     AppEntry {
         name: "wordcount",
-        description: "batch word count over text files (input=, output=); stream counts of a watched directory (stream.dir=) and a TCP socket (stream.socket=)",
+        description: "batch word count over text files (input=, output=); stream counts of a watched directory (stream.dir=), a TCP socket (stream.socket=) and a Kafka topic (kafka.topic=)",
         build: wordcount::build,
     },
 ];

@@ -1,5 +1,7 @@
 //! `wordcount`: a batch job counting words over text files, and stream jobs counting words in a
-//! watched directory and arriving on a TCP socket, in the same app.
+//! watched directory, arriving on a TCP socket and in the values of a Kafka topic's records
+//! (`kafka.*` keys; output under `batch-BBBBBB/`, exactly once across restarts with
+//! `kafka.checkpoint`, see `neptune_core::kafka`), in the same app.
 //!
 //! Keys: see the settings below (`neptune config --app wordcount`, `docs/config.md`). With both
 //! stream sources and `stream.output`, each job writes under its own subdirectory (`watch/`,
@@ -11,7 +13,7 @@
 use neptune_core::config::{Choice, Meta, Text, UInt};
 use neptune_core::source::{Malformed, json_lines_with, text_files};
 use neptune_core::source_watch::{Cleanup, WatchedDir};
-use neptune_core::{App, Dataset};
+use neptune_core::{App, Dataset, kafka};
 
 /// The batch input.
 pub static INPUT: Text = Text::new(Meta::new(
@@ -121,14 +123,22 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
     let stream_output = STREAM_OUTPUT.get_opt(c)?.unwrap_or_default();
     let socket = SOCKET.get_opt(c)?.unwrap_or_default();
     let cleanup = CLEANUP.get(c)?;
-    if input.is_empty() && dir.is_empty() && socket.is_empty() {
+    let topic = kafka::keys::TOPIC.get_opt(c)?.unwrap_or_default();
+    // Read even without a topic (the error is then moot), so the reference lists the keys.
+    let kafka_cfg = kafka::source::SourceConfig::from_config("kafka", c, stream_parts);
+    if input.is_empty() && dir.is_empty() && socket.is_empty() && topic.is_empty() {
         return Err(
-            "set `input` (text files to count), `stream.dir` (a watched directory) \
-             and/or `stream.socket` (host:port sending lines)"
+            "set `input` (text files to count), `stream.dir` (a watched directory), \
+             `stream.socket` (host:port sending lines) and/or `kafka.topic` (a Kafka topic)"
                 .into(),
         );
     }
-    let both = !dir.is_empty() && !socket.is_empty();
+    let kafka_cfg = (!topic.is_empty()).then_some(kafka_cfg).transpose()?;
+    let both = [&dir, &socket, &topic]
+        .iter()
+        .filter(|s| !s.is_empty())
+        .count()
+        > 1;
     let stream_out = |job: &str| -> Option<String> {
         match (stream_output.is_empty(), both) {
             (true, _) => None,
@@ -171,6 +181,17 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
             Some(out) => counts.write_lines(out, |(w, n)| format!("{w}\t{n}")),
         };
         app.stream("socket", action);
+    }
+    if !topic.is_empty() {
+        // Each record's value is text; one that is not UTF-8 is malformed (`input.malformed`).
+        let source = app.kafka_source(kafka_cfg.expect("read with the topic"))?;
+        let lines = source.lines(policy);
+        let counts = words(&lines).reduce_by_key(stream_parts, |a, b| a + b);
+        let action = match stream_out("kafka") {
+            None => counts.count(),
+            Some(out) => counts.write_lines(out, |(w, n)| format!("{w}\t{n}")),
+        };
+        app.stream("kafka", action);
     }
     Ok(())
 }

@@ -1,0 +1,190 @@
+//! The durable offset log of one Kafka source (Spark's offset and commit logs, in one
+//! directory): `plan-B.json` holds micro-batch `B`'s planned ranges, written before any of its
+//! tasks runs; `commit-B.json` the offsets where the next micro-batch starts, written when `B`
+//! commits. Each file is written under a temporary name, synced and renamed, so a driver killed
+//! at any point leaves whole files only.
+//!
+//! On start the driver reads the newest commit (where to resume) and a plan logged after it, if
+//! any: that micro-batch was planned and may have run in part (its tasks may have written to a
+//! sink) but did not commit, so it runs again with exactly the same ranges and batch number.
+//! Files older than the newest commit by more than [`KEEP`] batches are removed.
+
+use super::KafkaError;
+use super::plan::{BatchPlan, PartitionOffsets};
+use serde::{Deserialize, Serialize};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// Committed batches whose files are kept (for inspection) besides the newest.
+pub const KEEP: u64 = 10;
+
+/// What a commit file holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Committed {
+    /// The micro-batch.
+    pub batch: u64,
+    /// Where the next micro-batch starts, per partition.
+    pub next: PartitionOffsets,
+}
+
+/// What a checkpoint holds: the newest commit and the plans logged after it.
+pub type Loaded = (Option<Committed>, Vec<(u64, BatchPlan)>);
+
+/// A source's checkpoint directory.
+#[derive(Debug, Clone)]
+pub struct Checkpoint {
+    dir: PathBuf,
+}
+
+fn io_err(what: &str, path: &Path, e: impl std::fmt::Display) -> KafkaError {
+    KafkaError::Checkpoint(format!("{what} {}: {e}", path.display()))
+}
+
+/// The batch number in `plan-B.json` / `commit-B.json`.
+fn batch_of(name: &str, prefix: &str) -> Option<u64> {
+    name.strip_prefix(prefix)?
+        .strip_suffix(".json")?
+        .parse()
+        .ok()
+}
+
+impl Checkpoint {
+    /// The checkpoint in `dir`, created when missing.
+    ///
+    /// # Errors
+    /// [`KafkaError::Checkpoint`] naming the directory.
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, KafkaError> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir).map_err(|e| io_err("create", &dir, e))?;
+        Ok(Self { dir })
+    }
+
+    fn batches(&self, prefix: &str) -> Result<Vec<u64>, KafkaError> {
+        let mut out: Vec<u64> = std::fs::read_dir(&self.dir)
+            .map_err(|e| io_err("list", &self.dir, e))?
+            .filter_map(Result::ok)
+            .filter_map(|e| batch_of(&e.file_name().to_string_lossy(), prefix))
+            .collect();
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    fn read<T: serde::de::DeserializeOwned>(&self, name: &str) -> Result<T, KafkaError> {
+        let path = self.dir.join(name);
+        let bytes = std::fs::read(&path).map_err(|e| io_err("read", &path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| io_err("parse", &path, e))
+    }
+
+    fn write<T: Serialize>(&self, name: &str, value: &T) -> Result<(), KafkaError> {
+        let path = self.dir.join(name);
+        let tmp = self.dir.join(format!(".{name}.tmp"));
+        let bytes = serde_json::to_vec(value).map_err(|e| io_err("encode", &path, e))?;
+        let mut f = std::fs::File::create(&tmp).map_err(|e| io_err("create", &tmp, e))?;
+        f.write_all(&bytes)
+            .and_then(|()| f.sync_all())
+            .map_err(|e| io_err("write", &tmp, e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| io_err("rename", &path, e))?;
+        // The rename itself must survive a crash: sync the directory.
+        if let Ok(d) = std::fs::File::open(&self.dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// The newest committed micro-batch, and the micro-batches planned after it, in order.
+    ///
+    /// # Errors
+    /// [`KafkaError::Checkpoint`] naming an unreadable file.
+    pub fn load(&self) -> Result<Loaded, KafkaError> {
+        let committed = match self.batches("commit-")?.last() {
+            Some(&b) => Some(self.read::<Committed>(&format!("commit-{b:012}.json"))?),
+            None => None,
+        };
+        let after = committed.as_ref().map_or(0, |c| c.batch + 1);
+        let mut pending = Vec::new();
+        for b in self.batches("plan-")?.into_iter().filter(|&b| b >= after) {
+            pending.push((b, self.read::<BatchPlan>(&format!("plan-{b:012}.json"))?));
+        }
+        Ok((committed, pending))
+    }
+
+    /// Log micro-batch `batch`'s plan (before any of its tasks runs).
+    ///
+    /// # Errors
+    /// [`KafkaError::Checkpoint`] naming the file.
+    pub fn log_plan(&self, batch: u64, plan: &BatchPlan) -> Result<(), KafkaError> {
+        self.write(&format!("plan-{batch:012}.json"), plan)
+    }
+
+    /// Mark micro-batch `c.batch` committed, and prune old files.
+    ///
+    /// # Errors
+    /// [`KafkaError::Checkpoint`] naming the file.
+    pub fn commit(&self, c: &Committed) -> Result<(), KafkaError> {
+        self.write(&format!("commit-{:012}.json", c.batch), c)?;
+        for prefix in ["plan-", "commit-"] {
+            for b in self.batches(prefix)? {
+                if b.saturating_add(KEEP) < c.batch {
+                    let _ = std::fs::remove_file(self.dir.join(format!("{prefix}{b:012}.json")));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::plan::OffsetRange;
+
+    fn plan(until: i64) -> BatchPlan {
+        let r = OffsetRange {
+            partition: 0,
+            from: 0,
+            until,
+        };
+        BatchPlan {
+            ranges: [(0, r)].into(),
+            slots: vec![vec![r]],
+            lost: 0,
+        }
+    }
+
+    #[test]
+    fn a_planned_batch_without_commit_is_replayed_and_a_committed_one_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoint::open(dir.path().join("src")).unwrap();
+        assert_eq!(cp.load().unwrap(), (None, vec![]));
+        cp.log_plan(0, &plan(5)).unwrap();
+        assert_eq!(cp.load().unwrap(), (None, vec![(0, plan(5))]));
+        let c = Committed {
+            batch: 0,
+            next: [(0, 5)].into(),
+        };
+        cp.commit(&c).unwrap();
+        assert_eq!(cp.load().unwrap(), (Some(c.clone()), vec![]));
+        cp.log_plan(1, &plan(9)).unwrap();
+        // A reopened checkpoint (a restarted driver) sees the same.
+        let again = Checkpoint::open(dir.path().join("src")).unwrap();
+        assert_eq!(again.load().unwrap(), (Some(c), vec![(1, plan(9))]));
+    }
+
+    #[test]
+    fn old_batches_are_pruned_and_a_corrupt_file_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoint::open(dir.path()).unwrap();
+        for b in 0..30 {
+            cp.log_plan(b, &plan(b as i64)).unwrap();
+            cp.commit(&Committed {
+                batch: b,
+                next: [(0, b as i64)].into(),
+            })
+            .unwrap();
+        }
+        assert_eq!(cp.batches("commit-").unwrap().len() as u64, KEEP + 1);
+        std::fs::write(dir.path().join("commit-000000000031.json"), b"{").unwrap();
+        let e = cp.load().unwrap_err().to_string();
+        assert!(e.contains("commit-000000000031.json"), "{e}");
+    }
+}
