@@ -1,5 +1,5 @@
 # One task runner: CI (.ci/run) calls `make test`, the README's test command.
-.PHONY: test tools fmt fmt-check lint unit k8s twin example bench stress
+.PHONY: test tools fmt fmt-check lint unit k8s twin kafka example bench stress
 
 CARGO ?= cargo
 PROFILE ?= ci
@@ -43,6 +43,12 @@ twin:
 	$(TARGET_DIR)/$(PROFILE)/neptune-e2e twin --bin-dir $(TARGET_DIR)/$(PROFILE) \
 		--kubectl $(TOOLS_DIR)/bin/kubectl --report target/twin-report.json \
 		--skip "$(TWIN_KNOWN_FAILURES)"
+
+## The Kafka source on a real Kafka-protocol broker (tansu, built once into .tools/bin: slow, so
+## not in `make test` yet; see neptune/tests/kafka.rs).
+kafka:
+	bash scripts/kafka-broker.sh
+	$(CARGO) test --profile $(PROFILE) -p neptune --test kafka -- --ignored
 
 ## The main example on a local cluster.
 example:

@@ -4,6 +4,11 @@
 //! counts the words of the topic's record values and the counts written must be exact — no
 //! record lost, none counted twice — while records keep arriving, and across a SIGKILL of the
 //! whole app (driver and executors) restarted on the same checkpoint directory.
+//!
+//! Not part of `make test` yet: tansu is the one Kafka-protocol broker this machine can build
+//! (crates.io only), and its 433 crates take 30–90 minutes on 2 cores, beyond CI's budget. The
+//! tests are `#[ignore]`d with that reason; `make kafka` builds the broker once (cached in
+//! `.tools/bin`) and runs them.
 
 mod common;
 
@@ -29,7 +34,7 @@ fn tansu() -> PathBuf {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/tansu");
     assert!(
         p.exists(),
-        "{} is missing: run scripts/kafka-broker.sh (scripts/install-test-tools.sh runs it)",
+        "{} is missing: run `make kafka` (it builds it with scripts/kafka-broker.sh)",
         p.display()
     );
     p
@@ -143,6 +148,7 @@ fn sets(bootstrap: &str, topic: &str, out: &Path, extra: &[String]) -> Vec<Strin
 }
 
 #[test]
+#[ignore = "needs the tansu broker, too slow to build in CI: `make kafka` builds it and runs these"]
 fn a_stream_wordcount_over_a_topic_counts_every_record_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(&dir.path().join("broker"));
@@ -195,6 +201,7 @@ fn a_stream_wordcount_over_a_topic_counts_every_record_exactly_once() {
 }
 
 #[test]
+#[ignore = "needs the tansu broker, too slow to build in CI: `make kafka` builds it and runs these"]
 fn a_killed_app_restarted_on_its_checkpoint_counts_every_record_exactly_once() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(&dir.path().join("broker"));
