@@ -11,6 +11,7 @@
 //! Timings are measured here, never asserted: the test only checks that the outputs parse.
 
 pub mod breakdown;
+pub mod floor;
 pub mod plan;
 pub mod plots;
 pub mod ratios;
@@ -95,6 +96,11 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         est,
         out.display()
     );
+    // The machine's wake-up floor first, on the same machine state the runs start in.
+    let floor = (!args.quick).then(|| {
+        eprintln!("neptune bench: measuring the machine's wake-up floor (about 20 s)");
+        floor::measure(stream_interval(&workload), FLOOR_SAMPLES)
+    });
     let load_start = runner::loadavg();
     let bar = ProgressBar::new(schedule.len() as u64);
     bar.set_style(
@@ -135,6 +141,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     table += &ratios::table(&ratios);
     let hops = breakdown::summarise(&runs);
     table += &breakdown::table(&hops);
+    if let Some(f) = &floor {
+        table += &floor::table(f);
+    }
     println!("{table}");
     std::fs::write(out.join("table.txt"), &table)?;
     let meta = serde_json::json!({
@@ -146,6 +155,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         "cores": args.cores,
         "workload": workload,
         "machine": machine(),
+        "floor": floor,
         "loadavg_start": load_start,
         "loadavg_end": runner::loadavg(),
         "points": points,
@@ -173,6 +183,21 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         out.display()
     );
     Ok(i32::from(runs.iter().any(|r| !r.ok())))
+}
+
+/// Wake-up samples per state of the machine floor: enough for a p99 (100), about 10 s each at
+/// the bench's 40 ms interval.
+const FLOOR_SAMPLES: usize = 250;
+
+/// The stream interval the runs use (the last `jobs.stream.interval_ms` of the workload, so a
+/// `--set` wins): the idle gap of the floor's wake-ups.
+fn stream_interval(workload: &[String]) -> Duration {
+    workload
+        .iter()
+        .rev()
+        .find_map(|kv| kv.strip_prefix("jobs.stream.interval_ms="))
+        .and_then(|ms| ms.parse().ok())
+        .map_or(Duration::from_millis(40), Duration::from_millis)
 }
 
 /// CPU model, logical CPUs and kernel, for the record.
@@ -284,4 +309,18 @@ fn sweep_plots(
         &series(&|s| Some(s.batch_records_per_sec), "stream-alone"),
         false,
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_floor_idles_for_the_stream_interval_a_set_value_wins() {
+        let mut w = plan::base_workload();
+        assert_eq!(stream_interval(&w), Duration::from_millis(40));
+        w.push("jobs.stream.interval_ms=25".into());
+        assert_eq!(stream_interval(&w), Duration::from_millis(25));
+        assert_eq!(stream_interval(&[]), Duration::from_millis(40));
+    }
 }
