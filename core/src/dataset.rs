@@ -284,18 +284,10 @@ impl<T: 'static> Dataset<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{JobKind, TaskId};
+    use crate::ids::JobKind;
 
     fn ctx(partition: u32) -> TaskContext {
-        TaskContext::detached(
-            TaskId {
-                job: 0,
-                run: 0,
-                stage: 0,
-                partition,
-            },
-            JobKind::Batch,
-        )
+        TaskContext::detached_at(JobKind::Batch, 0, partition)
     }
 
     fn numbers() -> Dataset<u64> {

@@ -389,19 +389,11 @@ mod fuzz;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{JobKind, TaskId};
+    use crate::ids::JobKind;
     use rand::Rng as _;
 
     fn ctx(run: u64, partition: u32) -> TaskContext {
-        TaskContext::detached(
-            TaskId {
-                job: 0,
-                run,
-                stage: 0,
-                partition,
-            },
-            JobKind::Stream,
-        )
+        TaskContext::detached_at(JobKind::Stream, run, partition)
     }
 
     #[test]

@@ -3,21 +3,13 @@
 //! every line is accounted for (a record, a skipped record, or the task's error).
 
 use super::*;
-use crate::ids::{JobKind, TaskId};
+use crate::ids::JobKind;
 use crate::shuffle::{BlockId, Blocks, LocalBlocks, MapLoc, ShuffleRead};
 use crate::source_socket::{RECEIVER_STAGE, receiver_lines};
 use proptest::prelude::*;
 
 fn ctx() -> TaskContext {
-    TaskContext::detached(
-        TaskId {
-            job: 0,
-            run: 0,
-            stage: 0,
-            partition: 0,
-        },
-        JobKind::Batch,
-    )
+    TaskContext::detached_at(JobKind::Batch, 0, 0)
 }
 
 /// File contents: mostly line-shaped text (some of it JSON or CSV), sometimes raw bytes.

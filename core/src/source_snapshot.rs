@@ -160,21 +160,13 @@ mod tests {
 mod read_tests {
     //! Sources reading a snapshot: sizes at listing time bound what is read.
     use super::*;
-    use crate::ids::{JobKind, TaskId};
+    use crate::ids::JobKind;
     use crate::source::{csv_files, json_lines, text_files};
     use crate::task::TaskContext;
     use std::io::Write;
 
     fn ctx_with(files: Vec<FileSlice>) -> TaskContext {
-        let c = TaskContext::detached(
-            TaskId {
-                job: 0,
-                run: 0,
-                stage: 0,
-                partition: 0,
-            },
-            JobKind::Batch,
-        );
+        let c = TaskContext::detached_at(JobKind::Batch, 0, 0);
         c.set_input_files(files);
         c
     }

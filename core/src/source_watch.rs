@@ -212,16 +212,10 @@ fn read_sealed(part: &Path) -> Result<Option<Vec<PathBuf>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{JobKind, TaskId};
+    use crate::ids::JobKind;
 
     fn ctx(run: u64, partition: u32) -> TaskContext {
-        let id = TaskId {
-            job: 0,
-            run,
-            stage: 0,
-            partition,
-        };
-        TaskContext::detached(id, JobKind::Stream)
+        TaskContext::detached_at(JobKind::Stream, run, partition)
     }
 
     fn read_run(w: &WatchedDir, run: u64, parts: u32) -> Vec<String> {

@@ -334,6 +334,19 @@ impl TaskContext {
         )
     }
 
+    /// A detached context (see [`Self::detached`]) for partition `partition` of run `run` of
+    /// job 0's first stage: what a test, a benchmark or a local evaluation of one partition of a
+    /// dataset needs.
+    pub fn detached_at(kind: JobKind, run: u64, partition: u32) -> Self {
+        let id = TaskId {
+            job: 0,
+            run,
+            stage: 0,
+            partition,
+        };
+        Self::detached(id, kind)
+    }
+
     /// The task's id.
     pub fn id(&self) -> TaskId {
         self.id

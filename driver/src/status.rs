@@ -37,10 +37,11 @@ pub struct InputSnapshot {
     pub bytes: u64,
 }
 
-/// One job as the driver's `/status` shows it (the operator condenses it into the CRD's
-/// `JobStatus`; the JSON field names here are the contract it parses).
+/// What a job has done: the fields the driver's `/status` ([`JobSummary`]) and the run report
+/// of `neptune local --report` share, flattened into each (the JSON lists them as the job's own
+/// fields).
 #[derive(Debug, Clone, Default, Serialize)]
-pub struct JobSummary {
+pub struct JobProgress {
     /// Job name.
     pub name: String,
     /// `stream` or `batch`.
@@ -59,8 +60,9 @@ pub struct JobSummary {
     /// `records_processed` per second: per executor over the time from the start to its last
     /// heartbeat, summed. What `neptune bench` reports as batch throughput.
     pub records_processed_per_sec: f64,
-    /// Micro-batch end-to-end latency (stream jobs), milliseconds, in the steady state: the
-    /// warm-up micro-batches (`stats.warmup_ms`, `stats.warmup_runs`) are left out.
+    /// Micro-batch end-to-end latency (stream jobs; zeros for batch jobs), milliseconds, in the
+    /// steady state: the warm-up micro-batches (`stats.warmup_ms`, `stats.warmup_runs`) are
+    /// left out.
     pub latency_ms: Percentiles,
     /// Latency of the warm-up micro-batches, milliseconds.
     pub warmup_latency_ms: Percentiles,
@@ -76,21 +78,12 @@ pub struct JobSummary {
     /// Steady-state micro-batches committed within the target (absent without one).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub slo_within: Option<u64>,
-    /// Under `scheduler.slo_aware`, for a job with a target: whether the scheduler holds cores
-    /// back from batch work for it now (absent otherwise).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub slo_guard: Option<bool>,
     /// Where the steady-state micro-batches' time went (stream jobs): per hop of the path, in
     /// path order, its percentiles in milliseconds (the hops of each micro-batch's critical
-    /// task; see `crate::stats::hops`). Empty for batch jobs and before the first micro-batch.
+    /// task; see `crate::stats::hops`). Empty (and absent from the JSON) for batch jobs and
+    /// before the first micro-batch.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub latency_breakdown_ms: Vec<crate::stats::HopSummary>,
-    /// Runs in flight.
-    pub active_runs: usize,
-    /// (seconds since start, latency ms) of the last committed micro-batches, at most
-    /// [`crate::stats::RECENT_POINTS`] (final status only; not in `/status`).
-    #[serde(skip)]
-    pub latency_series: Vec<(f64, f64)>,
     /// Result of the last committed run.
     pub result: serde_json::Value,
     /// Malformed input records skipped (policy `skip`).
@@ -101,6 +94,25 @@ pub struct JobSummary {
     /// counts, as listed when the run began.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<InputSnapshot>,
+}
+
+/// One job as the driver's `/status` shows it (the operator condenses it into the CRD's
+/// `JobStatus`; the JSON field names here and in [`JobProgress`] are the contract it parses).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct JobSummary {
+    /// What the job has done.
+    #[serde(flatten)]
+    pub progress: JobProgress,
+    /// Under `scheduler.slo_aware`, for a job with a target: whether the scheduler holds cores
+    /// back from batch work for it now (absent otherwise).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub slo_guard: Option<bool>,
+    /// Runs in flight.
+    pub active_runs: usize,
+    /// (seconds since start, latency ms) of the last committed micro-batches, at most
+    /// [`crate::stats::RECENT_POINTS`] (final status only; not in `/status`).
+    #[serde(skip)]
+    pub latency_series: Vec<(f64, f64)>,
     /// Why the job failed, if it did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failed: Option<String>,

@@ -68,9 +68,23 @@ impl Bench {
     }
 }
 
-fn pct(v: &mut [Duration], p: usize) -> Duration {
-    v.sort();
-    v[(v.len() - 1) * p / 100]
+/// Latencies, in ns to 3 significant digits (`hdrhistogram`, as the driver's statistics).
+struct Latencies(hdrhistogram::Histogram<u64>);
+
+impl Latencies {
+    fn new() -> Self {
+        Self(hdrhistogram::Histogram::new(3).expect("3 significant digits"))
+    }
+
+    fn push(&mut self, d: Duration) {
+        self.0
+            .saturating_record(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    }
+
+    /// The `p`-th percentile.
+    fn pct(&self, p: f64) -> Duration {
+        Duration::from_nanos(self.0.value_at_quantile(p / 100.0))
+    }
 }
 
 fn main() {
@@ -101,7 +115,7 @@ fn main() {
     c.final_summary();
 
     const CYCLES: usize = 20_000;
-    let (mut parked, mut seen, mut resumed, mut round) = (vec![], vec![], vec![], vec![]);
+    let [mut parked, mut seen, mut resumed, mut round] = std::array::from_fn(|_| Latencies::new());
     for _ in 0..CYCLES {
         let t = Instant::now();
         let (latency, observed) = b.suspend();
@@ -113,23 +127,23 @@ fn main() {
     println!("over {CYCLES} cycles (p50 / p99):");
     println!(
         "  suspend -> parked (runtime)      {:?} / {:?}",
-        pct(&mut parked, 50),
-        pct(&mut parked, 99)
+        parked.pct(50.0),
+        parked.pct(99.0)
     );
     println!(
         "  suspend -> Suspended received    {:?} / {:?}",
-        pct(&mut seen, 50),
-        pct(&mut seen, 99)
+        seen.pct(50.0),
+        seen.pct(99.0)
     );
     println!(
         "  resume -> running (runtime)      {:?} / {:?}",
-        pct(&mut resumed, 50),
-        pct(&mut resumed, 99)
+        resumed.pct(50.0),
+        resumed.pct(99.0)
     );
     println!(
         "  suspend -> resume -> Resumed rcv {:?} / {:?}",
-        pct(&mut round, 50),
-        pct(&mut round, 99)
+        round.pct(50.0),
+        round.pct(99.0)
     );
     b.rt.kill(BATCH).unwrap();
 }

@@ -7,7 +7,7 @@
 //! relaxed atomic load and a branch whether or not the code runs on a coroutine.
 
 use criterion::{Criterion, Throughput};
-use neptune_core::ids::{JobKind, TaskId};
+use neptune_core::ids::JobKind;
 use neptune_core::task::TaskContext;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -67,15 +67,7 @@ fn with_yield(ctx: &TaskContext, data: &[Record]) -> f64 {
 }
 
 fn context() -> TaskContext {
-    TaskContext::detached(
-        TaskId {
-            job: 0,
-            run: 0,
-            stage: 0,
-            partition: 0,
-        },
-        JobKind::Batch,
-    )
+    TaskContext::detached_at(JobKind::Batch, 0, 0)
 }
 
 fn bench(c: &mut Criterion, data: &[Record]) {

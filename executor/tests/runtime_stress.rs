@@ -42,15 +42,7 @@ fn count_to(records: u64) -> TaskBody {
 }
 
 fn undisturbed(records: u64) -> TaskOutcome {
-    let ctx = TaskContext::detached(
-        TaskId {
-            job: 0,
-            run: 0,
-            stage: 0,
-            partition: 0,
-        },
-        JobKind::Batch,
-    );
+    let ctx = TaskContext::detached_at(JobKind::Batch, 0, 0);
     TaskOutcome::Succeeded(compute(&ctx, records).unwrap().to_le_bytes().to_vec())
 }
 

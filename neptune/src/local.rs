@@ -215,8 +215,8 @@ pub fn unfinished_jobs(app: &neptune_core::app::App, st: &Status) -> Vec<String>
             let runs = st
                 .jobs
                 .iter()
-                .find(|j| j.name == d.name)
-                .map_or(0, |j| j.runs);
+                .find(|j| j.progress.name == d.name)
+                .map_or(0, |j| j.progress.runs);
             (runs < limit).then(|| format!("{} ({runs}/{limit} runs)", d.name))
         })
         .collect()
@@ -241,7 +241,7 @@ pub fn write_report(
 /// A line per job plus totals, for the terminal.
 pub fn summary(st: &Status) -> String {
     let mut s = String::new();
-    for j in &st.jobs {
+    for j in st.jobs.iter().map(|j| &j.progress) {
         if j.kind == "stream" {
             s += &format!(
                 "  {:<12} stream  runs {:>6}  records {:>12}  latency ms p50 {:>7.1} p99 {:>7.1} max {:>7.1}\n",
@@ -287,7 +287,7 @@ fn progress_line(st: &Status) -> String {
         );
     }
     let mut parts = vec![format!("{:>6.1}s", st.elapsed_s)];
-    for j in &st.jobs {
+    for j in st.jobs.iter().map(|j| &j.progress) {
         if j.kind == "stream" {
             parts.push(format!(
                 "{} {} mb p99 {:.0}ms",

@@ -4,6 +4,7 @@
 mod common;
 
 use common::{neptune, run_with_timeout};
+use neptune::bench::plots::check::{Expect, check};
 use std::path::Path;
 use std::time::Duration;
 
@@ -19,8 +20,9 @@ fn json(path: &Path) -> serde_json::Value {
     serde_json::from_str(&s).expect("JSON parses")
 }
 
-fn svg(path: &Path) {
-    neptune::bench::plots::check_svg(path).unwrap();
+/// The plot at `path` shows what `e` names (its series, bars, axis texts).
+fn plot(path: &Path, e: &Expect<'_>) {
+    check(path, e).unwrap_or_else(|err| panic!("{err:#}"));
 }
 
 #[test]
@@ -93,6 +95,13 @@ fn quick_bench_writes_table_csv_json_and_plots_for_every_policy() {
     // The per-hop latency breakdown: a table, a CSV row per configuration and hop, a plot.
     assert!(stdout.contains("Stream latency breakdown"), "{stdout}");
     let hops = csv_rows(&out.join("breakdown.csv"));
+    let mean_col = csv::Reader::from_path(out.join("breakdown.csv"))
+        .unwrap()
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "mean_ms")
+        .expect("breakdown.csv has mean_ms");
     for label in ["neptune-lma", "stream-alone"] {
         for hop in ["trigger", "core_wait", "process", "commit"] {
             assert!(
@@ -105,14 +114,70 @@ fn quick_bench_writes_table_csv_json_and_plots_for_every_policy() {
         !hops.iter().any(|r| &r[1] == "batch-alone"),
         "no stream job, no breakdown"
     );
-    for f in [
-        "latency-cdf.svg",
-        "latency-over-time.svg",
-        "batch-throughput.svg",
-        "latency-breakdown.svg",
-    ] {
-        svg(&out.join(f));
-    }
+    // The plots show a series per configuration that had one to show. A line needs two
+    // points (micro-batches); a bar must be tall enough to be a pixel (1 % of the tallest).
+    let runs = doc["runs"].as_array().unwrap();
+    let streams: Vec<&str> = runs
+        .iter()
+        .filter(|r| r["stream_runs"].as_u64().unwrap() >= 2)
+        .map(|r| r["label"].as_str().unwrap())
+        .collect();
+    assert!(streams.contains(&"neptune-lma"), "{runs:?}");
+    let axis = "stream micro-batch latency (ms, log scale)";
+    let lines = Expect {
+        texts: &[axis],
+        lines: &streams,
+        ..Expect::default()
+    };
+    plot(&out.join("latency-cdf.svg"), &lines);
+    let lines = Expect {
+        texts: &["time since start (s)", "latency (ms, log scale)"],
+        ..lines
+    };
+    plot(&out.join("latency-over-time.svg"), &lines);
+    let sums = doc["summary"].as_array().unwrap();
+    let rate = |s: &serde_json::Value| s["batch_records_per_sec"].as_f64().unwrap();
+    let top = sums.iter().map(rate).fold(0.0, f64::max);
+    let batch: Vec<&str> = sums
+        .iter()
+        .filter(|s| s["label"] != "stream-alone" && rate(s) >= top / 100.0)
+        .map(|s| s["label"].as_str().unwrap())
+        .collect();
+    assert!(batch.contains(&"batch-alone"), "{sums:?}");
+    let bars = Expect {
+        texts: &["batch records/s"],
+        bars: &batch,
+        ..Expect::default()
+    };
+    plot(&out.join("batch-throughput.svg"), &bars);
+    // The breakdown: a legend entry per hop, a segment per hop that is tall enough to see, a
+    // stack per stream configuration.
+    let mean = |r: &csv::StringRecord| r[mean_col].parse::<f64>().unwrap();
+    let total = |label: &str| -> f64 { hops.iter().filter(|r| &r[1] == label).map(mean).sum() };
+    let configs: Vec<&str> = hops.iter().map(|r| &r[1]).collect();
+    let tallest = configs.iter().map(|l| total(l)).fold(0.0, f64::max);
+    let stacks: Vec<&str> = hops
+        .iter()
+        .filter(|r| mean(r) >= tallest / 100.0)
+        .map(|r| &r[2])
+        .collect();
+    let stacked: Vec<&str> = configs
+        .iter()
+        .copied()
+        .filter(|l| total(l) >= tallest / 100.0)
+        .collect();
+    assert!(!stacks.is_empty(), "{hops:?}");
+    let mut every_hop: Vec<&str> = hops.iter().map(|r| &r[2]).collect();
+    every_hop.sort_unstable();
+    every_hop.dedup();
+    let breakdown = Expect {
+        texts: &["mean latency (ms)"],
+        legend: &every_hop,
+        stacks: &stacks,
+        bars: &stacked,
+        ..Expect::default()
+    };
+    plot(&out.join("latency-breakdown.svg"), &breakdown);
     assert!(out.join("table.txt").exists());
 }
 
@@ -140,5 +205,10 @@ fn simulation_reports_placements_at_each_size() {
         assert!(r["placements"].as_u64().unwrap() > 0, "{r}");
         assert!(r["micro_batches"].as_u64().unwrap() > 0, "{r}");
     }
-    svg(&dir.path().join("simulation.svg"));
+    let placements = Expect {
+        texts: &["log10(simulated executors)", "placements/s"],
+        lines: &["neptune-lma", "neptune-lb", "neptune-random"],
+        ..Expect::default()
+    };
+    plot(&dir.path().join("simulation.svg"), &placements);
 }

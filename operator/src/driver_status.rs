@@ -261,7 +261,7 @@ mod tests {
     #[test]
     fn the_drivers_own_status_document_parses() {
         use neptune_driver::stats::Percentiles;
-        use neptune_driver::status::{Scheduling, Status};
+        use neptune_driver::status::{JobProgress, JobSummary, Scheduling, Status};
         let mut st = Status {
             app: "fraud-detection".into(),
             policy: "fifo".into(),
@@ -270,24 +270,30 @@ mod tests {
             quantum_ms: 250,
             ..Status::default()
         };
-        st.jobs.push(neptune_driver::status::JobSummary {
-            name: "score".into(),
-            kind: "stream".into(),
-            runs: 7,
-            records_per_sec: 10.0,
-            records_processed_per_sec: 12.5,
-            latency_ms: Percentiles {
-                p99: 12.0,
-                ..Percentiles::default()
+        st.jobs.push(JobSummary {
+            progress: JobProgress {
+                name: "score".into(),
+                kind: "stream".into(),
+                runs: 7,
+                records_per_sec: 10.0,
+                records_processed_per_sec: 12.5,
+                latency_ms: Percentiles {
+                    p99: 12.0,
+                    ..Percentiles::default()
+                },
+                latency_target_ms: Some(250.0),
+                slo_attainment: Some(0.997),
+                slo_within: Some(997),
+                ..Default::default()
             },
-            latency_target_ms: Some(250.0),
-            slo_attainment: Some(0.997),
-            slo_within: Some(997),
             ..Default::default()
         });
-        st.jobs.push(neptune_driver::status::JobSummary {
-            name: "train".into(),
-            kind: "batch".into(),
+        st.jobs.push(JobSummary {
+            progress: JobProgress {
+                name: "train".into(),
+                kind: "batch".into(),
+                ..Default::default()
+            },
             ..Default::default()
         });
         let report = parse_status(&serde_json::to_vec(&st).unwrap()).unwrap();

@@ -358,19 +358,11 @@ impl<K: Ord + DeserializeOwned, V: DeserializeOwned> Merge<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{JobKind, TaskId};
+    use crate::ids::JobKind;
     use crate::shuffle::LocalBlocks;
 
     fn ctx() -> TaskContext {
-        TaskContext::detached(
-            TaskId {
-                job: 0,
-                run: 0,
-                stage: 0,
-                partition: 0,
-            },
-            JobKind::Batch,
-        )
+        TaskContext::detached_at(JobKind::Batch, 0, 0)
     }
 
     fn sort(budget: u64, records: &[(u64, u64)]) -> (Vec<(u64, u64)>, usize, u64) {

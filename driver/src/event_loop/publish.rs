@@ -1,7 +1,7 @@
 //! Publishing the driver's status document (and gauges) from the event loop's state.
 
 use super::EventLoop;
-use crate::status::{ExecutorStatus, JobSummary, ReceiverStatus, Status, Totals};
+use crate::status::{ExecutorStatus, JobProgress, JobSummary, ReceiverStatus, Status, Totals};
 use neptune_core::ids::{JobKind, TaskId};
 
 impl EventLoop {
@@ -69,35 +69,37 @@ impl EventLoop {
                 let (records_processed, records_processed_per_sec) =
                     self.processed.job(j, self.jobs.started_at(), self.now());
                 JobSummary {
-                    name: def.name.clone(),
-                    kind: def.kind.as_str().to_string(),
-                    runs: st.runs,
-                    records: st.records,
-                    records_per_sec: if elapsed > 0.0 {
-                        st.records as f64 / elapsed
-                    } else {
-                        0.0
+                    progress: JobProgress {
+                        name: def.name.clone(),
+                        kind: def.kind.as_str().to_string(),
+                        runs: st.runs,
+                        records: st.records,
+                        records_per_sec: if elapsed > 0.0 {
+                            st.records as f64 / elapsed
+                        } else {
+                            0.0
+                        },
+                        records_processed,
+                        records_processed_per_sec,
+                        latency_ms: st.latency.steady_ms(),
+                        warmup_latency_ms: st.latency.warmup_ms(),
+                        latency_target_ms: st.latency.target().map(|t| t.as_secs_f64() * 1000.0),
+                        slo_attainment: st.latency.slo_attainment(),
+                        slo_within: st.latency.slo_within(),
+                        latency_breakdown_ms: self.hops[j].steady_ms(),
+                        result: st.last_result.clone(),
+                        malformed_skipped: st.malformed_skipped,
+                        shuffle_write_bytes: st.shuffle_write_bytes,
+                        input: st.input,
                     },
-                    records_processed,
-                    records_processed_per_sec,
-                    latency_ms: st.latency.steady_ms(),
-                    warmup_latency_ms: st.latency.warmup_ms(),
-                    latency_target_ms: st.latency.target().map(|t| t.as_secs_f64() * 1000.0),
-                    slo_attainment: st.latency.slo_attainment(),
-                    slo_within: st.latency.slo_within(),
                     slo_guard: (self.scheduler.config().slo_aware && st.latency.target().is_some())
                         .then(|| self.scheduler.slo_guarded(j as u32)),
-                    latency_breakdown_ms: self.hops[j].steady_ms(),
                     active_runs: self.jobs.active_runs(j),
                     latency_series: if final_status {
                         st.latency.recent()
                     } else {
                         Vec::new()
                     },
-                    result: st.last_result.clone(),
-                    malformed_skipped: st.malformed_skipped,
-                    shuffle_write_bytes: st.shuffle_write_bytes,
-                    input: st.input,
                     failed: st.failed.clone(),
                 }
             })

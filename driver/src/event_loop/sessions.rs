@@ -9,7 +9,8 @@
 //! session; a late message of an ended one is ignored. Heartbeat values are clamped to the
 //! registration bounds before they reach the scheduler.
 
-use super::{Conn, EventLoop, Work, broadcast_msg};
+use super::commands::broadcast_msg;
+use super::{Conn, EventLoop, Work};
 use crate::registration::Registration;
 use crate::scheduler::{Event, ExecutorMetrics};
 use crate::server::{Outbox, Welcomed};
@@ -104,7 +105,7 @@ impl EventLoop {
             }));
         }
         for msg in catch_up {
-            if let Some(lose) = super::push(&id, &mut conn, DriverMessage { msg: Some(msg) }) {
+            if let Some(lose) = super::commands::push(&id, &mut conn, DriverMessage { msg: Some(msg) }) {
                 self.work.push_back(lose);
             }
         }

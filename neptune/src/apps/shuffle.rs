@@ -8,14 +8,13 @@
 //! `jobs.<name>.runs` says otherwise. Their results — a [`KeyDigest`] for `sum`, a [`SortDigest`]
 //! for `sort` — are the same for any placement, suspension or recovery of their tasks.
 
-use super::synthetic::{STREAM_COST, STREAM_RATE, burn};
-use neptune_core::config::keys::JOB_INTERVAL_MS;
+use super::StreamLoad;
+use super::synthetic::burn;
 use neptune_core::config::{Choice, ChoiceError, Flag, Meta, UInt};
-use neptune_core::source::{generate, records_per_micro_batch};
+use neptune_core::source::generate;
 use neptune_core::{Action, App, Dataset};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 /// Summary of a per-key sum: distinct keys, total of the sums, and a checksum over (key, sum).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -114,9 +113,6 @@ pub static STREAM_TASKS: UInt = UInt::new(
 )
 .default(0);
 
-/// Default micro-batch interval of the stream job.
-const STREAM_INTERVAL_MS: u64 = 200;
-
 /// Summary of a sort's output, partition by partition in order: enough to check that it is a
 /// total order of exactly the input's records.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -210,12 +206,7 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
     if join && op == Op::Sort {
         return Err("config key `shuffle.join` applies to `shuffle.op=sum` only".into());
     }
-    let stream_tasks = STREAM_TASKS.get(c)? as u32;
-    let stream_rate = STREAM_RATE.get(c)?;
-    let stream_cost = STREAM_COST.get(c)? as u32;
-    let interval_ms = JOB_INTERVAL_MS
-        .get_opt_for(c, "stream")?
-        .unwrap_or(STREAM_INTERVAL_MS);
+    let stream = StreamLoad::read(c, &STREAM_TASKS)?;
 
     let per_map = records.div_ceil(u64::from(maps));
     let pairs = generate(
@@ -256,21 +247,8 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
         }
     }
 
-    if stream_tasks > 0 {
-        let per_batch = records_per_micro_batch(
-            stream_rate,
-            Duration::from_millis(interval_ms),
-            stream_tasks,
-        );
-        let ds = generate(
-            stream_tasks,
-            seed ^ 0x5EED,
-            move |_, _| per_batch,
-            |rng, _, _| rng.random::<u64>(),
-        )
-        .map(move |x| burn(x, stream_cost));
-        app.stream("stream", ds.count())
-            .interval(Duration::from_millis(interval_ms));
+    if let Some(ds) = stream.records(seed) {
+        app.stream("stream", ds.count()).interval(stream.interval);
     }
     Ok(())
 }

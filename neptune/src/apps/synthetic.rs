@@ -12,13 +12,12 @@
 //! `TaskContext::set_retained_bytes`, so its executor's memory use (and, while it is suspended, its
 //! retained bytes) show up in heartbeats.
 
-use neptune_core::config::keys::JOB_INTERVAL_MS;
+use super::StreamLoad;
 use neptune_core::config::{Meta, UInt};
-use neptune_core::source::{generate, records_per_micro_batch};
+use neptune_core::source::generate;
 use neptune_core::{App, Dataset};
 use rand::Rng as _;
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
 
 /// Seed of the generated records.
 pub static SEED: UInt = UInt::new(
@@ -73,27 +72,6 @@ pub static STREAM_TASKS: UInt = UInt::new(
     100_000,
 )
 .default(2);
-/// Stream rate.
-pub static STREAM_RATE: UInt = UInt::new(
-    Meta::new(
-        "stream.rate",
-        "Stream records per second over all stream tasks.",
-    ),
-    1,
-    u64::MAX,
-)
-.default(20_000);
-/// Cost per stream record.
-pub static STREAM_COST: UInt = UInt::new(
-    Meta::new("stream.cost", "Mixing rounds per stream record."),
-    0,
-    1_000_000,
-)
-.default(20);
-
-/// Default micro-batch interval of the stream job.
-const STREAM_INTERVAL_MS: u64 = 200;
-
 /// A run's result: how many records and a checksum over all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Digest {
@@ -174,18 +152,8 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
     let batch_cost = BATCH_COST.get(c)? as u32;
     let retain_mb = RETAIN_MB.get(c)?;
     let retain_every = RETAIN_EVERY.get(c)? as u32;
-    let stream_tasks = STREAM_TASKS.get(c)? as u32;
-    let stream_rate = STREAM_RATE.get(c)?;
-    let stream_cost = STREAM_COST.get(c)? as u32;
-    let interval_ms = JOB_INTERVAL_MS
-        .get_opt_for(c, "stream")?
-        .unwrap_or(STREAM_INTERVAL_MS);
+    let stream = StreamLoad::read(c, &STREAM_TASKS)?;
     app.require_task_memory(RETAIN_MB.meta.key, retain_mb.saturating_mul(1 << 20));
-    let per_batch = records_per_micro_batch(
-        stream_rate,
-        Duration::from_millis(interval_ms),
-        stream_tasks,
-    );
 
     if batch_tasks > 0 {
         let ds = generate(
@@ -204,16 +172,8 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
         };
         app.batch("batch", digest(&ds));
     }
-    if stream_tasks > 0 {
-        let ds = generate(
-            stream_tasks,
-            seed ^ 0x5EED,
-            move |_, _| per_batch,
-            |rng, _, _| rng.random::<u64>(),
-        )
-        .map(move |x| burn(x, stream_cost));
-        app.stream("stream", digest(&ds))
-            .interval(Duration::from_millis(interval_ms));
+    if let Some(ds) = stream.records(seed) {
+        app.stream("stream", digest(&ds)).interval(stream.interval);
     }
     Ok(())
 }
@@ -221,6 +181,7 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
     use neptune_core::config::Config;
     use std::sync::Arc;
 
