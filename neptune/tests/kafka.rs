@@ -197,6 +197,22 @@ fn a_stream_wordcount_over_a_topic_counts_every_record_exactly_once() {
     for p in kafka["partitions"].as_array().expect("partitions") {
         assert_eq!(p["lag"], 0, "{kafka}");
     }
+    // The dashboard's Kafka panels read these series (tests/prometheus.rs leaves them to here).
+    let (code, metrics) = http_get(&addr, "/metrics").expect("metrics");
+    assert_eq!(code, 200);
+    for p in 0..3 {
+        let labels = format!("{{neptune_job=\"kafka\",partition=\"{p}\",topic=\"words\"}}");
+        for want in [
+            format!("neptune_driver_kafka_lag_records{labels} 0"),
+            format!("neptune_driver_kafka_committed_offset{labels} 850"),
+            format!("neptune_driver_kafka_latest_offset{labels} 850"),
+        ] {
+            assert!(
+                metrics.lines().any(|l| l == want),
+                "missing `{want}` in /metrics"
+            );
+        }
+    }
     let _ = terminate(child);
 }
 
