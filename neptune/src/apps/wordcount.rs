@@ -1,7 +1,9 @@
 //! `wordcount`: a batch job counting words over text files, and stream jobs counting words in a
 //! watched directory, arriving on a TCP socket and in the values of a Kafka topic's records
 //! (`kafka.*` keys; output under `batch-BBBBBB/`, exactly once across restarts with
-//! `kafka.checkpoint`, see `neptune_core::kafka`), in the same app.
+//! `kafka.checkpoint`, see `neptune_core::kafka`), in the same app. With `kafka.sink.topic` the
+//! stream jobs write their counts to that topic instead (key: the word, value: its count in the
+//! micro-batch, as text), exactly once per micro-batch (`neptune_core::kafka::sink`).
 //!
 //! Keys: see the settings below (`neptune config --app wordcount`, `docs/config.md`). With both
 //! stream sources and `stream.output`, each job writes under its own subdirectory (`watch/`,
@@ -134,6 +136,14 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
         );
     }
     let kafka_cfg = (!topic.is_empty()).then_some(kafka_cfg).transpose()?;
+    let sink = |job: &str| kafka::sink::SinkConfig::from_config(job, c);
+    if sink("")?.is_some() && !stream_output.is_empty() {
+        return Err(
+            "set `stream.output` (files) or `kafka.sink.topic` (a Kafka topic) for the \
+                    stream jobs' counts, not both"
+                .into(),
+        );
+    }
     let both = [&dir, &socket, &topic]
         .iter()
         .filter(|s| !s.is_empty())
@@ -145,6 +155,16 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
             (false, false) => Some(stream_output.clone()),
             (false, true) => Some(format!("{stream_output}/{job}")),
         }
+    };
+    // A stream job's action: its counts to the sink topic, to files or only counted.
+    let stream_action = |job: &str, counts: Dataset<(String, u64)>| {
+        Ok::<_, neptune_core::Error>(match (sink(job)?, stream_out(job)) {
+            (Some(s), _) => counts.write_kafka(s, |(w, n)| {
+                (Some(w.as_bytes().to_vec()), n.to_string().into_bytes())
+            }),
+            (None, Some(out)) => counts.write_lines(out, |(w, n)| format!("{w}\t{n}")),
+            (None, None) => counts.count(),
+        })
     };
     if !input.is_empty() {
         let lines = input_lines(&input, &format, policy).map_err(|e| format!("input: {e}"))?;
@@ -164,10 +184,7 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
             .map_err(|e| format!("stream.dir: {e}"))?
             .with_cleanup(cleanup);
         let counts = words(&watched.lines(stream_parts)).reduce_by_key(stream_parts, |a, b| a + b);
-        let action = match stream_out("watch") {
-            None => counts.count(),
-            Some(out) => counts.write_lines(out, |(w, n)| format!("{w}\t{n}")),
-        };
+        let action = stream_action("watch", counts)?;
         app.stream("watch", action)
             .on_result(move |ctx, _| Ok(watched.commit(ctx.run)?));
     }
@@ -176,10 +193,7 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
             .socket_lines("socket", &socket, stream_parts)
             .map_err(|e| format!("invalid value for config key `stream.socket`: {e}"))?;
         let counts = words(&lines).reduce_by_key(stream_parts, |a, b| a + b);
-        let action = match stream_out("socket") {
-            None => counts.count(),
-            Some(out) => counts.write_lines(out, |(w, n)| format!("{w}\t{n}")),
-        };
+        let action = stream_action("socket", counts)?;
         app.stream("socket", action);
     }
     if !topic.is_empty() {
@@ -187,10 +201,7 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
         let source = app.kafka_source(kafka_cfg.expect("read with the topic"))?;
         let lines = source.lines(policy);
         let counts = words(&lines).reduce_by_key(stream_parts, |a, b| a + b);
-        let action = match stream_out("kafka") {
-            None => counts.count(),
-            Some(out) => counts.write_lines(out, |(w, n)| format!("{w}\t{n}")),
-        };
+        let action = stream_action("kafka", counts)?;
         app.stream("kafka", action);
     }
     Ok(())
