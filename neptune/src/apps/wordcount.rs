@@ -136,11 +136,12 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
         );
     }
     let kafka_cfg = (!topic.is_empty()).then_some(kafka_cfg).transpose()?;
-    let sink = |job: &str| kafka::sink::SinkConfig::from_config(job, c);
-    if sink("")?.is_some() && !stream_output.is_empty() {
+    // Named after each stream job below (the name is in the records' marks).
+    let sink = kafka::sink::SinkConfig::from_config("", c)?;
+    if sink.is_some() && !stream_output.is_empty() {
         return Err(
             "set `stream.output` (files) or `kafka.sink.topic` (a Kafka topic) for the \
-                    stream jobs' counts, not both"
+             stream jobs' counts, not both"
                 .into(),
         );
     }
@@ -157,14 +158,18 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
         }
     };
     // A stream job's action: its counts to the sink topic, to files or only counted.
-    let stream_action = |job: &str, counts: Dataset<(String, u64)>| {
-        Ok::<_, neptune_core::Error>(match (sink(job)?, stream_out(job)) {
-            (Some(s), _) => counts.write_kafka(s, |(w, n)| {
+    let stream_action = |job: &str, counts: Dataset<(String, u64)>| match (&sink, stream_out(job)) {
+        (Some(s), _) => {
+            let s = kafka::sink::SinkConfig {
+                name: job.to_string(),
+                ..s.clone()
+            };
+            counts.write_kafka(s, |(w, n)| {
                 (Some(w.as_bytes().to_vec()), n.to_string().into_bytes())
-            }),
-            (None, Some(out)) => counts.write_lines(out, |(w, n)| format!("{w}\t{n}")),
-            (None, None) => counts.count(),
-        })
+            })
+        }
+        (None, Some(out)) => counts.write_lines(out, |(w, n)| format!("{w}\t{n}")),
+        (None, None) => counts.count(),
     };
     if !input.is_empty() {
         let lines = input_lines(&input, &format, policy).map_err(|e| format!("input: {e}"))?;
@@ -184,7 +189,7 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
             .map_err(|e| format!("stream.dir: {e}"))?
             .with_cleanup(cleanup);
         let counts = words(&watched.lines(stream_parts)).reduce_by_key(stream_parts, |a, b| a + b);
-        let action = stream_action("watch", counts)?;
+        let action = stream_action("watch", counts);
         app.stream("watch", action)
             .on_result(move |ctx, _| Ok(watched.commit(ctx.run)?));
     }
@@ -193,7 +198,7 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
             .socket_lines("socket", &socket, stream_parts)
             .map_err(|e| format!("invalid value for config key `stream.socket`: {e}"))?;
         let counts = words(&lines).reduce_by_key(stream_parts, |a, b| a + b);
-        let action = stream_action("socket", counts)?;
+        let action = stream_action("socket", counts);
         app.stream("socket", action);
     }
     if !topic.is_empty() {
@@ -201,7 +206,7 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
         let source = app.kafka_source(kafka_cfg.expect("read with the topic"))?;
         let lines = source.lines(policy);
         let counts = words(&lines).reduce_by_key(stream_parts, |a, b| a + b);
-        let action = stream_action("kafka", counts)?;
+        let action = stream_action("kafka", counts);
         app.stream("kafka", action);
     }
     Ok(())
