@@ -19,6 +19,7 @@ mod broker;
 #[path = "../common/mod.rs"]
 mod common;
 mod failures;
+mod sink;
 
 use broker::*;
 use common::*;
