@@ -128,6 +128,8 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
     let topic = kafka::keys::TOPIC.get_opt(c)?.unwrap_or_default();
     // Read even without a topic (the error is then moot), so the reference lists the keys.
     let kafka_cfg = kafka::source::SourceConfig::from_config("kafka", c, stream_parts);
+    // Named after each stream job below (the name is in the records' marks).
+    let sink = kafka::sink::SinkConfig::from_config("", c);
     if input.is_empty() && dir.is_empty() && socket.is_empty() && topic.is_empty() {
         return Err(
             "set `input` (text files to count), `stream.dir` (a watched directory), \
@@ -136,8 +138,7 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
         );
     }
     let kafka_cfg = (!topic.is_empty()).then_some(kafka_cfg).transpose()?;
-    // Named after each stream job below (the name is in the records' marks).
-    let sink = kafka::sink::SinkConfig::from_config("", c)?;
+    let sink = sink?;
     if sink.is_some() && !stream_output.is_empty() {
         return Err(
             "set `stream.output` (files) or `kafka.sink.topic` (a Kafka topic) for the \
