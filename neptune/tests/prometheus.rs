@@ -18,7 +18,7 @@
 //! created for real: a 1 ms latency target, dropped lines and a SIGKILLed executor must each make
 //! their alert active. Queries over the operator's metrics need a running operator: `make twin`
 //! checks them (e2e/src/prometheus.rs); here they are listed, not skipped silently. So are the
-//! Kafka panels' queries, which need a broker: tests/kafka.rs checks their series (`make kafka`).
+//! Kafka panels' queries, which need a broker: tests/kafka/ checks their series (`make kafka`).
 
 mod common;
 
@@ -219,7 +219,7 @@ fn needs_operator(promql: &str) -> bool {
 }
 
 /// Whether `promql` selects a Kafka source's series: they need a broker, which `make test` does
-/// not have (tests/kafka.rs checks them under `make kafka`).
+/// not have (tests/kafka/ checks them under `make kafka`).
 fn needs_kafka(promql: &str) -> bool {
     selects_prefix(promql, "neptune_driver_kafka_")
 }
@@ -494,7 +494,7 @@ fn prometheus_scraping_a_local_cluster_answers_every_dashboard_query_and_alert()
         left_to_operator_test.join("\n  ")
     );
     eprintln!(
-        "left to tests/kafka.rs (`make kafka`):\n  {}",
+        "left to tests/kafka/ (`make kafka`):\n  {}",
         left_to_kafka_test.join("\n  ")
     );
     assert!(
