@@ -44,8 +44,8 @@ twin:
 		--kubectl $(TOOLS_DIR)/bin/kubectl --report target/twin-report.json \
 		--skip "$(TWIN_KNOWN_FAILURES)"
 
-## The Kafka source on a real Kafka-protocol broker (tansu, built once into .tools/bin: slow, so
-## not in `make test` yet; see neptune/tests/kafka.rs).
+## The Kafka source and sink on a real Kafka-protocol broker (tansu, built once into .tools/bin: slow, so
+## not in `make test` yet; see neptune/tests/kafka/).
 kafka:
 	bash scripts/kafka-broker.sh
 	$(CARGO) test --profile $(PROFILE) -p neptune --test kafka -- --ignored

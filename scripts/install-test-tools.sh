@@ -5,7 +5,7 @@
 #   checks in scripts/k8s-checks.sh) and the `prometheus` server (neptune/tests/prometheus.rs
 #   scrapes a local cluster with it).
 #   kubectl and helm in .tools/bin (scripts/k8s-tools.sh) for the cluster twin's tests.
-# Not tansu, the Kafka-protocol broker of neptune/tests/kafka.rs: building it from crates.io takes
+# Not tansu, the Kafka-protocol broker of neptune/tests/kafka/: building it from crates.io takes
 # far longer than CI's budget on 2 cores (433 crates), so those tests run with `make kafka`.
 # The Kubernetes checks install their own tools (scripts/k8s-tools.sh).
 set -euo pipefail

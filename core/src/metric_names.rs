@@ -15,7 +15,17 @@ pub const JOB_LABEL: &str = "neptune_job";
 /// Every label Neptune processes put on their series (histograms add `le`; Prometheus adds the
 /// target's labels, e.g. `namespace` and `pod` on Kubernetes).
 pub const LABELS: &[&str] = &[
-    JOB_LABEL, "kind", "outcome", "phase", "executor", "source", "reason", "category", "hop",
+    JOB_LABEL,
+    "kind",
+    "outcome",
+    "phase",
+    "executor",
+    "source",
+    "reason",
+    "category",
+    "hop",
+    "topic",
+    "partition",
 ];
 
 /// Executor: tasks currently running, label `kind`.
@@ -122,6 +132,15 @@ pub const DRIVER_EXECUTORS_SUSPECT: &str = "neptune_driver_executors_suspect";
 pub const DRIVER_REJECTED_UPDATES: &str = "neptune_driver_rejected_updates_total";
 /// Driver: registrations refused, label `reason` (`invalid`, `id_in_use`, `too_many`).
 pub const DRIVER_REFUSED_REGISTRATIONS: &str = "neptune_driver_refused_registrations_total";
+/// Driver: records of a Kafka topic partition not yet committed by a job reading it (latest
+/// offset − committed offset), labels `neptune_job`, `topic`, `partition`.
+pub const DRIVER_KAFKA_LAG: &str = "neptune_driver_kafka_lag_records";
+/// Driver: the offset where a job's next micro-batch starts reading a Kafka topic partition
+/// (committed), labels `neptune_job`, `topic`, `partition`.
+pub const DRIVER_KAFKA_COMMITTED_OFFSET: &str = "neptune_driver_kafka_committed_offset";
+/// Driver: the latest offset (high watermark) of a Kafka topic partition a job reads, as last
+/// polled, labels `neptune_job`, `topic`, `partition`.
+pub const DRIVER_KAFKA_LATEST_OFFSET: &str = "neptune_driver_kafka_latest_offset";
 
 /// Driver and executor: 1 when cluster connections use mutual TLS, 0 under `--insecure`.
 pub const TRANSPORT_TLS: &str = "neptune_transport_tls_enabled";
@@ -192,6 +211,9 @@ pub const ALL: &[&str] = &[
     DRIVER_EXECUTORS_SUSPECT,
     DRIVER_REJECTED_UPDATES,
     DRIVER_REFUSED_REGISTRATIONS,
+    DRIVER_KAFKA_LAG,
+    DRIVER_KAFKA_COMMITTED_OFFSET,
+    DRIVER_KAFKA_LATEST_OFFSET,
     TRANSPORT_TLS,
     TRANSPORT_CONNECTIONS_OPEN,
     TRANSPORT_CONNECTIONS_CLOSED,

@@ -44,6 +44,8 @@ pub struct LaunchParams {
     pub kafka: Vec<crate::kafka::OffsetRange>,
     /// The durable number of the run's Kafka micro-batch, when it reads Kafka records.
     pub kafka_batch: Option<u64>,
+    /// The identity of the run's numbering (see [`crate::task::TaskContext::output_epoch`]).
+    pub epoch: String,
 }
 
 /// Why a snapshot could not be taken.
@@ -150,6 +152,7 @@ mod tests {
                 until: 20,
             }],
             kafka_batch: Some(4),
+            epoch: "3f2a".into(),
         };
         let b = postcard::to_stdvec(&p).unwrap();
         assert_eq!(postcard::from_bytes::<LaunchParams>(&b).unwrap(), p);

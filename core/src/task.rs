@@ -193,6 +193,7 @@ pub struct TaskContext {
     files: RefCell<Option<Arc<Vec<FileSlice>>>>,
     kafka: RefCell<Arc<Vec<OffsetRange>>>,
     kafka_batch: Cell<Option<u64>>,
+    epoch: RefCell<String>,
 }
 
 impl std::fmt::Debug for TaskContext {
@@ -233,6 +234,7 @@ impl TaskContext {
             files: RefCell::new(None),
             kafka: RefCell::new(Arc::new(Vec::new())),
             kafka_batch: Cell::new(None),
+            epoch: RefCell::new(String::new()),
         }
     }
 
@@ -271,6 +273,26 @@ impl TaskContext {
     /// records): the same across a driver restart, unlike the run number.
     pub fn kafka_batch(&self) -> Option<u64> {
         self.kafka_batch.get()
+    }
+
+    /// Give the task the identity of its output's numbering (see [`Self::output_epoch`]).
+    pub fn set_output_epoch(&self, epoch: String) {
+        *self.epoch.borrow_mut() = epoch;
+    }
+
+    /// Which numbering [`Self::output_batch`] belongs to: the Kafka source's checkpoint id when
+    /// the run is a micro-batch of a checkpointed Kafka source (its numbers survive a driver
+    /// restart), else an id drawn when the driver (or the source's planner) started. Empty when
+    /// the task was given none (a detached context). Output deduplicated by batch number (the
+    /// Kafka sink) is keyed by both.
+    pub fn output_epoch(&self) -> String {
+        self.epoch.borrow().clone()
+    }
+
+    /// The number under which the task's output is deduplicated: the Kafka micro-batch's
+    /// durable number when there is one, else the run number.
+    pub fn output_batch(&self) -> u64 {
+        self.kafka_batch().unwrap_or(self.id.run)
     }
 
     /// The task's Kafka offset ranges (empty when it was given none).

@@ -57,6 +57,12 @@ pub struct DriverMetrics {
     pub rejected_updates: IntCounterVec,
     /// Registrations refused, by reason.
     pub refused_registrations: IntCounterVec,
+    /// Kafka lag per job, topic and partition.
+    pub kafka_lag: IntGaugeVec,
+    /// Kafka committed offset per job, topic and partition.
+    pub kafka_committed: IntGaugeVec,
+    /// Kafka latest offset per job, topic and partition.
+    pub kafka_latest: IntGaugeVec,
 }
 
 impl std::fmt::Debug for DriverMetrics {
@@ -69,6 +75,10 @@ fn reg<T: prometheus::core::Collector + Clone + 'static>(r: &Registry, c: T) -> 
     r.register(Box::new(c.clone()))
         .expect("metric names are unique");
     c
+}
+
+fn kafka_gauge(name: &str, help: &str) -> IntGaugeVec {
+    IntGaugeVec::new(Opts::new(name, help), &[n::JOB_LABEL, "topic", "partition"]).expect("valid")
 }
 
 impl DriverMetrics {
@@ -289,7 +299,27 @@ impl DriverMetrics {
                 )
                 .expect("valid"),
             ),
+            kafka_lag: reg(&r, kafka_gauge(n::DRIVER_KAFKA_LAG, "Records of a Kafka topic partition not yet committed by the job reading it (latest offset minus committed offset).")),
+            kafka_committed: reg(&r, kafka_gauge(n::DRIVER_KAFKA_COMMITTED_OFFSET, "Offset of a Kafka topic partition where the job's next micro-batch starts (committed).")),
+            kafka_latest: reg(&r, kafka_gauge(n::DRIVER_KAFKA_LATEST_OFFSET, "Latest offset (high watermark) of a Kafka topic partition the job reads, as last polled.")),
             registry: r,
+        }
+    }
+
+    /// Exports the offsets and lag of Kafka `source` for each job in `jobs` reading it (the
+    /// `/status` figures: they come from the source's offset poller and its committed offsets).
+    /// Partitions the poller has not seen yet have no series.
+    pub fn set_kafka(&self, jobs: &[&str], source: &neptune_core::kafka::SourceStatus) {
+        for job in jobs {
+            for p in &source.partitions {
+                let part = p.partition.to_string();
+                let labels = [*job, source.topic.as_str(), part.as_str()];
+                self.kafka_lag.with_label_values(&labels).set(p.lag);
+                self.kafka_committed
+                    .with_label_values(&labels)
+                    .set(p.committed);
+                self.kafka_latest.with_label_values(&labels).set(p.latest);
+            }
         }
     }
 
@@ -334,5 +364,56 @@ impl DriverMetrics {
 impl Default for DriverMetrics {
     fn default() -> Self {
         Self::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use neptune_core::kafka::SourceStatus;
+    use neptune_core::kafka::source::PartitionStatus;
+
+    #[test]
+    fn kafka_offsets_and_lag_are_exported_per_job_topic_and_partition() {
+        let m = DriverMetrics::new();
+        let mut s = SourceStatus {
+            name: "kafka".into(),
+            topic: "events".into(),
+            ..SourceStatus::default()
+        };
+        for (partition, latest, committed) in [(0, 120, 100), (1, 7, 7)] {
+            s.partitions.push(PartitionStatus {
+                partition,
+                latest,
+                committed,
+                lag: latest - committed,
+            });
+        }
+        m.set_kafka(&["counts", "alerts"], &s);
+        let text = m.encode();
+        for job in ["counts", "alerts"] {
+            let l = |p| format!("{{neptune_job=\"{job}\",partition=\"{p}\",topic=\"events\"}}");
+            for line in [
+                format!("{}{} 20", n::DRIVER_KAFKA_LAG, l(0)),
+                format!("{}{} 0", n::DRIVER_KAFKA_LAG, l(1)),
+                format!("{}{} 100", n::DRIVER_KAFKA_COMMITTED_OFFSET, l(0)),
+                format!("{}{} 120", n::DRIVER_KAFKA_LATEST_OFFSET, l(0)),
+                format!("{}{} 7", n::DRIVER_KAFKA_LATEST_OFFSET, l(1)),
+            ] {
+                assert!(
+                    text.lines().any(|t| t == line),
+                    "missing `{line}` in\n{text}"
+                );
+            }
+        }
+        // The lag follows the source: a commit brings it down.
+        s.partitions[0].committed = 120;
+        s.partitions[0].lag = 0;
+        m.set_kafka(&["counts"], &s);
+        let lag = m
+            .kafka_lag
+            .with_label_values(&["counts", "events", "0"])
+            .get();
+        assert_eq!(lag, 0);
     }
 }

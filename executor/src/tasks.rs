@@ -169,11 +169,13 @@ impl Tasks {
                     files,
                     kafka,
                     kafka_batch,
+                    epoch,
                 } = params;
                 Box::new(move |ctx| {
                     ctx.set_shuffle(blocks, reads);
                     ctx.set_kafka_ranges(kafka);
                     ctx.set_kafka_batch(kafka_batch);
+                    ctx.set_output_epoch(epoch);
                     if let Some(files) = files {
                         ctx.set_input_files(files);
                     }

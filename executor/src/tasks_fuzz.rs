@@ -55,6 +55,7 @@ fn params() -> impl Strategy<Value = Vec<u8>> {
             files: None,
             kafka: Vec::new(),
             kafka_batch: None,
+            epoch: String::new(),
         })
         .unwrap()
     });

@@ -17,7 +17,8 @@
 //! whenever the comparison has something to compare, whatever the threshold. Conditions are also
 //! created for real: a 1 ms latency target, dropped lines and a SIGKILLed executor must each make
 //! their alert active. Queries over the operator's metrics need a running operator: `make twin`
-//! checks them (e2e/src/prometheus.rs); here they are listed, not skipped silently.
+//! checks them (e2e/src/prometheus.rs); here they are listed, not skipped silently. So are the
+//! Kafka panels' queries, which need a broker: tests/kafka/ checks their series (`make kafka`).
 
 mod common;
 
@@ -214,10 +215,20 @@ fn selected_metrics(e: &Expr, out: &mut Vec<String>) {
 }
 
 fn needs_operator(promql: &str) -> bool {
+    selects_prefix(promql, "neptune_operator_")
+}
+
+/// Whether `promql` selects a Kafka source's series: they need a broker, which `make test` does
+/// not have (tests/kafka/ checks them under `make kafka`).
+fn needs_kafka(promql: &str) -> bool {
+    selects_prefix(promql, "neptune_driver_kafka_")
+}
+
+fn selects_prefix(promql: &str, prefix: &str) -> bool {
     let expr = parser::parse(promql).unwrap_or_else(|e| panic!("`{promql}` does not parse: {e}"));
     let mut names = Vec::new();
     selected_metrics(&expr, &mut names);
-    names.iter().any(|n| n.starts_with("neptune_operator_"))
+    names.iter().any(|n| n.starts_with(prefix))
 }
 
 /// `A <cmp> B` as `A <cmp> bool B` (see the module doc); other expressions unchanged.
@@ -352,6 +363,7 @@ fn prometheus_scraping_a_local_cluster_answers_every_dashboard_query_and_alert()
 
     let dashboard: Value = serde_json::from_str(&chart_file("dashboards/neptune.json")).unwrap();
     let mut left_to_operator_test = Vec::new();
+    let mut left_to_kafka_test = Vec::new();
 
     // Variables: `label_values(metric{...}, label)` through the label-values API, in order (a
     // later variable's query may use an earlier one).
@@ -407,6 +419,10 @@ fn prometheus_scraping_a_local_cluster_answers_every_dashboard_query_and_alert()
             assert!(!expr.contains('$'), "{what}: unresolved variable in {expr}");
             if needs_operator(&expr) {
                 left_to_operator_test.push(format!("{what}: {expr}"));
+                continue;
+            }
+            if needs_kafka(&expr) {
+                left_to_kafka_test.push(format!("{what}: {expr}"));
                 continue;
             }
             let samples = prom.until_data(&what, &expr);
@@ -476,6 +492,14 @@ fn prometheus_scraping_a_local_cluster_answers_every_dashboard_query_and_alert()
     eprintln!(
         "left to a test with a running operator:\n  {}",
         left_to_operator_test.join("\n  ")
+    );
+    eprintln!(
+        "left to tests/kafka/ (`make kafka`):\n  {}",
+        left_to_kafka_test.join("\n  ")
+    );
+    assert!(
+        left_to_kafka_test.len() >= 3,
+        "the Kafka panels: {left_to_kafka_test:?}"
     );
     let operator_queries = left_to_operator_test.len();
     assert!(

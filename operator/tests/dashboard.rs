@@ -208,6 +208,7 @@ fn dashboard_has_the_panels_users_need() {
         "Receiver dropped lines",
         "Receiver buffered bytes",
         "Receiver connection",
+        "Kafka lag per partition",
         "Apps by phase",
     ] {
         assert!(titles.contains(&want), "missing panel {want}: {titles:?}");
@@ -220,18 +221,17 @@ fn dashboard_has_the_panels_users_need() {
     unique.sort_unstable();
     unique.dedup();
     assert_eq!(ids.len(), unique.len(), "panel ids must be unique");
-    // Every receiver metric Neptune exports is on the dashboard.
+    // Every receiver and Kafka metric Neptune exports is on the dashboard.
     let queried: Vec<String> = dashboard_queries()
         .iter()
         .flat_map(|(_, e, _)| Uses::of(e).metrics)
         .collect();
-    for m in neptune_core::metric_names::ALL
-        .iter()
-        .filter(|m| m.starts_with("neptune_executor_receiver_"))
-    {
+    for m in neptune_core::metric_names::ALL.iter().filter(|m| {
+        m.starts_with("neptune_executor_receiver_") || m.starts_with("neptune_driver_kafka_")
+    }) {
         assert!(
             queried.iter().any(|q| q == m),
-            "no panel shows the receiver metric {m}"
+            "no panel shows the metric {m}"
         );
     }
 }

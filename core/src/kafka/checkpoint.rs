@@ -7,7 +7,8 @@
 //! On start the driver reads the newest commit (where to resume) and a plan logged after it, if
 //! any: that micro-batch was planned and may have run in part (its tasks may have written to a
 //! sink) but did not commit, so it runs again with exactly the same ranges and batch number.
-//! Files older than the newest commit by more than [`KEEP`] batches are removed.
+//! Files older than the newest commit by more than [`KEEP`] batches are removed. `metadata.json`
+//! holds the checkpoint's id ([`Checkpoint::id`]).
 
 use super::KafkaError;
 use super::plan::{BatchPlan, PartitionOffsets};
@@ -25,6 +26,15 @@ pub struct Committed {
     pub batch: u64,
     /// Where the next micro-batch starts, per partition.
     pub next: PartitionOffsets,
+}
+
+/// The checkpoint's metadata file.
+const METADATA: &str = "metadata.json";
+
+/// What `metadata.json` holds.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Metadata {
+    id: String,
 }
 
 /// What a checkpoint holds: the newest commit and the plans logged after it.
@@ -89,6 +99,23 @@ impl Checkpoint {
             let _ = d.sync_all();
         }
         Ok(())
+    }
+
+    /// The checkpoint's id (`metadata.json`, as Spark's query id): drawn when the checkpoint is
+    /// first used and kept for its life, it names the numbering of its micro-batches (a new
+    /// checkpoint numbers from 0 again) in output deduplicated by micro-batch (the Kafka sink).
+    ///
+    /// # Errors
+    /// [`KafkaError::Checkpoint`] naming the file.
+    pub fn id(&self) -> Result<String, KafkaError> {
+        if self.dir.join(METADATA).exists() {
+            return Ok(self.read::<Metadata>(METADATA)?.id);
+        }
+        let m = Metadata {
+            id: super::new_epoch(),
+        };
+        self.write(METADATA, &m)?;
+        Ok(m.id)
     }
 
     /// The newest committed micro-batch, and the micro-batches planned after it, in order.
@@ -168,6 +195,16 @@ mod tests {
         // A reopened checkpoint (a restarted driver) sees the same.
         let again = Checkpoint::open(dir.path().join("src")).unwrap();
         assert_eq!(again.load().unwrap(), (Some(c), vec![(1, plan(9))]));
+    }
+
+    #[test]
+    fn the_id_is_drawn_once_and_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = Checkpoint::open(dir.path()).unwrap().id().unwrap();
+        assert_eq!(id.len(), 16, "{id}");
+        assert_eq!(Checkpoint::open(dir.path()).unwrap().id().unwrap(), id);
+        let other = tempfile::tempdir().unwrap();
+        assert_ne!(Checkpoint::open(other.path()).unwrap().id().unwrap(), id);
     }
 
     #[test]

@@ -144,6 +144,41 @@ pub async fn available(
     Ok(out)
 }
 
+/// The number of partitions of `topic`.
+///
+/// # Errors
+/// [`KafkaError::NoTopic`] when the broker does not know the topic, [`KafkaError::Broker`] when
+/// the brokers cannot be reached.
+pub async fn partition_count(bootstrap: &str, topic: &str) -> Result<i32, KafkaError> {
+    let c = client(bootstrap).await?;
+    let topics = c.list_topics().await.map_err(|e| err("list topics", e))?;
+    let t = topics
+        .into_iter()
+        .find(|t| t.name == topic)
+        .ok_or_else(|| KafkaError::NoTopic(topic.to_string()))?;
+    i32::try_from(t.partitions.len())
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| err(&format!("topic {topic}"), "no partitions"))
+}
+
+/// The earliest and latest offsets of `topic`/`p`.
+///
+/// # Errors
+/// [`KafkaError::Broker`] naming the partition.
+pub async fn bounds(bootstrap: &str, topic: &str, p: i32) -> Result<Available, KafkaError> {
+    let pc = partition(bootstrap, topic, p).await?;
+    let earliest = pc
+        .get_offset(OffsetAt::Earliest)
+        .await
+        .map_err(|e| err(&format!("earliest offset of {topic}/{p}"), e))?;
+    let latest = pc
+        .get_offset(OffsetAt::Latest)
+        .await
+        .map_err(|e| err(&format!("latest offset of {topic}/{p}"), e))?;
+    Ok(Available { earliest, latest })
+}
+
 /// Records of `topic`/`p` from `offset` (at most [`FETCH_BYTES`] of them) and the partition's
 /// high watermark.
 ///

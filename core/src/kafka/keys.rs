@@ -1,5 +1,5 @@
-//! Config keys of the Kafka source, read by the apps that offer one (`KEY.get(cfg)`); they appear
-//! in an app's reference when the app reads them.
+//! Config keys of the Kafka source and sink, read by the apps that offer one (`KEY.get(cfg)`);
+//! they appear in an app's reference when the app reads them.
 
 use neptune_config::{Flag, Meta, Text, UInt};
 
@@ -52,3 +52,13 @@ pub static FAIL_ON_DATA_LOSS: Flag = Flag::new(
     ),
     true,
 );
+/// Topic written by the sink.
+pub static SINK_TOPIC: Text = Text::new(Meta::new(
+    "kafka.sink.topic",
+    "Kafka topic the app writes its stream output to, exactly once per micro-batch (records marked with a `neptune-output` header; see docs/dataplane.md); it must exist.",
+));
+/// Brokers of the sink.
+pub static SINK_BOOTSTRAP: Text = Text::new(Meta::new(
+    "kafka.sink.bootstrap",
+    "Comma-separated `host:port` list of the Kafka brokers the sink writes to (unset: `kafka.bootstrap`).",
+));

@@ -14,6 +14,7 @@ pub mod checkpoint;
 pub mod io;
 pub mod keys;
 pub mod plan;
+pub mod sink;
 pub mod source;
 
 pub use plan::{Available, OffsetRange, PartitionOffsets, SlotPlan, StartingOffsets};
@@ -26,6 +27,12 @@ pub const INPUT_PREFIX: &str = "kafka-source:";
 /// The index of the Kafka source a stage input names, if it names one.
 pub fn source_index(input: &str) -> Option<u32> {
     input.strip_prefix(INPUT_PREFIX)?.parse().ok()
+}
+
+/// A fresh random id naming a numbering of micro-batches or runs (16 hex digits; see
+/// [`TaskContext::output_epoch`](crate::task::TaskContext::output_epoch)).
+pub fn new_epoch() -> String {
+    format!("{:016x}", rand::random::<u64>())
 }
 
 /// What goes wrong talking to Kafka.

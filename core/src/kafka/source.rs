@@ -31,7 +31,7 @@ use std::time::Duration;
 /// How often the driver polls a source's offsets while the broker answers.
 const POLL: Duration = Duration::from_millis(100);
 /// Longest pause between polls, or between a task's fetch attempts, while the broker is down.
-const MAX_BACKOFF: Duration = Duration::from_secs(2);
+pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// Empty fetches below a range's end tolerated before its records are declared lost.
 const MAX_EMPTY_FETCHES: u32 = 50;
 
@@ -130,6 +130,8 @@ struct InFlight {
 /// Driver-side state, made on the first plan.
 #[derive(Debug)]
 struct Planner {
+    /// Id of the micro-batch numbering (the checkpoint's, or drawn at start without one).
+    epoch: String,
     polled: Arc<Mutex<Polled>>,
     checkpoint: Option<Checkpoint>,
     /// Where the next micro-batch starts (`None`: from the starting offsets).
@@ -251,6 +253,11 @@ impl KafkaSource {
         if let Some(k) = &committed {
             tracing::info!(source = %c.name, batch = k.batch, "Kafka source resumes after its last committed micro-batch");
         }
+        // The numbering of this source's micro-batches: the checkpoint's, or this start's.
+        let epoch = match &checkpoint {
+            Some(cp) => cp.id()?,
+            None => super::new_epoch(),
+        };
         let polled = Arc::new(Mutex::new(Polled::default()));
         let weak = Arc::downgrade(&polled);
         let (bootstrap, topic, name) = (c.bootstrap.clone(), c.topic.clone(), c.name.clone());
@@ -284,6 +291,7 @@ impl KafkaSource {
             }
         });
         Ok(Planner {
+            epoch,
             polled,
             checkpoint,
             next: committed.map(|k| k.next),
@@ -390,6 +398,14 @@ impl KafkaSource {
         (f.run == run).then_some(f.batch)
     }
 
+    /// The id of this source's micro-batch numbering (see
+    /// [`TaskContext::output_epoch`](crate::task::TaskContext::output_epoch)), once planning
+    /// started.
+    pub fn epoch(&self) -> Option<String> {
+        let guard = self.planner.lock().expect("planner");
+        Some(guard.as_ref()?.epoch.clone())
+    }
+
     /// Offsets and lag per partition, and the last broker error (driver side).
     pub fn status(&self) -> SourceStatus {
         let guard = self.planner.lock().expect("planner");
@@ -427,7 +443,7 @@ impl KafkaSource {
 }
 
 /// Wait for `rx` with a yield point every tick; `None` when the task was killed.
-fn wait<T>(ctx: &TaskContext, rx: &std::sync::mpsc::Receiver<T>) -> Option<T> {
+pub(super) fn wait<T>(ctx: &TaskContext, rx: &std::sync::mpsc::Receiver<T>) -> Option<T> {
     use std::sync::mpsc::RecvTimeoutError;
     loop {
         match rx.recv_timeout(READ_TICK) {
@@ -443,7 +459,7 @@ fn wait<T>(ctx: &TaskContext, rx: &std::sync::mpsc::Receiver<T>) -> Option<T> {
 }
 
 /// Pause `d` in ticks with yield points; `false` when the task was killed.
-fn pause(ctx: &TaskContext, d: Duration) -> bool {
+pub(super) fn pause(ctx: &TaskContext, d: Duration) -> bool {
     let mut left = d;
     while !left.is_zero() {
         let t = left.min(READ_TICK);

@@ -137,6 +137,7 @@ impl EventLoop {
                 executor: at.clone(),
             })
             .collect();
+        let kafka = self.kafka_status();
         let scheduling = crate::status::Scheduling::of(self.scheduler.config());
         let mut st = self.status.write().unwrap_or_else(|e| e.into_inner());
         let transport = std::mem::take(&mut st.transport); // set once at bind
@@ -155,14 +156,29 @@ impl EventLoop {
             executors,
             jobs,
             receivers,
-            kafka: self
-                .app
-                .kafka_sources()
-                .iter()
-                .map(|k| k.status())
-                .collect(),
+            kafka,
             totals,
         };
+    }
+
+    /// Each Kafka source's status, its offsets and lag exported for every job reading it.
+    fn kafka_status(&self) -> Vec<neptune_core::kafka::SourceStatus> {
+        let sources = self.app.kafka_sources();
+        let mut out = Vec::with_capacity(sources.len());
+        for k in sources {
+            let status = k.status();
+            let input = k.input();
+            let jobs: Vec<&str> = self
+                .app
+                .jobs()
+                .iter()
+                .filter(|j| j.stages.iter().any(|s| s.inputs.contains(&input)))
+                .map(|j| j.name.as_str())
+                .collect();
+            self.metrics.set_kafka(&jobs, &status);
+            out.push(status);
+        }
+        out
     }
 
     fn kind_index(&self, t: TaskId) -> usize {

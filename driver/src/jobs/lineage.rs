@@ -133,6 +133,9 @@ pub(crate) struct RunState {
     /// The durable number of the run's Kafka micro-batch, when it reads Kafka records (every
     /// task of the run gets it: output written under it replaces a restarted run's own).
     pub kafka_batch: Option<u64>,
+    /// The identity of the numbering `kafka_batch` (else the run number) belongs to (see
+    /// `TaskContext::output_epoch`).
+    pub epoch: String,
     stages: Vec<StageRun>,
 }
 
@@ -150,6 +153,7 @@ impl RunState {
             inputs: Inputs::new(),
             kafka: BTreeMap::new(),
             kafka_batch: None,
+            epoch: String::new(),
             stages: stages
                 .iter()
                 .map(|s| StageRun {

@@ -122,6 +122,8 @@ pub struct JobManager {
     max_fetch_failures: u32,
     /// Largest broadcast message executors accept (value, name and framing).
     max_broadcast_bytes: u64,
+    /// Names this driver's run numbering (runs of jobs without a durable micro-batch number).
+    epoch: String,
 }
 
 impl std::fmt::Debug for JobManager {
@@ -164,6 +166,7 @@ impl JobManager {
             stopped: false,
             max_fetch_failures: DEFAULT_MAX_FETCH_FAILURES,
             max_broadcast_bytes: u64::MAX,
+            epoch: neptune_core::kafka::new_epoch(),
         }
     }
 
@@ -301,6 +304,7 @@ impl JobManager {
         // waits on a broker) and logged in the source's checkpoint before any task runs.
         let mut kafka = BTreeMap::new();
         let mut kafka_batch = None;
+        let mut kafka_epoch = None;
         for s in &self.app.jobs()[j].stages {
             for input in &s.inputs {
                 let Some(k) = neptune_core::kafka::source_index(input) else {
@@ -315,7 +319,10 @@ impl JobManager {
                 match source.plan(run) {
                     Ok(slots) => {
                         kafka.insert(input.clone(), slots);
-                        kafka_batch = kafka_batch.or(source.batch_of(run));
+                        if kafka_batch.is_none() {
+                            kafka_batch = source.batch_of(run);
+                            kafka_epoch = kafka_batch.and_then(|_| source.epoch());
+                        }
                     }
                     Err(e) => {
                         self.fail_job_into(j, &format!("run {run}: Kafka source: {e}"), step);
@@ -328,6 +335,7 @@ impl JobManager {
         let mut st = RunState::new(due, &self.app.jobs()[j].stages);
         st.kafka = kafka;
         st.kafka_batch = kafka_batch;
+        st.epoch = kafka_epoch.unwrap_or_else(|| self.epoch.clone());
         if !inputs.is_empty() {
             st.inputs = inputs;
             let t = st.input_totals();

@@ -53,13 +53,6 @@ impl JobManager {
             .stages
             .get(id.stage as usize)
             .ok_or(LaunchBlocked::RunOver)?;
-        if stage.reads.is_empty()
-            && stage.receivers.is_empty()
-            && stage.inputs.is_empty()
-            && st.kafka_batch.is_none()
-        {
-            return Ok(Vec::new());
-        }
         let mut out = Vec::with_capacity(stage.reads.len() + stage.receivers.len());
         for &r in &stage.reads {
             let maps = st
@@ -102,6 +95,8 @@ impl JobManager {
             // The task's ranges of the micro-batch's Kafka plan (made when the run began).
             kafka: st.kafka_of(&stage.inputs, id.partition),
             kafka_batch: st.kafka_batch,
+            // Every task gets it: a sink deduplicating by batch number keys by it too.
+            epoch: st.epoch.clone(),
         };
         postcard::to_stdvec(&params).map_err(LaunchBlocked::Encode)
     }

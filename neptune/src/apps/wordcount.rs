@@ -1,7 +1,9 @@
 //! `wordcount`: a batch job counting words over text files, and stream jobs counting words in a
 //! watched directory, arriving on a TCP socket and in the values of a Kafka topic's records
 //! (`kafka.*` keys; output under `batch-BBBBBB/`, exactly once across restarts with
-//! `kafka.checkpoint`, see `neptune_core::kafka`), in the same app.
+//! `kafka.checkpoint`, see `neptune_core::kafka`), in the same app. With `kafka.sink.topic` the
+//! stream jobs write their counts to that topic instead (key: the word, value: its count in the
+//! micro-batch, as text), exactly once per micro-batch (`neptune_core::kafka::sink`).
 //!
 //! Keys: see the settings below (`neptune config --app wordcount`, `docs/config.md`). With both
 //! stream sources and `stream.output`, each job writes under its own subdirectory (`watch/`,
@@ -126,6 +128,8 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
     let topic = kafka::keys::TOPIC.get_opt(c)?.unwrap_or_default();
     // Read even without a topic (the error is then moot), so the reference lists the keys.
     let kafka_cfg = kafka::source::SourceConfig::from_config("kafka", c, stream_parts);
+    // Named after each stream job below (the name is in the records' marks).
+    let sink = kafka::sink::SinkConfig::from_config("", c);
     if input.is_empty() && dir.is_empty() && socket.is_empty() && topic.is_empty() {
         return Err(
             "set `input` (text files to count), `stream.dir` (a watched directory), \
@@ -134,6 +138,14 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
         );
     }
     let kafka_cfg = (!topic.is_empty()).then_some(kafka_cfg).transpose()?;
+    let sink = sink?;
+    if sink.is_some() && !stream_output.is_empty() {
+        return Err(
+            "set `stream.output` (files) or `kafka.sink.topic` (a Kafka topic) for the \
+             stream jobs' counts, not both"
+                .into(),
+        );
+    }
     let both = [&dir, &socket, &topic]
         .iter()
         .filter(|s| !s.is_empty())
@@ -145,6 +157,20 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
             (false, false) => Some(stream_output.clone()),
             (false, true) => Some(format!("{stream_output}/{job}")),
         }
+    };
+    // A stream job's action: its counts to the sink topic, to files or only counted.
+    let stream_action = |job: &str, counts: Dataset<(String, u64)>| match (&sink, stream_out(job)) {
+        (Some(s), _) => {
+            let s = kafka::sink::SinkConfig {
+                name: job.to_string(),
+                ..s.clone()
+            };
+            counts.write_kafka(s, |(w, n)| {
+                (Some(w.as_bytes().to_vec()), n.to_string().into_bytes())
+            })
+        }
+        (None, Some(out)) => counts.write_lines(out, |(w, n)| format!("{w}\t{n}")),
+        (None, None) => counts.count(),
     };
     if !input.is_empty() {
         let lines = input_lines(&input, &format, policy).map_err(|e| format!("input: {e}"))?;
@@ -164,10 +190,7 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
             .map_err(|e| format!("stream.dir: {e}"))?
             .with_cleanup(cleanup);
         let counts = words(&watched.lines(stream_parts)).reduce_by_key(stream_parts, |a, b| a + b);
-        let action = match stream_out("watch") {
-            None => counts.count(),
-            Some(out) => counts.write_lines(out, |(w, n)| format!("{w}\t{n}")),
-        };
+        let action = stream_action("watch", counts);
         app.stream("watch", action)
             .on_result(move |ctx, _| Ok(watched.commit(ctx.run)?));
     }
@@ -176,10 +199,7 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
             .socket_lines("socket", &socket, stream_parts)
             .map_err(|e| format!("invalid value for config key `stream.socket`: {e}"))?;
         let counts = words(&lines).reduce_by_key(stream_parts, |a, b| a + b);
-        let action = match stream_out("socket") {
-            None => counts.count(),
-            Some(out) => counts.write_lines(out, |(w, n)| format!("{w}\t{n}")),
-        };
+        let action = stream_action("socket", counts);
         app.stream("socket", action);
     }
     if !topic.is_empty() {
@@ -187,10 +207,7 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
         let source = app.kafka_source(kafka_cfg.expect("read with the topic"))?;
         let lines = source.lines(policy);
         let counts = words(&lines).reduce_by_key(stream_parts, |a, b| a + b);
-        let action = match stream_out("kafka") {
-            None => counts.count(),
-            Some(out) => counts.write_lines(out, |(w, n)| format!("{w}\t{n}")),
-        };
+        let action = stream_action("kafka", counts);
         app.stream("kafka", action);
     }
     Ok(())
