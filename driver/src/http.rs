@@ -144,7 +144,7 @@ async fn scheduling_handler(State(h): State<Http>, body: axum::body::Bytes) -> i
     }
     match answer.await {
         Ok(Ok(now)) => axum::Json(now).into_response(),
-        Ok(Err(reason)) => bad(reason),
+        Ok(Err(reason)) => bad(reason.to_string()),
         Err(_) => (StatusCode::SERVICE_UNAVAILABLE, "the driver is stopping\n").into_response(),
     }
 }

@@ -48,7 +48,7 @@ pub enum Inbound {
         /// `(key, value)` pairs of live settings.
         changes: Vec<(String, String)>,
         /// The scheduling in force afterwards, or why the change was refused.
-        reply: oneshot::Sender<Result<crate::status::Scheduling, String>>,
+        reply: oneshot::Sender<Result<crate::status::Scheduling, crate::scheduler::ConfigError>>,
     },
     /// An executor asks to register (its values are checked). The loop answers on `reply`;
     /// when it accepts, it has queued the `Welcome` on `outbox` first.

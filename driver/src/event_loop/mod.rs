@@ -309,8 +309,7 @@ impl EventLoop {
                 let result = self
                     .scheduler
                     .reconfigure(&changes)
-                    .map(|()| crate::status::Scheduling::of(self.scheduler.config()))
-                    .map_err(|e| e.to_string());
+                    .map(|()| crate::status::Scheduling::of(self.scheduler.config()));
                 if result.is_ok() {
                     // A new policy may start or preempt tasks at once; /status shows it now.
                     self.work.push_back(Work::Schedule(Event::Tick));

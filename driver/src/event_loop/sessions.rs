@@ -105,7 +105,9 @@ impl EventLoop {
             }));
         }
         for msg in catch_up {
-            if let Some(lose) = super::commands::push(&id, &mut conn, DriverMessage { msg: Some(msg) }) {
+            if let Some(lose) =
+                super::commands::push(&id, &mut conn, DriverMessage { msg: Some(msg) })
+            {
                 self.work.push_back(lose);
             }
         }

@@ -103,7 +103,7 @@ impl EventLoop {
                         id: task,
                         attempt,
                         executor,
-                        reason,
+                        reason: reason.to_string(),
                     };
                     self.work.push_back(Work::Schedule(ev));
                     return;

@@ -122,10 +122,17 @@ fn a_map_result_that_is_not_a_map_status_of_the_right_size_is_refused() {
     let m = JobManager::new(shuffle_app(), Arc::default());
     assert!(m.check_result(task(0, 0), &map_status(vec![1, 1])).is_ok());
     let e = m.check_result(task(0, 0), &[0xff; 9]).unwrap_err();
+    assert!(matches!(e, InvalidResult::Undecodable { .. }), "{e:?}");
+    let e = e.to_string();
     assert!(e.contains("does not decode"), "{e}");
     let e = m
         .check_result(task(0, 0), &map_status(vec![1; 1000]))
         .unwrap_err();
+    assert!(
+        matches!(e, InvalidResult::WrongPartitions { got: 1000, .. }),
+        "{e:?}"
+    );
+    let e = e.to_string();
     assert!(e.contains("1000 block sizes"), "{e}");
     assert!(
         m.check_result(task(1, 0), b"anything").is_ok(),

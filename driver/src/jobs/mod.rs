@@ -21,7 +21,7 @@
 mod lineage;
 mod params;
 
-pub use params::LaunchBlocked;
+pub use params::{InvalidResult, LaunchBlocked};
 
 /// Default of `driver.max_fetch_failures`: times one task may come back because its shuffle
 /// input could not be fetched before its job fails.

@@ -25,6 +25,30 @@ pub enum LaunchBlocked {
     Encode(#[source] postcard::Error),
 }
 
+/// Why a reported result cannot be the task's (see [`JobManager::check_result`]): the attempt
+/// fails with this as its reason.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidResult {
+    /// A map task's result is not a map status.
+    #[error("map task {task} returned a map status that does not decode: {source}")]
+    Undecodable {
+        /// The map task.
+        task: TaskId,
+        /// Why it does not decode.
+        source: postcard::Error,
+    },
+    /// A map status with another number of block sizes than its shuffle has partitions.
+    #[error("map task {task} reported {got} block sizes for a shuffle of {want} partitions")]
+    WrongPartitions {
+        /// The map task.
+        task: TaskId,
+        /// Block sizes reported.
+        got: usize,
+        /// Partitions of the shuffle.
+        want: u32,
+    },
+}
+
 impl JobManager {
     /// Launch parameters of task `id`: where the map outputs its stage reads live, with each
     /// executor's block server address from `addr_of`, then where the receivers it reads run
@@ -106,8 +130,8 @@ impl JobManager {
     /// so a malformed report fails the attempt instead of poisoning the run.
     ///
     /// # Errors
-    /// A message saying what is wrong with the result.
-    pub fn check_result(&self, id: TaskId, result: &[u8]) -> Result<(), String> {
+    /// [`InvalidResult`] saying what is wrong with the result.
+    pub fn check_result(&self, id: TaskId, result: &[u8]) -> Result<(), InvalidResult> {
         let Some(stage) = self
             .app
             .jobs()
@@ -119,15 +143,14 @@ impl JobManager {
         let Some(reduces) = stage.shuffle_out else {
             return Ok(());
         };
-        let status: neptune_core::shuffle::MapStatus =
-            postcard::from_bytes(result).map_err(|e| {
-                format!("map task {id} returned a map status that does not decode: {e}")
-            })?;
+        let status: neptune_core::shuffle::MapStatus = postcard::from_bytes(result)
+            .map_err(|source| InvalidResult::Undecodable { task: id, source })?;
         if status.bytes.len() != reduces as usize {
-            return Err(format!(
-                "map task {id} reported {} block sizes for a shuffle of {reduces} partitions",
-                status.bytes.len()
-            ));
+            return Err(InvalidResult::WrongPartitions {
+                task: id,
+                got: status.bytes.len(),
+                want: reduces,
+            });
         }
         Ok(())
     }

@@ -180,10 +180,9 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-    use std::time::Duration;
     use neptune_core::config::Config;
     use std::sync::Arc;
+    use std::time::Duration;
 
     #[test]
     fn builds_a_stream_and_a_batch_job_from_config() {

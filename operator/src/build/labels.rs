@@ -97,7 +97,10 @@ mod tests {
     /// loop this replaced computed it.
     #[test]
     fn the_spec_hash_is_the_plain_fnv1a_of_the_json_text() {
-        assert_eq!(spec_hash_of(&serde_json::json!({"a": 1})), "9c3e82dd6fcae8b1");
+        assert_eq!(
+            spec_hash_of(&serde_json::json!({"a": 1})),
+            "9c3e82dd6fcae8b1"
+        );
         assert_ne!(
             spec_hash_of(&serde_json::json!({"a": 2})),
             spec_hash_of(&serde_json::json!({"a": 1}))

@@ -110,7 +110,10 @@ impl Drawn {
         let doc = roxmltree::Document::parse(svg)?;
         let root = doc.root_element();
         if root.tag_name().name() != "svg" {
-            bail!("the root element is <{}>, not <svg>", root.tag_name().name());
+            bail!(
+                "the root element is <{}>, not <svg>",
+                root.tag_name().name()
+            );
         }
         let mut d = Drawn {
             texts: Vec::new(),
@@ -134,9 +137,7 @@ impl Drawn {
                         continue;
                     };
                     let fold = |f: fn(f64, f64) -> f64, init: f64, y: bool| {
-                        pts.iter()
-                            .map(|p| if y { p.1 } else { p.0 })
-                            .fold(init, f)
+                        pts.iter().map(|p| if y { p.1 } else { p.0 }).fold(init, f)
                     };
                     d.shapes.push(Shape {
                         color,

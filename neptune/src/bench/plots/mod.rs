@@ -296,7 +296,10 @@ fn bar_chart<'a, 'b>(
 /// The filled rectangle of segment `i` from `y0` to `y1`.
 fn bar(i: usize, y0: f64, y1: f64, c: RGBColor) -> Rectangle<(SegmentValue<usize>, f64)> {
     Rectangle::new(
-        [(SegmentValue::Exact(i), y0), (SegmentValue::Exact(i + 1), y1)],
+        [
+            (SegmentValue::Exact(i), y0),
+            (SegmentValue::Exact(i + 1), y1),
+        ],
         c.filled(),
     )
 }
@@ -346,13 +349,22 @@ mod tests {
             let b = ("b".to_string(), vec![(0.0, 2.0), (1.0, 3.0), (2.0, 4.0)]);
             lines(&p, "t", ("x", "y"), &[a.clone(), b], log_y).unwrap();
             check(&p, &e).unwrap();
-            lines(&p, "t", ("x", "y"), &[a.clone(), ("b".into(), vec![])], log_y).unwrap();
+            lines(
+                &p,
+                "t",
+                ("x", "y"),
+                &[a.clone(), ("b".into(), vec![])],
+                log_y,
+            )
+            .unwrap();
             let msg = check(&p, &e).unwrap_err().to_string();
             assert!(msg.contains("\"b\"") && msg.contains("no line"), "{msg}");
         }
         // The axis descriptions are checked too.
         lines(&p, "t", ("x", "other"), &[a], true).unwrap();
-        let msg = check(&p, &Expect { lines: &["a"], ..e }).unwrap_err().to_string();
+        let msg = check(&p, &Expect { lines: &["a"], ..e })
+            .unwrap_err()
+            .to_string();
         assert!(msg.contains("no text \"y\""), "{msg}");
     }
 
@@ -396,7 +408,10 @@ mod tests {
         let segments = [trigger.clone(), process.clone(), seg("commit", &[0.0, 0.0])];
         stacked_bars(&p, "t", "ms", &labels, &segments).unwrap();
         let msg = check(&p, &e).unwrap_err().to_string();
-        assert!(msg.contains("\"commit\"") && msg.contains("no bar"), "{msg}");
+        assert!(
+            msg.contains("\"commit\"") && msg.contains("no bar"),
+            "{msg}"
+        );
         // `commit` left out of the legend.
         stacked_bars(&p, "t", "ms", &labels, &[trigger, process]).unwrap();
         let msg = check(&p, &e).unwrap_err().to_string();
