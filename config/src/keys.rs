@@ -171,6 +171,18 @@ pub static SLO_WINDOW_MS: UInt = UInt::new(
 .default(5000)
 .unit("ms");
 
+/// The SLO-aware mode's margin when it acts ahead of a micro-batch.
+pub static SLO_LEAD_US: UInt = UInt::new(
+    Meta::new(
+        "scheduler.slo_lead_us",
+        "SLO-aware mode: free the cores a stream job's next micro-batch takes this margin plus the executors' measured suspend p99 before it is due (suspending the batch tasks on them), and give them back once its tasks launched (or this margin plus the p99 after it was due); 0: do not act ahead, only hold cores while the recent p99 nears the target.",
+    ),
+    0,
+    100_000,
+)
+.default(500)
+.unit("us");
+
 /// Seed of the `random` placement.
 pub static SEED: UInt = UInt::new(
     Meta::new("scheduler.seed", "Seed of the `random` placement."),
@@ -417,6 +429,7 @@ pub static ENGINE: &[&dyn Describe] = &[
     &MAX_TASK_FAILURES,
     &SLO_AWARE,
     &SLO_WINDOW_MS,
+    &SLO_LEAD_US,
     &SEED,
     &HEARTBEAT_INTERVAL_MS,
     &HEARTBEAT_TIMEOUT_MS,

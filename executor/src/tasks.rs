@@ -1,6 +1,7 @@
 //! Driver messages into task runtime calls: launches (with shuffle input locations and the task's
 //! files of the run's input snapshot in `Launch.params`, and a preemption to carry out first),
-//! resumes, kills, broadcasts, run announcements and releases, receivers to start. Runtime events go back out through
+//! standalone suspensions (ahead of a micro-batch: the core is left idle), resumes, kills,
+//! broadcasts, run announcements and releases, receivers to start. Runtime events go back out through
 //! [`Updates`]; a launch that preempts a task starts on that victim's core as soon as the
 //! victim has let go of it (the runtime hands the core over, see `TaskRuntime::launch_after`).
 
@@ -69,6 +70,13 @@ impl Tasks {
         let now = Instant::now();
         match m.msg {
             Some(driver_message::Msg::Launch(l)) => self.launch(l, now),
+            Some(driver_message::Msg::Suspend(k)) => {
+                // A refusal changes nothing: the task runs on (or its end is on the way) and
+                // keeps its slot in the driver's accounting until that end.
+                if let Err(e) = self.runtime.suspend_attempt(k.id(), k.attempt, now) {
+                    self.updates.reject(k, e.to_string());
+                }
+            }
             Some(driver_message::Msg::Resume(k)) => {
                 if let Err(e) = self.runtime.resume(k.id(), now) {
                     self.updates.reject(k, e.to_string());

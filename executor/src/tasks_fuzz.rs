@@ -86,6 +86,7 @@ fn message() -> impl Strategy<Value = DriverMessage> {
         });
     let msg = prop_oneof![
         6 => launch,
+        2 => key().prop_map(driver_message::Msg::Suspend),
         2 => key().prop_map(driver_message::Msg::Resume),
         2 => key().prop_map(driver_message::Msg::Kill),
         1 => ("[a-c]{1,2}", any::<u64>(), prop::collection::vec(any::<u8>(), 0..16)).prop_map(

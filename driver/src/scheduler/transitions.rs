@@ -108,17 +108,21 @@ impl Scheduler {
         executor: &str,
         out: &mut Vec<Command>,
     ) {
-        let Some((
-            exec,
-            TaskState::Preempting {
-                by,
-                how: PreemptHow::Suspend,
-                ..
-            },
-        )) = self.current(id, attempt, executor)
-        else {
-            debug!(task = %id, executor, "suspension not asked for ignored");
-            return;
+        let (exec, heir) = match self.current(id, attempt, executor) {
+            Some((
+                exec,
+                TaskState::Preempting {
+                    by,
+                    how: PreemptHow::Suspend,
+                    ..
+                },
+            )) => (exec, Some(by)),
+            // Suspended ahead of a micro-batch: the slot is free (and reserved for it).
+            Some((exec, TaskState::Suspending { .. })) => (exec, None),
+            _ => {
+                debug!(task = %id, executor, "suspension not asked for ignored");
+                return;
+            }
         };
         self.totals.suspensions += 1;
         let entry = self.tasks.get_mut(&id).expect("current task");
@@ -133,7 +137,9 @@ impl Scheduler {
             }
         };
         self.relocate(id, next);
-        self.inherit_slot(by, out);
+        if let Some(by) = heir {
+            self.inherit_slot(by, out);
+        }
     }
 
     pub(super) fn on_resumed(&mut self, now: Duration, id: TaskId, attempt: u32, executor: &str) {
@@ -299,7 +305,9 @@ impl Scheduler {
             let kill_on = match state {
                 // Killed once its victim's slot is granted (see `inherit_slot`).
                 TaskState::Queued | TaskState::Reserved { .. } | TaskState::Killing { .. } => None,
-                TaskState::Running { exec } | TaskState::Preempting { exec, .. } => {
+                TaskState::Running { exec }
+                | TaskState::Preempting { exec, .. }
+                | TaskState::Suspending { exec } => {
                     self.refresh(id);
                     Some(exec)
                 }
@@ -449,6 +457,7 @@ impl Scheduler {
             }
         }
         self.execs.remove(seq);
+        self.forget_reserved_on(seq);
     }
 
     /// Puts a task back at the head of its lane with attempt + 1.
