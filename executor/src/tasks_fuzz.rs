@@ -375,3 +375,25 @@ fn records_in_flight_are_what_live_tasks_published() {
         "per job, done and in flight apart"
     );
 }
+
+#[test]
+fn a_standalone_suspend_of_a_task_not_alive_here_is_rejected_with_the_reason() {
+    let mut h = harness();
+    let id = TaskId {
+        job: 0,
+        run: 0,
+        stage: 0,
+        partition: 0,
+    };
+    h.tasks.on_driver_message(DriverMessage {
+        msg: Some(driver_message::Msg::Suspend(TaskKey::new(id, 0))),
+    });
+    let Some(executor_message::Msg::Update(u)) = h.out.try_recv().unwrap().msg else {
+        panic!("an update")
+    };
+    assert_eq!(u.task, Some(TaskKey::new(id, 0)));
+    let Some(task_update::State::Rejected(r)) = u.state else {
+        panic!("a rejection, got {:?}", u.state)
+    };
+    assert!(r.reason.contains("not known"), "{}", r.reason);
+}

@@ -211,6 +211,8 @@ impl EventLoop {
                 () = &mut shutdown => break LoopEnd::Stopped,
                 Some(_) = due.recv() => {
                     clock.fired();
+                    // A loop that woke late announces before it plans what fell due meanwhile.
+                    self.announce_due_soon();
                     let step = self.jobs.tick(self.now());
                     self.work.push_back(Work::Step(step));
                 }

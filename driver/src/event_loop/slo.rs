@@ -5,18 +5,22 @@
 //! micro-batch of such a job is due, so it frees the cores the micro-batch will take (see
 //! `crate::scheduler`, "SLO-aware mode").
 //!
-//! The lead is the executors' measured suspend latency p99 (request received → task parked,
+//! The lead is the executors' measured suspend latency p95 (request received → task parked,
 //! from their `Suspended` updates, over the whole run) plus `scheduler.slo_lead_us`, at most
 //! [`MAX_LEAD`] and a quarter of the job's interval: long enough for a batch task to reach its
 //! next yield point and park before the micro-batch's launch arrives, short enough that the
-//! idle cores cost batch little. It is recomputed at every status tick (100 ms).
+//! idle cores cost batch little. p95, not p99: a suspension slower than the lead costs only
+//! that micro-batch the rest of it (its task takes over the slot being freed; no other victim
+//! is suspended), while every microsecond of lead costs batch the cores it idles, every
+//! interval; the p99 of a loaded node (several ms, docs/evaluation.md) would idle them a tenth
+//! of the time. It is recomputed at every status tick (100 ms).
 
 use super::EventLoop;
 use crate::scheduler::Event;
 use std::collections::HashMap;
 use std::time::Duration;
 
-/// The longest lead: a suspend p99 beyond it means the executors are overloaded, and freeing
+/// The longest lead: a suspend p95 beyond it means the executors are overloaded, and freeing
 /// cores earlier would only idle them longer.
 pub(super) const MAX_LEAD: Duration = Duration::from_millis(20);
 
@@ -65,11 +69,11 @@ impl EventLoop {
     pub(super) fn refresh_lead(&mut self) {
         let cfg = self.scheduler.config();
         self.ahead.lead = if cfg.slo_aware && !cfg.slo_lead.is_zero() {
-            let p99_us = self
+            let p95_us = self
                 .suspend_latency
                 .percentiles(Duration::from_micros(1))
-                .p99;
-            let measured = Duration::from_secs_f64(p99_us.max(0.0) / 1e6);
+                .p95;
+            let measured = Duration::from_secs_f64(p95_us.max(0.0) / 1e6);
             (cfg.slo_lead + measured).min(MAX_LEAD)
         } else {
             Duration::ZERO

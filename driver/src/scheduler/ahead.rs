@@ -13,7 +13,7 @@
 //! How:
 //! - The driver knows when each stream job's next micro-batch is due (its clock). At
 //!   `due − lead` it feeds [`Event::StreamDueSoon`](super::Event) (`lead`: the executors'
-//!   measured suspend p99 plus `scheduler.slo_lead_us`, computed by the driver).
+//!   measured suspend p95 plus `scheduler.slo_lead_us`, computed by the driver).
 //! - The scheduler *reserves*, on every executor where the job's latest micro-batch launched its
 //!   first stage within `scheduler.slo_window_ms` (the launches `slo.rs` tracks), as many slots as
 //!   it launched there. Reserved slots are kept from batch launches and resumes
@@ -26,8 +26,9 @@
 //!   (the executor starts it on the core the moment the task has parked, see `Preempt`), never
 //!   of another batch task.
 //! - The reservation ends when the micro-batch has launched (the first dispatch that launched a
-//!   task of the job), or at `due + max(lead, slo_lead_us)` if the run did not start, or when
-//!   the mode stops acting (policy switched live); a job's new reservation replaces its old one.
+//!   task of the job), or at `due + max(lead, slo_lead_us, 5 ms)` if the run did not start, or
+//!   when the mode stops acting (policy switched live); a new reservation of the job replaces
+//!   its old one.
 //!   Executors lost meanwhile leave it. Suspended batch tasks then resume by the usual rules:
 //!   into the slots the stream tasks free when they finish.
 //!
@@ -47,6 +48,12 @@ use neptune_core::ids::{JobId, TaskId};
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::time::Duration;
+
+/// The least a reservation outlives its due time when the micro-batch has not launched: a
+/// driver on a busy node plans a run a few milliseconds late, and a reservation that expired
+/// just before its launch would resume the suspended batch tasks only for the micro-batch to
+/// preempt them again. (A run that never comes is rare: the job stopped or failed.)
+const MIN_GRACE: Duration = Duration::from_millis(5);
 
 /// One stream job's reservation for its next micro-batch.
 #[derive(Debug)]
@@ -119,7 +126,7 @@ impl Scheduler {
         if wanted.is_empty() {
             return;
         }
-        let grace = due.saturating_sub(now).max(self.cfg.slo_lead);
+        let grace = due.saturating_sub(now).max(self.cfg.slo_lead).max(MIN_GRACE);
         let mut slots = BTreeMap::new();
         for (seq, n) in wanted {
             let Some(e) = self.execs.execs.get(&seq) else {
