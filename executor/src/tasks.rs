@@ -9,7 +9,9 @@ use crate::blocks::BlockStore;
 use crate::lifecycle::Lifecycle;
 use crate::memory;
 use crate::receivers::Receivers;
-use crate::runtime::{RuntimeError, RuntimeEvent, RuntimeSnapshot, TaskBody, TaskRuntime};
+use crate::runtime::{
+    RuntimeError, RuntimeEvent, RuntimeSnapshot, TaskBody, TaskRuntime, TaskState,
+};
 use crate::updates::Updates;
 use neptune_core::app::App;
 use neptune_core::ids::{JobKind, TaskId};
@@ -131,6 +133,21 @@ impl Tasks {
                         self.lifecycle.waiting(task.id(), task.attempt, victim.id());
                     }
                     // The runtime starts it on the victim's core once the victim let go of it.
+                    self.start(l, now, Some(victim.id()));
+                    return;
+                }
+                // Already parking: the driver's standalone suspend (ahead of a micro-batch) got
+                // there first, and this launch takes over the core it is leaving. The runtime
+                // promises it that core, as for a preemption of its own: started anywhere else
+                // (another core freeing first), its events could overtake the victim's
+                // `Suspended`, which the driver must see first.
+                Err(RuntimeError::NotRunning {
+                    state: TaskState::Suspending,
+                    ..
+                }) => {
+                    if let Some(task) = l.task {
+                        self.lifecycle.waiting(task.id(), task.attempt, victim.id());
+                    }
                     self.start(l, now, Some(victim.id()));
                     return;
                 }

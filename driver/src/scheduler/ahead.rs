@@ -186,6 +186,9 @@ impl Scheduler {
             let executor = e.name.clone();
             let attempt = self.tasks[&victim].spec.attempt;
             self.relocate(victim, TaskState::Suspending { exec: seq });
+            if let Some(entry) = self.tasks.get_mut(&victim) {
+                entry.suspend_sent = true;
+            }
             self.totals.ahead_suspensions += 1;
             out.push(Command::Suspend {
                 task: victim,

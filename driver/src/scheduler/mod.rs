@@ -193,6 +193,9 @@ struct TaskEntry {
     cancelled: bool,
     /// Launched and not acknowledged yet: re-queued if still so at this time.
     ack_due: Option<Duration>,
+    /// A standalone [`Command::Suspend`] went out for it and it has not parked yet (it may have
+    /// been paired with a launch since: a cancelled launch leaves it `Suspending`, not running).
+    suspend_sent: bool,
 }
 
 impl TaskEntry {

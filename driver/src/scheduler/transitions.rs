@@ -60,6 +60,7 @@ impl Scheduler {
                     resume_pending: false,
                     cancelled: false,
                     ack_due: None,
+                    suspend_sent: false,
                 },
             );
             self.lanes.push_back(id, kind);
@@ -127,6 +128,7 @@ impl Scheduler {
         self.totals.suspensions += 1;
         let entry = self.tasks.get_mut(&id).expect("current task");
         entry.preemptions = entry.preemptions.saturating_add(1);
+        entry.suspend_sent = false;
         let next = if entry.cancelled {
             TaskState::Killing { exec }
         } else {
@@ -243,8 +245,14 @@ impl Scheduler {
                 self.tasks.get(&victim).map(|e| e.state)
             && (at, by) == (exec, id)
         {
-            // The preemption went out with the launch, so it never went out: the victim runs on.
-            self.relocate(victim, TaskState::Running { exec });
+            // The preemption went out with the launch, so it never went out: the victim runs on
+            // (or goes on parking, if a standalone suspension of it went out before).
+            let back = if self.tasks[&victim].suspend_sent {
+                TaskState::Suspending { exec }
+            } else {
+                TaskState::Running { exec }
+            };
+            self.relocate(victim, back);
         }
         self.forget(id);
     }
@@ -468,6 +476,7 @@ impl Scheduler {
         entry.spec.attempt = entry.spec.attempt.saturating_add(1);
         entry.resume_pending = false;
         entry.ack_due = None;
+        entry.suspend_sent = false;
         let kind = entry.spec.kind;
         self.lanes.push_front(id, kind);
         self.totals.requeued += 1;

@@ -315,3 +315,26 @@ fn with_acting_ahead_the_hold_guard_is_the_last_resort() {
     c.report_p99(75);
     assert!(!c.sched.slo_guarded(STREAM_JOB));
 }
+
+#[test]
+fn a_cancelled_launch_leaves_its_victim_being_suspended_ahead() {
+    let mut c = ahead_cluster(Policy::Neptune, &[("e0", 2)]);
+    micro_batch_ran_once(&mut c);
+    c.advance_ms(39);
+    c.due_in_us(800);
+    c.confirm_suspended(b(0));
+    let cmds = c.submit_ids([sr(1, 0), sr(1, 1)]);
+    assert_eq!(launches(&cmds)[1], suspending(sr(1, 1), "e0", b(1)));
+    // The paired launch could not be sent: b1's own suspension is still in flight.
+    c.send(Event::LaunchCancelled {
+        id: sr(1, 1),
+        attempt: 0,
+        executor: "e0".into(),
+    });
+    assert_eq!(c.executor("e0").suspending, vec![b(1)]);
+    // It parks: accepted (it was asked), and its slot goes to the oldest suspended task.
+    let cmds = c.confirm_suspended(b(1));
+    assert_eq!(resumes(&cmds), vec![(b(0), "e0".to_owned())]);
+    assert_eq!(c.executor("e0").running, vec![sr(1, 0), b(0)]);
+    assert_eq!(c.executor("e0").suspended, vec![b(1)]);
+}
