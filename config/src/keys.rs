@@ -154,7 +154,7 @@ pub static MAX_TASK_FAILURES: UInt = UInt::new(
 pub static SLO_AWARE: Flag = Flag::new(
     Meta::new(
         "scheduler.slo_aware",
-        "`neptune`/`kill`, for stream jobs with a `jobs.<job>.latency_target_ms`: free the cores each micro-batch takes just before it is due (see `scheduler.slo_lead_us`); and when a job's recent p99 passes its target (0.8 x with `scheduler.slo_lead_us=0`), hold a micro-batch's worth of cores (never an executor's last) back from batch work on the executors its tasks run on, until the p99 is under 0.5 x the target after `scheduler.slo_window_ms`.",
+        "`neptune`/`kill`, for stream jobs with a `jobs.<job>.latency_target_ms`: free the cores each micro-batch takes just before it is due (see `scheduler.slo_lead_us`); with `scheduler.slo_lead_us=0` instead, when a job's recent p99 passes 0.8 x its target, hold a micro-batch's worth of cores (never an executor's last) back from batch work on the executors its tasks run on, until the p99 is under 0.5 x the target after `scheduler.slo_window_ms`.",
     ),
     false,
 );

@@ -57,13 +57,15 @@ fn the_report_carries_slo_attainment_for_stream_jobs_with_a_target() {
 
 #[test]
 fn under_a_guard_held_all_run_batch_work_still_completes() {
-    // 1 ms: the recent p99 is always past 0.8 x target, so the guard holds one of the two
-    // cores from the first micro-batch on; the batch job's two runs finish on the other.
+    // 1 ms, holding only (no acting ahead): the recent p99 is always past 0.8 x target, so
+    // the guard holds one of the two cores from the first micro-batch on; the batch job's two
+    // runs finish on the other.
     let r = run(
         "slo-aware",
         &[
             "jobs.stream.latency_target_ms=1",
             "scheduler.slo_aware=true",
+            "scheduler.slo_lead_us=0",
             "scheduler.slo_window_ms=1000",
         ],
     );

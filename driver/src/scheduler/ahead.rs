@@ -33,9 +33,8 @@
 //!   into the slots the stream tasks free when they finish.
 //!
 //! Engagement: the scheduler acts ahead for every stream job with a latency target whenever
-//! the mode is on (the driver announces only such jobs); the guard of `slo.rs` stays as a last
-//! resort and then engages only when the recent p99 passes the target itself (see
-//! `slo::ENGAGE_AHEAD`), since acting ahead already keeps the job near its target.
+//! the mode is on (the driver announces only such jobs), whatever the job's recent p99; the
+//! hold guard of `slo.rs` is then off (see its module docs for why).
 //!
 //! Cost: O(executors of the job's last micro-batch) per announcement, O(log E) per slot
 //! consumed; expiry checks the earliest deadline only.
