@@ -424,11 +424,12 @@ fn a_launch_preempting_a_task_already_being_suspended_reports_after_the_victim()
             })),
         });
     }
-    assert!(h.pump_until(|rt| rt
-        .snapshot()
-        .tasks
-        .iter()
-        .all(|t| t.state == crate::runtime::TaskState::Running)));
+    assert!(h.pump_until(|rt| {
+        rt.snapshot()
+            .tasks
+            .iter()
+            .all(|t| t.state == crate::runtime::TaskState::Running)
+    }));
     let stream = TaskId {
         job: 1,
         run: 0,

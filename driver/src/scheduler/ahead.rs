@@ -125,7 +125,10 @@ impl Scheduler {
         if wanted.is_empty() {
             return;
         }
-        let grace = due.saturating_sub(now).max(self.cfg.slo_lead).max(MIN_GRACE);
+        let grace = due
+            .saturating_sub(now)
+            .max(self.cfg.slo_lead)
+            .max(MIN_GRACE);
         let mut slots = BTreeMap::new();
         for (seq, n) in wanted {
             let Some(e) = self.execs.execs.get(&seq) else {

@@ -44,7 +44,6 @@ pub const ENGAGE: f64 = 0.8;
 /// for a window).
 pub const RELEASE: f64 = 0.5;
 
-
 /// A job's latest stream launches on one executor.
 #[derive(Debug, Clone, Copy)]
 struct Launches {

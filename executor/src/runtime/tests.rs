@@ -415,9 +415,18 @@ fn a_standalone_suspend_parks_the_task_and_leaves_its_core_idle() {
     h.launch(task(1), JobKind::Batch, forever(0));
     h.wait_running(task(0));
     h.wait_running(task(1));
-    let err = h.rt.suspend_attempt(task(0), 3, Instant::now()).unwrap_err();
+    let err =
+        h.rt.suspend_attempt(task(0), 3, Instant::now())
+            .unwrap_err();
     assert!(
-        matches!(err, RuntimeError::OtherAttempt { alive: 0, asked: 3, .. }),
+        matches!(
+            err,
+            RuntimeError::OtherAttempt {
+                alive: 0,
+                asked: 3,
+                ..
+            }
+        ),
         "{err}"
     );
     h.rt.suspend_attempt(task(0), 0, Instant::now()).unwrap();

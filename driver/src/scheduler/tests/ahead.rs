@@ -167,7 +167,10 @@ fn tasks_of_the_previous_micro_batch_do_not_consume_the_reservation() {
     c.confirm_suspended(b(0));
     // A late stage of run 0 launches: it takes the free slot, but the reservation (for run 1)
     // stands.
-    let late = TaskId { stage: 1, ..sr(0, 0) };
+    let late = TaskId {
+        stage: 1,
+        ..sr(0, 0)
+    };
     assert_eq!(launches(&c.submit_ids([late])), vec![on(late, "e0")]);
     assert!(c.sched.slo_reserved(STREAM_JOB));
 }

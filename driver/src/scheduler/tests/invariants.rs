@@ -120,7 +120,9 @@ pub(in super::super) fn check(s: &Scheduler) -> Result<(), String> {
             }
             TaskState::Suspending { exec: seq } => {
                 let e = exec(seq)?;
-                ensure(e.suspending.contains(id), || format!("{id} suspending lost"))?;
+                ensure(e.suspending.contains(id), || {
+                    format!("{id} suspending lost")
+                })?;
                 ensure(entry.spec.kind == JobKind::Batch, || {
                     format!("stream {id} suspended ahead")
                 })?;
@@ -166,7 +168,10 @@ fn check_executor(s: &Scheduler, e: &Executor) -> Result<(), String> {
         format!("{}: held slots out of step with the guards", e.name)
     })?;
     ensure(e.reserved == s.ahead.reserved_on(e.seq), || {
-        format!("{}: reserved slots out of step with the reservations", e.name)
+        format!(
+            "{}: reserved slots out of step with the reservations",
+            e.name
+        )
     })?;
     let resumable = e.batch_free() > 0 && !e.suspect && !e.suspended.is_empty();
     ensure(reg.resumable.contains(&e.seq) == resumable, || {
