@@ -154,7 +154,7 @@ pub static MAX_TASK_FAILURES: UInt = UInt::new(
 pub static SLO_AWARE: Flag = Flag::new(
     Meta::new(
         "scheduler.slo_aware",
-        "`neptune`/`kill`: when a stream job's recent p99 passes 0.8 x its `jobs.<job>.latency_target_ms`, hold a micro-batch's worth of cores (never an executor's last) back from batch work on the executors its tasks run on; give them back once the p99 is under 0.5 x the target after `scheduler.slo_window_ms`.",
+        "`neptune`/`kill`, for stream jobs with a `jobs.<job>.latency_target_ms`: free the cores each micro-batch takes just before it is due (see `scheduler.slo_lead_us`); with `scheduler.slo_lead_us=0` instead, when a job's recent p99 passes 0.8 x its target, hold a micro-batch's worth of cores (never an executor's last) back from batch work on the executors its tasks run on, until the p99 is under 0.5 x the target after `scheduler.slo_window_ms`.",
     ),
     false,
 );
@@ -170,6 +170,18 @@ pub static SLO_WINDOW_MS: UInt = UInt::new(
 )
 .default(5000)
 .unit("ms");
+
+/// The SLO-aware mode's margin when it acts ahead of a micro-batch.
+pub static SLO_LEAD_US: UInt = UInt::new(
+    Meta::new(
+        "scheduler.slo_lead_us",
+        "SLO-aware mode: free the cores a stream job's next micro-batch takes this margin plus the executors' measured suspend p95 before it is due (suspending the batch tasks on them), and give them back once its tasks launched (or this margin plus that p95 after it was due); 0: do not act ahead, only hold cores while the recent p99 nears the target.",
+    ),
+    0,
+    100_000,
+)
+.default(500)
+.unit("us");
 
 /// Seed of the `random` placement.
 pub static SEED: UInt = UInt::new(
@@ -417,6 +429,7 @@ pub static ENGINE: &[&dyn Describe] = &[
     &MAX_TASK_FAILURES,
     &SLO_AWARE,
     &SLO_WINDOW_MS,
+    &SLO_LEAD_US,
     &SEED,
     &HEARTBEAT_INTERVAL_MS,
     &HEARTBEAT_TIMEOUT_MS,

@@ -152,6 +152,15 @@ pub struct Totals {
     pub fetch_failures: u64,
     /// Map tasks run again because their outputs were lost.
     pub map_outputs_recomputed: u64,
+    /// SLO-aware mode acting ahead: slots reserved for imminent micro-batches (one per
+    /// executor and announcement).
+    pub slo_reservations: u64,
+    /// Of those, reservations that ended at their deadline (the micro-batch did not launch in
+    /// time) or because the mode stopped acting.
+    pub slo_reservations_expired: u64,
+    /// Batch tasks suspended ahead of a micro-batch (standalone suspensions; they are also in
+    /// `suspensions` once confirmed).
+    pub slo_ahead_suspensions: u64,
     /// Heap bytes the driver's latency statistics hold (histograms, recent windows): constant
     /// once every stream job's window is full, however long the app runs.
     pub stats_bytes: u64,

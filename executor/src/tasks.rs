@@ -1,6 +1,7 @@
 //! Driver messages into task runtime calls: launches (with shuffle input locations and the task's
 //! files of the run's input snapshot in `Launch.params`, and a preemption to carry out first),
-//! resumes, kills, broadcasts, run announcements and releases, receivers to start. Runtime events go back out through
+//! standalone suspensions (ahead of a micro-batch: the core is left idle), resumes, kills,
+//! broadcasts, run announcements and releases, receivers to start. Runtime events go back out through
 //! [`Updates`]; a launch that preempts a task starts on that victim's core as soon as the
 //! victim has let go of it (the runtime hands the core over, see `TaskRuntime::launch_after`).
 
@@ -8,7 +9,9 @@ use crate::blocks::BlockStore;
 use crate::lifecycle::Lifecycle;
 use crate::memory;
 use crate::receivers::Receivers;
-use crate::runtime::{RuntimeError, RuntimeEvent, RuntimeSnapshot, TaskBody, TaskRuntime};
+use crate::runtime::{
+    RuntimeError, RuntimeEvent, RuntimeSnapshot, TaskBody, TaskRuntime, TaskState,
+};
 use crate::updates::Updates;
 use neptune_core::app::App;
 use neptune_core::ids::{JobKind, TaskId};
@@ -69,6 +72,13 @@ impl Tasks {
         let now = Instant::now();
         match m.msg {
             Some(driver_message::Msg::Launch(l)) => self.launch(l, now),
+            Some(driver_message::Msg::Suspend(k)) => {
+                // A refusal changes nothing: the task runs on (or its end is on the way) and
+                // keeps its slot in the driver's accounting until that end.
+                if let Err(e) = self.runtime.suspend_attempt(k.id(), k.attempt, now) {
+                    self.updates.reject(k, e.to_string());
+                }
+            }
             Some(driver_message::Msg::Resume(k)) => {
                 if let Err(e) = self.runtime.resume(k.id(), now) {
                     self.updates.reject(k, e.to_string());
@@ -123,6 +133,21 @@ impl Tasks {
                         self.lifecycle.waiting(task.id(), task.attempt, victim.id());
                     }
                     // The runtime starts it on the victim's core once the victim let go of it.
+                    self.start(l, now, Some(victim.id()));
+                    return;
+                }
+                // Already parking: the driver's standalone suspend (ahead of a micro-batch) got
+                // there first, and this launch takes over the core it is leaving. The runtime
+                // promises it that core, as for a preemption of its own: started anywhere else
+                // (another core freeing first), its events could overtake the victim's
+                // `Suspended`, which the driver must see first.
+                Err(RuntimeError::NotRunning {
+                    state: TaskState::Suspending,
+                    ..
+                }) => {
+                    if let Some(task) = l.task {
+                        self.lifecycle.waiting(task.id(), task.attempt, victim.id());
+                    }
                     self.start(l, now, Some(victim.id()));
                     return;
                 }

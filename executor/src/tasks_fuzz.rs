@@ -87,6 +87,7 @@ fn message() -> impl Strategy<Value = DriverMessage> {
         });
     let msg = prop_oneof![
         6 => launch,
+        2 => key().prop_map(driver_message::Msg::Suspend),
         2 => key().prop_map(driver_message::Msg::Resume),
         2 => key().prop_map(driver_message::Msg::Kill),
         1 => ("[a-c]{1,2}", any::<u64>(), prop::collection::vec(any::<u8>(), 0..16)).prop_map(
@@ -374,4 +375,109 @@ fn records_in_flight_are_what_live_tasks_published() {
         vec![(0, 10, 0), (1, u64::MAX, 5120), (2, 0, 7)],
         "per job, done and in flight apart"
     );
+}
+
+#[test]
+fn a_standalone_suspend_of_a_task_not_alive_here_is_rejected_with_the_reason() {
+    let mut h = harness();
+    let id = TaskId {
+        job: 0,
+        run: 0,
+        stage: 0,
+        partition: 0,
+    };
+    h.tasks.on_driver_message(DriverMessage {
+        msg: Some(driver_message::Msg::Suspend(TaskKey::new(id, 0))),
+    });
+    let Some(executor_message::Msg::Update(u)) = h.out.try_recv().unwrap().msg else {
+        panic!("an update")
+    };
+    assert_eq!(u.task, Some(TaskKey::new(id, 0)));
+    let Some(task_update::State::Rejected(r)) = u.state else {
+        panic!("a rejection, got {:?}", u.state)
+    };
+    assert!(r.reason.contains("not known"), "{}", r.reason);
+}
+
+/// A launch whose preemption victim is already parking (the driver's standalone suspend went
+/// out first) takes over that victim's core: its events follow the victim's `Suspended`, as
+/// the driver's contract requires, even though a core may free up elsewhere first.
+#[test]
+fn a_launch_preempting_a_task_already_being_suspended_reports_after_the_victim() {
+    let mut app = App::new("ahead", Arc::new(Config::default()));
+    app.batch(
+        "long",
+        Dataset::from_fn(2, |_| Box::new(0..u64::MAX)).count(),
+    );
+    app.stream("s", Dataset::from_fn(1, |_| Box::new(0..5u64)).count());
+    let mut h = harness_with(Arc::new(app));
+    let batch = |partition| TaskId {
+        job: 0,
+        run: 0,
+        stage: 0,
+        partition,
+    };
+    for p in [0, 1] {
+        h.tasks.on_driver_message(DriverMessage {
+            msg: Some(driver_message::Msg::Launch(neptune_proto::Launch {
+                task: Some(TaskKey::new(batch(p), 0)),
+                ..Default::default()
+            })),
+        });
+    }
+    assert!(h.pump_until(|rt| {
+        rt.snapshot()
+            .tasks
+            .iter()
+            .all(|t| t.state == crate::runtime::TaskState::Running)
+    }));
+    let stream = TaskId {
+        job: 1,
+        run: 0,
+        stage: 0,
+        partition: 0,
+    };
+    h.tasks.on_driver_message(DriverMessage {
+        msg: Some(driver_message::Msg::Suspend(TaskKey::new(batch(0), 0))),
+    });
+    h.tasks.on_driver_message(DriverMessage {
+        msg: Some(driver_message::Msg::Launch(neptune_proto::Launch {
+            task: Some(TaskKey::new(stream, 0)),
+            stream: true,
+            preempt: Some(neptune_proto::Preempt {
+                task: Some(TaskKey::new(batch(0), 0)),
+                kill: false,
+            }),
+            params: Vec::new(),
+        })),
+    });
+    assert!(
+        h.pump_until(|rt| !rt.snapshot().tasks.iter().any(|t| t.id == stream)),
+        "the stream task ran"
+    );
+    let updates: Vec<(TaskId, &'static str)> = std::iter::from_fn(|| h.out.try_recv().ok())
+        .filter_map(|m| match m.msg {
+            Some(executor_message::Msg::Update(u)) => {
+                let kind = match u.state? {
+                    task_update::State::Accepted(_) => "accepted",
+                    task_update::State::Suspended(_) => "suspended",
+                    task_update::State::Succeeded(_) => "succeeded",
+                    _ => "other",
+                };
+                Some((u.task?.id(), kind))
+            }
+            _ => None,
+        })
+        .filter(|(id, kind)| *id == stream || *kind == "suspended")
+        .collect();
+    assert_eq!(
+        updates,
+        vec![
+            (stream, "accepted"),
+            (batch(0), "suspended"),
+            (stream, "succeeded")
+        ]
+    );
+    h.tasks.kill_all();
+    assert!(h.pump_until(|rt| rt.snapshot().tasks.is_empty()));
 }

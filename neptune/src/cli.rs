@@ -75,7 +75,8 @@ pub struct BenchArgs {
     #[arg(long = "set", value_delimiter = ',', value_name = "KEY=VALUE")]
     pub set: Vec<String>,
     /// Give the stream job this latency target (ms) in every run, so every configuration
-    /// reports its SLO attainment, and add `neptune-slo` (neptune with `scheduler.slo_aware`).
+    /// reports its SLO attainment, and add `neptune-slo` (neptune with `scheduler.slo_aware`)
+    /// and `neptune-slo-hold` (the same holding cores only, `scheduler.slo_lead_us=0`).
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub slo_target_ms: Option<u64>,
 }

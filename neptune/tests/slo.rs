@@ -2,7 +2,9 @@
 //! share of its steady-state micro-batches within the target), and none for jobs without a
 //! target; under the SLO-aware mode with a target no micro-batch can meet (so the guard holds
 //! a core for the whole run), batch work still runs to completion on the cores left.
-//! Structure and exact counts only: no latency is compared with a time budget.
+//! Acting ahead of each micro-batch (`scheduler.slo_lead_us`) suspends batch tasks on a real
+//! cluster and leaves every result exact. Structure and exact counts only: no latency is
+//! compared with a time budget.
 
 mod common;
 
@@ -55,13 +57,15 @@ fn the_report_carries_slo_attainment_for_stream_jobs_with_a_target() {
 
 #[test]
 fn under_a_guard_held_all_run_batch_work_still_completes() {
-    // 1 ms: the recent p99 is always past 0.8 x target, so the guard holds one of the two
-    // cores from the first micro-batch on; the batch job's two runs finish on the other.
+    // 1 ms, holding only (no acting ahead): the recent p99 is always past 0.8 x target, so
+    // the guard holds one of the two cores from the first micro-batch on; the batch job's two
+    // runs finish on the other.
     let r = run(
         "slo-aware",
         &[
             "jobs.stream.latency_target_ms=1",
             "scheduler.slo_aware=true",
+            "scheduler.slo_lead_us=0",
             "scheduler.slo_window_ms=1000",
         ],
     );
@@ -75,4 +79,47 @@ fn under_a_guard_held_all_run_batch_work_still_completes() {
     assert_eq!(steady, 55);
     assert_eq!(s["slo_attainment"].as_f64(), Some(within as f64 / 55.0));
     assert_eq!(job(&r, "batch")["runs"], 2);
+}
+
+/// Batch work that outlasts the stream job's 60 micro-batches on 1 x 2: every micro-batch
+/// finds both cores taken by batch tasks.
+const BUSY_BATCH: [&str; 4] = [
+    "batch.tasks=8",
+    "batch.records=1600000",
+    "batch.cost=20",
+    "jobs.batch.runs=10",
+];
+
+#[test]
+fn acting_ahead_suspends_batch_tasks_before_each_micro_batch_and_results_stay_exact() {
+    // A target every micro-batch meets: the hold guard never engages, so whatever the mode
+    // does here is acting ahead (announcements a lead before each micro-batch).
+    let mut ahead: Vec<&str> = BUSY_BATCH.to_vec();
+    ahead.extend([
+        "jobs.stream.latency_target_ms=60000",
+        "scheduler.slo_aware=true",
+        "scheduler.slo_lead_us=500",
+    ]);
+    let r = run("slo-ahead", &ahead);
+    assert_eq!(r["finished"], true, "{r}");
+    let t = &r["totals"];
+    let reservations = t["slo_reservations"].as_u64().unwrap();
+    let ahead_suspensions = t["slo_ahead_suspensions"].as_u64().unwrap();
+    assert!(reservations >= 1, "no reservation made: {t}");
+    assert!(ahead_suspensions >= 1, "no batch task suspended ahead: {t}");
+    assert!(t["suspensions"].as_u64().unwrap() >= 1, "{t}");
+    // Every suspended task came back: suspensions and resumptions pair up.
+    assert_eq!(t["resumptions"], t["suspensions"], "{t}");
+    let s = job(&r, "stream");
+    assert_eq!(s["runs"], 60);
+    assert_eq!(s["slo_attainment"], 1.0, "{s}");
+    assert_eq!(job(&r, "batch")["runs"], 10);
+
+    // The same workload under plain neptune computes the same results.
+    let plain = run("slo-plain", &BUSY_BATCH);
+    for name in ["stream", "batch"] {
+        let (a, p) = (&job(&r, name)["result"], &job(&plain, name)["result"]);
+        assert!(!p.is_null(), "{name} has a result");
+        assert_eq!(a, p, "{name}'s result under the mode acting ahead");
+    }
 }

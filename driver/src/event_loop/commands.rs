@@ -84,6 +84,14 @@ impl EventLoop {
                     self.attribution.launched(task.id, task.attempt, now);
                 }
             }
+            Command::Suspend {
+                task,
+                attempt,
+                executor,
+            } => {
+                let key = TaskKey::new(task, attempt);
+                self.send_to(&executor, driver_message::Msg::Suspend(key));
+            }
             Command::Resume { task, executor } => {
                 let key = TaskKey::new(task, self.attempt_of(task));
                 self.send_to(&executor, driver_message::Msg::Resume(key));

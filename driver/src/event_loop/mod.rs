@@ -115,6 +115,8 @@ pub struct EventLoop {
     attribution: attrib::Attribution,
     /// Per-hop latency statistics per job (stream jobs record; batch jobs hold nothing).
     hops: Vec<HopLatencies>,
+    /// SLO-aware mode acting ahead: the lead and the micro-batches announced.
+    ahead: slo::Ahead,
     work: VecDeque<Work>,
     next_session: u64,
     next_id: u64,
@@ -153,6 +155,7 @@ impl EventLoop {
             processed,
             attribution: attrib::Attribution::default(),
             hops,
+            ahead: slo::Ahead::default(),
             scheduler: Scheduler::new(cfg.scheduler.clone())
                 .expect("scheduler config validated in DriverConfig::new"),
             jobs,
@@ -194,8 +197,16 @@ impl EventLoop {
                 return (LoopEnd::Failed(why), self.status_now());
             }
         };
+        self.refresh_lead();
         let end = loop {
-            clock.arm(self.jobs.next_deadline().map(|d| self.epoch + d));
+            // Acting ahead: announcements due now go out before the micro-batches themselves.
+            let ahead = self.announce_due_soon();
+            self.drain();
+            let next = match (self.jobs.next_deadline(), ahead) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+            clock.arm(next.map(|d| self.epoch + d));
             let mut ticked = false;
             // Biased, due micro-batches first: a busy inbound queue must not delay them.
             tokio::select! {
@@ -203,6 +214,8 @@ impl EventLoop {
                 () = &mut shutdown => break LoopEnd::Stopped,
                 Some(_) = due.recv() => {
                     clock.fired();
+                    // A loop that woke late announces before it plans what fell due meanwhile.
+                    self.announce_due_soon();
                     let step = self.jobs.tick(self.now());
                     self.work.push_back(Work::Step(step));
                 }
@@ -212,6 +225,7 @@ impl EventLoop {
                 },
                 _ = tick.tick() => {
                     self.maybe_start();
+                    self.refresh_lead();
                     self.work.push_back(Work::Schedule(Event::Tick));
                     ticked = true;
                 }

@@ -116,6 +116,9 @@ impl EventLoop {
             queued: snap.queued_stream + snap.queued_batch,
             local_launches: snap.totals.local_launches,
             launch_ack_timeouts: snap.totals.ack_timeouts,
+            slo_reservations: snap.totals.reservations,
+            slo_reservations_expired: snap.totals.reservations_expired,
+            slo_ahead_suspensions: snap.totals.ahead_suspensions,
             non_local_launches: snap.totals.non_local_launches,
             spilled_bytes: self
                 .spilled

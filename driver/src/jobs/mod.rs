@@ -259,6 +259,16 @@ impl JobManager {
         self.jobs.iter().filter_map(|j| j.next_due).min()
     }
 
+    /// When stream job `j`'s next micro-batch is due, and its interval (`None`: no more are
+    /// due, or the job is not a stream job).
+    pub fn next_due(&self, j: usize) -> Option<(Duration, Duration)> {
+        if self.stopped {
+            return None;
+        }
+        let job = self.jobs.get(j)?;
+        job.next_due.map(|due| (due, job.interval))
+    }
+
     /// Submit every micro-batch due at `now`.
     pub fn tick(&mut self, now: Duration) -> Step {
         let mut step = Step::default();

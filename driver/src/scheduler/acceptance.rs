@@ -86,7 +86,8 @@ impl Scheduler {
                 TaskState::Preempting {
                     how: PreemptHow::Suspend,
                     ..
-                } => Ok(()),
+                }
+                | TaskState::Suspending { .. } => Ok(()),
                 _ => Err(Ignored::NotAsked),
             },
             Event::TaskResumed { .. } => match self.holder(id, attempt, executor)?.1 {

@@ -8,7 +8,7 @@
 use neptune_config::keys::{
     FAIR_WEIGHT_BATCH, FAIR_WEIGHT_STREAM, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS,
     LAUNCH_ACK_TIMEOUT_MS, MAX_SUSPENSIONS, MAX_TASK_FAILURES, METRICS_WINDOW, PLACEMENT, POLICY,
-    QUANTUM_MS, SEED, SLO_AWARE, SLO_WINDOW_MS, STATIC_STREAM_EXECUTORS,
+    QUANTUM_MS, SEED, SLO_AWARE, SLO_LEAD_US, SLO_WINDOW_MS, STATIC_STREAM_EXECUTORS,
 };
 use neptune_config::{Config, ConfigError, UInt, rules};
 use serde::Serialize;
@@ -67,6 +67,9 @@ pub struct SchedulerConfig {
     pub slo_aware: bool,
     /// `scheduler.slo_window_ms`: its recent window.
     pub slo_window: Duration,
+    /// `scheduler.slo_lead_us`: the margin of acting ahead of a micro-batch (zero: it does
+    /// not act ahead).
+    pub slo_lead: Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -123,6 +126,7 @@ impl SchedulerConfig {
             launch_ack_timeout: Duration::from_millis(LAUNCH_ACK_TIMEOUT_MS.get(cfg)?),
             slo_aware: SLO_AWARE.get(cfg)?,
             slo_window: Duration::from_millis(SLO_WINDOW_MS.get(cfg)?),
+            slo_lead: Duration::from_micros(SLO_LEAD_US.get(cfg)?),
         };
         c.validate()?;
         Ok(c)
@@ -186,6 +190,7 @@ impl SchedulerConfig {
         check(&METRICS_WINDOW, self.metrics_window as u64)?;
         check(&MAX_TASK_FAILURES, u64::from(self.max_task_failures))?;
         check(&SLO_WINDOW_MS, self.slo_window.as_millis() as u64)?;
+        check(&SLO_LEAD_US, self.slo_lead.as_micros() as u64)?;
         // The heartbeat timeout's range (which depends on the interval) is the setting's, checked
         // by `from_config`; configs built by hand (the simulator, tests) may switch timeouts off
         // with a long one, but never to zero, which would drop every executor at once.

@@ -46,6 +46,21 @@ impl Scheduler {
             return;
         };
         while let Some(id) = self.lanes.front(STREAM_LANE) {
+            // Acting ahead: the job's reserved slots first; one still held by a task being
+            // suspended for it is taken over (no other batch task is preempted for it).
+            match self.reserved_for(id) {
+                Some(Ok(seq)) => {
+                    self.lanes.pop(STREAM_LANE);
+                    self.launch(now, id, seq, None, out);
+                    continue;
+                }
+                Some(Err((seq, victim))) if how == PreemptHow::Suspend => {
+                    self.lanes.pop(STREAM_LANE);
+                    self.launch(now, id, seq, Some((victim, how)), out);
+                    continue;
+                }
+                _ => {}
+            }
             let spec = &self.tasks[&id].spec;
             if let Some(seq) = self.execs.pick_free(self.cfg.placement, spec, STREAM_POOL) {
                 self.lanes.pop(STREAM_LANE);
@@ -64,6 +79,7 @@ impl Scheduler {
             self.lanes.pop(STREAM_LANE);
             self.launch(now, id, seq, Some((victim, how)), out);
         }
+        self.end_launched_reservations();
     }
 
     /// Resumes suspended tasks on their own executors while those have free slots.
@@ -142,7 +158,8 @@ impl Scheduler {
         }
         let task = entry.spec.clone();
         if task.kind == neptune_core::ids::JobKind::Stream {
-            self.slo_note_launch(now, task.id.job, task.id.run, seq);
+            self.slo_note_launch(now, task.id, seq);
+            self.consume_reservation(task.id, seq);
         }
         match preempt {
             Some((victim, how)) => {

@@ -56,6 +56,9 @@ pub(super) struct Executor {
     /// Victim being preempted → the task whose launch carried the preemption. Each pair holds
     /// exactly one slot: the victim's, which the launched task inherits.
     pub(super) preempting: BTreeMap<TaskId, TaskId>,
+    /// Tasks a [`Command::Suspend`](super::Command) was sent for, not yet parked: each holds
+    /// its slot, which nobody inherits (acting ahead of a micro-batch, see `ahead.rs`).
+    pub(super) suspending: BTreeSet<TaskId>,
     /// Suspended tasks by suspension order (oldest first resumes first). No slot.
     pub(super) suspended: BTreeMap<u64, TaskId>,
     /// Suspended tasks of cancelled jobs, waiting for their kill to be confirmed. No slot.
@@ -72,12 +75,16 @@ pub(super) struct Executor {
     /// Slots the SLO guard wants held back from batch work (launches and resumes): a
     /// micro-batch's worth of the guarded jobs' stream tasks here. [`Executor::held`] caps it.
     pub(super) guarded: u32,
+    /// Slots reserved for stream jobs' imminent micro-batches (acting ahead, see `ahead.rs`):
+    /// kept from batch work like `guarded`, but every core may be reserved (for a lead and
+    /// the micro-batch's tasks only).
+    pub(super) reserved: u32,
 }
 
 impl Executor {
     /// Slots taken: running tasks plus one per preemption in flight.
     pub(super) fn occupied(&self) -> usize {
-        self.running.len() + self.preempting.len()
+        self.running.len() + self.preempting.len() + self.suspending.len()
     }
 
     /// Free slots.
@@ -96,9 +103,11 @@ impl Executor {
         self.guarded.min(self.cores.saturating_sub(1)) as usize
     }
 
-    /// Free slots batch work may take: those the SLO guard does not hold back.
+    /// Free slots batch work may take: those neither the SLO guard holds back nor a
+    /// reservation keeps for a micro-batch.
     pub(super) fn batch_free(&self) -> usize {
-        self.free().saturating_sub(self.held())
+        let kept = self.held().max(self.reserved.min(self.cores) as usize);
+        self.free().saturating_sub(kept)
     }
 
     /// Free slots as the free-slot index `class` counts them.
@@ -124,6 +133,7 @@ impl Executor {
     pub(super) fn all_tasks(&self) -> BTreeSet<TaskId> {
         let mut all: BTreeSet<TaskId> = self.running.iter().copied().collect();
         all.extend(self.preempting.iter().flat_map(|(v, s)| [*v, *s]));
+        all.extend(self.suspending.iter().copied());
         all.extend(self.suspended.values().copied());
         all.extend(self.killing.iter().copied());
         all
@@ -212,12 +222,14 @@ impl Registry {
             running: BTreeSet::new(),
             candidates: BTreeSet::new(),
             preempting: BTreeMap::new(),
+            suspending: BTreeSet::new(),
             suspended: BTreeMap::new(),
             killing: BTreeSet::new(),
             rank: (0, 0, 0, seq),
             suspect: false,
             timed_out: BTreeSet::new(),
             guarded: 0,
+            reserved: 0,
         };
         self.names.insert(name, seq);
         self.execs.insert(seq, exec);

@@ -25,7 +25,11 @@
 //! an executor's last) back from batch work (no batch launch or resume takes them) on the
 //! executors a stream job's tasks run on while that job's recent p99 is near its latency
 //! target, and give them back once the margin returns; see `slo.rs` for the thresholds and the
-//! hysteresis.
+//! hysteresis. With `scheduler.slo_lead_us` > 0 they also *act ahead*: a lead before each
+//! micro-batch of a job with a target is due ([`Event::StreamDueSoon`]), the slots its tasks
+//! took last time are reserved on their executors and the batch tasks in them suspended
+//! ([`Command::Suspend`]); the micro-batch's tasks launch into them without a preemption round
+//! trip, and batch work gets them back as soon as those tasks launched; see `ahead.rs`.
 //!
 //! Victim choice on an executor: the batch task preempted least often, then the one started most
 //! recently (least progress at stake), then the smallest id. **Anti-starvation**: a task
@@ -102,6 +106,7 @@
 //! costs O(log E) plus the executors that timed out.
 
 mod acceptance;
+mod ahead;
 mod config;
 mod dispatch;
 mod executors;
@@ -145,6 +150,9 @@ enum TaskState {
     },
     /// Launched with a preemption of `victim`: waits for the victim's slot.
     Reserved { exec: Seq, victim: TaskId },
+    /// A [`Command::Suspend`] is in flight (acting ahead of a micro-batch): holds its slot
+    /// until the executor reports it parked; no task inherits the slot.
+    Suspending { exec: Seq },
     /// Parked on `exec`, no slot; `order` is its place in the resume order.
     Suspended { exec: Seq, order: u64 },
     /// Parked on `exec` with its job cancelled: a kill is in flight, no slot.
@@ -158,6 +166,7 @@ impl TaskState {
             TaskState::Running { exec }
             | TaskState::Preempting { exec, .. }
             | TaskState::Reserved { exec, .. }
+            | TaskState::Suspending { exec }
             | TaskState::Suspended { exec, .. }
             | TaskState::Killing { exec } => Some(exec),
         }
@@ -184,6 +193,9 @@ struct TaskEntry {
     cancelled: bool,
     /// Launched and not acknowledged yet: re-queued if still so at this time.
     ack_due: Option<Duration>,
+    /// A standalone [`Command::Suspend`] went out for it and it has not parked yet (it may have
+    /// been paired with a launch since: a cancelled launch leaves it `Suspending`, not running).
+    suspend_sent: bool,
 }
 
 impl TaskEntry {
@@ -214,6 +226,8 @@ pub struct Scheduler {
     now: Duration,
     /// SLO-aware mode: stream jobs' guards and the executors they hold a slot on.
     slo: slo::SloGuards,
+    /// SLO-aware mode, acting ahead: the slots freed for each stream job's next micro-batch.
+    ahead: ahead::Reservations,
 }
 
 impl Scheduler {
@@ -235,6 +249,7 @@ impl Scheduler {
             next_order: 0,
             now: Duration::ZERO,
             slo: slo::SloGuards::default(),
+            ahead: ahead::Reservations::default(),
             cfg,
         })
     }
@@ -323,7 +338,9 @@ impl Scheduler {
                 recent_p99,
                 target,
             } => self.on_stream_latency(now, job, recent_p99, target),
+            Event::StreamDueSoon { job, due } => self.on_stream_due_soon(now, job, due, out),
         }
+        self.expire_reservations(now);
         self.dispatch(now, out);
     }
 
@@ -350,6 +367,9 @@ impl Scheduler {
                 TaskState::Preempting { .. } => {
                     e.preempting.remove(&id);
                 }
+                TaskState::Suspending { .. } => {
+                    e.suspending.remove(&id);
+                }
                 TaskState::Suspended { order, .. } => {
                     e.suspended.remove(&order);
                 }
@@ -369,6 +389,9 @@ impl Scheduler {
                 }
                 TaskState::Preempting { by, .. } => {
                     e.preempting.insert(id, by);
+                }
+                TaskState::Suspending { .. } => {
+                    e.suspending.insert(id);
                 }
                 TaskState::Suspended { order, .. } => {
                     e.suspended.insert(order, id);

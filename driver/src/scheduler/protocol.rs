@@ -79,8 +79,9 @@ pub enum Event {
         /// The tasks.
         tasks: Vec<TaskSpec>,
     },
-    /// The executor parked the task (it was the victim of a [`Preempt`] by suspension). Its slot
-    /// now runs the task launched with that preemption.
+    /// The executor parked the task (it was the victim of a [`Preempt`] by suspension, or of a
+    /// [`Command::Suspend`]). Its slot now runs the task launched with that preemption, or is
+    /// free.
     TaskSuspended {
         /// Task.
         id: TaskId,
@@ -180,6 +181,15 @@ pub enum Event {
         /// Its latency target.
         target: Duration,
     },
+    /// A stream job's next micro-batch is due at `due` (monotonic time since driver start), a
+    /// lead ahead: under the SLO-aware mode's acting ahead (`scheduler.slo_lead_us` > 0), the
+    /// scheduler frees the cores the job's tasks will take (see `ahead.rs`). Ignored otherwise.
+    StreamDueSoon {
+        /// The stream job.
+        job: JobId,
+        /// When its micro-batch is due.
+        due: Duration,
+    },
 }
 
 impl Event {
@@ -232,7 +242,8 @@ impl Event {
             | Event::LaunchCancelled { .. }
             | Event::JobCancelled { .. }
             | Event::Tick
-            | Event::StreamLatency { .. } => None,
+            | Event::StreamLatency { .. }
+            | Event::StreamDueSoon { .. } => None,
         }
     }
 }
@@ -290,6 +301,18 @@ pub enum Command {
         executor: ExecutorId,
         /// The task to preempt to make room, in the same message.
         preempt: Option<Preempt>,
+    },
+    /// Suspend the running batch `task` (attempt `attempt`) on `executor` and leave its core
+    /// idle: the SLO-aware mode frees a core ahead of a micro-batch (see `ahead.rs`). The
+    /// executor parks it at its next yield point and reports [`Event::TaskSuspended`], or the
+    /// task's end if it ended first; until then the task holds its slot.
+    Suspend {
+        /// Task.
+        task: TaskId,
+        /// Its attempt.
+        attempt: u32,
+        /// Its executor.
+        executor: ExecutorId,
     },
     /// Resume the suspended `task` on `executor` (always the executor it was suspended on).
     Resume {

@@ -28,6 +28,14 @@ pub struct Totals {
     /// Launches not acknowledged within `launch_ack_timeout` (each re-queued its task and made
     /// its executor suspect).
     pub ack_timeouts: u64,
+    /// SLO-aware mode acting ahead: slots reserved for imminent micro-batches (one per
+    /// executor and announcement).
+    pub reservations: u64,
+    /// Reservations that ended at their deadline (the micro-batch did not launch in time) or
+    /// because the mode stopped acting.
+    pub reservations_expired: u64,
+    /// Standalone suspensions sent to free reserved slots ([`Command::Suspend`](super::Command)).
+    pub ahead_suspensions: u64,
 }
 
 /// One executor as the scheduler sees it. Task lists are sorted by id.
@@ -41,7 +49,8 @@ pub struct ExecutorSnapshot {
     pub dedicated_to: Option<JobKind>,
     /// Tasks holding a slot (including resumes not yet confirmed).
     pub running: Vec<TaskId>,
-    /// Victims of preemptions in flight (each still holds its slot).
+    /// Victims of preemptions in flight and tasks suspended ahead of a micro-batch, not yet
+    /// parked (each still holds its slot).
     pub suspending: Vec<TaskId>,
     /// Tasks launched with a preemption, waiting for their victim's slot.
     pub reserved: Vec<TaskId>,
@@ -106,7 +115,14 @@ impl Scheduler {
                         JobKind::Batch
                     }),
                     running: e.running.iter().copied().collect(),
-                    suspending: e.preempting.keys().copied().collect(),
+                    suspending: e
+                        .preempting
+                        .keys()
+                        .chain(&e.suspending)
+                        .copied()
+                        .collect::<std::collections::BTreeSet<_>>()
+                        .into_iter()
+                        .collect(),
                     reserved,
                     suspended,
                     memory_pressure_permille: e.window.pressure_permille(),

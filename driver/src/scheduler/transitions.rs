@@ -60,6 +60,7 @@ impl Scheduler {
                     resume_pending: false,
                     cancelled: false,
                     ack_due: None,
+                    suspend_sent: false,
                 },
             );
             self.lanes.push_back(id, kind);
@@ -108,21 +109,26 @@ impl Scheduler {
         executor: &str,
         out: &mut Vec<Command>,
     ) {
-        let Some((
-            exec,
-            TaskState::Preempting {
-                by,
-                how: PreemptHow::Suspend,
-                ..
-            },
-        )) = self.current(id, attempt, executor)
-        else {
-            debug!(task = %id, executor, "suspension not asked for ignored");
-            return;
+        let (exec, heir) = match self.current(id, attempt, executor) {
+            Some((
+                exec,
+                TaskState::Preempting {
+                    by,
+                    how: PreemptHow::Suspend,
+                    ..
+                },
+            )) => (exec, Some(by)),
+            // Suspended ahead of a micro-batch: the slot is free (and reserved for it).
+            Some((exec, TaskState::Suspending { .. })) => (exec, None),
+            _ => {
+                debug!(task = %id, executor, "suspension not asked for ignored");
+                return;
+            }
         };
         self.totals.suspensions += 1;
         let entry = self.tasks.get_mut(&id).expect("current task");
         entry.preemptions = entry.preemptions.saturating_add(1);
+        entry.suspend_sent = false;
         let next = if entry.cancelled {
             TaskState::Killing { exec }
         } else {
@@ -133,7 +139,9 @@ impl Scheduler {
             }
         };
         self.relocate(id, next);
-        self.inherit_slot(by, out);
+        if let Some(by) = heir {
+            self.inherit_slot(by, out);
+        }
     }
 
     pub(super) fn on_resumed(&mut self, now: Duration, id: TaskId, attempt: u32, executor: &str) {
@@ -237,8 +245,14 @@ impl Scheduler {
                 self.tasks.get(&victim).map(|e| e.state)
             && (at, by) == (exec, id)
         {
-            // The preemption went out with the launch, so it never went out: the victim runs on.
-            self.relocate(victim, TaskState::Running { exec });
+            // The preemption went out with the launch, so it never went out: the victim runs on
+            // (or goes on parking, if a standalone suspension of it went out before).
+            let back = if self.tasks[&victim].suspend_sent {
+                TaskState::Suspending { exec }
+            } else {
+                TaskState::Running { exec }
+            };
+            self.relocate(victim, back);
         }
         self.forget(id);
     }
@@ -299,7 +313,9 @@ impl Scheduler {
             let kill_on = match state {
                 // Killed once its victim's slot is granted (see `inherit_slot`).
                 TaskState::Queued | TaskState::Reserved { .. } | TaskState::Killing { .. } => None,
-                TaskState::Running { exec } | TaskState::Preempting { exec, .. } => {
+                TaskState::Running { exec }
+                | TaskState::Preempting { exec, .. }
+                | TaskState::Suspending { exec } => {
                     self.refresh(id);
                     Some(exec)
                 }
@@ -449,6 +465,7 @@ impl Scheduler {
             }
         }
         self.execs.remove(seq);
+        self.forget_reserved_on(seq);
     }
 
     /// Puts a task back at the head of its lane with attempt + 1.
@@ -459,6 +476,7 @@ impl Scheduler {
         entry.spec.attempt = entry.spec.attempt.saturating_add(1);
         entry.resume_pending = false;
         entry.ack_due = None;
+        entry.suspend_sent = false;
         let kind = entry.spec.kind;
         self.lanes.push_front(id, kind);
         self.totals.requeued += 1;

@@ -196,6 +196,24 @@ impl TaskRuntime {
         self.shared.lock().suspend(id, requested_at)
     }
 
+    /// [`suspend`](Self::suspend) of attempt `attempt` of task `id`, leaving its core idle once
+    /// it parked (the driver's standalone `Suspend`, ahead of a micro-batch): no launch waits
+    /// for that core, so it goes to whatever waits for one, or stays idle.
+    ///
+    /// # Errors
+    /// As [`suspend`](Self::suspend), and [`RuntimeError::OtherAttempt`] if another attempt of
+    /// the task is alive here.
+    pub fn suspend_attempt(
+        &self,
+        id: TaskId,
+        attempt: u32,
+        requested_at: Instant,
+    ) -> Result<(), RuntimeError> {
+        self.shared
+            .lock()
+            .suspend_attempt(id, attempt, requested_at)
+    }
+
     /// Let task `id` run again: cancels a suspension not yet reached, or puts a parked task back
     /// on a core (waiting for one if none is idle).
     ///

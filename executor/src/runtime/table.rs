@@ -248,6 +248,24 @@ impl<H: Clone> Table<H> {
         }
     }
 
+    /// [`suspend`](Self::suspend) of attempt `attempt` only (a standalone suspension names it).
+    pub fn suspend_attempt(
+        &mut self,
+        id: TaskId,
+        attempt: u32,
+        requested_at: Instant,
+    ) -> Result<(), RuntimeError> {
+        let alive = self.entry(id)?.attempt;
+        if alive != attempt {
+            return Err(RuntimeError::OtherAttempt {
+                id,
+                alive,
+                asked: attempt,
+            });
+        }
+        self.suspend(id, requested_at)
+    }
+
     pub fn suspend(&mut self, id: TaskId, requested_at: Instant) -> Result<(), RuntimeError> {
         let e = self.entry(id)?;
         if e.control.state() == KILL {

@@ -405,6 +405,55 @@ fn a_stream_task_launched_on_busy_cores_starts_on_the_core_a_suspended_batch_tas
     }
 }
 
+/// The driver's standalone `Suspend` (ahead of a micro-batch): the named attempt parks, its
+/// core stays idle (nothing waits for it), and a launch arriving later starts on it at once; a
+/// request naming another attempt is refused and changes nothing.
+#[test]
+fn a_standalone_suspend_parks_the_task_and_leaves_its_core_idle() {
+    let mut h = Harness::new();
+    h.launch(task(0), JobKind::Batch, forever(0));
+    h.launch(task(1), JobKind::Batch, forever(0));
+    h.wait_running(task(0));
+    h.wait_running(task(1));
+    let err =
+        h.rt.suspend_attempt(task(0), 3, Instant::now())
+            .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            RuntimeError::OtherAttempt {
+                alive: 0,
+                asked: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    h.rt.suspend_attempt(task(0), 0, Instant::now()).unwrap();
+    h.expect_suspended(task(0));
+    let snap = h.rt.snapshot();
+    assert_eq!((snap.running.batch, snap.suspended.batch), (1, 1));
+    // The freed core is idle: a stream task launched now runs without anything else parking.
+    h.launch(task(2), JobKind::Stream, count_to(1000));
+    assert_eq!(
+        h.finished(task(2)),
+        (TaskOutcome::Succeeded(undisturbed(1000)), 1000)
+    );
+    assert!(
+        h.rt.snapshot()
+            .tasks
+            .iter()
+            .any(|t| t.id == task(1) && t.state == TaskState::Running),
+        "the other batch task ran on undisturbed"
+    );
+    h.rt.resume(task(0), Instant::now()).unwrap();
+    h.expect_resumed(task(0));
+    for p in [0, 1] {
+        h.rt.kill(task(p)).unwrap();
+        assert_eq!(h.finished(task(p)).0, TaskOutcome::Killed);
+    }
+}
+
 #[test]
 fn snapshot_counts_tasks_by_kind_and_the_bytes_suspended_tasks_retain() {
     let mut h = Harness::new();

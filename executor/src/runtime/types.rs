@@ -206,6 +206,16 @@ pub enum RuntimeError {
         /// The launch already waiting for its core.
         heir: TaskId,
     },
+    /// A request naming another attempt of the task than the one alive here.
+    #[error("task {id} runs here as attempt {alive}, not attempt {asked}")]
+    OtherAttempt {
+        /// Task.
+        id: TaskId,
+        /// The attempt alive here.
+        alive: u32,
+        /// The attempt the request named.
+        asked: u32,
+    },
 }
 
 impl RuntimeError {
@@ -218,6 +228,7 @@ impl RuntimeError {
             RuntimeError::NotSuspended { .. } => "not_suspended",
             RuntimeError::Killing { .. } => "killing",
             RuntimeError::VictimTaken { .. } => "victim_taken",
+            RuntimeError::OtherAttempt { .. } => "other_attempt",
         }
     }
 }

@@ -110,7 +110,7 @@ pub fn policy_variants(executors: u32, cores: u32, workload: &[String]) -> Vec<V
 }
 
 /// The stream job's latency target `target_ms` for every run of `workload`, and the SLO-aware
-/// variant of `neptune` beside the others: attainment is then comparable across policies.
+/// variants of `neptune` (acting ahead, and holding only) beside the others: attainment is then comparable across policies.
 pub fn with_slo(variants: &mut Vec<Variant>, target_ms: u64) {
     let target = format!("jobs.stream.latency_target_ms={target_ms}");
     // Not batch-alone: without a stream job the key names no job, and the run refuses it.
@@ -121,9 +121,14 @@ pub fn with_slo(variants: &mut Vec<Variant>, target_ms: u64) {
         v.set.push(target.clone());
     }
     if let Some(neptune) = variants.iter().find(|v| v.label == "neptune-lma") {
+        // The mode as configured by default (acting ahead of each micro-batch, the hold guard
+        // as a last resort), and the hold guard alone (`scheduler.slo_lead_us=0`).
         let mut slo = neptune.clone().with("scheduler.slo_aware=true");
         slo.label = "neptune-slo".into();
+        let mut hold = slo.clone().with("scheduler.slo_lead_us=0");
+        hold.label = "neptune-slo-hold".into();
         variants.insert(1, slo);
+        variants.insert(2, hold);
     }
 }
 
@@ -296,7 +301,7 @@ mod tests {
     fn a_latency_target_reaches_every_run_and_adds_the_slo_aware_variant() {
         let mut v = policy_variants(1, 2, &base_workload());
         with_slo(&mut v, 25);
-        assert_eq!(v.len(), 10);
+        assert_eq!(v.len(), 11);
         let target = "jobs.stream.latency_target_ms=25".to_string();
         for v in &v {
             assert_eq!(
@@ -313,6 +318,8 @@ mod tests {
         );
         assert!(slo.set.contains(&"scheduler.slo_aware=true".to_string()));
         assert!(slo.set.contains(&"scheduler.placement=lma".to_string()));
+        let hold = v.iter().find(|v| v.label == "neptune-slo-hold").unwrap();
+        assert_eq!(hold.set.last().unwrap(), "scheduler.slo_lead_us=0");
     }
 
     #[test]

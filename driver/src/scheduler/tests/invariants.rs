@@ -20,6 +20,7 @@ pub(in super::super) fn check(s: &Scheduler) -> Result<(), String> {
             format!("{} not named", e.name)
         })?;
         placed_slots += e.running.len() + 2 * e.preempting.len() + e.suspended.len();
+        placed_slots += e.suspending.len();
         placed_slots += e.killing.len();
     }
     ensure(reg.names.len() == reg.execs.len(), || {
@@ -117,6 +118,15 @@ pub(in super::super) fn check(s: &Scheduler) -> Result<(), String> {
                     format!("stream {id} suspended")
                 })?;
             }
+            TaskState::Suspending { exec: seq } => {
+                let e = exec(seq)?;
+                ensure(e.suspending.contains(id), || {
+                    format!("{id} suspending lost")
+                })?;
+                ensure(entry.spec.kind == JobKind::Batch, || {
+                    format!("stream {id} suspended ahead")
+                })?;
+            }
             TaskState::Killing { exec: seq } => {
                 let e = exec(seq)?;
                 ensure(e.killing.contains(id), || format!("{id} killing lost"))?;
@@ -156,6 +166,12 @@ fn check_executor(s: &Scheduler, e: &Executor) -> Result<(), String> {
     )?;
     ensure(e.guarded == s.slo.wanted(e.seq), || {
         format!("{}: held slots out of step with the guards", e.name)
+    })?;
+    ensure(e.reserved == s.ahead.reserved_on(e.seq), || {
+        format!(
+            "{}: reserved slots out of step with the reservations",
+            e.name
+        )
     })?;
     let resumable = e.batch_free() > 0 && !e.suspect && !e.suspended.is_empty();
     ensure(reg.resumable.contains(&e.seq) == resumable, || {

@@ -1,6 +1,7 @@
 //! Scheduler tests: fixtures (a cluster builder, a fake clock, task builders) and the suites.
 
 mod ack;
+mod ahead;
 mod baselines;
 mod failures;
 mod holder;

@@ -83,6 +83,7 @@ impl Sim {
     fn route(&mut self, cmd: Command) {
         let target = match &cmd {
             Command::Launch { executor, .. }
+            | Command::Suspend { executor, .. }
             | Command::Resume { executor, .. }
             | Command::Kill { executor, .. } => executor.clone(),
             Command::DropExecutor { id, .. } => {
@@ -190,6 +191,27 @@ impl Sim {
                     "{} twice",
                     task.id
                 );
+            }
+            Command::Suspend { task, attempt, .. } => {
+                // A task that already ended is not suspended (its end is on its way).
+                if e.running.get(&task) == Some(&attempt) {
+                    e.running.remove(&task);
+                    let executor = name.clone();
+                    e.outbox.push_back(if self.rng.random_bool(0.2) {
+                        Event::TaskFinished {
+                            id: task,
+                            attempt,
+                            executor,
+                        }
+                    } else {
+                        e.suspended.insert(task, attempt);
+                        Event::TaskSuspended {
+                            id: task,
+                            attempt,
+                            executor,
+                        }
+                    });
+                }
             }
             Command::Resume { task, .. } => {
                 let attempt = e
@@ -350,6 +372,15 @@ impl Sim {
                 target: Duration::from_millis(100),
             });
         }
+        // Its next micro-batch due soon (acting ahead), sometimes already past.
+        if self.rng.random_bool(0.4) {
+            let due = (self.now + Duration::from_millis(self.rng.random_range(0..5)))
+                .saturating_sub(Duration::from_millis(self.rng.random_range(0..2)));
+            self.feed(Event::StreamDueSoon {
+                job: STREAM_JOB,
+                due,
+            });
+        }
     }
 
     /// One random step; `chaos` enables submissions, failures, losses and new executors.
@@ -482,6 +513,12 @@ fn run(cfg: SchedulerConfig, seed: u64) {
     if sim.sched.cfg.policy == Policy::Kill {
         assert!(totals.kills > 0, "{totals:?}");
     }
+    if sim.sched.cfg.slo_aware && !sim.sched.cfg.slo_lead.is_zero() {
+        assert!(totals.reservations > 0, "{totals:?}");
+        if sim.sched.cfg.policy == Policy::Neptune {
+            assert!(totals.ahead_suspensions > 0, "{totals:?}");
+        }
+    }
 }
 
 fn config(policy: Policy, placement: Placement) -> SchedulerConfig {
@@ -521,18 +558,22 @@ fn random_interleavings_keep_every_invariant_under_the_baselines() {
 }
 
 /// The SLO-aware mode's guards (turned on and off at random by the latency reports) hold cores
-/// back from batch work without breaking an invariant, and every task still finishes.
+/// back from batch work, and its reservations ahead of micro-batches (announced at random)
+/// suspend batch tasks, without breaking an invariant; every task still finishes.
 #[test]
 fn random_interleavings_keep_every_invariant_under_the_slo_aware_mode() {
-    for (seed, policy, placement) in [
-        (8, Policy::Neptune, Placement::Lma),
-        (9, Policy::Neptune, Placement::Lb),
-        (10, Policy::Kill, Placement::Random),
+    // Lead 0: the hold guard alone; otherwise acting ahead.
+    for (seed, policy, placement, lead_us) in [
+        (8, Policy::Neptune, Placement::Lma, 500),
+        (9, Policy::Neptune, Placement::Lb, 0),
+        (10, Policy::Kill, Placement::Random, 500),
+        (11, Policy::Neptune, Placement::Random, 2000),
     ] {
         run(
             SchedulerConfig {
                 slo_aware: true,
                 slo_window: Duration::from_millis(400),
+                slo_lead: Duration::from_micros(lead_us),
                 ..config(policy, placement)
             },
             seed,

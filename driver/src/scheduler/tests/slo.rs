@@ -7,7 +7,11 @@ use super::*;
 const TARGET: Duration = Duration::from_millis(100);
 
 fn slo_cluster(executors: &[(&str, u32)]) -> Cluster {
-    let mut b = cluster().config(|c| c.slo_aware = true);
+    // Hold only (no acting ahead): the guard's own thresholds (`ahead.rs` is tested apart).
+    let mut b = cluster().config(|c| {
+        c.slo_aware = true;
+        c.slo_lead = Duration::ZERO;
+    });
     for (name, cores) in executors {
         b = b.executor(name, *cores);
     }
@@ -104,7 +108,10 @@ fn only_the_executors_the_stream_job_uses_are_guarded_and_never_a_single_core() 
     // e0 (1 core) and e1 (2 cores), both full of batch work; s0 preempts on e0.
     let mut c = cluster()
         .placement(Placement::Lb)
-        .config(|c| c.slo_aware = true)
+        .config(|c| {
+            c.slo_aware = true;
+            c.slo_lead = Duration::ZERO;
+        })
         .executor("e0", 1)
         .executor("e1", 2)
         .build();
