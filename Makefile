@@ -20,6 +20,9 @@ NEXTEST ?= $(TOOLS_DIR)/bin/cargo-nextest nextest
 # - `k8s` and `twin` use the binaries of that build: nothing is compiled after `build`.
 # `make lint` stays the developers' quick clippy check.
 LINTED := RUSTC_WORKSPACE_WRAPPER=clippy-driver CLIPPY_ARGS=-Dwarnings
+# `unit`, `k8s` and `twin` build first, unless `make test` has just done so (BUILT=1: no second
+# cargo run, whose --timings report would replace the build's).
+BUILD := $(if $(BUILT),,build)
 
 ## Install test tools, then check formatting, lints, every test, and the Kubernetes artefacts.
 # The tool installs (downloads, ~20 s on a fresh clone) run while the workspace compiles.
@@ -30,7 +33,7 @@ test: fmt-check
 	  wait $$tools; installed=$$?; cat $(TARGET_DIR)/tools.log; \
 	  [ $$installed = 0 ] || echo "make test: installing the test tools failed (above)"; \
 	  [ $$built = 0 ] && [ $$installed = 0 ]
-	$(MAKE) --no-print-directory unit k8s twin
+	$(MAKE) --no-print-directory unit k8s twin BUILT=1
 	@$(MAKE) --no-print-directory slowest
 
 tools:
@@ -48,20 +51,22 @@ fmt-check:
 lint:
 	$(CARGO) clippy --workspace --all-targets --profile $(PROFILE) -- -D warnings
 
-## Compile every target (libs, bins, tests, benches, examples), linting the workspace's crates.
+## Compile every target (libs, bins, tests, benches, examples), linting the workspace's crates;
+## where the time went: target/cargo-timings/cargo-timing.html.
 build:
-	$(LINTED) $(CARGO) build --workspace --all-targets --profile $(PROFILE)
+	$(LINTED) $(CARGO) build --workspace --all-targets --profile $(PROFILE) --timings
 
 ## Every test: nextest for the test binaries (.config/nextest.toml), cargo for the doc-tests.
-unit: build $(TOOLS_DIR)/bin/cargo-nextest
+unit: $(BUILD) $(TOOLS_DIR)/bin/cargo-nextest
 	$(LINTED) $(NEXTEST) run --workspace --cargo-profile $(PROFILE) --profile ci
 	$(LINTED) $(CARGO) test --doc --workspace --profile $(PROFILE)
 
-## The 10 slowest tests of the last `make unit`.
+## The 10 slowest tests of the last `make unit` (nextest's store is target/nextest whatever the
+## target directory: .config/nextest.toml).
 slowest:
-	@python3 scripts/slowest-tests.py $(TARGET_DIR)/nextest/ci/junit.xml 10
+	@python3 scripts/slowest-tests.py target/nextest/ci/junit.xml 10
 
-k8s: build
+k8s: $(BUILD)
 	CARGO_PROFILE=$(PROFILE) CRDGEN=$(TARGET_DIR)/$(PROFILE)/crdgen bash scripts/k8s-checks.sh
 
 ## End-to-end scenarios on the cluster twin (no Docker, no cluster): the real operator, kubectl
@@ -73,7 +78,7 @@ TWIN_KNOWN_FAILURES ?=
 
 # Its binaries come from `build` (the test build's features and profile), so `make test` compiles
 # them once.
-twin: build
+twin: $(BUILD)
 	@echo "make twin: known failures left out: $(or $(TWIN_KNOWN_FAILURES),none)"
 	bash scripts/k8s-tools.sh >/dev/null
 	bash scripts/install-test-tools.sh >/dev/null
