@@ -1,14 +1,46 @@
 # One task runner: CI (.ci/run) calls `make test`, the README's test command.
-.PHONY: test tools fmt fmt-check lint unit k8s twin kafka example bench stress
+.PHONY: test tools nextest fmt fmt-check lint build unit slowest k8s twin kafka example bench stress
 
 CARGO ?= cargo
 PROFILE ?= ci
+TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
+TOOLS_DIR ?= $(or $(NEPTUNE_TOOLS_DIR),.tools)
+NEXTEST ?= $(TOOLS_DIR)/bin/cargo-nextest nextest
+
+# `make test` compiles the workspace once, for lints and tests together (docs/development.md has
+# the measurements behind each choice):
+# - `build` compiles every target with clippy as the rustc of the workspace's own crates
+#   (RUSTC_WORKSPACE_WRAPPER=clippy-driver, what `cargo clippy` does in a check build), so the
+#   lints of `cargo clippy --all-targets -- -D warnings` run while the test build compiles, and
+#   the dependencies are compiled once (before: once checked by clippy, once built by the tests).
+#   Every cargo command of `make test` uses the same LINTED environment, as it is part of the
+#   workspace crates' fingerprints: a command without it would compile them again.
+# - `unit` runs the tests with cargo-nextest, several at once (most multi-process tests wait on
+#   heartbeats and intervals); .config/nextest.toml keeps the CPU-heavy ones one at a time.
+# - `k8s` and `twin` use the binaries of that build: nothing is compiled after `build`.
+# `make lint` stays the developers' quick clippy check.
+LINTED := RUSTC_WORKSPACE_WRAPPER=clippy-driver CLIPPY_ARGS=-Dwarnings
+# `unit`, `k8s` and `twin` build first, unless `make test` has just done so (BUILT=1: no second
+# cargo run, whose --timings report would replace the build's).
+BUILD := $(if $(BUILT),,build)
 
 ## Install test tools, then check formatting, lints, every test, and the Kubernetes artefacts.
-test: tools fmt-check lint unit k8s twin
+# The tool installs (downloads, ~20 s on a fresh clone) run while the workspace compiles.
+test: fmt-check
+	@mkdir -p $(TARGET_DIR)
+	@$(MAKE) --no-print-directory tools > $(TARGET_DIR)/tools.log 2>&1 & tools=$$!; \
+	  $(MAKE) --no-print-directory build; built=$$?; \
+	  wait $$tools; installed=$$?; cat $(TARGET_DIR)/tools.log; \
+	  [ $$installed = 0 ] || echo "make test: installing the test tools failed (above)"; \
+	  [ $$built = 0 ] && [ $$installed = 0 ]
+	$(MAKE) --no-print-directory unit k8s twin BUILT=1
+	@$(MAKE) --no-print-directory slowest
 
 tools:
 	bash scripts/install-test-tools.sh
+
+$(TOOLS_DIR)/bin/cargo-nextest nextest:
+	bash scripts/install-nextest.sh
 
 fmt:
 	$(CARGO) fmt --all
@@ -19,14 +51,23 @@ fmt-check:
 lint:
 	$(CARGO) clippy --workspace --all-targets --profile $(PROFILE) -- -D warnings
 
-unit:
-	$(CARGO) test --workspace --profile $(PROFILE)
+## Compile every target (libs, bins, tests, benches, examples), linting the workspace's crates;
+## where the time went: target/cargo-timings/cargo-timing.html.
+build:
+	$(LINTED) $(CARGO) build --workspace --all-targets --profile $(PROFILE) --timings
 
-k8s:
-	CARGO_PROFILE=$(PROFILE) bash scripts/k8s-checks.sh
+## Every test: nextest for the test binaries (.config/nextest.toml), cargo for the doc-tests.
+unit: $(BUILD) $(TOOLS_DIR)/bin/cargo-nextest
+	$(LINTED) $(NEXTEST) run --workspace --cargo-profile $(PROFILE) --profile ci
+	$(LINTED) $(CARGO) test --doc --workspace --profile $(PROFILE)
 
-TARGET_DIR ?= $(or $(CARGO_TARGET_DIR),target)
-TOOLS_DIR ?= $(or $(NEPTUNE_TOOLS_DIR),.tools)
+## The 10 slowest tests of the last `make unit` (nextest's store is target/nextest whatever the
+## target directory: .config/nextest.toml).
+slowest:
+	@python3 scripts/slowest-tests.py target/nextest/ci/junit.xml 10
+
+k8s: $(BUILD)
+	CARGO_PROFILE=$(PROFILE) CRDGEN=$(TARGET_DIR)/$(PROFILE)/crdgen bash scripts/k8s-checks.sh
 
 ## End-to-end scenarios on the cluster twin (no Docker, no cluster): the real operator, kubectl
 ## and neptune processes; writes target/twin-report.json.
@@ -35,11 +76,12 @@ TOOLS_DIR ?= $(or $(NEPTUNE_TOOLS_DIR),.tools)
 # Empty: every scenario passes on the twin.
 TWIN_KNOWN_FAILURES ?=
 
-twin:
+# Its binaries come from `build` (the test build's features and profile), so `make test` compiles
+# them once.
+twin: $(BUILD)
 	@echo "make twin: known failures left out: $(or $(TWIN_KNOWN_FAILURES),none)"
 	bash scripts/k8s-tools.sh >/dev/null
 	bash scripts/install-test-tools.sh >/dev/null
-	$(CARGO) build --profile $(PROFILE) -p neptune -p neptune-operator -p neptune-twin -p neptune-e2e
 	$(TARGET_DIR)/$(PROFILE)/neptune-e2e twin --bin-dir $(TARGET_DIR)/$(PROFILE) \
 		--kubectl $(TOOLS_DIR)/bin/kubectl --report target/twin-report.json \
 		--skip "$(TWIN_KNOWN_FAILURES)"
@@ -48,7 +90,7 @@ twin:
 ## not in `make test` yet; see neptune/tests/kafka/).
 kafka:
 	bash scripts/kafka-broker.sh
-	$(CARGO) test --profile $(PROFILE) -p neptune --test kafka -- --ignored
+	$(LINTED) $(CARGO) test --profile $(PROFILE) -p neptune --test kafka -- --ignored
 
 ## The main example on a local cluster.
 example:

