@@ -87,10 +87,11 @@ twin: $(BUILD)
 		--skip "$(TWIN_KNOWN_FAILURES)"
 
 ## The Kafka source and sink on a real Kafka-protocol broker (tansu, built once into .tools/bin: slow, so
-## not in `make test` yet; see neptune/tests/kafka/).
+## not in `make test` yet; see neptune/tests/kafka/). `--workspace`, not `-p neptune`: the same
+## package selection as `build`, so the features match and nothing is compiled again.
 kafka:
 	bash scripts/kafka-broker.sh
-	$(LINTED) $(CARGO) test --profile $(PROFILE) -p neptune --test kafka -- --ignored
+	$(LINTED) $(CARGO) test --workspace --profile $(PROFILE) --test kafka -- --ignored
 
 ## The main example on a local cluster.
 example:
