@@ -19,7 +19,7 @@ use rskafka::BackoffConfig;
 use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
 use rskafka::record::{Record, RecordAndOffset};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
@@ -113,6 +113,21 @@ async fn partition(
     Ok(c)
 }
 
+/// The partitions of `topic`, as the brokers' metadata lists them.
+///
+/// # Errors
+/// [`KafkaError::NoTopic`] when the broker does not know the topic, [`KafkaError::Broker`] when
+/// the brokers cannot be reached.
+async fn topic_partitions(bootstrap: &str, topic: &str) -> Result<BTreeSet<i32>, KafkaError> {
+    let c = client(bootstrap).await?;
+    let topics = c.list_topics().await.map_err(|e| err("list topics", e))?;
+    topics
+        .into_iter()
+        .find(|t| t.name == topic)
+        .map(|t| t.partitions)
+        .ok_or_else(|| KafkaError::NoTopic(topic.to_string()))
+}
+
 /// The partitions of `topic` and, for each, its earliest and latest offsets.
 ///
 /// # Errors
@@ -122,24 +137,9 @@ pub async fn available(
     bootstrap: &str,
     topic: &str,
 ) -> Result<BTreeMap<i32, Available>, KafkaError> {
-    let c = client(bootstrap).await?;
-    let topics = c.list_topics().await.map_err(|e| err("list topics", e))?;
-    let t = topics
-        .into_iter()
-        .find(|t| t.name == topic)
-        .ok_or_else(|| KafkaError::NoTopic(topic.to_string()))?;
     let mut out = BTreeMap::new();
-    for p in t.partitions {
-        let pc = partition(bootstrap, topic, p).await?;
-        let earliest = pc
-            .get_offset(OffsetAt::Earliest)
-            .await
-            .map_err(|e| err(&format!("earliest offset of {topic}/{p}"), e))?;
-        let latest = pc
-            .get_offset(OffsetAt::Latest)
-            .await
-            .map_err(|e| err(&format!("latest offset of {topic}/{p}"), e))?;
-        out.insert(p, Available { earliest, latest });
+    for p in topic_partitions(bootstrap, topic).await? {
+        out.insert(p, bounds(bootstrap, topic, p).await?);
     }
     Ok(out)
 }
@@ -150,13 +150,8 @@ pub async fn available(
 /// [`KafkaError::NoTopic`] when the broker does not know the topic, [`KafkaError::Broker`] when
 /// the brokers cannot be reached.
 pub async fn partition_count(bootstrap: &str, topic: &str) -> Result<i32, KafkaError> {
-    let c = client(bootstrap).await?;
-    let topics = c.list_topics().await.map_err(|e| err("list topics", e))?;
-    let t = topics
-        .into_iter()
-        .find(|t| t.name == topic)
-        .ok_or_else(|| KafkaError::NoTopic(topic.to_string()))?;
-    i32::try_from(t.partitions.len())
+    let partitions = topic_partitions(bootstrap, topic).await?;
+    i32::try_from(partitions.len())
         .ok()
         .filter(|n| *n > 0)
         .ok_or_else(|| err(&format!("topic {topic}"), "no partitions"))
