@@ -87,11 +87,11 @@ twin: $(BUILD)
 		--skip "$(TWIN_KNOWN_FAILURES)"
 
 ## The Kafka source and sink on a real Kafka-protocol broker (tansu, built once into .tools/bin: slow, so
-## not in `make test` yet; see neptune/tests/kafka/). `--workspace`, not `-p neptune`: the same
+## not in `make test` yet; see neptune/tests/integration/kafka/). `--workspace`, not `-p neptune`: the same
 ## package selection as `build`, so the features match and nothing is compiled again.
 kafka:
 	bash scripts/kafka-broker.sh
-	$(LINTED) $(CARGO) test --workspace --profile $(PROFILE) --test kafka -- --ignored
+	$(LINTED) $(CARGO) test --workspace --profile $(PROFILE) --test integration -- --ignored kafka::
 
 ## The main example on a local cluster.
 example:

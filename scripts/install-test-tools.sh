@@ -2,11 +2,11 @@
 # Installs what the test suite needs beyond cargo, idempotently, on a fresh Debian or Ubuntu machine
 # (as root, or with sudo):
 #   the Debian package `prometheus`, for promtool (the metrics exposition test, the alerting-rule
-#   checks in scripts/k8s-checks.sh) and the `prometheus` server (neptune/tests/prometheus.rs
+#   checks in scripts/k8s-checks.sh) and the `prometheus` server (neptune/tests/integration/prometheus.rs
 #   scrapes a local cluster with it).
 #   kubectl and helm in .tools/bin (scripts/k8s-tools.sh) for the cluster twin's tests.
 #   cargo-nextest in .tools/bin (scripts/install-nextest.sh), the runner of `make unit`.
-# Not tansu, the Kafka-protocol broker of neptune/tests/kafka/: building it from crates.io takes
+# Not tansu, the Kafka-protocol broker of neptune/tests/integration/kafka/: building it from crates.io takes
 # far longer than CI's budget on 2 cores (433 crates), so those tests run with `make kafka`.
 # The Kubernetes checks install their own tools (scripts/k8s-tools.sh).
 set -euo pipefail

@@ -2,7 +2,7 @@
 //! scrapes the operator for the whole twin run and evaluates the chart's alerting rules; at the
 //! end every query of the chart's Grafana dashboard and every alert expression over the
 //! operator's metrics (`neptune_operator_*`) must return data. The apps' own queries are checked
-//! the same way against a local cluster by `neptune/tests/prometheus.rs`; this is the part that
+//! the same way against a local cluster by `neptune/tests/integration/prometheus.rs`; this is the part that
 //! needs a running operator reconciling real apps.
 //!
 //! The scrape job is named as the chart's ServiceMonitor makes Prometheus name it
