@@ -19,7 +19,9 @@ struct Row {
 
 /// The rows of the operator's table.
 fn rows() -> Vec<Row> {
-    let src = std::fs::read_to_string(common::root().join("operator/tests/integration/validation.rs")).unwrap();
+    let src =
+        std::fs::read_to_string(common::root().join("operator/tests/integration/validation.rs"))
+            .unwrap();
     let re = regex::Regex::new(
         r#"Row \{\s*field: "((?:[^"\\]|\\.)*)",\s*spec: "((?:[^"\\]|\\.)*)",\s*apply: (\w+)"#,
     )
