@@ -241,3 +241,20 @@ pub fn sigkill(pid: u32) {
         "kill -9 {pid}: the process had already exited"
     );
 }
+
+/// Asserts the disturbed run's `batch` result equals that of `workload` (a `synthetic` app) on
+/// an undisturbed single-executor cluster. The whole workload runs again: each run of the batch
+/// job draws other records (the run is part of the seed), and the report holds the last run's.
+pub fn batch_result_as_undisturbed(
+    dir: &tempfile::TempDir,
+    disturbed: &serde_json::Value,
+    workload: &[&str],
+) {
+    let undisturbed = report_path(dir, "undisturbed");
+    run_ok(local("synthetic", 1, &undisturbed, workload));
+    let u = read_report(&undisturbed);
+    assert_eq!(
+        job(disturbed, "batch")["result"],
+        job(&u, "batch")["result"]
+    );
+}

@@ -120,22 +120,6 @@ fn exits_non_zero_naming(child: Child, within: Duration, needle: &str) {
     assert!(err.contains(needle), "expected `{needle}` in:\n{err}");
 }
 
-/// Asserts the disturbed run's `batch` result equals one of `workload` on an undisturbed
-/// single-executor cluster.
-fn batch_result_as_undisturbed(
-    dir: &tempfile::TempDir,
-    disturbed: &serde_json::Value,
-    workload: &[&str],
-) {
-    let undisturbed = report_path(dir, "undisturbed");
-    run_ok(local("synthetic", 1, &undisturbed, workload));
-    let u = read_report(&undisturbed);
-    assert_eq!(
-        job(disturbed, "batch")["result"],
-        job(&u, "batch")["result"]
-    );
-}
-
 /// A long batch job that keeps the app busy while the test disturbs it.
 const BUSY: [&str; 3] = [
     "batch.records=100000000",

@@ -32,12 +32,7 @@ fn sigkill_of_an_executor_mid_job_still_gives_the_right_result() {
     let r = read_report(&report);
     assert!(r["totals"]["executors_lost"].as_u64().unwrap() >= 1, "{r}");
     assert_eq!(job(&r, "batch")["runs"], 2);
-
-    // Same workload, undisturbed, for the expected result.
-    let report2 = report_path(&dir, "undisturbed");
-    run_ok(local("synthetic", 1, &report2, &workload));
-    let r2 = read_report(&report2);
-    assert_eq!(job(&r, "batch")["result"], job(&r2, "batch")["result"]);
+    batch_result_as_undisturbed(&dir, &r, &workload);
 }
 
 #[test]
