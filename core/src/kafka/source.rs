@@ -575,6 +575,7 @@ impl Iterator for Reader<'_> {
     fn next(&mut self) -> Option<KafkaRecord> {
         loop {
             if let Some(r) = self.buf.pop_front() {
+                self.ctx.count_record();
                 return Some(r);
             }
             let r = *self.ranges.get(self.at)?;
