@@ -83,7 +83,7 @@ fn malformed_err(s: &str) -> ChoiceError {
 
 impl Malformed {
     /// Apply the policy to a bad record (an [`Error::Malformed`] naming file and line).
-    pub(crate) fn handle(self, ctx: &TaskContext, error: Error) {
+    pub fn handle(self, ctx: &TaskContext, error: Error) {
         match self {
             Malformed::Fail => ctx.fail(error),
             Malformed::Skip => {

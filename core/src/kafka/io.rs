@@ -9,12 +9,15 @@
 //! pattern: the wait stalls only the core the task holds anyway, and a suspend or kill is honoured
 //! within a tick); the driver's offset poller only stores its answers for the planner to read.
 //!
-//! Clients are cached per bootstrap list and partition clients per (topic, partition). A broker
-//! that is down fails a call after [`CALL_DEADLINE`] (the client's own back-off inside it); the
-//! callers retry with back-off and say so in the log and `/status`, never skip data.
+//! Clients are cached per [`Connection`] (brokers and credentials, see [`super::security`]) and
+//! partition clients per (connection, topic, partition). A broker that is down — or refuses the
+//! client's TLS certificate check or SASL login — fails a call after [`CALL_DEADLINE`] (the
+//! client's own back-off inside it) with the client's reason; the callers retry with back-off
+//! and say so in the log and `/status`, never skip data.
 
 use super::KafkaError;
 use super::plan::Available;
+use super::security::Connection;
 use rskafka::BackoffConfig;
 use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
@@ -43,8 +46,8 @@ pub fn runtime() -> &'static tokio::runtime::Runtime {
     })
 }
 
-type Clients = tokio::sync::Mutex<HashMap<String, Arc<Client>>>;
-type Partitions = tokio::sync::Mutex<HashMap<(String, String, i32), Arc<PartitionClient>>>;
+type Clients = tokio::sync::Mutex<HashMap<Connection, Arc<Client>>>;
+type Partitions = tokio::sync::Mutex<HashMap<(Connection, String, i32), Arc<PartitionClient>>>;
 
 fn clients() -> &'static Clients {
     static C: OnceLock<Clients> = OnceLock::new();
@@ -69,41 +72,65 @@ fn err(what: &str, e: impl std::fmt::Display) -> KafkaError {
     KafkaError::Broker(format!("{what}: {e}"))
 }
 
-/// The client for `bootstrap` (comma-separated `host:port` list), connected once and shared.
+/// The client for `conn`, connected once and shared.
 ///
 /// # Errors
-/// [`KafkaError::Broker`] when no bootstrap broker answers.
-pub async fn client(bootstrap: &str) -> Result<Arc<Client>, KafkaError> {
+/// [`KafkaError::Broker`] when no bootstrap broker answers, the TLS handshake or the SASL login
+/// fails (the client's reason in the message), or a credential file cannot be read.
+pub async fn client(conn: &Connection) -> Result<Arc<Client>, KafkaError> {
     let mut map = clients().lock().await;
-    if let Some(c) = map.get(bootstrap) {
+    if let Some(c) = map.get(conn) {
         return Ok(c.clone());
     }
-    let brokers = bootstrap.split(',').map(|b| b.trim().to_string()).collect();
-    let c = tokio::time::timeout(
-        CALL_DEADLINE,
-        ClientBuilder::new(brokers)
-            .client_id("neptune")
-            .backoff_config(backoff())
-            .build(),
-    )
-    .await
-    .map_err(|_| err(&format!("connect to {bootstrap}"), "timed out"))?
-    .map_err(|e| err(&format!("connect to {bootstrap}"), e))?;
+    let what = format!(
+        "connect to {} ({})",
+        conn.bootstrap,
+        conn.security.protocol()
+    );
+    let (tls, sasl) = conn.security.client_parts().map_err(|e| err(&what, e))?;
+    let mut builder = ClientBuilder::new(conn.brokers())
+        .client_id("neptune")
+        .backoff_config(backoff());
+    if let Some(tls) = tls {
+        builder = builder.tls_config(tls);
+    }
+    if let Some(sasl) = sasl {
+        builder = builder.sasl_config(sasl);
+    }
+    // The client gives up after its own back-off deadline with its reason (a refused
+    // certificate, a failed login); this timeout only guards against a call that never ends.
+    let c = tokio::time::timeout(CALL_DEADLINE * 2, builder.build())
+        .await
+        .map_err(|_| err(&what, "timed out"))?
+        .map_err(|e| err(&what, format!("{e}{}", hint(&e.to_string()))))?;
     let c = Arc::new(c);
-    map.insert(bootstrap.to_string(), c.clone());
+    map.insert(conn.clone(), c.clone());
     Ok(c)
 }
 
+/// What to check when the client's error says the TLS handshake or the SASL login failed.
+fn hint(error: &str) -> &'static str {
+    if error.contains("invalid peer certificate") {
+        " (the broker's certificate must chain to `kafka.ssl.ca_file`, or the system's CAs \
+         without it, and name the host in `kafka.bootstrap`)"
+    } else if error.contains("Sasl") || error.contains("SASL") {
+        " (check `kafka.sasl.mechanism`, `kafka.sasl.username` and the password the broker \
+         expects)"
+    } else {
+        ""
+    }
+}
+
 async fn partition(
-    bootstrap: &str,
+    conn: &Connection,
     topic: &str,
     p: i32,
 ) -> Result<Arc<PartitionClient>, KafkaError> {
-    let key = (bootstrap.to_string(), topic.to_string(), p);
+    let key = (conn.clone(), topic.to_string(), p);
     if let Some(c) = partitions().lock().await.get(&key) {
         return Ok(c.clone());
     }
-    let c = client(bootstrap)
+    let c = client(conn)
         .await?
         .partition_client(topic, p, UnknownTopicHandling::Error)
         .await
@@ -118,8 +145,8 @@ async fn partition(
 /// # Errors
 /// [`KafkaError::NoTopic`] when the broker does not know the topic, [`KafkaError::Broker`] when
 /// the brokers cannot be reached.
-async fn topic_partitions(bootstrap: &str, topic: &str) -> Result<BTreeSet<i32>, KafkaError> {
-    let c = client(bootstrap).await?;
+async fn topic_partitions(conn: &Connection, topic: &str) -> Result<BTreeSet<i32>, KafkaError> {
+    let c = client(conn).await?;
     let topics = c.list_topics().await.map_err(|e| err("list topics", e))?;
     topics
         .into_iter()
@@ -134,12 +161,12 @@ async fn topic_partitions(bootstrap: &str, topic: &str) -> Result<BTreeSet<i32>,
 /// [`KafkaError::NoTopic`] when the broker does not know the topic, [`KafkaError::Broker`] when
 /// the brokers cannot be reached.
 pub async fn available(
-    bootstrap: &str,
+    conn: &Connection,
     topic: &str,
 ) -> Result<BTreeMap<i32, Available>, KafkaError> {
     let mut out = BTreeMap::new();
-    for p in topic_partitions(bootstrap, topic).await? {
-        out.insert(p, bounds(bootstrap, topic, p).await?);
+    for p in topic_partitions(conn, topic).await? {
+        out.insert(p, bounds(conn, topic, p).await?);
     }
     Ok(out)
 }
@@ -149,8 +176,8 @@ pub async fn available(
 /// # Errors
 /// [`KafkaError::NoTopic`] when the broker does not know the topic, [`KafkaError::Broker`] when
 /// the brokers cannot be reached.
-pub async fn partition_count(bootstrap: &str, topic: &str) -> Result<i32, KafkaError> {
-    let partitions = topic_partitions(bootstrap, topic).await?;
+pub async fn partition_count(conn: &Connection, topic: &str) -> Result<i32, KafkaError> {
+    let partitions = topic_partitions(conn, topic).await?;
     i32::try_from(partitions.len())
         .ok()
         .filter(|n| *n > 0)
@@ -161,8 +188,8 @@ pub async fn partition_count(bootstrap: &str, topic: &str) -> Result<i32, KafkaE
 ///
 /// # Errors
 /// [`KafkaError::Broker`] naming the partition.
-pub async fn bounds(bootstrap: &str, topic: &str, p: i32) -> Result<Available, KafkaError> {
-    let pc = partition(bootstrap, topic, p).await?;
+pub async fn bounds(conn: &Connection, topic: &str, p: i32) -> Result<Available, KafkaError> {
+    let pc = partition(conn, topic, p).await?;
     let earliest = pc
         .get_offset(OffsetAt::Earliest)
         .await
@@ -180,12 +207,12 @@ pub async fn bounds(bootstrap: &str, topic: &str, p: i32) -> Result<Available, K
 /// # Errors
 /// [`KafkaError::Broker`] naming the partition.
 pub async fn fetch(
-    bootstrap: &str,
+    conn: &Connection,
     topic: &str,
     p: i32,
     offset: i64,
 ) -> Result<(Vec<RecordAndOffset>, i64), KafkaError> {
-    let pc = partition(bootstrap, topic, p).await?;
+    let pc = partition(conn, topic, p).await?;
     pc.fetch_records(offset, 1..FETCH_BYTES, 100)
         .await
         .map_err(|e| err(&format!("fetch {topic}/{p} at offset {offset}"), e))
@@ -196,12 +223,12 @@ pub async fn fetch(
 /// # Errors
 /// [`KafkaError::Broker`] naming the partition.
 pub async fn produce(
-    bootstrap: &str,
+    conn: &Connection,
     topic: &str,
     p: i32,
     records: Vec<Record>,
 ) -> Result<Vec<i64>, KafkaError> {
-    let pc = partition(bootstrap, topic, p).await?;
+    let pc = partition(conn, topic, p).await?;
     pc.produce(records, Compression::NoCompression)
         .await
         .map_err(|e| err(&format!("produce to {topic}/{p}"), e))
@@ -221,8 +248,12 @@ pub fn record(key: Option<Vec<u8>>, value: Vec<u8>) -> Record {
 ///
 /// # Errors
 /// [`KafkaError::Broker`] when the broker refuses.
-pub async fn create_topic(bootstrap: &str, topic: &str, partitions: i32) -> Result<(), KafkaError> {
-    let c = client(bootstrap).await?;
+pub async fn create_topic(
+    conn: &Connection,
+    topic: &str,
+    partitions: i32,
+) -> Result<(), KafkaError> {
+    let c = client(conn).await?;
     let ctl = c
         .controller_client()
         .map_err(|e| err("controller client", e))?;

@@ -6,7 +6,7 @@ use neptune_config::{Flag, Meta, Text, UInt};
 /// Brokers.
 pub static BOOTSTRAP: Text = Text::new(Meta::new(
     "kafka.bootstrap",
-    "Comma-separated `host:port` list of Kafka bootstrap brokers (plaintext).",
+    "Comma-separated `host:port` list of Kafka bootstrap brokers (TLS and SASL: `kafka.security.protocol`).",
 ));
 /// Topic read.
 pub static TOPIC: Text = Text::new(Meta::new(

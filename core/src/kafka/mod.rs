@@ -8,16 +8,19 @@
 //! in the launch parameters. A task reads exactly its ranges, so a retried or recomputed task
 //! reads the same records; a restarted driver re-runs a planned but uncommitted micro-batch with
 //! the same ranges. Offsets advance only when the micro-batch commits. Network I/O runs on the
-//! Kafka I/O runtime ([`io`]), never on a task coroutine nor on the driver's event loop.
+//! Kafka I/O runtime ([`io`]), never on a task coroutine nor on the driver's event loop. The
+//! client connects in plaintext, over TLS and/or with SASL as [`security`] describes.
 
 pub mod checkpoint;
 pub mod io;
 pub mod keys;
 pub mod plan;
+pub mod security;
 pub mod sink;
 pub mod source;
 
 pub use plan::{Available, OffsetRange, PartitionOffsets, SlotPlan, StartingOffsets};
+pub use security::Connection;
 pub use source::{KafkaRecord, KafkaSource, SourceStatus};
 
 /// Prefix of the [`StageDef::inputs`](crate::plan::StageDef::inputs) entry naming a Kafka

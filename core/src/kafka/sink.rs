@@ -33,6 +33,7 @@
 
 use super::KafkaError;
 use super::io;
+use super::security::{Connection, Security};
 use super::source::{MAX_BACKOFF, pause, wait};
 use crate::action::Action;
 use crate::dataset::Dataset;
@@ -60,8 +61,9 @@ const MAX_WINDOW: i64 = 1 << 16;
 pub struct SinkConfig {
     /// Name (in the records' marks: two sinks of an app must differ).
     pub name: String,
-    /// `host:port` list.
-    pub bootstrap: String,
+    /// Brokers and credentials (the `kafka.security.*`, `kafka.ssl.*` and `kafka.sasl.*` keys,
+    /// shared with the source).
+    pub connection: Connection,
     /// Topic written (it must exist).
     pub topic: String,
 }
@@ -79,6 +81,7 @@ impl SinkConfig {
             Some(b) if !b.trim().is_empty() => b,
             _ => BOOTSTRAP.get_opt(cfg)?.unwrap_or_default(),
         };
+        let security = Security::from_config(cfg);
         if topic.trim().is_empty() {
             return Ok(None);
         }
@@ -91,7 +94,10 @@ impl SinkConfig {
         }
         Ok(Some(Self {
             name: name.to_string(),
-            bootstrap,
+            connection: Connection {
+                bootstrap,
+                security: security?,
+            },
             topic,
         }))
     }
@@ -162,8 +168,13 @@ struct Tail {
 /// Read `topic`/`p` back from its end until a record of an earlier batch of the same (epoch,
 /// sink) — everything of `mark`'s batch lies after it — or the earliest offset; count what an
 /// earlier attempt of `mark`'s task wrote.
-async fn read_tail(bootstrap: &str, topic: &str, p: i32, mark: &Mark) -> Result<Tail, KafkaError> {
-    let b = io::bounds(bootstrap, topic, p).await?;
+async fn read_tail(
+    conn: &Connection,
+    topic: &str,
+    p: i32,
+    mark: &Mark,
+) -> Result<Tail, KafkaError> {
+    let b = io::bounds(conn, topic, p).await?;
     let mut hi = b.latest;
     let mut window = FIRST_WINDOW;
     let mut tail = Tail::default();
@@ -172,7 +183,7 @@ async fn read_tail(bootstrap: &str, topic: &str, p: i32, mark: &Mark) -> Result<
         let mut at = lo;
         let mut older = false;
         while at < hi {
-            let (records, _) = io::fetch(bootstrap, topic, p, at).await?;
+            let (records, _) = io::fetch(conn, topic, p, at).await?;
             let Some(last) = records.iter().map(|r| r.offset).max() else {
                 break; // nothing readable below `hi` from here (deleted or control records)
             };
@@ -287,7 +298,7 @@ fn write_task(ctx: &TaskContext, sink: &SinkConfig, out: Vec<Output>) -> Result<
                 .map(|k| String::from_utf8_lossy(&k[..k.len().min(32)]).into_owned())
         )));
     }
-    let (b, t) = (sink.bootstrap.clone(), sink.topic.clone());
+    let (b, t) = (sink.connection.clone(), sink.topic.clone());
     let Some(partitions) = call(ctx, "list partitions", || {
         let (b, t) = (b.clone(), t.clone());
         async move { io::partition_count(&b, &t).await }
@@ -335,7 +346,7 @@ fn write_partition(
 ) -> Result<bool> {
     let mut backoff = Duration::from_millis(50);
     'read: loop {
-        let (b, t, m) = (sink.bootstrap.clone(), sink.topic.clone(), mark.clone());
+        let (b, t, m) = (sink.connection.clone(), sink.topic.clone(), mark.clone());
         let Some(tail) = call(ctx, "read the partition's tail", || {
             let (b, t, m) = (b.clone(), t.clone(), m.clone());
             async move { read_tail(&b, &t, p, &m).await }
@@ -380,7 +391,7 @@ fn write_partition(
                 batch.push(r);
             }
             let n = batch.len();
-            let (b, t) = (sink.bootstrap.clone(), sink.topic.clone());
+            let (b, t) = (sink.connection.clone(), sink.topic.clone());
             let Some(got) = wait(
                 ctx,
                 &io::start(async move { io::produce(&b, &t, p, batch).await }),
@@ -477,9 +488,10 @@ mod tests {
         .unwrap()
         .unwrap();
         assert_eq!(
-            (s.bootstrap.as_str(), s.topic.as_str()),
+            (s.connection.bootstrap.as_str(), s.topic.as_str()),
             ("b:9092", "counts")
         );
+        assert_eq!(s.connection.security, Security::default());
         let s = SinkConfig::from_config(
             "out",
             &cfg(&[
@@ -490,7 +502,7 @@ mod tests {
         )
         .unwrap()
         .unwrap();
-        assert_eq!(s.bootstrap, "c:9092");
+        assert_eq!(s.connection.bootstrap, "c:9092");
         let e = SinkConfig::from_config("out", &cfg(&[("kafka.sink.topic", "counts")]))
             .unwrap_err()
             .to_string();

@@ -19,6 +19,7 @@
 use super::checkpoint::{Checkpoint, Committed};
 use super::io::{self, READ_TICK};
 use super::plan::{Available, BatchPlan, PartitionOffsets, SlotPlan, StartingOffsets};
+use super::security::{Connection, Security};
 use super::{INPUT_PREFIX, KafkaError, OffsetRange};
 use crate::dataset::Dataset;
 use crate::source::Malformed;
@@ -53,8 +54,8 @@ pub struct KafkaRecord {
 pub struct SourceConfig {
     /// Name (checkpoint subdirectory, `/status`).
     pub name: String,
-    /// `host:port` list.
-    pub bootstrap: String,
+    /// Brokers and credentials.
+    pub connection: Connection,
     /// Topic.
     pub topic: String,
     /// Where a source without a checkpoint starts.
@@ -90,6 +91,7 @@ impl SourceConfig {
         let per_task = MAX_RECORDS_PER_TASK.get(cfg)?;
         let fail_on_data_loss = FAIL_ON_DATA_LOSS.get(cfg)?;
         let checkpoint = CHECKPOINT.get_opt(cfg)?;
+        let security = Security::from_config(cfg);
         for (value, key) in [(&bootstrap, &BOOTSTRAP), (&topic, &TOPIC)] {
             if value.trim().is_empty() {
                 return Err(format!("Kafka source `{name}`: set `{}`", key.meta.key).into());
@@ -100,7 +102,10 @@ impl SourceConfig {
         })?;
         Ok(Self {
             name: name.to_string(),
-            bootstrap,
+            connection: Connection {
+                bootstrap,
+                security: security?,
+            },
             topic,
             starting,
             max_records_per_batch: (cap > 0).then_some(cap),
@@ -204,10 +209,10 @@ impl KafkaSource {
 
     /// The records of the micro-batch's ranges, one partition per task slot.
     pub fn records(&self) -> Dataset<KafkaRecord> {
-        let bootstrap = self.config.bootstrap.clone();
+        let conn = self.config.connection.clone();
         let topic = self.config.topic.clone();
         Dataset::from_fn(self.config.slots, move |ctx: &TaskContext| {
-            Box::new(Reader::new(ctx, bootstrap.clone(), topic.clone()))
+            Box::new(Reader::new(ctx, conn.clone(), topic.clone()))
         })
         .reading_files(&self.input())
     }
@@ -215,12 +220,12 @@ impl KafkaSource {
     /// The records' values as text lines; a value that is not UTF-8 is malformed: it fails the
     /// task naming partition and offset, or is skipped and counted (`policy`).
     pub fn lines(&self, policy: Malformed) -> Dataset<String> {
-        let bootstrap = self.config.bootstrap.clone();
+        let conn = self.config.connection.clone();
         let topic = self.config.topic.clone();
         Dataset::from_fn(self.config.slots, move |ctx: &TaskContext| {
             let topic = topic.clone();
             Box::new(
-                Reader::new(ctx, bootstrap.clone(), topic.clone()).filter_map(move |r| {
+                Reader::new(ctx, conn.clone(), topic.clone()).filter_map(move |r| {
                     match String::from_utf8(r.value) {
                         Ok(s) => Some(s),
                         Err(_) => {
@@ -260,11 +265,11 @@ impl KafkaSource {
         };
         let polled = Arc::new(Mutex::new(Polled::default()));
         let weak = Arc::downgrade(&polled);
-        let (bootstrap, topic, name) = (c.bootstrap.clone(), c.topic.clone(), c.name.clone());
+        let (conn, topic, name) = (c.connection.clone(), c.topic.clone(), c.name.clone());
         io::runtime().spawn(async move {
             let mut pause = POLL;
             loop {
-                let got = io::available(&bootstrap, &topic).await;
+                let got = io::available(&conn, &topic).await;
                 let Some(polled) = weak.upgrade() else { return };
                 {
                     let mut p = polled.lock().expect("poll state");
@@ -475,7 +480,7 @@ pub(super) fn pause(ctx: &TaskContext, d: Duration) -> bool {
 /// A task's reader over its ranges.
 struct Reader<'a> {
     ctx: &'a TaskContext,
-    bootstrap: String,
+    conn: Connection,
     topic: String,
     ranges: Arc<Vec<OffsetRange>>,
     at: usize,
@@ -484,12 +489,12 @@ struct Reader<'a> {
 }
 
 impl<'a> Reader<'a> {
-    fn new(ctx: &'a TaskContext, bootstrap: String, topic: String) -> Self {
+    fn new(ctx: &'a TaskContext, conn: Connection, topic: String) -> Self {
         let ranges = ctx.kafka_ranges();
         let next = ranges.first().map_or(0, |r| r.from);
         Self {
             ctx,
-            bootstrap,
+            conn,
             topic,
             ranges,
             at: 0,
@@ -505,7 +510,7 @@ impl<'a> Reader<'a> {
         let mut empty = 0u32;
         loop {
             let (b, t, p, at) = (
-                self.bootstrap.clone(),
+                self.conn.clone(),
                 self.topic.clone(),
                 r.partition,
                 self.next,
@@ -570,6 +575,7 @@ impl Iterator for Reader<'_> {
     fn next(&mut self) -> Option<KafkaRecord> {
         loop {
             if let Some(r) = self.buf.pop_front() {
+                self.ctx.count_record();
                 return Some(r);
             }
             let r = *self.ranges.get(self.at)?;

@@ -212,3 +212,80 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use neptune_core::app::build_app;
+    use neptune_core::config::Config;
+    use serde_yaml::Value;
+    use std::sync::Arc;
+
+    /// `examples/k8s/wordcount-kafka.yaml`: its config builds this app (every key read, the
+    /// credentials checked) once its files exist, and every file it names is under a mount of
+    /// the pod templates — the credentials in both, the checkpoint in the driver's.
+    #[test]
+    fn the_kubernetes_kafka_example_builds_and_mounts_what_it_names() {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../examples/k8s/wordcount-kafka.yaml"
+        );
+        let text = std::fs::read_to_string(path).unwrap();
+        let app = serde_yaml::Deserializer::from_str(&text)
+            .map(|d| serde::Deserialize::deserialize(d).unwrap())
+            .find(|d: &Value| d["kind"] == "StreamBatchApp")
+            .expect("a StreamBatchApp");
+        let spec = &app["spec"];
+        assert_eq!(spec["app"]["name"], "wordcount");
+        let mounts = |role: &str| -> Vec<String> {
+            spec[role]["podTemplate"]["spec"]["containers"][0]["volumeMounts"]
+                .as_sequence()
+                .unwrap()
+                .iter()
+                .map(|m| m["mountPath"].as_str().unwrap().to_string())
+                .collect()
+        };
+        let under = |p: &str, role: &str| mounts(role).iter().any(|m| p.starts_with(m.as_str()));
+        let dir = tempfile::tempdir().unwrap();
+        let ca = neptune_net::issue::issue("kafka-test", &[], 1)
+            .unwrap()
+            .ca_pem;
+        let mut pairs = Vec::new();
+        for (k, v) in spec["app"]["config"].as_mapping().unwrap() {
+            let (k, v) = (k.as_str().unwrap(), v.as_str().unwrap());
+            let local = dir.path().join(k).display().to_string();
+            let v = match k {
+                "kafka.ssl.ca_file" | "kafka.sasl.password_file" => {
+                    assert!(under(v, "driver") && under(v, "executor"), "{k}={v}");
+                    let text = if k == "kafka.ssl.ca_file" {
+                        ca.as_str()
+                    } else {
+                        "pw\n"
+                    };
+                    std::fs::write(&local, text).unwrap();
+                    local
+                }
+                "kafka.checkpoint" => {
+                    assert!(under(v, "driver"), "{k}={v}");
+                    local
+                }
+                _ => v.to_string(),
+            };
+            pairs.push((k.to_string(), v));
+        }
+        let cfg = Arc::new(Config::from_pairs(pairs));
+        let app = build_app(crate::apps::BUILTIN, "wordcount", cfg).unwrap();
+        app.config().check_all_used().unwrap();
+        assert_eq!(
+            app.jobs()
+                .iter()
+                .map(|j| j.name.as_str())
+                .collect::<Vec<_>>(),
+            ["kafka"]
+        );
+        let security = &app.kafka_sources()[0].config().connection.security;
+        assert_eq!(
+            security.protocol(),
+            neptune_core::kafka::security::Protocol::SaslSsl
+        );
+    }
+}

@@ -220,7 +220,12 @@ fn every_server_binds_the_pod_ip_from_the_downward_api() {
 
 #[test]
 fn every_example_parses_and_validates() {
-    for name in ["fraud-detection", "synthetic", "wordcount"] {
+    for name in [
+        "fraud-detection",
+        "synthetic",
+        "wordcount",
+        "wordcount-kafka",
+    ] {
         let app = common::stored(common::example(name));
         assert_eq!(app.metadata.name.as_deref(), Some(name));
         validate(&app).unwrap_or_else(|e| panic!("examples/k8s/{name}.yaml: {e}"));

@@ -278,7 +278,12 @@ fn overlong_app_name_is_refused_by_cel_and_operator() {
 #[test]
 fn good_examples_pass_cel_and_operator() {
     let schema = crd_schema();
-    for name in ["fraud-detection", "synthetic", "wordcount"] {
+    for name in [
+        "fraud-detection",
+        "synthetic",
+        "wordcount",
+        "wordcount-kafka",
+    ] {
         let app = common::example(name);
         let v = serde_json::to_value(&app).unwrap();
         Validator::new()

@@ -105,11 +105,17 @@ async fn examples_are_accepted_and_defaulted() {
     let twin = common::twin().await;
     common::install_crd(&twin, "ns");
     let api = apps(twin.client().await.unwrap(), "ns");
-    for name in ["fraud-detection", "synthetic", "wordcount"] {
+    for name in [
+        "fraud-detection",
+        "synthetic",
+        "wordcount",
+        "wordcount-kafka",
+    ] {
         let text =
             std::fs::read_to_string(common::root().join(format!("examples/k8s/{name}.yaml")))
                 .unwrap();
-        // wordcount.yaml also holds its input ConfigMap: take the app's document.
+        // wordcount.yaml also holds its input ConfigMap, wordcount-kafka.yaml its checkpoint
+        // claim: take the app's document.
         let obj = serde_yaml::Deserializer::from_str(&text)
             .map(Value::deserialize)
             .collect::<Result<Vec<_>, _>>()

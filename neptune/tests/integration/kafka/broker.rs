@@ -2,8 +2,8 @@
 //! do with it: create topics, produce known records, read a sink topic back.
 
 use crate::common::*;
-use neptune_core::kafka::io;
 use neptune_core::kafka::sink::{HEADER, Mark};
+use neptune_core::kafka::{Connection, io};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
@@ -86,7 +86,7 @@ impl Drop for Broker {
 
 /// Create `topic` with `partitions` partitions, retrying while the broker starts up.
 pub fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let (b, t) = (bootstrap.to_string(), topic.to_string());
+    let (b, t) = (Connection::plaintext(bootstrap), topic.to_string());
     wait_for(Duration::from_secs(60), "the topic to be created", || {
         let (b, t) = (b.clone(), t.clone());
         io::block_on(async move { io::create_topic(&b, &t, partitions).await }).ok()
@@ -117,7 +117,11 @@ pub fn produce(
         }
         // A few records per produce request, as a real producer batches them.
         for chunk in batch.chunks(50) {
-            let (b, t, c) = (bootstrap.to_string(), topic.to_string(), chunk.to_vec());
+            let (b, t, c) = (
+                Connection::plaintext(bootstrap),
+                topic.to_string(),
+                chunk.to_vec(),
+            );
             io::block_on(async move { io::produce(&b, &t, p, c).await }).expect("produce");
         }
     }
@@ -152,7 +156,7 @@ pub struct SinkContents {
 
 /// Read every record of `topic` (all partitions, earliest to latest offset).
 pub fn read_sink(bootstrap: &str, topic: &str) -> SinkContents {
-    let (b, t) = (bootstrap.to_string(), topic.to_string());
+    let (b, t) = (Connection::plaintext(bootstrap), topic.to_string());
     let records = io::block_on(async move {
         let n = io::partition_count(&b, &t).await?;
         let mut out = Vec::new();

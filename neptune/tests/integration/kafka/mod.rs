@@ -8,7 +8,8 @@
 //! The Kafka sink (`kafka.sink.topic`) is checked the same way: the counts summed over the sink
 //! topic's records equal the produced words, and no record's mark (micro-batch, task, sequence)
 //! appears twice. `failures.rs` adds an executor SIGKILLed mid-micro-batch (b) and the broker
-//! stopped and restarted (d); `sink.rs` checks the sink's deduplication step by step.
+//! stopped and restarted (d); `sink.rs` checks the sink's deduplication step by step; `fraud.rs`
+//! runs fraud-detection over a topic (`source=kafka`) with its alerts to a sink topic.
 //!
 //! Not part of `make test` yet: tansu is the one Kafka-protocol broker this machine can build
 //! (crates.io only), and its 433 crates take 30–90 minutes on 2 cores, beyond CI's budget. The
@@ -17,6 +18,7 @@
 
 mod broker;
 mod failures;
+mod fraud;
 mod sink;
 
 use crate::common::*;

@@ -5,8 +5,8 @@
 //! fails naming the micro-batch.
 
 use super::broker::*;
-use neptune_core::kafka::io;
 use neptune_core::kafka::sink::{HEADER, Mark, Output, SinkConfig, partition_for};
+use neptune_core::kafka::{Connection, io};
 use neptune_core::{Dataset, JobKind, TaskContext, TaskId};
 use std::collections::BTreeMap;
 
@@ -38,7 +38,7 @@ fn record(batch: u64, i: u64) -> Output {
 
 /// Every record of `topic` as (partition, mark, value).
 fn contents(bootstrap: &str, topic: &str) -> Vec<(i32, Mark, String)> {
-    let (b, t) = (bootstrap.to_string(), topic.to_string());
+    let (b, t) = (Connection::plaintext(bootstrap), topic.to_string());
     let records = io::block_on(async move {
         let mut out = Vec::new();
         for p in 0..io::partition_count(&b, &t).await? {
@@ -75,7 +75,7 @@ fn a_retried_task_writes_only_what_its_earlier_attempts_did_not() {
     create_topic(&bootstrap, "out", 2);
     let sink = SinkConfig {
         name: "counts".into(),
-        bootstrap: bootstrap.clone(),
+        connection: Connection::plaintext(bootstrap.clone()),
         topic: "out".into(),
     };
     // The previous micro-batch of the job, whole.
@@ -109,7 +109,7 @@ fn a_retried_task_writes_only_what_its_earlier_attempts_did_not() {
                 r
             })
             .collect();
-        let (b, t) = (bootstrap.clone(), "out".to_string());
+        let (b, t) = (Connection::plaintext(bootstrap.clone()), "out".to_string());
         io::block_on(async move { io::produce(&b, &t, p, batch).await }).expect("produce");
     }
     // The retry writes the rest; another retry (the driver died before the commit) nothing.
