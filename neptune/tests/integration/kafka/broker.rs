@@ -229,3 +229,27 @@ pub fn assert_sink_exact(
     assert_eq!(c.unmarked, 0, "records without a mark");
     assert_eq!(c.totals, *expected, "later micro-batches wrote again");
 }
+
+/// Waits until `job` has committed two micro-batches and an executor runs a task of the next
+/// one; returns that executor's id and pid (from `pids`, as `spawn_with_executor_pids` fills it).
+pub fn executor_mid_micro_batch(
+    addr: &str,
+    job: &str,
+    pids: &std::sync::Mutex<std::collections::HashMap<String, u32>>,
+) -> (String, u32) {
+    wait_for(
+        Duration::from_secs(180),
+        "an executor mid-micro-batch",
+        || {
+            job_runs(addr, job).filter(|r| *r >= 2)?;
+            let st = status(addr)?;
+            let busy = st["executors"]
+                .as_array()?
+                .iter()
+                .find(|e| e["running"].as_u64().is_some_and(|n| n > 0))?;
+            let id = busy["id"].as_str()?.to_string();
+            let pid = pids.lock().unwrap().get(&id).copied()?;
+            Some((id, pid))
+        },
+    )
+}

@@ -43,21 +43,7 @@ fn an_executor_killed_mid_micro_batch_leaves_each_output_in_the_sink_once() {
         &addr,
     ));
     // A few micro-batches committed, and an executor running a task of the next one.
-    let victim = wait_for(
-        Duration::from_secs(180),
-        "an executor mid-micro-batch",
-        || {
-            job_runs(&addr, "kafka").filter(|r| *r >= 2)?;
-            let st = status(&addr)?;
-            let busy = st["executors"]
-                .as_array()?
-                .iter()
-                .find(|e| e["running"].as_u64().is_some_and(|n| n > 0))?;
-            let id = busy["id"].as_str()?.to_string();
-            let pid = pids.lock().unwrap().get(&id).copied()?;
-            Some((id, pid))
-        },
-    );
+    let victim = executor_mid_micro_batch(&addr, "kafka", &pids);
     assert!(
         read_sink(&bootstrap, "counts").totals != expected,
         "the backlog was done before the kill"

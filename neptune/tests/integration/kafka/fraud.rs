@@ -115,20 +115,7 @@ fn fraud_detection_over_kafka_alerts_once_per_transaction_with_a_model_pinned_pe
     ));
     // An executor killed while it runs a task of a micro-batch: its tasks run again elsewhere,
     // and must score with the same model.
-    let victim = wait_for(
-        Duration::from_secs(180),
-        "an executor mid-micro-batch",
-        || {
-            job_runs(&addr, "score").filter(|r| *r >= 2)?;
-            let st = status(&addr)?;
-            let busy = st["executors"]
-                .as_array()?
-                .iter()
-                .find(|e| e["running"].as_u64().is_some_and(|n| n > 0))?;
-            let id = busy["id"].as_str()?.to_string();
-            pids.lock().unwrap().get(&id).copied()
-        },
-    );
+    let victim = executor_mid_micro_batch(&addr, "score", &pids).1;
     sigkill(victim);
     produce_transactions(&bootstrap, 2, 1500, 300, &mut ids);
     // Every transaction read: no lag left on the source.
