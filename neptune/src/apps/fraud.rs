@@ -289,8 +289,19 @@ pub fn parse_transaction(value: &[u8]) -> Result<Transaction, String> {
     })
 }
 
-/// The alerts `model` (version `version`) raises for `transactions`: those scored at or above
-/// `threshold`.
+/// The alert `model` (version `version`) raises for `t`: one when `t` scores at or above
+/// `threshold`. Both sources score with it.
+pub fn alert(model: &Model, version: u64, threshold: f64, t: Transaction) -> Option<Alert> {
+    let score = model.score(&t.features);
+    (score >= threshold).then_some(Alert {
+        id: t.id,
+        score,
+        model_version: version,
+        fraud: t.fraud,
+    })
+}
+
+/// The alerts `model` (version `version`) raises for `transactions` ([`alert`]).
 pub fn alerts_of(
     model: &Model,
     version: u64,
@@ -299,15 +310,7 @@ pub fn alerts_of(
 ) -> Vec<Alert> {
     transactions
         .into_iter()
-        .filter_map(|t| {
-            let score = model.score(&t.features);
-            (score >= threshold).then_some(Alert {
-                id: t.id,
-                score,
-                model_version: version,
-                fraud: t.fraud,
-            })
-        })
+        .filter_map(|t| alert(model, version, threshold, t))
         .collect()
 }
 
@@ -489,14 +492,9 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
     let alerts = live
         .map_with(
             move |ctx| m.get(ctx),
-            |(v, model), t| Alert {
-                id: t.id,
-                score: model.score(&t.features),
-                model_version: *v,
-                fraud: t.fraud,
-            },
+            move |(v, model), t| alert(model, *v, threshold, t),
         )
-        .filter(move |a| a.score >= threshold);
+        .flat_map(|a| a);
     let job = match alerts_dir {
         Some(dir) => app.stream(
             "score",
@@ -523,8 +521,17 @@ mod tests {
     use neptune_core::state::Broadcasts;
     use neptune_core::{JobKind, TaskContext, TaskId};
 
-    /// Run one run of job `j` in-process (no executor) against `b`.
-    fn run_job(app: &App, j: usize, run: u64, b: &Arc<Broadcasts>) -> serde_json::Value {
+    /// Run one run of job `j` in-process (no executor), each task in the context `ctx` makes
+    /// for it, and commit the results against `b` as a run that read `records` records; the
+    /// run's result.
+    fn run_and_commit(
+        app: &App,
+        j: usize,
+        run: u64,
+        records: u64,
+        b: &Arc<Broadcasts>,
+        ctx: impl Fn(TaskId) -> TaskContext,
+    ) -> serde_json::Value {
         let job = &app.jobs()[j];
         let stage = &job.stages[0];
         let parts = (0..stage.partitions)
@@ -535,40 +542,33 @@ mod tests {
                     stage: 0,
                     partition: p,
                 };
-                let ctx = TaskContext::new(
-                    id,
-                    0,
-                    JobKind::Batch,
-                    Arc::new(Default::default()),
-                    Arc::new(neptune_core::task::NoSuspend),
-                    b.clone(),
-                );
-                (stage.run_task)(&ctx).unwrap()
+                (stage.run_task)(&ctx(id)).unwrap()
             })
             .collect();
-        let mut ctx = CommitCtx::new(run, 0, b);
-        (job.commit)(&mut ctx, parts).unwrap()
+        let mut commit = CommitCtx::new(run, records, b);
+        (job.commit)(&mut commit, parts).unwrap()
+    }
+
+    /// Run one run of job `j` in-process against `b`, its tasks reading shared state from `b`.
+    fn run_job(app: &App, j: usize, run: u64, b: &Arc<Broadcasts>) -> serde_json::Value {
+        run_and_commit(app, j, run, 0, b, |id| {
+            TaskContext::new(
+                id,
+                0,
+                JobKind::Batch,
+                Arc::new(Default::default()),
+                Arc::new(neptune_core::task::NoSuspend),
+                b.clone(),
+            )
+        })
     }
 
     /// Commit run `run` of job `j` as if its tasks had read `records` records (task results from
-    /// running them in-process).
+    /// running them in-process, detached).
     fn commit_with(app: &App, j: usize, run: u64, records: u64, b: &Arc<Broadcasts>) {
-        let job = &app.jobs()[j];
-        let stage = &job.stages[0];
-        let parts = (0..stage.partitions)
-            .map(|p| {
-                let id = TaskId {
-                    job: j as u32,
-                    run,
-                    stage: 0,
-                    partition: p,
-                };
-                let ctx = TaskContext::detached(id, JobKind::Stream);
-                (stage.run_task)(&ctx).unwrap()
-            })
-            .collect();
-        let mut ctx = CommitCtx::new(run, records, b);
-        (job.commit)(&mut ctx, parts).unwrap();
+        run_and_commit(app, j, run, records, b, |id| {
+            TaskContext::detached(id, JobKind::Stream)
+        });
     }
 
     #[test]
