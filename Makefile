@@ -1,5 +1,5 @@
 # One task runner: CI (.ci/run) calls `make test`, the README's test command.
-.PHONY: test tools nextest fmt fmt-check lint build unit slowest k8s twin kafka example bench stress
+.PHONY: test tools nextest fmt fmt-check lint build unit slowest k8s twin kafka example bench stress proto
 
 CARGO ?= cargo
 PROFILE ?= ci
@@ -92,6 +92,11 @@ twin: $(BUILD)
 kafka:
 	bash scripts/kafka-broker.sh
 	$(LINTED) $(CARGO) test --workspace --profile $(PROFILE) --test integration -- --ignored kafka::
+
+## Regenerate proto/src/v2.rs after editing proto/proto/neptune.proto (protox and tonic-prost-build,
+## built outside the workspace: `make test` never compiles them; a test checks the file is current).
+proto:
+	$(CARGO) run --quiet --manifest-path proto/gen/Cargo.toml
 
 ## The main example on a local cluster.
 example:

@@ -1,12 +1,8 @@
 //! The Neptune wire protocol: generated gRPC types (package `neptune.v2`), conversions to core
 //! ids and phases, and the bounds every peer checks values from the wire against.
 
-#![allow(missing_docs, clippy::all, reason = "generated code")]
-
-/// Generated from `proto/neptune.proto`.
-pub mod v2 {
-    tonic::include_proto!("neptune.v2");
-}
+/// Generated from `proto/proto/neptune.proto` (checked in; `make proto` regenerates it).
+pub mod v2;
 
 pub use v2::*;
 
@@ -110,5 +106,45 @@ mod tests {
         let long = "é".repeat(MAX_REASON_BYTES);
         let cut = bounded_reason(long);
         assert!(cut.len() <= MAX_REASON_BYTES + 6 && cut.ends_with("[...]"));
+    }
+
+    /// The hex SHA-256 the generated file's header records after `label`.
+    fn recorded<'a>(generated: &'a str, label: &str) -> &'a str {
+        generated
+            .lines()
+            .find_map(|l| l.strip_prefix(label))
+            .unwrap_or_else(|| panic!("proto/src/v2.rs lacks its `{label}` header line"))
+    }
+
+    fn sha256(bytes: &[u8]) -> String {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// The generated code is checked in (so no build compiles protox); its header records the
+    /// hashes of the .proto it came from and of the code itself, so neither can change without
+    /// `make proto`.
+    #[test]
+    fn generated_code_is_current() {
+        let generated = include_str!("v2.rs");
+        let proto = include_str!("../proto/neptune.proto");
+        assert_eq!(
+            recorded(generated, "//! proto sha256: "),
+            sha256(proto.as_bytes()),
+            "proto/proto/neptune.proto changed since proto/src/v2.rs was generated: run `make proto`"
+        );
+        let code = &generated[generated
+            .find("\n\n")
+            .expect("a blank line ends the header")
+            + 2..];
+        assert_eq!(
+            recorded(generated, "//! code sha256: "),
+            sha256(code.as_bytes()),
+            "proto/src/v2.rs was edited by hand: change proto/proto/neptune.proto and run \
+             `make proto` instead"
+        );
     }
 }

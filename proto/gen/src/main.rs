@@ -1,0 +1,70 @@
+//! `make proto`: compiles `proto/proto/neptune.proto` with protox (pure Rust, no `protoc`) and
+//! tonic-prost-build, formats the code with rustfmt and writes it to `proto/src/v2.rs` under a
+//! header that records the SHA-256 of the .proto and of the code, which neptune-proto's test
+//! `generated_code_is_current` checks without compiling any of this.
+
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The header's lines before the hashes; the code starts after the first empty line.
+const PREAMBLE: &str = "\
+//! Generated from `proto/proto/neptune.proto` by `make proto` (protox and tonic-prost-build, in
+//! `proto/gen/`: outside the workspace, so `make test` does not build them). Do not edit: the
+//! test `generated_code_is_current` fails when this file or the .proto changed without the other.
+//!";
+
+fn sha256(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let proto_dir = crate_dir.parent().ok_or("proto/gen has a parent")?;
+    let proto = proto_dir.join("proto/neptune.proto");
+    let out = proto_dir.join("src/v2.rs");
+    let tmp = tempdir(&crate_dir)?;
+
+    let fds = protox::compile([&proto], [proto_dir.join("proto")])?;
+    tonic_prost_build::configure()
+        .out_dir(&tmp)
+        .compile_fds(fds)?;
+    let generated = std::fs::read_to_string(tmp.join("neptune.v2.rs"))?;
+
+    // Formatted as the rest of the tree (`cargo fmt --check` reads this file too).
+    let code = format!(
+        "#![allow(missing_docs, clippy::all, reason = \"generated code\")]\n\n{generated}"
+    );
+    let formatted = tmp.join("v2.rs");
+    std::fs::write(&formatted, &code)?;
+    let status = Command::new("rustfmt")
+        .args(["--edition", "2024", "--config", "max_width=100"])
+        .arg(&formatted)
+        .status()?;
+    if !status.success() {
+        return Err(format!("rustfmt failed on {}", formatted.display()).into());
+    }
+    let code = std::fs::read_to_string(&formatted)?;
+    let header = format!(
+        "{PREAMBLE}\n//! proto sha256: {}\n//! code sha256: {}\n\n",
+        sha256(&std::fs::read(&proto)?),
+        sha256(code.as_bytes())
+    );
+    std::fs::write(&out, header + &code)?;
+    std::fs::remove_dir_all(&tmp)?;
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+/// A scratch directory under this crate's target directory.
+fn tempdir(crate_dir: &Path) -> std::io::Result<PathBuf> {
+    let dir = crate_dir.join("target/protogen-out");
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+    }
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}
