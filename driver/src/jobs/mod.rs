@@ -51,8 +51,12 @@ pub struct JobStats {
     /// the recent window of (seconds since the jobs started, latency ms), in commit order.
     /// Constant memory however long the job runs.
     pub latency: Latencies,
-    /// Result of the last committed run (JSON), as the app's action shaped it.
+    /// Result (JSON, as the app's action shaped it) of the latest run committed, by run number:
+    /// stream micro-batches overlap when one runs long, and one that commits after a later one
+    /// does not replace the later one's result.
     pub last_result: serde_json::Value,
+    /// The run `last_result` (and `input`) are from.
+    pub last_result_run: Option<u64>,
     /// Failure, if the job failed.
     pub failed: Option<String>,
     /// Malformed input records skipped (policy `skip`).
@@ -61,7 +65,7 @@ pub struct JobStats {
     pub shuffle_write_bytes: u64,
     /// Map tasks run again because their outputs were lost.
     pub recomputed: u64,
-    /// Input snapshot of the last committed run, for jobs reading file sources.
+    /// Input snapshot of the run `last_result` is from, for jobs reading file sources.
     pub input: Option<InputSnapshot>,
 }
 
@@ -565,9 +569,12 @@ impl JobManager {
                 step.published.extend(ctx.published().iter().cloned());
                 let job = &mut self.jobs[j];
                 job.stats.runs += 1;
-                job.stats.last_result = v;
-                if !st.inputs.is_empty() {
-                    job.stats.input = Some(st.input_totals());
+                if job.stats.last_result_run.is_none_or(|r| r < run) {
+                    job.stats.last_result = v;
+                    job.stats.last_result_run = Some(run);
+                    if !st.inputs.is_empty() {
+                        job.stats.input = Some(st.input_totals());
+                    }
                 }
                 if job.kind == JobKind::Stream {
                     let latency = now.saturating_sub(st.due);

@@ -45,6 +45,32 @@ fn batch_runs_follow_each_other_until_their_limit() {
 }
 
 #[test]
+fn a_micro_batch_committing_after_a_later_one_does_not_replace_its_result() {
+    // Run r counts r + 1 records: each run's result is its own.
+    let mut app = App::new("t", Arc::new(Config::default()));
+    let ds = Dataset::from_fn(1, |ctx| Box::new(0..ctx.run() + 1));
+    app.stream("s", ds.count())
+        .runs(Some(2))
+        .interval(Duration::from_millis(100));
+    let a = Arc::new(app);
+    let mut m = JobManager::new(a.clone(), Arc::default());
+    m.start(ms(0));
+    let due = m.tick(ms(250)).submit.concat();
+    assert_eq!(due.iter().map(|t| t.id.run).collect::<Vec<_>>(), [0, 1]);
+    // Run 1 commits first, then run 0 (it ran long).
+    for t in due.iter().rev() {
+        m.task_succeeded(ms(260), t.id, result_of(&a, t.id), 1, "e0");
+    }
+    assert_eq!(m.stats(0).runs, 2);
+    assert_eq!(
+        m.stats(0).last_result,
+        serde_json::json!(2),
+        "run 1's count"
+    );
+    assert_eq!(m.stats(0).last_result_run, Some(1));
+}
+
+#[test]
 fn stream_micro_batches_are_due_every_interval_and_latency_is_measured_from_due_time() {
     let a = app(Some(3), Some(0));
     let mut m = JobManager::new(a.clone(), Arc::default());

@@ -59,7 +59,9 @@ fn a_shuffle_job_preempted_by_a_stream_job_is_suspended_in_shuffle_write_and_red
         "shuffle.records=4000000",
         "shuffle.keys=2000000",
         "shuffle.maps=4",
-        "shuffle.cost=1000",
+        // The per-record work: it lengthens the map computation, not the shuffle write or the
+        // reduce (those grow with the records and keys), so it is kept small.
+        "shuffle.cost=500",
     ];
     let report = report_path(&dir, "preempted");
     let mut sets = work.to_vec();
@@ -152,7 +154,7 @@ fn sigkill_of_an_executor_holding_map_outputs_recomputes_them_and_the_result_is_
         "shuffle.keys=100000",
         "shuffle.maps=16",
         "shuffle.reduces=8",
-        "shuffle.cost=2000",
+        "shuffle.cost=1000",
     ];
     let report = report_path(&dir, "killed");
     let http = format!("127.0.0.1:{}", free_port());
