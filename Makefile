@@ -18,9 +18,9 @@ NEXTEST ?= $(TOOLS_DIR)/bin/cargo-nextest nextest
 # - `unit` runs the tests with cargo-nextest, several at once (most multi-process tests wait on
 #   heartbeats and intervals); .config/nextest.toml keeps the CPU-heavy ones one at a time.
 # - `k8s` and `twin` use the binaries of that build: nothing is compiled after `build`. They run
-#   beside `unit` (make -j3; --output-sync keeps each one's log in one piece): the twin's
-#   scenarios wait on reconciles and restarts for most of their minute, which the tests' CPU
-#   fills (measured: 257 s for the three together against 287 s one after another).
+#   beside `unit` (make -j3; --output-sync keeps each one's log in one piece): each leaves the
+#   CPUs idle at times (the twin waits on reconciles, the tests' tail on one long test), so
+#   together they take 257 s against 287 s one after another (measured).
 # `make lint` stays the developers' quick clippy check.
 LINTED := RUSTC_WORKSPACE_WRAPPER=clippy-driver CLIPPY_ARGS=-Dwarnings
 # Cargo under `make -j` sees make's jobserver in MAKEFLAGS but not its descriptors (only
