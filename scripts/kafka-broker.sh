@@ -30,7 +30,12 @@ install_tansu() {
   need_apt libclang-dev
   echo "kafka-broker: building tansu $TANSU_VERSION (SQLite storage) into $TOOLS/bin (several minutes, once)"
   local start=$SECONDS
-  cargo install tansu --version "$TANSU_VERSION" --locked --no-default-features --features libsql \
+  # A test broker, not a production one: built like the `ci` profile (opt-level 1, no LTO, many
+  # codegen units, build scripts and proc macros at 0) instead of tansu's release profile.
+  CARGO_PROFILE_RELEASE_OPT_LEVEL=1 CARGO_PROFILE_RELEASE_LTO=false \
+    CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_DEBUG=false \
+    CARGO_PROFILE_RELEASE_STRIP=true CARGO_PROFILE_RELEASE_BUILD_OVERRIDE_OPT_LEVEL=0 \
+    cargo install tansu --version "$TANSU_VERSION" --locked --no-default-features --features libsql \
     --root "$TOOLS" --quiet
   echo "kafka-broker: tansu built in $((SECONDS - start)) s"
 }

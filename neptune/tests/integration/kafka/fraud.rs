@@ -45,8 +45,9 @@ fn produce_transactions(
     }
 }
 
-/// Every alert of the `alerts` topic with its record's mark.
-fn alerts(bootstrap: &str) -> Vec<(Mark, serde_json::Value)> {
+/// Every alert of the `alerts` topic with its topic partition and its record's mark (a mark is
+/// unique within a topic partition: its `seq` counts a task's output per topic partition).
+fn alerts(bootstrap: &str) -> Vec<(i32, Mark, serde_json::Value)> {
     let b = Connection::plaintext(bootstrap);
     let records = io::block_on(async move {
         let mut out = Vec::new();
@@ -58,7 +59,7 @@ fn alerts(bootstrap: &str) -> Vec<(Mark, serde_json::Value)> {
                 let from = at;
                 for r in rs.into_iter().filter(|r| r.offset >= from) {
                     at = r.offset + 1;
-                    out.push(r.record);
+                    out.push((p, r.record));
                 }
                 assert!(at > from, "no progress reading alerts/{p} at {from}");
             }
@@ -68,13 +69,13 @@ fn alerts(bootstrap: &str) -> Vec<(Mark, serde_json::Value)> {
     .expect("read the alerts topic");
     records
         .into_iter()
-        .map(|r| {
+        .map(|(p, r)| {
             let mark = Mark::parse(&r.headers[HEADER]).expect("a mark");
             let alert: serde_json::Value =
                 serde_json::from_slice(&r.value.expect("a value")).expect("an alert as JSON");
             let key = String::from_utf8(r.key.expect("a key")).unwrap();
             assert_eq!(key, alert["id"].to_string(), "keyed by the transaction id");
-            (mark, alert)
+            (p, mark, alert)
         })
         .collect()
 }
@@ -133,14 +134,17 @@ fn fraud_detection_over_kafka_alerts_once_per_transaction_with_a_model_pinned_pe
     let mut alerted = BTreeSet::new();
     let mut marks = BTreeSet::new();
     let mut versions: BTreeMap<u64, BTreeSet<u64>> = BTreeMap::new();
-    for (mark, a) in &got {
+    for (p, mark, a) in &got {
         let id = a["id"].as_u64().unwrap();
         assert!(
             ids.contains(&id),
             "an alert for a transaction never produced: {a}"
         );
         assert!(alerted.insert(id), "transaction {id} alerted twice");
-        assert!(marks.insert(mark.encode()), "mark written twice: {mark:?}");
+        assert!(
+            marks.insert((*p, mark.encode())),
+            "mark written twice in alerts/{p}: {mark:?}"
+        );
         assert!(a["score"].as_f64().unwrap() >= 0.5, "{a}");
         versions
             .entry(mark.batch)
