@@ -45,6 +45,33 @@ pub fn wait_with_timeout(mut child: Child, limit: Duration) -> Output {
     }
 }
 
+/// Kills (and reaps) a child when the test ends, however it ends; resumes it first in case it
+/// is stopped.
+pub struct Reap(pub Option<Child>);
+
+impl Reap {
+    pub fn id(&self) -> u32 {
+        self.0.as_ref().expect("child").id()
+    }
+
+    /// The child, no longer reaped by the guard.
+    pub fn take(mut self) -> Child {
+        self.0.take().expect("child")
+    }
+}
+
+impl Drop for Reap {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.0 {
+            let _ = Command::new("kill")
+                .args(["-CONT", &c.id().to_string()])
+                .status();
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// Stop a running `neptune local` with SIGTERM and assert it exits cleanly within a minute.
 pub fn terminate(child: Child) -> Output {
     let term = Command::new("kill")

@@ -19,33 +19,6 @@ fn signal(sig: &str, pid: u32) {
     assert!(ok.success(), "kill -{sig} {pid}: no such process");
 }
 
-/// Kills (and reaps) a child when the test ends, however it ends; resumes it first in case it
-/// is stopped.
-struct Reap(Option<Child>);
-
-impl Reap {
-    fn id(&self) -> u32 {
-        self.0.as_ref().expect("child").id()
-    }
-
-    /// The child, no longer reaped by the guard.
-    fn take(mut self) -> Child {
-        self.0.take().expect("child")
-    }
-}
-
-impl Drop for Reap {
-    fn drop(&mut self) {
-        if let Some(c) = &mut self.0 {
-            let _ = Command::new("kill")
-                .args(["-CONT", &c.id().to_string()])
-                .status();
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
 /// A standalone `neptune driver --insecure` for `executors` executors, its gRPC and HTTP
 /// addresses, with `sets`.
 fn driver(executors: u32, sets: &[&str]) -> (Child, String, String) {

@@ -114,6 +114,8 @@ fn fraud_detection_over_kafka_alerts_once_per_transaction_with_a_model_pinned_pe
         &sets,
         &addr,
     ));
+    // Killed if an assertion fails before the end (a leaked app would load the machine).
+    let child = Reap(Some(child));
     // An executor killed while it runs a task of a micro-batch: its tasks run again elsewhere,
     // and must score with the same model.
     let victim = executor_mid_micro_batch(&addr, "score", &pids).1;
@@ -163,5 +165,5 @@ fn fraud_detection_over_kafka_alerts_once_per_transaction_with_a_model_pinned_pe
         all.len() >= 2,
         "the pin never moved while training ran: versions {all:?}"
     );
-    let _ = terminate(child);
+    let _ = terminate(child.take());
 }
