@@ -21,7 +21,8 @@ use super::security::Connection;
 use rskafka::BackoffConfig;
 use rskafka::client::partition::{Compression, OffsetAt, PartitionClient, UnknownTopicHandling};
 use rskafka::client::{Client, ClientBuilder};
-use rskafka::record::{Record, RecordAndOffset};
+// Re-exported: `fetch` and `produce` speak rskafka's record types, so callers can name them.
+pub use rskafka::record::{Record, RecordAndOffset};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;

@@ -154,32 +154,35 @@ pub struct SinkContents {
     pub unmarked: usize,
 }
 
-/// Read every record of `topic` (all partitions, earliest to latest offset).
-pub fn read_sink(bootstrap: &str, topic: &str) -> SinkContents {
+/// Every record of `topic` with its partition: all partitions, earliest to latest offset.
+pub fn topic_records(bootstrap: &str, topic: &str) -> Vec<(i32, io::Record)> {
     let (b, t) = (Connection::plaintext(bootstrap), topic.to_string());
-    let records = io::block_on(async move {
-        let n = io::partition_count(&b, &t).await?;
+    io::block_on(async move {
         let mut out = Vec::new();
-        for p in 0..n {
+        for p in 0..io::partition_count(&b, &t).await? {
             let bounds = io::bounds(&b, &t, p).await?;
             let mut at = bounds.earliest;
             while at < bounds.latest {
-                let (records, _) = io::fetch(&b, &t, p, at).await?;
-                let Some(last) = records.iter().map(|r| r.offset).max().filter(|l| *l >= at) else {
-                    break;
-                };
-                out.extend(
-                    records
-                        .into_iter()
-                        .filter(|r| r.offset >= at && r.offset < bounds.latest)
-                        .map(|r| (p, r.record)),
-                );
-                at = last + 1;
+                let (rs, _) = io::fetch(&b, &t, p, at).await?;
+                let from = at;
+                for r in rs
+                    .into_iter()
+                    .filter(|r| r.offset >= from && r.offset < bounds.latest)
+                {
+                    at = r.offset + 1;
+                    out.push((p, r.record));
+                }
+                assert!(at > from, "no progress reading {t}/{p} at {from}");
             }
         }
         Ok::<_, neptune_core::kafka::KafkaError>(out)
     })
-    .expect("read the sink topic");
+    .unwrap_or_else(|e| panic!("read the topic {topic}: {e}"))
+}
+
+/// Read every record of `topic` (all partitions, earliest to latest offset).
+pub fn read_sink(bootstrap: &str, topic: &str) -> SinkContents {
+    let records = topic_records(bootstrap, topic);
     let mut c = SinkContents::default();
     let mut seen = BTreeSet::new();
     for (p, r) in records {

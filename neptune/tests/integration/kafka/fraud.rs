@@ -48,26 +48,7 @@ fn produce_transactions(
 /// Every alert of the `alerts` topic with its topic partition and its record's mark (a mark is
 /// unique within a topic partition: its `seq` counts a task's output per topic partition).
 fn alerts(bootstrap: &str) -> Vec<(i32, Mark, serde_json::Value)> {
-    let b = Connection::plaintext(bootstrap);
-    let records = io::block_on(async move {
-        let mut out = Vec::new();
-        for p in 0..io::partition_count(&b, "alerts").await? {
-            let bounds = io::bounds(&b, "alerts", p).await?;
-            let mut at = bounds.earliest;
-            while at < bounds.latest {
-                let (rs, _) = io::fetch(&b, "alerts", p, at).await?;
-                let from = at;
-                for r in rs.into_iter().filter(|r| r.offset >= from) {
-                    at = r.offset + 1;
-                    out.push((p, r.record));
-                }
-                assert!(at > from, "no progress reading alerts/{p} at {from}");
-            }
-        }
-        Ok::<_, neptune_core::kafka::KafkaError>(out)
-    })
-    .expect("read the alerts topic");
-    records
+    topic_records(bootstrap, "alerts")
         .into_iter()
         .map(|(p, r)| {
             let mark = Mark::parse(&r.headers[HEADER]).expect("a mark");

@@ -38,26 +38,7 @@ fn record(batch: u64, i: u64) -> Output {
 
 /// Every record of `topic` as (partition, mark, value).
 fn contents(bootstrap: &str, topic: &str) -> Vec<(i32, Mark, String)> {
-    let (b, t) = (Connection::plaintext(bootstrap), topic.to_string());
-    let records = io::block_on(async move {
-        let mut out = Vec::new();
-        for p in 0..io::partition_count(&b, &t).await? {
-            let bounds = io::bounds(&b, &t, p).await?;
-            let mut at = bounds.earliest;
-            while at < bounds.latest {
-                let (rs, _) = io::fetch(&b, &t, p, at).await?;
-                let from = at;
-                for r in rs.into_iter().filter(|r| r.offset >= from) {
-                    at = r.offset + 1;
-                    out.push((p, r.record));
-                }
-                assert!(at > from, "no progress reading {t}/{p} at {from}");
-            }
-        }
-        Ok::<_, neptune_core::kafka::KafkaError>(out)
-    })
-    .expect("read the topic");
-    records
+    topic_records(bootstrap, topic)
         .into_iter()
         .map(|(p, r)| {
             let mark = Mark::parse(&r.headers[HEADER]).expect("a mark");
