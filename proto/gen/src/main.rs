@@ -4,7 +4,7 @@
 //! `generated_code_is_current` checks without compiling any of this.
 
 use sha2::{Digest, Sha256};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 /// The header's lines before the hashes; the code starts after the first empty line.
@@ -26,22 +26,27 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let proto_dir = crate_dir.parent().ok_or("proto/gen has a parent")?;
     let proto = proto_dir.join("proto/neptune.proto");
     let out = proto_dir.join("src/v2.rs");
-    let tmp = tempdir(&crate_dir)?;
+    let tmp = tempfile::tempdir()?;
+    let tmp = tmp.path();
 
     let fds = protox::compile([&proto], [proto_dir.join("proto")])?;
     tonic_prost_build::configure()
-        .out_dir(&tmp)
+        .out_dir(tmp)
         .compile_fds(fds)?;
     let generated = std::fs::read_to_string(tmp.join("neptune.v2.rs"))?;
 
     // Formatted as the rest of the tree (`cargo fmt --check` reads this file too).
-    let code = format!(
-        "#![allow(missing_docs, clippy::all, reason = \"generated code\")]\n\n{generated}"
-    );
+    let code =
+        format!("#![allow(missing_docs, clippy::all, reason = \"generated code\")]\n\n{generated}");
     let formatted = tmp.join("v2.rs");
     std::fs::write(&formatted, &code)?;
+    let rustfmt_toml = proto_dir
+        .parent()
+        .ok_or("proto/ has a parent")?
+        .join("rustfmt.toml");
     let status = Command::new("rustfmt")
-        .args(["--edition", "2024", "--config", "max_width=100"])
+        .arg("--config-path")
+        .arg(&rustfmt_toml)
         .arg(&formatted)
         .status()?;
     if !status.success() {
@@ -54,17 +59,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         sha256(code.as_bytes())
     );
     std::fs::write(&out, header + &code)?;
-    std::fs::remove_dir_all(&tmp)?;
     println!("wrote {}", out.display());
     Ok(())
-}
-
-/// A scratch directory under this crate's target directory.
-fn tempdir(crate_dir: &Path) -> std::io::Result<PathBuf> {
-    let dir = crate_dir.join("target/protogen-out");
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)?;
-    }
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }
