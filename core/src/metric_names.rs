@@ -79,6 +79,10 @@ pub const EXECUTOR_SLOTS: &str = "neptune_executor_slots";
 /// Driver: stream micro-batch end-to-end latency (due time → results committed), label
 /// `neptune_job`.
 pub const DRIVER_STREAM_LATENCY: &str = "neptune_driver_stream_latency_seconds";
+/// Driver: stream micro-batch latency from its oldest record's source timestamp (Kafka: produce
+/// time) to its results committed, wall clocks, label `neptune_job`; only stream jobs whose
+/// records carry timestamps have the series.
+pub const DRIVER_STREAM_SOURCE_TO_COMMIT: &str = "neptune_driver_stream_source_to_commit_seconds";
 /// Driver: time a stream micro-batch spent in each hop of its path (its critical task's:
 /// due → planned → launch sent → executor → update received → committed), histogram in seconds,
 /// labels `neptune_job`, `hop` (`trigger`, `upstream`, `schedule`, `network`, `core_wait`,
@@ -190,6 +194,7 @@ pub const ALL: &[&str] = &[
     EXECUTOR_RECEIVER_BUFFERED,
     EXECUTOR_RECEIVER_CONNECTED,
     DRIVER_STREAM_LATENCY,
+    DRIVER_STREAM_SOURCE_TO_COMMIT,
     DRIVER_MICROBATCH_HOP,
     DRIVER_STREAM_LATENCY_TARGET,
     DRIVER_STREAM_SLO_MICROBATCHES,

@@ -7,6 +7,7 @@
 //! this crate knowing about coroutines.
 
 use crate::error::Error;
+use crate::event_time::EventTimes;
 use crate::ids::{JobKind, TaskId};
 use crate::kafka::OffsetRange;
 use crate::shuffle::{Blocks, ShuffleRead};
@@ -186,6 +187,8 @@ pub struct TaskContext {
     /// When the first record was counted (the executor's per-hop latency attribution).
     first_record_at: Cell<Option<Instant>>,
     skipped: Cell<u64>,
+    /// Source timestamps of the records read (sources that have them: Kafka).
+    event_times: Cell<Option<EventTimes>>,
     error: RefCell<Option<Error>>,
     fetch_failed: RefCell<Option<String>>,
     blocks: RefCell<Option<Arc<dyn Blocks>>>,
@@ -227,6 +230,7 @@ impl TaskContext {
             records: Cell::new(0),
             first_record_at: Cell::new(None),
             skipped: Cell::new(0),
+            event_times: Cell::new(None),
             error: RefCell::new(None),
             fetch_failed: RefCell::new(None),
             blocks: RefCell::new(None),
@@ -443,6 +447,20 @@ impl TaskContext {
         let total = self.records.get() + n;
         self.records.set(total);
         self.control.progress.store(total, Ordering::Relaxed);
+    }
+
+    /// Note the source timestamp (ms since the Unix epoch) of a record read: sources whose
+    /// records carry one (Kafka) call it per record, so the driver can report source → commit
+    /// latency.
+    pub fn note_event_time(&self, ms: i64) {
+        let mut t = self.event_times.get();
+        EventTimes::note(&mut t, ms);
+        self.event_times.set(t);
+    }
+
+    /// The source timestamps noted so far (`None`: no record with one).
+    pub fn event_times(&self) -> Option<EventTimes> {
+        self.event_times.get()
     }
 
     /// Records read so far by this task.

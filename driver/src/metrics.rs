@@ -15,6 +15,9 @@ pub struct DriverMetrics {
     registry: Registry,
     /// Micro-batch end-to-end latency per stream job.
     pub stream_latency: HistogramVec,
+    /// Source timestamp of each micro-batch's oldest record → commit, per stream job reading
+    /// timestamped records (Kafka).
+    pub source_to_commit: HistogramVec,
     /// Time per hop of each stream micro-batch (labels `neptune_job`, `hop`).
     pub microbatch_hop: HistogramVec,
     /// Latency target per stream job that has one.
@@ -97,6 +100,23 @@ impl DriverMetrics {
                         "Stream micro-batch end-to-end latency: due time to results committed.",
                     )
                     .buckets(latency_buckets),
+                    &[n::JOB_LABEL],
+                )
+                .expect("valid"),
+            ),
+            source_to_commit: reg(
+                &r,
+                HistogramVec::new(
+                    HistogramOpts::new(
+                        n::DRIVER_STREAM_SOURCE_TO_COMMIT,
+                        "Stream micro-batch latency from its oldest record's source timestamp \
+                         (Kafka: produce time) to its results committed (wall clocks).",
+                    )
+                    // Includes the time records wait for their micro-batch, and any backlog.
+                    .buckets(vec![
+                        0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 0.75, 1.0, 2.0, 5.0,
+                        10.0, 30.0, 60.0, 300.0,
+                    ]),
                     &[n::JOB_LABEL],
                 )
                 .expect("valid"),

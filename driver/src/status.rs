@@ -1,7 +1,7 @@
 //! The driver's status document (`/status`, live progress, the final report's source).
 
 use crate::stats::Percentiles;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One executor as the driver sees it.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -84,6 +84,11 @@ pub struct JobProgress {
     /// before the first micro-batch.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub latency_breakdown_ms: Vec<crate::stats::HopSummary>,
+    /// How long records took from their source to their micro-batch's commit (stream jobs
+    /// whose records carry source timestamps: Kafka's produce time), milliseconds; absent for
+    /// other jobs and before the first such micro-batch.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source_to_commit_ms: Option<SourceToCommit>,
     /// Result of the last committed run.
     pub result: serde_json::Value,
     /// Malformed input records skipped (policy `skip`).
@@ -94,6 +99,21 @@ pub struct JobProgress {
     /// counts, as listed when the run began.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub input: Option<InputSnapshot>,
+}
+
+/// Source → commit latency of a stream job's micro-batches, milliseconds, by wall clock (on one
+/// host exact; across hosts off by their clocks' skew). It includes what the micro-batch latency
+/// (`latency_ms`, due → committed) does not: the time a record waits for its micro-batch, and any
+/// backlog.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct SourceToCommit {
+    /// Per steady-state micro-batch, from its oldest record's timestamp: the longest any record
+    /// waited.
+    pub oldest: Percentiles,
+    /// Per steady-state micro-batch, from its mean record timestamp.
+    pub mean: Percentiles,
+    /// Warm-up micro-batches, from the oldest record's timestamp.
+    pub warmup_oldest: Percentiles,
 }
 
 /// One job as the driver's `/status` shows it (the operator condenses it into the CRD's

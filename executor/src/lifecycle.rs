@@ -158,6 +158,7 @@ mod tests {
             records: 0,
             skipped: 0,
             fetch_failed: None,
+            event_times: None,
             elapsed: Duration::ZERO,
             timing: TaskTiming::default(),
         }

@@ -291,6 +291,7 @@ fn a_result_larger_than_the_driver_accepts_fails_the_task_instead_of_the_session
             records: 3,
             skipped: 0,
             fetch_failed: None,
+            event_times: None,
             elapsed: Duration::from_millis(1),
             timing: crate::runtime::TaskTiming::default(),
         },

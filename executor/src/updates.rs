@@ -122,6 +122,7 @@ impl Updates {
                 records,
                 skipped,
                 fetch_failed,
+                event_times,
                 elapsed,
                 timing,
             } => {
@@ -158,6 +159,7 @@ impl Updates {
                                 first_record_ns: saturating_ns(timing.first_record),
                                 process_ns: saturating_ns(timing.process),
                             }),
+                            event_time: event_times.map(neptune_proto::EventTime::from),
                         };
                         ("succeeded", task_update::State::Succeeded(s))
                     }

@@ -50,6 +50,32 @@ impl TaskKey {
     }
 }
 
+impl From<neptune_core::EventTimes> for EventTime {
+    fn from(t: neptune_core::EventTimes) -> Self {
+        Self {
+            oldest_ms: t.min_ms(),
+            newest_ms: t.max_ms(),
+            count: t.count(),
+            mean_ms: t.mean_ms(),
+        }
+    }
+}
+
+impl EventTime {
+    /// The summary as sent, checked ([`neptune_core::EventTimes::from_parts`]).
+    ///
+    /// # Errors
+    /// When it describes no set of records (no records, the mean outside oldest..newest).
+    pub fn checked(&self) -> Result<neptune_core::EventTimes, String> {
+        neptune_core::EventTimes::from_parts(
+            self.oldest_ms,
+            self.newest_ms,
+            self.count,
+            self.mean_ms,
+        )
+    }
+}
+
 impl From<TaskPhase> for Phase {
     fn from(p: TaskPhase) -> Self {
         match p {

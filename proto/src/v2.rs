@@ -2,8 +2,8 @@
 //! `proto/gen/`: outside the workspace, so `make test` does not build them). Do not edit: the
 //! test `generated_code_is_current` fails when this file or the .proto changed without the other.
 //!
-//! proto sha256: 252e612a933f64f9834c2bc01a6f5b8e806eed8434ff08cf4010180d5d2255b0
-//! code sha256: 50c85d0e58b3eea863a70ff4728c480b1c81ff7446cd53f5048a7b5de6b37a65
+//! proto sha256: 0d089a287239e85cdc6b7203e8207315bf75423313408648df3a60dc582634e2
+//! code sha256: 5c9cf752d08da61884dda1bbe19929ffda22069528cb73955e0c2dc0119915cc
 
 #![allow(missing_docs, clippy::all, reason = "generated code")]
 
@@ -129,6 +129,8 @@ pub struct Resumed {
 /// records: records the task read (the driver's records/s); skipped: malformed records skipped.
 /// timing: where the task's time went on the executor (absent from an executor that predates it:
 /// the driver then counts those hops as unknown).
+/// event_time: the source timestamps of the records the task read, when its source has them
+/// (Kafka); absent otherwise.
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Succeeded {
     #[prost(bytes = "vec", tag = "1")]
@@ -141,6 +143,23 @@ pub struct Succeeded {
     pub skipped: u64,
     #[prost(message, optional, tag = "5")]
     pub timing: ::core::option::Option<TaskTiming>,
+    #[prost(message, optional, tag = "6")]
+    pub event_time: ::core::option::Option<EventTime>,
+}
+/// Source timestamps of a task's records, in ms since the Unix epoch (wall clocks: the driver
+/// compares them with its own, so skew between hosts shows up in what it reports). The mean, not a
+/// sum, travels: a sum of epoch milliseconds can overflow. The driver drops a summary whose mean is
+/// outside oldest..newest or that counts no record.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct EventTime {
+    #[prost(int64, tag = "1")]
+    pub oldest_ms: i64,
+    #[prost(int64, tag = "2")]
+    pub newest_ms: i64,
+    #[prost(uint64, tag = "3")]
+    pub count: u64,
+    #[prost(int64, tag = "4")]
+    pub mean_ms: i64,
 }
 /// Hops of a task on the executor, as durations on the executor's own monotonic clock (never
 /// instants: driver and executor clocks are not comparable). In nanoseconds; the driver bounds

@@ -214,7 +214,10 @@ pub async fn fetch(
     offset: i64,
 ) -> Result<(Vec<RecordAndOffset>, i64), KafkaError> {
     let pc = partition(conn, topic, p).await?;
-    pc.fetch_records(offset, 1..FETCH_BYTES, 100)
+    // max_wait 0: a task reads a planned range, whose records exist; waiting for more at the
+    // broker would only delay it (tansu 0.6 even waits the whole max_wait when records are
+    // there: 100 ms per fetch made every Kafka task at least 100 ms long).
+    pc.fetch_records(offset, 1..FETCH_BYTES, 0)
         .await
         .map_err(|e| err(&format!("fetch {topic}/{p} at offset {offset}"), e))
 }

@@ -39,6 +39,17 @@ pub static MAX_RECORDS_PER_TASK: UInt = UInt::new(
     u64::MAX,
 )
 .default(100_000);
+/// Offset polling.
+pub static POLL_INTERVAL_MS: UInt = UInt::new(
+    Meta::new(
+        "kafka.poll_interval_ms",
+        "How often the driver asks the brokers for the topic's latest offsets: a micro-batch reads up to what the last poll saw, so a record waits up to this long before one plans it. Keep it well under the micro-batch interval (`neptune bench --source kafka` uses 10 at 40 ms).",
+    ),
+    1,
+    60_000,
+)
+.default(100)
+.unit("ms");
 /// Checkpoint directory.
 pub static CHECKPOINT: Text = Text::new(Meta::new(
     "kafka.checkpoint",

@@ -29,12 +29,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How often the driver polls a source's offsets while the broker answers.
-const POLL: Duration = Duration::from_millis(100);
 /// Longest pause between polls, or between a task's fetch attempts, while the broker is down.
 pub(super) const MAX_BACKOFF: Duration = Duration::from_secs(2);
-/// Empty fetches below a range's end tolerated before its records are declared lost.
+/// Empty fetches below a range's end tolerated before its records are declared lost (about 5 s
+/// of them: see [`EMPTY_FETCH_PAUSE`]).
 const MAX_EMPTY_FETCHES: u32 = 50;
+/// The longest pause after an empty fetch (from 5 ms, doubling). Fetches do not wait at the
+/// broker ([`io::fetch`]): a planned range's records exist, so an empty answer is rare (records
+/// not yet visible to this broker, or gone) and paced here instead.
+const EMPTY_FETCH_PAUSE: Duration = Duration::from_millis(100);
 
 /// One record read from Kafka.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,6 +50,9 @@ pub struct KafkaRecord {
     pub key: Option<Vec<u8>>,
     /// Value (empty for a null value).
     pub value: Vec<u8>,
+    /// Timestamp, ms since the Unix epoch: the producer's (CreateTime, Kafka's default) or the
+    /// broker's append time (LogAppendTime), as the topic is configured.
+    pub timestamp_ms: i64,
 }
 
 /// What a Kafka source needs to know (from the app's config keys).
@@ -62,6 +68,8 @@ pub struct SourceConfig {
     pub starting: StartingOffsets,
     /// Records per micro-batch cap.
     pub max_records_per_batch: Option<u64>,
+    /// How often the driver polls the latest offsets.
+    pub poll: Duration,
     /// A range longer than this is split over tasks.
     pub max_records_per_task: u64,
     /// Task slots of a micro-batch (the dataset's partitions).
@@ -88,6 +96,7 @@ impl SourceConfig {
         let topic = TOPIC.get_opt(cfg)?.unwrap_or_default();
         let starting_raw = STARTING_OFFSETS.get_opt(cfg)?.unwrap_or_default();
         let cap = MAX_RECORDS_PER_BATCH.get(cfg)?;
+        let poll = Duration::from_millis(POLL_INTERVAL_MS.get(cfg)?);
         let per_task = MAX_RECORDS_PER_TASK.get(cfg)?;
         let fail_on_data_loss = FAIL_ON_DATA_LOSS.get(cfg)?;
         let checkpoint = CHECKPOINT.get_opt(cfg)?;
@@ -109,6 +118,7 @@ impl SourceConfig {
             topic,
             starting,
             max_records_per_batch: (cap > 0).then_some(cap),
+            poll,
             max_records_per_task: per_task,
             slots: slots.max(1),
             fail_on_data_loss,
@@ -266,8 +276,9 @@ impl KafkaSource {
         let polled = Arc::new(Mutex::new(Polled::default()));
         let weak = Arc::downgrade(&polled);
         let (conn, topic, name) = (c.connection.clone(), c.topic.clone(), c.name.clone());
+        let every = c.poll;
         io::runtime().spawn(async move {
-            let mut pause = POLL;
+            let mut pause = every;
             loop {
                 let got = io::available(&conn, &topic).await;
                 let Some(polled) = weak.upgrade() else { return };
@@ -279,7 +290,7 @@ impl KafkaSource {
                                 tracing::info!(source = %name, "Kafka brokers answer again");
                             }
                             p.avail = Some(a);
-                            pause = POLL;
+                            pause = every;
                         }
                         Err(e) => {
                             let e = e.to_string();
@@ -508,6 +519,7 @@ impl<'a> Reader<'a> {
     fn fill(&mut self, r: OffsetRange) -> bool {
         let mut backoff = Duration::from_millis(50);
         let mut empty = 0u32;
+        let mut empty_pause = Duration::from_millis(5);
         loop {
             let (b, t, p, at) = (
                 self.conn.clone(),
@@ -532,6 +544,7 @@ impl<'a> Reader<'a> {
                             offset: ro.offset,
                             key: ro.record.key,
                             value: ro.record.value.unwrap_or_default(),
+                            timestamp_ms: ro.record.timestamp.timestamp_millis(),
                         });
                     }
                     if self.buf.len() > before {
@@ -551,6 +564,10 @@ impl<'a> Reader<'a> {
                         ))));
                         return false;
                     }
+                    if !pause(self.ctx, empty_pause) {
+                        return false;
+                    }
+                    empty_pause = (empty_pause * 2).min(EMPTY_FETCH_PAUSE);
                 }
                 Err(KafkaError::NoTopic(t)) => {
                     self.ctx
@@ -576,6 +593,10 @@ impl Iterator for Reader<'_> {
         loop {
             if let Some(r) = self.buf.pop_front() {
                 self.ctx.count_record();
+                if r.timestamp_ms >= 0 {
+                    // -1: the record has none (Kafka's NO_TIMESTAMP, old message formats).
+                    self.ctx.note_event_time(r.timestamp_ms);
+                }
                 return Some(r);
             }
             let r = *self.ranges.get(self.at)?;

@@ -437,6 +437,13 @@ impl EventLoop {
                 self.stream_committed(*job);
             }
         }
+        for (job, latency) in &step.source_to_commit {
+            let def = &self.app.jobs()[*job as usize];
+            self.metrics
+                .source_to_commit
+                .with_label_values(&[&def.name])
+                .observe(latency.as_secs_f64());
+        }
         for (job, reason) in step.failed {
             tracing::error!(job, %reason, "job failed");
             self.work

@@ -87,6 +87,13 @@ impl EventLoop {
                         slo_attainment: st.latency.slo_attainment(),
                         slo_within: st.latency.slo_within(),
                         latency_breakdown_ms: self.hops[j].steady_ms(),
+                        source_to_commit_ms: (!st.source_to_commit.is_empty()).then(|| {
+                            crate::status::SourceToCommit {
+                                oldest: st.source_to_commit.steady_ms(),
+                                mean: st.source_to_commit_mean.steady_ms(),
+                                warmup_oldest: st.source_to_commit.warmup_ms(),
+                            }
+                        }),
                         result: st.last_result.clone(),
                         malformed_skipped: st.malformed_skipped,
                         shuffle_write_bytes: st.shuffle_write_bytes,
@@ -105,7 +112,13 @@ impl EventLoop {
             })
             .collect::<Vec<_>>();
         let stats_bytes = (0..self.app.jobs().len())
-            .map(|j| self.jobs.stats(j).latency.heap_bytes() + self.hops[j].heap_bytes())
+            .map(|j| {
+                let st = self.jobs.stats(j);
+                st.latency.heap_bytes()
+                    + st.source_to_commit.heap_bytes()
+                    + st.source_to_commit_mean.heap_bytes()
+                    + self.hops[j].heap_bytes()
+            })
             .sum::<usize>()
             + self.suspend_latency.heap_bytes();
         let totals = Totals {

@@ -111,6 +111,16 @@ impl EventLoop {
                 self.totals.malformed_skipped =
                     self.totals.malformed_skipped.saturating_add(s.skipped);
                 self.jobs.note_skipped(task.job as usize, s.skipped);
+                if let Some(e) = s.event_time {
+                    // Statistics only: a summary that describes no records is dropped, not the
+                    // task's result.
+                    match e.checked() {
+                        Ok(t) => self.jobs.note_event_times(task, t),
+                        Err(reason) => {
+                            tracing::warn!(%task, attempt, %executor, %reason, "invalid source timestamps ignored");
+                        }
+                    }
+                }
                 let now = self.now();
                 let timing = s.timing.as_ref().map(crate::stats::ExecutorHops::from);
                 let step = self

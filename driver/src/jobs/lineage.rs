@@ -25,6 +25,7 @@
 //!   scheduler's own re-queue attempts.
 
 use crate::status::InputSnapshot;
+use neptune_core::EventTimes;
 use neptune_core::app::StageDef;
 use neptune_core::kafka::{OffsetRange, SlotPlan};
 use neptune_core::shuffle::MapStatus;
@@ -136,6 +137,10 @@ pub(crate) struct RunState {
     /// The identity of the numbering `kafka_batch` (else the run number) belongs to (see
     /// `TaskContext::output_epoch`).
     pub epoch: String,
+    /// Source timestamps of the records the run's tasks read (sources that have them: Kafka).
+    /// Merging is idempotent for what is reported (oldest and mean): a retried or recomputed
+    /// task reads exactly the records its first attempt did.
+    pub event_times: Option<EventTimes>,
     stages: Vec<StageRun>,
 }
 
@@ -154,6 +159,7 @@ impl RunState {
             kafka: BTreeMap::new(),
             kafka_batch: None,
             epoch: String::new(),
+            event_times: None,
             stages: stages
                 .iter()
                 .map(|s| StageRun {

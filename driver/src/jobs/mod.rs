@@ -33,12 +33,24 @@ use crate::scheduler::TaskSpec;
 use crate::stats::{Latencies, Warmup};
 use crate::status::InputSnapshot;
 use lineage::RunState;
+use neptune_core::EventTimes;
 use neptune_core::app::{App, CommitCtx};
 use neptune_core::ids::{JobKind, TaskId};
 use neptune_core::state::Broadcasts;
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Time from a source timestamp `ms` (ms since the Unix epoch) to `wall`: zero for a timestamp
+/// after `wall` (its producer's clock ahead of the driver's), never negative.
+fn since(wall: SystemTime, ms: i64) -> Duration {
+    let wall_us = wall
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+    Duration::from_micros(
+        u64::try_from(wall_us.saturating_sub(ms.saturating_mul(1000))).unwrap_or(0),
+    )
+}
 
 /// Per-job counters and latencies.
 #[derive(Debug, Clone, Default)]
@@ -67,6 +79,14 @@ pub struct JobStats {
     pub recomputed: u64,
     /// Input snapshot of the run `last_result` is from, for jobs reading file sources.
     pub input: Option<InputSnapshot>,
+    /// Source → commit latency of a stream job whose records carry source timestamps (Kafka:
+    /// produce time): per micro-batch, from its oldest record's timestamp to the commit, i.e.
+    /// the longest any of its records waited. Wall clocks: on one host exact, across hosts off by
+    /// their skew. Empty for other jobs.
+    pub source_to_commit: Latencies,
+    /// The same from the micro-batch's mean record timestamp: how long its records waited on
+    /// average.
+    pub source_to_commit_mean: Latencies,
 }
 
 struct JobState {
@@ -90,6 +110,9 @@ pub struct Step {
     pub failed: Vec<(u32, String)>,
     /// Runs committed in this step: (job, end-to-end latency in ms for stream micro-batches).
     pub committed: Vec<(u32, Option<f64>)>,
+    /// Stream micro-batches committed in this step whose records carry source timestamps: (job,
+    /// time from the oldest record's timestamp to the commit).
+    pub source_to_commit: Vec<(u32, Duration)>,
     /// Stream micro-batches committed in this step: (job, run, due time), for the per-hop
     /// latency attribution.
     pub stream_commits: Vec<(u32, u64, Duration)>,
@@ -107,6 +130,7 @@ impl Step {
         self.published.extend(other.published);
         self.failed.extend(other.failed);
         self.committed.extend(other.committed);
+        self.source_to_commit.extend(other.source_to_commit);
         self.stream_commits.extend(other.stream_commits);
         self.released.extend(other.released);
         self.opened.extend(other.opened);
@@ -128,6 +152,8 @@ pub struct JobManager {
     max_broadcast_bytes: u64,
     /// Names this driver's run numbering (runs of jobs without a durable micro-batch number).
     epoch: String,
+    /// The wall clock source timestamps are compared with (a fixed one in tests).
+    wall: fn() -> SystemTime,
 }
 
 impl std::fmt::Debug for JobManager {
@@ -171,7 +197,13 @@ impl JobManager {
             max_fetch_failures: DEFAULT_MAX_FETCH_FAILURES,
             max_broadcast_bytes: u64::MAX,
             epoch: neptune_core::kafka::new_epoch(),
+            wall: SystemTime::now,
         }
+    }
+
+    /// Compare source timestamps with `wall` instead of the system clock (tests).
+    pub fn set_wall_clock(&mut self, wall: fn() -> SystemTime) {
+        self.wall = wall;
     }
 
     /// Fail a job whose commit publishes a broadcast that would not fit in a message of
@@ -190,6 +222,8 @@ impl JobManager {
     pub fn set_warmup(&mut self, warmup: Warmup) {
         for job in &mut self.jobs {
             job.stats.latency.set_warmup(warmup);
+            job.stats.source_to_commit.set_warmup(warmup);
+            job.stats.source_to_commit_mean.set_warmup(warmup);
         }
     }
 
@@ -525,6 +559,18 @@ impl JobManager {
         step
     }
 
+    /// The source timestamps of the records task `id` read, reported with its success (before
+    /// [`Self::task_succeeded`]); kept with its run until the run commits.
+    pub fn note_event_times(&mut self, id: TaskId, times: EventTimes) {
+        let run = self
+            .jobs
+            .get_mut(id.job as usize)
+            .and_then(|j| j.active.get_mut(&id.run));
+        if let Some(run) = run {
+            run.event_times = Some(run.event_times.map_or(times, |t| t.merged(&times)));
+        }
+    }
+
     /// Count malformed records a task of job `j` skipped.
     pub fn note_skipped(&mut self, j: usize, n: u64) {
         if let Some(job) = self.jobs.get_mut(j) {
@@ -582,6 +628,15 @@ impl JobManager {
                     job.stats.latency.record(at, latency);
                     step.committed
                         .push((j as u32, Some(latency.as_secs_f64() * 1000.0)));
+                    if let Some(t) = st.event_times {
+                        let wall = (self.wall)();
+                        let oldest = since(wall, t.min_ms());
+                        job.stats.source_to_commit.record(at, oldest);
+                        job.stats
+                            .source_to_commit_mean
+                            .record(at, since(wall, t.mean_ms()));
+                        step.source_to_commit.push((j as u32, oldest));
+                    }
                     step.stream_commits.push((j as u32, run, st.due));
                 } else {
                     step.committed.push((j as u32, None));

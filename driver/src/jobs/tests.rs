@@ -90,6 +90,73 @@ fn stream_micro_batches_are_due_every_interval_and_latency_is_measured_from_due_
     assert_eq!(lat.recent(), vec![(0.26, 160.0), (0.26, 60.0)]);
 }
 
+/// 2023-11-14T22:13:20Z, the wall clock of the source-timestamp tests.
+const WALL_MS: i64 = 1_700_000_000_000;
+
+fn wall() -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + Duration::from_millis(WALL_MS as u64)
+}
+
+#[test]
+fn source_timestamps_give_each_micro_batch_its_source_to_commit_latency() {
+    let a = app(Some(3), Some(0));
+    let mut m = JobManager::new(a.clone(), Arc::default());
+    m.set_wall_clock(wall);
+    m.set_warmup(crate::stats::Warmup {
+        duration: Duration::ZERO,
+        runs: 1,
+    });
+    m.start(ms(0));
+    let mut steps = Vec::new();
+    for (now, ages) in [(150, [900, 700]), (250, [400, 50])] {
+        for (t, age) in m.tick(ms(now)).submit.concat().into_iter().zip(ages) {
+            // Each task read records produced `age` and `age - 100` ms before the commit.
+            let times =
+                EventTimes::one(WALL_MS - age).merged(&EventTimes::one(WALL_MS - age + 100));
+            m.note_event_times(t.id, times);
+            steps.push(m.task_succeeded(ms(now + 10), t.id, result_of(&a, t.id), 1, "e0"));
+        }
+    }
+    let st = m.stats(1);
+    let (oldest, mean) = (&st.source_to_commit, &st.source_to_commit_mean);
+    assert_eq!((oldest.warmup_ms().count, oldest.steady_ms().count), (1, 1));
+    assert_eq!(oldest.warmup_ms().max, 900.0, "the run's oldest record");
+    assert_eq!(oldest.steady_ms().max, 400.0);
+    // Run 1's records: produced 400, 300, 50 and -50 (clamped into the mean) ms before.
+    assert_eq!(
+        mean.steady_ms().max,
+        175.0,
+        "the mean of its four records' timestamps"
+    );
+    let observed: Vec<_> = steps
+        .iter()
+        .flat_map(|s| s.source_to_commit.clone())
+        .collect();
+    assert_eq!(
+        observed,
+        vec![(1, ms(900)), (1, ms(400))],
+        "one per micro-batch, for /metrics"
+    );
+}
+
+#[test]
+fn a_record_stamped_after_the_commit_counts_as_no_wait() {
+    let a = app(Some(1), Some(0));
+    let mut m = JobManager::new(a.clone(), Arc::default());
+    m.set_wall_clock(wall);
+    m.start(ms(0));
+    for t in m.tick(ms(150)).submit.concat() {
+        // The producer's clock runs 5 s ahead of the driver's.
+        m.note_event_times(t.id, EventTimes::one(WALL_MS + 5_000));
+        m.task_succeeded(ms(160), t.id, result_of(&a, t.id), 1, "e0");
+    }
+    assert_eq!(m.stats(1).source_to_commit.warmup_ms().max, 0.0);
+    assert!(
+        m.stats(0).source_to_commit.is_empty(),
+        "the batch job has none"
+    );
+}
+
 #[test]
 fn latencies_after_the_warmup_are_steady_state() {
     let a = app(Some(3), Some(0));

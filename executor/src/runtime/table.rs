@@ -355,6 +355,7 @@ impl<H: Clone> Table<H> {
                     records: 0,
                     skipped: 0,
                     fetch_failed: None,
+                    event_times: None,
                     elapsed: e.launched_at.elapsed(),
                     timing: TaskTiming::between(e.launched_at, None, None, None, Instant::now()),
                 });
@@ -505,6 +506,11 @@ impl<H: Clone> Table<H> {
             TaskOutcome::Failed(_) => tally.fetch_failed,
             _ => None,
         };
+        // Source timestamps describe a success's records only.
+        let event_times = match outcome {
+            TaskOutcome::Succeeded(_) => tally.event_times,
+            _ => None,
+        };
         self.emit(RuntimeEvent::Finished {
             id,
             attempt: e.attempt,
@@ -512,6 +518,7 @@ impl<H: Clone> Table<H> {
             records: tally.records,
             skipped: tally.skipped,
             fetch_failed,
+            event_times,
             elapsed: e.launched_at.elapsed(),
             timing: TaskTiming::between(
                 e.launched_at,

@@ -1,5 +1,6 @@
 //! Public vocabulary of the task runtime: task bodies, outcomes, events, errors and snapshots.
 
+use neptune_core::EventTimes;
 use neptune_core::ids::{JobKind, TaskId};
 use neptune_core::task::{TaskContext, TaskPhase};
 use std::time::{Duration, Instant};
@@ -28,6 +29,8 @@ pub struct Tally {
     pub skipped: u64,
     /// The executor whose shuffle blocks could not be fetched, if the task failed that way.
     pub fetch_failed: Option<String>,
+    /// Source timestamps of the records read, where the source has them (Kafka).
+    pub event_times: Option<EventTimes>,
     /// When the task's coroutine first ran (set by the coroutine itself).
     pub started_at: Option<Instant>,
     /// When the task counted its first record.
@@ -49,6 +52,7 @@ impl Tally {
             records: ctx.records(),
             skipped: ctx.skipped(),
             fetch_failed: ctx.fetch_failed(),
+            event_times: ctx.event_times(),
             started_at: None,
             first_record_at: ctx.first_record_at(),
         }
@@ -140,6 +144,8 @@ pub enum RuntimeEvent {
         skipped: u64,
         /// The executor whose shuffle blocks could not be fetched, if the task failed that way.
         fetch_failed: Option<String>,
+        /// Source timestamps of the records read (a successful task whose source has them).
+        event_times: Option<EventTimes>,
         /// From launch to end, including time queued and suspended.
         elapsed: Duration,
         /// Where that time went.

@@ -218,10 +218,15 @@ fn needs_operator(promql: &str) -> bool {
     selects_prefix(promql, "neptune_operator_")
 }
 
-/// Whether `promql` selects a Kafka source's series: they need a broker, which `make test` does
+/// Whether `promql` selects a Kafka source's series (or the source → commit latency only Kafka
+/// jobs have): they need a broker, which `make test` does
 /// not have (tests/integration/kafka/ checks them under `make kafka`).
 fn needs_kafka(promql: &str) -> bool {
     selects_prefix(promql, "neptune_driver_kafka_")
+        || selects_prefix(
+            promql,
+            neptune_core::metric_names::DRIVER_STREAM_SOURCE_TO_COMMIT,
+        )
 }
 
 fn selects_prefix(promql: &str, prefix: &str) -> bool {

@@ -103,6 +103,12 @@ fn forgeries(key: TaskKey) -> Vec<ExecutorMessage> {
                 records: u64::MAX,
                 elapsed_us: u64::MAX,
                 skipped: u64::MAX,
+                event_time: Some(p::EventTime {
+                    oldest_ms: i64::MIN,
+                    newest_ms: i64::MAX,
+                    count: u64::MAX,
+                    mean_ms: i64::MIN,
+                }),
                 timing: Some(p::TaskTiming {
                     queued_ns: u64::MAX,
                     start_ns: u64::MAX,

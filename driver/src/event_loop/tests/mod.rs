@@ -148,6 +148,7 @@ fn run_one(lp: &mut EventLoop, peer: &mut Peer, app: &App, blocks: &Arc<LocalBlo
             records: ctx.records(),
             elapsed_us: 1,
             skipped: ctx.skipped(),
+            event_time: ctx.event_times().map(neptune_proto::EventTime::from),
             timing: Some(neptune_proto::TaskTiming {
                 queued_ns: 1_000,
                 start_ns: 2_000,
@@ -300,6 +301,12 @@ fn a_forged_success_for_a_reduce_task_it_was_never_given_is_not_committed() {
                     start_ns: u64::MAX,
                     first_record_ns: u64::MAX,
                     process_ns: u64::MAX,
+                }),
+                event_time: Some(neptune_proto::EventTime {
+                    oldest_ms: i64::MIN,
+                    newest_ms: i64::MAX,
+                    count: u64::MAX,
+                    mean_ms: 0,
                 }),
             });
             let peer = &peers[forger];

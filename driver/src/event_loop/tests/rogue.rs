@@ -40,6 +40,24 @@ fn big() -> impl Strategy<Value = u64> {
     prop_oneof![0u64..100, Just(u64::MAX), any::<u64>()]
 }
 
+/// Source timestamps as a peer may send them: none, plausible, or any four values.
+fn event_time() -> impl Strategy<Value = Option<neptune_proto::EventTime>> {
+    let ms = prop_oneof![
+        Just(i64::MIN),
+        Just(i64::MAX),
+        any::<i64>(),
+        1_600_000_000_000i64..1_800_000_000_000
+    ];
+    prop::option::of((ms.clone(), ms.clone(), big(), ms).prop_map(
+        |(oldest_ms, newest_ms, count, mean_ms)| neptune_proto::EventTime {
+            oldest_ms,
+            newest_ms,
+            count,
+            mean_ms,
+        },
+    ))
+}
+
 fn state() -> impl Strategy<Value = task_update::State> {
     use neptune_proto as p;
     let status = (prop::collection::vec(big(), 0..5), big()).prop_map(|(bytes, records)| {
@@ -58,15 +76,18 @@ fn state() -> impl Strategy<Value = task_update::State> {
             phase
         })),
         big().prop_map(|l| task_update::State::Resumed(p::Resumed { latency_ns: l })),
-        (result, big(), big(), big()).prop_map(|(result, records, elapsed_us, skipped)| {
-            task_update::State::Succeeded(p::Succeeded {
-                result,
-                records,
-                elapsed_us,
-                skipped,
-                timing: None,
-            })
-        }),
+        (result, big(), big(), big(), event_time()).prop_map(
+            |(result, records, elapsed_us, skipped, event_time)| {
+                task_update::State::Succeeded(p::Succeeded {
+                    result,
+                    records,
+                    elapsed_us,
+                    skipped,
+                    timing: None,
+                    event_time,
+                })
+            }
+        ),
         ("[ -~]{0,64}", big(), executor).prop_map(|(reason, records, from)| {
             task_update::State::Failed(p::Failed {
                 reason,
