@@ -79,6 +79,15 @@ pub struct BenchArgs {
     /// and `neptune-slo-hold` (the same holding cores only, `scheduler.slo_lead_us=0`).
     #[arg(long, value_name = "MS", value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
     pub slo_target_ms: Option<u64>,
+    /// Where the stream job reads: `generator` (its own records) or `kafka` (records the bench
+    /// produces into a topic at `stream.rate`, stamped with their produce time; the table then
+    /// adds source → commit latency).
+    #[arg(long, value_enum, default_value_t = crate::apps::Source::Generator, conflicts_with = "simulate")]
+    pub source: crate::apps::Source,
+    /// The Kafka brokers of `--source kafka` (HOST:PORT); default: tansu, started on a loopback
+    /// port (`$NEPTUNE_TANSU`, `.tools/bin/tansu` or `tansu` on the PATH).
+    #[arg(long, value_name = "HOST:PORT")]
+    pub kafka_bootstrap: Option<String>,
 }
 
 /// `neptune config`.

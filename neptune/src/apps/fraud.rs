@@ -33,7 +33,7 @@
 //! Keys: see the settings below (`neptune config --app fraud-detection`, `docs/config.md`).
 
 use neptune_core::config::keys::JOB_INTERVAL_MS;
-use neptune_core::config::{Choice, ChoiceError, Float, Meta, Text, UInt};
+use neptune_core::config::{Choice, Float, Meta, Text, UInt};
 use neptune_core::kafka::{self, KafkaRecord};
 use neptune_core::source::{Malformed, Rng, generate, records_per_micro_batch};
 use neptune_core::{App, Dataset, TaskContext};
@@ -110,30 +110,7 @@ pub static ALERTS: Text = Text::new(Meta::new(
     "Directory to write alerts to (default: collected to the driver and counted).",
 ));
 
-/// Where `score` reads transactions.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Default,
-    strum::Display,
-    strum::EnumString,
-    strum::VariantNames,
-)]
-#[strum(serialize_all = "lowercase", parse_err_ty = ChoiceError, parse_err_fn = source_err)]
-pub enum Source {
-    /// Seeded transactions, `score.rate` per second.
-    #[default]
-    Generator,
-    /// JSON transactions from `kafka.topic`.
-    Kafka,
-}
-
-fn source_err(s: &str) -> ChoiceError {
-    ChoiceError::of::<Source>(s)
-}
+pub use super::Source;
 
 /// Transactions' source.
 pub static SOURCE: Choice<Source> = Choice::new(

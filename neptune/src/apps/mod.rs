@@ -6,7 +6,7 @@ pub mod synthetic;
 pub mod wordcount;
 
 use neptune_core::config::keys::JOB_INTERVAL_MS;
-use neptune_core::config::{Config, Meta, UInt};
+use neptune_core::config::{ChoiceError, Config, Meta, UInt};
 use neptune_core::source::{generate, records_per_micro_batch};
 use neptune_core::{AppEntry, Dataset};
 use rand::Rng as _;
@@ -35,6 +35,32 @@ pub const BUILTIN: &[AppEntry] = &[
         build: wordcount::build,
     },
 ];
+
+/// Where a stream job reads its records (`fraud-detection`'s `score`, `synthetic`'s `stream`).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    strum::Display,
+    strum::EnumString,
+    strum::VariantNames,
+    clap::ValueEnum,
+)]
+#[strum(serialize_all = "lowercase", parse_err_ty = ChoiceError, parse_err_fn = source_err)]
+pub enum Source {
+    /// Records the app generates itself, seeded, at its configured rate.
+    #[default]
+    Generator,
+    /// Records of `kafka.topic` (the `kafka.*` keys).
+    Kafka,
+}
+
+fn source_err(s: &str) -> ChoiceError {
+    ChoiceError::of::<Source>(s)
+}
 
 /// Stream rate (`synthetic` and `shuffle`).
 pub static STREAM_RATE: UInt = UInt::new(

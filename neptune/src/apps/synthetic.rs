@@ -5,6 +5,12 @@
 //! the optimiser cannot drop); each run's result is `(records, checksum)`, so a run disturbed by
 //! suspensions, kills or lost executors can be compared exactly with an undisturbed one.
 //!
+//! With `source=kafka` the stream job reads its records from `kafka.topic` instead (the
+//! `kafka.*` keys; one task per `stream.tasks` slot): every record's value is one `u64`, 8 bytes
+//! big-endian, and any other value fails the job naming topic, partition and offset. `neptune
+//! bench --source kafka` produces such records at `stream.rate` and reads the stream job's
+//! source → commit latency from the report.
+//!
 //! Keys: see the settings below (`neptune config --app synthetic`, `docs/config.md`), and the
 //! per-job keys `jobs.{batch,stream}.*` every app has. Memory pressure (the LMA benchmark):
 //! `batch.retain_mb` makes every `batch.retain_every`-th batch task (by partition) allocate and
@@ -12,8 +18,9 @@
 //! `TaskContext::set_retained_bytes`, so its executor's memory use (and, while it is suspended, its
 //! retained bytes) show up in heartbeats.
 
-use super::StreamLoad;
-use neptune_core::config::{Meta, UInt};
+use super::{Source, StreamLoad};
+use neptune_core::config::{Choice, Meta, UInt};
+use neptune_core::kafka::{self, KafkaRecord};
 use neptune_core::source::generate;
 use neptune_core::{App, Dataset};
 use rand::Rng as _;
@@ -72,6 +79,31 @@ pub static STREAM_TASKS: UInt = UInt::new(
     100_000,
 )
 .default(2);
+/// Where the stream job reads.
+pub static SOURCE: Choice<Source> = Choice::new(
+    Meta::new(
+        "source",
+        "Where the stream job reads: `generator` (seeded, `stream.rate` per second) or `kafka` (`kafka.topic`, each record's value one u64, 8 bytes big-endian; `stream.rate` is then the producer's business).",
+    ),
+    Source::Generator,
+);
+
+/// The `u64` a Kafka record of `topic` carries (its value, 8 bytes big-endian).
+///
+/// # Errors
+/// Naming topic, partition and offset, when the value is not 8 bytes.
+pub fn kafka_value(topic: &str, r: &KafkaRecord) -> Result<u64, String> {
+    let bytes: [u8; 8] = r.value.as_slice().try_into().map_err(|_| {
+        format!(
+            "Kafka record {topic}/{} at offset {}: a {}-byte value, not an 8-byte u64",
+            r.partition,
+            r.offset,
+            r.value.len()
+        )
+    })?;
+    Ok(u64::from_be_bytes(bytes))
+}
+
 /// A run's result: how many records and a checksum over all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Digest {
@@ -153,6 +185,10 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
     let retain_mb = RETAIN_MB.get(c)?;
     let retain_every = RETAIN_EVERY.get(c)? as u32;
     let stream = StreamLoad::read(c, &STREAM_TASKS)?;
+    let source = SOURCE.get(c)?;
+    let kafka_cfg = (source == Source::Kafka && stream.tasks > 0)
+        .then(|| kafka::source::SourceConfig::from_config("stream", c, stream.tasks))
+        .transpose()?;
     app.require_task_memory(RETAIN_MB.meta.key, retain_mb.saturating_mul(1 << 20));
 
     if batch_tasks > 0 {
@@ -172,7 +208,19 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
         };
         app.batch("batch", digest(&ds));
     }
-    if let Some(ds) = stream.records(seed) {
+    let records = match kafka_cfg {
+        None => stream.records(seed),
+        Some(cfg) => {
+            let topic = cfg.topic.clone();
+            let cost = stream.cost;
+            let ds = app.kafka_source(cfg)?.records().try_map(move |r| {
+                let x = kafka_value(&topic, &r)?;
+                Ok(burn(x, cost))
+            });
+            Some(ds)
+        }
+    };
+    if let Some(ds) = records {
         app.stream("stream", digest(&ds)).interval(stream.interval);
     }
     Ok(())
@@ -201,6 +249,50 @@ mod tests {
         assert_eq!(app.jobs()[0].stages[0].partitions, 3);
         assert_eq!(app.jobs()[1].interval, Duration::from_millis(100));
         assert!(app.config().check_all_used().is_ok());
+    }
+
+    #[test]
+    fn the_kafka_stream_reads_the_topic_and_refuses_values_that_are_not_a_u64() {
+        let cfg = Config::from_args(&[
+            "source=kafka",
+            "kafka.bootstrap=127.0.0.1:9092",
+            "kafka.topic=numbers",
+            "stream.tasks=3",
+            "batch.tasks=0",
+        ])
+        .unwrap();
+        let app = neptune_core::app::build_app(super::super::BUILTIN, "synthetic", Arc::new(cfg))
+            .unwrap();
+        assert_eq!(app.jobs().len(), 1);
+        assert_eq!(app.kafka_sources().len(), 1);
+        assert_eq!(app.jobs()[0].stages[0].partitions, 3);
+        assert!(app.config().check_all_used().is_ok());
+
+        let record = |value: Vec<u8>| neptune_core::kafka::KafkaRecord {
+            partition: 2,
+            offset: 17,
+            key: None,
+            value,
+            timestamp_ms: 0,
+        };
+        assert_eq!(
+            super::kafka_value("numbers", &record(42u64.to_be_bytes().to_vec())),
+            Ok(42)
+        );
+        let e = super::kafka_value("numbers", &record(b"42".to_vec())).unwrap_err();
+        assert!(
+            e.contains("numbers/2 at offset 17") && e.contains("2-byte"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn the_kafka_stream_needs_a_topic() {
+        let cfg = Config::from_args(&["source=kafka", "kafka.bootstrap=127.0.0.1:9092"]).unwrap();
+        let e = neptune_core::app::build_app(super::super::BUILTIN, "synthetic", Arc::new(cfg))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("kafka.topic"), "{e}");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 
 pub mod breakdown;
 pub mod floor;
+pub mod kafka;
 pub mod plan;
 pub mod plots;
 pub mod ratios;
@@ -45,6 +46,9 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         Duration::from_secs(15)
     });
     let mut workload = plan::base_workload();
+    if args.source == crate::apps::Source::Kafka {
+        workload.push(format!("stream.rate={}", kafka::RATE));
+    }
     workload.extend(args.set.iter().cloned());
     let (points, out) = match args.sweep {
         None => {
@@ -101,6 +105,17 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         eprintln!("neptune bench: measuring the machine's wake-up floor (about 20 s)");
         floor::measure(stream_interval(&workload), FLOOR_SAMPLES)
     });
+    let kafka = match args.source {
+        crate::apps::Source::Kafka => {
+            let k = kafka::Brokers::new(args.kafka_bootstrap.as_deref(), &out.join("broker.log"))?;
+            eprintln!(
+                "neptune bench: stream input from Kafka, produced by the bench: {}",
+                k.describe()
+            );
+            Some(k)
+        }
+        crate::apps::Source::Generator => None,
+    };
     let load_start = runner::loadavg();
     let bar = ProgressBar::new(schedule.len() as u64);
     bar.set_style(
@@ -126,7 +141,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
             },
             var.label
         );
-        let rec = runner::run_one(var, &pt.label, rep, duration, &runs_dir, &stem);
+        let rec = match &kafka {
+            Some(k) => k.run(var, &pt.label, rep, duration, &runs_dir, &stem),
+            None => runner::run_one(var, &pt.label, rep, duration, &runs_dir, &stem),
+        };
         if !rec.ok() {
             bar.println(format!("neptune bench: {what} failed: {}", rec.error));
         }
@@ -139,6 +157,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
     let ratios = ratios::paired(&runs);
     let mut table = results::table(&sums, if args.sweep.is_some() { "point" } else { "" });
     table += &ratios::table(&ratios);
+    table += &results::source_table(&sums, if args.sweep.is_some() { "point" } else { "" });
     let hops = breakdown::summarise(&runs);
     table += &breakdown::table(&hops);
     if let Some(f) = &floor {
@@ -153,6 +172,8 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         "duration_s": duration.as_secs_f64(),
         "executors": args.executors,
         "cores": args.cores,
+        "source": args.source.to_string(),
+        "kafka": kafka.as_ref().map(kafka::Brokers::describe),
         "workload": workload,
         "machine": machine(),
         "floor": floor,

@@ -35,6 +35,21 @@ pub struct Summary {
     /// Median of the runs' SLO attainment (0 to 1; empty without `--slo-target-ms`).
     #[serde(default)]
     pub stream_slo_attainment: Option<f64>,
+    /// Median of the runs' source → commit p50, ms (`--source kafka`).
+    #[serde(default)]
+    pub source_to_commit_p50_ms: Option<f64>,
+    /// Median of the runs' source → commit p99, ms.
+    #[serde(default)]
+    pub source_to_commit_p99_ms: Option<f64>,
+    /// Median of the runs' source → commit maximum, ms.
+    #[serde(default)]
+    pub source_to_commit_max_ms: f64,
+    /// Median of the runs' mean-record source → commit p50, ms.
+    #[serde(default)]
+    pub source_to_commit_mean_p50_ms: Option<f64>,
+    /// Median records produced per second of run (`--source kafka`).
+    #[serde(default)]
+    pub produced_per_sec: f64,
     /// Median batch records/s (executors' record counters).
     pub batch_records_per_sec: f64,
     /// Median batch records/s of finished tasks only.
@@ -82,6 +97,17 @@ pub fn summarise(runs: &[RunRecord]) -> Vec<Summary> {
                 stream_p99_9_ms: opt(&|r| r.stream_p99_9_ms),
                 stream_max_ms: m(&|r| r.stream_max_ms),
                 stream_slo_attainment: opt(&|r| r.stream_slo_attainment),
+                source_to_commit_p50_ms: opt(&|r| r.source_to_commit_p50_ms),
+                source_to_commit_p99_ms: opt(&|r| r.source_to_commit_p99_ms),
+                source_to_commit_max_ms: m(&|r| r.source_to_commit_max_ms),
+                source_to_commit_mean_p50_ms: opt(&|r| r.source_to_commit_mean_p50_ms),
+                produced_per_sec: m(&|r| {
+                    if r.duration_s > 0.0 {
+                        r.produced as f64 / r.duration_s
+                    } else {
+                        0.0
+                    }
+                }),
                 batch_records_per_sec: m(&|r| r.batch_records_per_sec),
                 batch_task_records_per_sec: m(&|r| r.batch_task_records_per_sec),
                 suspensions: m(&|r| r.suspensions as f64),
@@ -192,6 +218,47 @@ pub fn table(sums: &[Summary], point_name: &str) -> String {
     s
 }
 
+/// The source → commit table of a `--source kafka` bench (empty when no run read Kafka): per
+/// configuration with a stream job, the produce → commit latency of each micro-batch's oldest
+/// record (p50, p99, max) and of its mean record (p50), beside the micro-batch latency p99.
+pub fn source_table(sums: &[Summary], point_name: &str) -> String {
+    let rows: Vec<&Summary> = sums
+        .iter()
+        .filter(|x| x.stream_count > 0.0 && x.produced_per_sec > 0.0)
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "\nKafka input: produce -> commit latency (ms; medians over repetitions)\n\
+         {:<10} {:<16} {:>10} {:>9} {:>9} {:>9} {:>9} {:>12}",
+        point_name, "config", "produced/s", "p50", "p99", "max", "mean p50", "batch p99"
+    );
+    for x in rows {
+        let _ = writeln!(
+            s,
+            "{:<10} {:<16} {:>10.0} {:>9} {:>9} {:>9} {:>9} {:>12}",
+            x.point,
+            x.label,
+            x.produced_per_sec,
+            ms(x.source_to_commit_p50_ms, true),
+            ms(x.source_to_commit_p99_ms, true),
+            ms(Some(x.source_to_commit_max_ms), true),
+            ms(x.source_to_commit_mean_p50_ms, true),
+            ms(x.stream_p99_ms, true),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "p50/p99/max: per steady-state micro-batch, its oldest record's produce time to the \
+         commit (the longest any of its records waited); mean p50: from its mean record's \
+         produce time; batch p99: the micro-batch latency (due -> committed) of the same runs."
+    );
+    s
+}
+
 /// Write `runs.csv`, `summary.csv` and `results.json` (with the paired `ratios` and `meta`) into
 /// `dir`.
 ///
@@ -265,6 +332,33 @@ mod tests {
         );
         let f = find(&s, "", "fifo").unwrap();
         assert_eq!((f.reps, f.stream_p99_ms), (2, Some(200.0)));
+    }
+
+    #[test]
+    fn kafka_runs_get_a_source_to_commit_table() {
+        let mut k = rec("fifo", 0, Some(30.0), 1.0);
+        k.duration_s = 10.0;
+        k.produced = 200_000;
+        k.source_to_commit_p50_ms = Some(41.5);
+        k.source_to_commit_p99_ms = Some(70.25);
+        k.source_to_commit_max_ms = 80.0;
+        let s = summarise(&[k]);
+        assert_eq!(s[0].produced_per_sec, 20_000.0);
+        let t = source_table(&s, "");
+        assert!(t.contains("produce -> commit"), "{t}");
+        let row = t
+            .lines()
+            .find(|l| l.starts_with("           fifo"))
+            .unwrap();
+        assert!(
+            row.contains("20000") && row.contains("41.5") && row.contains("70.2"),
+            "{t}"
+        );
+        assert_eq!(
+            source_table(&summarise(&[rec("fifo", 0, Some(3.0), 1.0)]), ""),
+            "",
+            "no table without Kafka input"
+        );
     }
 
     #[test]

@@ -53,6 +53,22 @@ pub struct RunRecord {
     pub stream_slo_attainment: Option<f64>,
     /// Committed batch runs.
     pub batch_runs: u64,
+    /// Steady-state micro-batches with source timestamps (`--source kafka`; 0 otherwise): what
+    /// the source → commit percentiles are of.
+    pub source_to_commit_count: u64,
+    /// Source → commit latency p50, ms: per micro-batch from its oldest record's produce time
+    /// to its commit (the report's `source_to_commit_ms.oldest`).
+    pub source_to_commit_p50_ms: Option<f64>,
+    /// p99, ms.
+    pub source_to_commit_p99_ms: Option<f64>,
+    /// Maximum, ms.
+    pub source_to_commit_max_ms: f64,
+    /// p50 of the micro-batches' mean record's produce time → commit, ms.
+    pub source_to_commit_mean_p50_ms: Option<f64>,
+    /// Records the bench produced into the run's topic (`--source kafka`).
+    pub produced: u64,
+    /// Produce requests that failed (retried in the next round).
+    pub produce_errors: u64,
     /// Batch records per second by the executors' counters (the report's
     /// `records_processed_per_sec`: succeeded tasks plus the work of tasks still running or
     /// suspended at the end, killed tasks' work left out).
@@ -101,6 +117,20 @@ pub fn loadavg() -> f64 {
         .unwrap_or(0.0)
 }
 
+/// A run of `v` that could not start: its record carries `error` only.
+pub fn failed(v: &Variant, point: &str, rep: u32, error: String) -> RunRecord {
+    RunRecord {
+        point: point.to_string(),
+        label: v.label.clone(),
+        policy: v.policy.as_str().to_string(),
+        executors: v.executors,
+        cores: v.cores,
+        rep,
+        error,
+        ..RunRecord::default()
+    }
+}
+
 /// Run `v` for `duration`, writing its report and log under `dir` as `<stem>.json|.log`.
 pub fn run_one(
     v: &Variant,
@@ -111,14 +141,8 @@ pub fn run_one(
     stem: &str,
 ) -> RunRecord {
     let mut rec = RunRecord {
-        point: point.to_string(),
-        label: v.label.clone(),
-        policy: v.policy.as_str().to_string(),
-        executors: v.executors,
-        cores: v.cores,
-        rep,
         loadavg_start: loadavg(),
-        ..RunRecord::default()
+        ..failed(v, point, rep, String::new())
     };
     let start = Instant::now();
     if let Err(e) = spawn_and_read(v, duration, dir, stem, &mut rec) {
@@ -204,6 +228,13 @@ pub fn fill(rec: &mut RunRecord, r: &serde_json::Value) {
             rec.stream_max_ms = f(&l["max"]);
             rec.stream_warmup_max_ms = f(&j["warmup_latency_ms"]["max"]);
             rec.stream_slo_attainment = j["slo_attainment"].as_f64();
+            let s = &j["source_to_commit_ms"];
+            let n = u(&s["oldest"]["count"]);
+            rec.source_to_commit_count = n;
+            rec.source_to_commit_p50_ms = gated(f(&s["oldest"]["p50"]), n, 0.50);
+            rec.source_to_commit_p99_ms = gated(f(&s["oldest"]["p99"]), n, 0.99);
+            rec.source_to_commit_max_ms = f(&s["oldest"]["max"]);
+            rec.source_to_commit_mean_p50_ms = gated(f(&s["mean"]["p50"]), n, 0.50);
             rec.hops = super::breakdown::from_report(j);
             rec.latency_series = j["latency_series"]
                 .as_array()
@@ -229,6 +260,34 @@ pub fn fill(rec: &mut RunRecord, r: &serde_json::Value) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kafka_run_fills_its_source_to_commit_figures() {
+        let r = serde_json::json!({
+            "jobs": [{"kind": "stream", "runs": 120,
+                      "latency_ms": {"count": 110, "p50": 2.0, "p99": 9.0, "max": 12.0},
+                      "source_to_commit_ms": {
+                          "oldest": {"count": 110, "p50": 41.0, "p99": 60.0, "max": 75.0},
+                          "mean": {"count": 110, "p50": 22.0},
+                          "warmup_oldest": {"count": 10, "max": 900.0}}}]
+        });
+        let mut rec = RunRecord::default();
+        fill(&mut rec, &r);
+        assert_eq!(rec.source_to_commit_count, 110);
+        assert_eq!(rec.source_to_commit_p50_ms, Some(41.0));
+        assert_eq!(rec.source_to_commit_p99_ms, Some(60.0));
+        assert_eq!(rec.source_to_commit_max_ms, 75.0);
+        assert_eq!(rec.source_to_commit_mean_p50_ms, Some(22.0));
+        let mut plain = RunRecord::default();
+        fill(
+            &mut plain,
+            &serde_json::json!({"jobs": [{"kind": "stream"}]}),
+        );
+        assert_eq!(
+            plain.source_to_commit_p50_ms, None,
+            "no figures without timestamps"
+        );
+    }
 
     #[test]
     fn a_report_fills_the_record() {
