@@ -17,10 +17,14 @@ NEXTEST ?= $(TOOLS_DIR)/bin/cargo-nextest nextest
 #   workspace crates' fingerprints: a command without it would compile them again.
 # - `unit` runs the tests with cargo-nextest, several at once (most multi-process tests wait on
 #   heartbeats and intervals); .config/nextest.toml keeps the CPU-heavy ones one at a time.
-# - `k8s` and `twin` use the binaries of that build: nothing is compiled after `build`. They run
-#   beside `unit` (make -j3; --output-sync keeps each one's log in one piece): each leaves the
-#   CPUs idle at times (the twin waits on reconciles, the tests' tail on one long test), so
-#   together they take 257 s against 287 s one after another (measured).
+# - `k8s`, `twin` and `kafka` use the binaries of that build: nothing is compiled after `build`.
+#   They run beside `unit` (make -j4; --output-sync keeps each one's log in one piece): each
+#   leaves the CPUs idle at times (the twin waits on reconciles, the tests' tail on one long
+#   test), so `unit`, `k8s` and `twin` together took 257 s against 287 s one after another
+#   (measured).
+# - The Kafka tests' broker (tansu) is built once per machine, into a cache outside the clone
+#   (scripts/kafka-broker.sh): on a machine without it, `make test` starts that build first, at
+#   the lowest priority, beside everything else, and `kafka` waits for it.
 # `make lint` stays the developers' quick clippy check.
 LINTED := RUSTC_WORKSPACE_WRAPPER=clippy-driver CLIPPY_ARGS=-Dwarnings
 # Cargo under `make -j` sees make's jobserver in MAKEFLAGS but not its descriptors (only
@@ -34,12 +38,13 @@ BUILD := $(if $(BUILT),,build)
 # The tool installs (downloads, ~20 s on a fresh clone) run while the workspace compiles.
 test: fmt-check
 	@mkdir -p $(TARGET_DIR)
-	@$(MAKE) --no-print-directory tools > $(TARGET_DIR)/tools.log 2>&1 & tools=$$!; \
+	@nice -n 19 bash scripts/kafka-broker.sh > $(TARGET_DIR)/kafka-broker.log 2>&1 & \
+	  $(MAKE) --no-print-directory tools > $(TARGET_DIR)/tools.log 2>&1 & tools=$$!; \
 	  $(MAKE) --no-print-directory build; built=$$?; \
 	  wait $$tools; installed=$$?; cat $(TARGET_DIR)/tools.log; \
 	  [ $$installed = 0 ] || echo "make test: installing the test tools failed (above)"; \
 	  [ $$built = 0 ] && [ $$installed = 0 ]
-	$(MAKE) --no-print-directory -j3 --output-sync=target unit k8s twin BUILT=1
+	$(MAKE) --no-print-directory -j4 --output-sync=target unit k8s twin kafka BUILT=1
 	@$(MAKE) --no-print-directory slowest
 
 tools:
@@ -92,12 +97,13 @@ twin: $(BUILD)
 		--kubectl $(TOOLS_DIR)/bin/kubectl --report target/twin-report.json \
 		--skip "$(TWIN_KNOWN_FAILURES)"
 
-## The Kafka source and sink on a real Kafka-protocol broker (tansu, built once into .tools/bin: slow, so
-## not in `make test` yet; see neptune/tests/integration/kafka/). `--workspace`, not `-p neptune`: the same
-## package selection as `build`, so the features match and nothing is compiled again.
-kafka:
+## The Kafka source and sink on a real Kafka-protocol broker (tansu, built once per machine by
+## scripts/kafka-broker.sh, ~11 min; see neptune/tests/integration/kafka/). They are `#[ignore]`d
+## in `unit`'s run and run here. `--workspace`, not `-p neptune`: the same package selection as
+## `build`, so the features match and nothing is compiled again.
+kafka: $(BUILD)
 	bash scripts/kafka-broker.sh
-	$(LINTED) $(CARGO) test --workspace --profile $(PROFILE) --test integration -- --ignored kafka::
+	$(NOJOBSERVER) $(LINTED) $(CARGO) test --workspace --profile $(PROFILE) --test integration -- --ignored kafka::
 
 ## Regenerate proto/src/v2.rs after editing proto/proto/neptune.proto (protox and tonic-prost-build,
 ## built outside the workspace: `make test` never compiles them; a test checks the file is current).

@@ -6,8 +6,8 @@
 #   scrapes a local cluster with it).
 #   kubectl and helm in .tools/bin (scripts/k8s-tools.sh) for the cluster twin's tests.
 #   cargo-nextest in .tools/bin (scripts/install-nextest.sh), the runner of `make unit`.
-# Not tansu, the Kafka-protocol broker of neptune/tests/integration/kafka/: building it from crates.io takes
-# far longer than CI's budget on 2 cores (433 crates), so those tests run with `make kafka`.
+# Not tansu, the Kafka-protocol broker of neptune/tests/integration/kafka/: scripts/kafka-broker.sh
+# builds it once per machine (~11 min), and `make test` starts it beside the build.
 # The Kubernetes checks install their own tools (scripts/k8s-tools.sh).
 set -euo pipefail
 

@@ -22,7 +22,7 @@ fn sink_sets(bootstrap: &str, dir: &tempfile::TempDir) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs the tansu broker, too slow to build in CI: `make kafka` builds it and runs these"]
+#[ignore = "needs the tansu broker: `make kafka` (part of `make test`) builds it once per machine and runs these"]
 fn an_executor_killed_mid_micro_batch_leaves_each_output_in_the_sink_once() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(&dir.path().join("broker"));
@@ -64,7 +64,7 @@ fn an_executor_killed_mid_micro_batch_leaves_each_output_in_the_sink_once() {
 }
 
 #[test]
-#[ignore = "needs the tansu broker, too slow to build in CI: `make kafka` builds it and runs these"]
+#[ignore = "needs the tansu broker: `make kafka` (part of `make test`) builds it once per machine and runs these"]
 fn a_broker_stopped_and_restarted_makes_the_job_wait_then_catch_up() {
     let dir = tempfile::tempdir().unwrap();
     let mut broker = Broker::start(&dir.path().join("broker"));

@@ -62,7 +62,7 @@ fn alerts(bootstrap: &str) -> Vec<(i32, Mark, serde_json::Value)> {
 }
 
 #[test]
-#[ignore = "needs the tansu broker, too slow to build in CI: `make kafka` builds it and runs these"]
+#[ignore = "needs the tansu broker: `make kafka` (part of `make test`) builds it once per machine and runs these"]
 fn fraud_detection_over_kafka_alerts_once_per_transaction_with_a_model_pinned_per_micro_batch() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(&dir.path().join("broker"));

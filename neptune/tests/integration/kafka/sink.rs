@@ -48,7 +48,7 @@ fn contents(bootstrap: &str, topic: &str) -> Vec<(i32, Mark, String)> {
 }
 
 #[test]
-#[ignore = "needs the tansu broker, too slow to build in CI: `make kafka` builds it and runs these"]
+#[ignore = "needs the tansu broker: `make kafka` (part of `make test`) builds it once per machine and runs these"]
 fn a_retried_task_writes_only_what_its_earlier_attempts_did_not() {
     let dir = tempfile::tempdir().unwrap();
     let broker = Broker::start(&dir.path().join("broker"));
