@@ -15,6 +15,8 @@ pub struct Broker {
     child: Option<Child>,
     dir: PathBuf,
     port: u16,
+    /// More arguments of `tansu broker` (`restart_with`).
+    extra: Vec<String>,
 }
 
 fn tansu() -> PathBuf {
@@ -36,6 +38,7 @@ impl Broker {
             child: None,
             dir: dir.to_path_buf(),
             port: free_port(),
+            extra: Vec::new(),
         };
         b.restart();
         b
@@ -59,6 +62,7 @@ impl Broker {
             .args(["broker", "--listener-url", &url])
             .args(["--advertised-listener-url", &url])
             .args(["--storage-engine", "sqlite://tansu.db"])
+            .args(&self.extra)
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
@@ -68,6 +72,34 @@ impl Broker {
         wait_for(Duration::from_secs(60), "the broker to listen", || {
             TcpStream::connect(&addr).ok()
         });
+    }
+
+    /// Stop, and start again on the same port and data with `args` added to the command line
+    /// (e.g. `--authentication`).
+    pub fn restart_with(&mut self, args: &[&str]) {
+        self.stop();
+        self.extra = args.iter().map(|a| (*a).to_string()).collect();
+        self.restart();
+    }
+
+    /// Create the SCRAM user `name` (`mechanism`: `scram256` or `scram512`) with tansu's own
+    /// client, through the running broker.
+    pub fn create_user(&self, name: &str, password: &str, mechanism: &str) {
+        let out = Command::new(tansu())
+            .args([
+                "user",
+                "create",
+                "--broker",
+                &format!("tcp://{}", self.bootstrap()),
+            ])
+            .args(["--mechanism", mechanism, name, password])
+            .output()
+            .expect("run tansu user create");
+        assert!(
+            out.status.success(),
+            "tansu user create: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 
     pub fn stop(&mut self) {

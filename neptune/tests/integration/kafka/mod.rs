@@ -1,6 +1,6 @@
 //! The Kafka source on a real Kafka-protocol broker: tansu (SQLite storage), built by
-//! `scripts/kafka-broker.sh` (linked from `.tools/bin`) and started here on a loopback port. Records are
-//! produced with the same client the engine uses (rskafka); `neptune local --app wordcount`
+//! `scripts/kafka-broker.sh` (linked from `.tools/bin`) and started here on a loopback port.
+//! Records are produced with the same client the engine uses (rskafka); `neptune local --app wordcount`
 //! counts the words of the topic's record values and the counts written must be exact — no
 //! record lost, none counted twice — while records keep arriving, and across a SIGKILL of the
 //! whole app (driver and executors) restarted on the same checkpoint directory.
@@ -9,7 +9,8 @@
 //! topic's records equal the produced words, and no record's mark (micro-batch, task, sequence)
 //! appears twice. `failures.rs` adds an executor SIGKILLed mid-micro-batch (b) and the broker
 //! stopped and restarted (d); `sink.rs` checks the sink's deduplication step by step; `fraud.rs`
-//! runs fraud-detection over a topic (`source=kafka`) with its alerts to a sink topic.
+//! runs fraud-detection over a topic (`source=kafka`) with its alerts to a sink topic; `sasl.rs`
+//! logs in with SCRAM-SHA-512 to a broker that requires it (and fails to, with a wrong password).
 //!
 //! Test (a) also checks the source → commit latency every micro-batch with records reports (in
 //! `/status` and on `/metrics`).
@@ -23,6 +24,7 @@
 mod broker;
 mod failures;
 mod fraud;
+mod sasl;
 mod sink;
 
 use crate::common::*;
