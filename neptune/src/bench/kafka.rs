@@ -13,7 +13,7 @@
 //! alike for every configuration.
 
 use super::plan::Variant;
-use super::runner::{self, RunRecord};
+use super::runner::{self, RunRecord, Slot};
 use anyhow::{Context as _, bail};
 use neptune_core::kafka::{Connection, io};
 use rand::{Rng as _, SeedableRng as _};
@@ -83,21 +83,13 @@ impl Brokers {
         }
     }
 
-    /// Run `v` (one repetition, see [`runner::run_one`]) reading a topic the bench produces
-    /// into, on a broker of its own; a run without a stream job runs as it is.
-    pub fn run(
-        &self,
-        v: &Variant,
-        point: &str,
-        rep: u32,
-        duration: Duration,
-        dir: &Path,
-        stem: &str,
-    ) -> RunRecord {
+    /// Run `v` in `slot` (see [`runner::run_one`]) reading a topic the bench produces into, on a
+    /// broker of its own; a run without a stream job runs as it is.
+    pub fn run(&self, v: &Variant, slot: &Slot) -> RunRecord {
         let Some((partitions, rate, seed)) = stream_of(v) else {
-            return runner::run_one(v, point, rep, duration, dir, stem);
+            return runner::run_one(v, slot);
         };
-        let topic = format!("neptune-bench-{stem}-{:08x}", rand::random::<u32>());
+        let topic = format!("neptune-bench-{}-{:08x}", slot.stem, rand::random::<u32>());
         let started = self.for_run().and_then(|broker| {
             let producer = broker.produce(&topic, partitions, rate, seed)?;
             Ok((broker, producer))
@@ -105,13 +97,14 @@ impl Brokers {
         match started {
             Ok((broker, producer)) => {
                 let with_kafka = reading(v, broker.bootstrap(), &topic);
-                let mut rec = runner::run_one(&with_kafka, point, rep, duration, dir, stem);
+                let mut rec = runner::run_one(&with_kafka, slot);
                 let produced = producer.stop();
                 rec.produced = produced.records;
+                rec.produce_s = produced.seconds;
                 rec.produce_errors = produced.errors;
                 rec
             }
-            Err(e) => runner::failed(v, point, rep, format!("{e:#}")),
+            Err(e) => runner::failed(v, slot.point, slot.rep, format!("{e:#}")),
         }
     }
 
@@ -226,6 +219,7 @@ impl Broker {
                 .spawn(move || produce_loop(&conn, &topic, parts, rate, seed, &stop, &counts))?
         };
         Ok(Producer {
+            started: Instant::now(),
             stop,
             counts,
             thread: Some(thread),
@@ -277,16 +271,19 @@ struct Counts {
 }
 
 /// What a producer did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
 pub struct Produced {
     /// Records the broker acknowledged.
     pub records: u64,
     /// Produce requests that failed (their records were produced in a later round).
     pub errors: u64,
+    /// How long the producer ran (from before the run started to after it ended).
+    pub seconds: f64,
 }
 
 /// A producer thread writing into one topic until stopped.
 pub struct Producer {
+    started: Instant,
     stop: Arc<AtomicBool>,
     counts: Arc<Counts>,
     thread: Option<JoinHandle<()>>,
@@ -301,6 +298,7 @@ impl Producer {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+        let seconds = self.started.elapsed().as_secs_f64();
         if let Some((c, t)) = self.delete.take() {
             let topic = t.clone();
             if let Err(e) = io::block_on(async move { delete_topic(&c, &t).await }) {
@@ -310,6 +308,7 @@ impl Producer {
         Produced {
             records: self.counts.produced.load(Ordering::Relaxed),
             errors: self.counts.errors.load(Ordering::Relaxed),
+            seconds,
         }
     }
 }

@@ -141,9 +141,16 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
             },
             var.label
         );
+        let slot = runner::Slot {
+            point: &pt.label,
+            rep,
+            duration,
+            dir: &runs_dir,
+            stem: &stem,
+        };
         let rec = match &kafka {
-            Some(k) => k.run(var, &pt.label, rep, duration, &runs_dir, &stem),
-            None => runner::run_one(var, &pt.label, rep, duration, &runs_dir, &stem),
+            Some(k) => k.run(var, &slot),
+            None => runner::run_one(var, &slot),
         };
         if !rec.ok() {
             bar.println(format!("neptune bench: {what} failed: {}", rec.error));

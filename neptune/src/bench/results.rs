@@ -47,7 +47,7 @@ pub struct Summary {
     /// Median of the runs' mean-record source → commit p50, ms.
     #[serde(default)]
     pub source_to_commit_mean_p50_ms: Option<f64>,
-    /// Median records produced per second of run (`--source kafka`).
+    /// Median records produced per second of the producer's life (`--source kafka`).
     #[serde(default)]
     pub produced_per_sec: f64,
     /// Median batch records/s (executors' record counters).
@@ -102,8 +102,8 @@ pub fn summarise(runs: &[RunRecord]) -> Vec<Summary> {
                 source_to_commit_max_ms: m(&|r| r.source_to_commit_max_ms),
                 source_to_commit_mean_p50_ms: opt(&|r| r.source_to_commit_mean_p50_ms),
                 produced_per_sec: m(&|r| {
-                    if r.duration_s > 0.0 {
-                        r.produced as f64 / r.duration_s
+                    if r.produce_s > 0.0 {
+                        r.produced as f64 / r.produce_s
                     } else {
                         0.0
                     }
@@ -337,7 +337,7 @@ mod tests {
     #[test]
     fn kafka_runs_get_a_source_to_commit_table() {
         let mut k = rec("fifo", 0, Some(30.0), 1.0);
-        k.duration_s = 10.0;
+        k.produce_s = 10.0;
         k.produced = 200_000;
         k.source_to_commit_p50_ms = Some(41.5);
         k.source_to_commit_p99_ms = Some(70.25);

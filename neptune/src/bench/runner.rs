@@ -67,6 +67,9 @@ pub struct RunRecord {
     pub source_to_commit_mean_p50_ms: Option<f64>,
     /// Records the bench produced into the run's topic (`--source kafka`).
     pub produced: u64,
+    /// Seconds its producer ran (a little longer than the run: it starts before the local
+    /// cluster and stops after it).
+    pub produce_s: f64,
     /// Produce requests that failed (retried in the next round).
     pub produce_errors: u64,
     /// Batch records per second by the executors' counters (the report's
@@ -131,21 +134,30 @@ pub fn failed(v: &Variant, point: &str, rep: u32, error: String) -> RunRecord {
     }
 }
 
-/// Run `v` for `duration`, writing its report and log under `dir` as `<stem>.json|.log`.
-pub fn run_one(
-    v: &Variant,
-    point: &str,
-    rep: u32,
-    duration: Duration,
-    dir: &Path,
-    stem: &str,
-) -> RunRecord {
+/// One run of the schedule: its sweep point, repetition and length, and where its report and log
+/// go (`dir/<stem>.json|.log`).
+#[derive(Debug, Clone, Copy)]
+pub struct Slot<'a> {
+    /// Sweep value label, or `""`.
+    pub point: &'a str,
+    /// Repetition, from 0.
+    pub rep: u32,
+    /// How long the jobs run.
+    pub duration: Duration,
+    /// Directory of the run's files.
+    pub dir: &'a Path,
+    /// Their name without extension.
+    pub stem: &'a str,
+}
+
+/// Run `v` in `slot`.
+pub fn run_one(v: &Variant, slot: &Slot) -> RunRecord {
     let mut rec = RunRecord {
         loadavg_start: loadavg(),
-        ..failed(v, point, rep, String::new())
+        ..failed(v, slot.point, slot.rep, String::new())
     };
     let start = Instant::now();
-    if let Err(e) = spawn_and_read(v, duration, dir, stem, &mut rec) {
+    if let Err(e) = spawn_and_read(v, slot.duration, slot.dir, slot.stem, &mut rec) {
         rec.error = e;
     }
     rec.wall_s = start.elapsed().as_secs_f64();
