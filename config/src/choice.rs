@@ -18,8 +18,7 @@ pub struct ChoiceError {
 }
 
 impl ChoiceError {
-    /// `value` is not one of `E`'s names (for `strum`'s `parse_err_fn` of enums outside this
-    /// crate).
+    /// `value` is not one of `E`'s names (for `strum`'s `parse_err_fn`).
     pub fn of<E: VariantNames>(value: &str) -> Self {
         Self {
             value: value.to_string(),
@@ -29,24 +28,15 @@ impl ChoiceError {
 }
 
 fn policy_err(s: &str) -> ChoiceError {
-    ChoiceError {
-        value: s.to_string(),
-        expected: Policy::VARIANTS,
-    }
+    ChoiceError::of::<Policy>(s)
 }
 
 fn placement_err(s: &str) -> ChoiceError {
-    ChoiceError {
-        value: s.to_string(),
-        expected: Placement::VARIANTS,
-    }
+    ChoiceError::of::<Placement>(s)
 }
 
 fn job_kind_err(s: &str) -> ChoiceError {
-    ChoiceError {
-        value: s.to_string(),
-        expected: JobKind::VARIANTS,
-    }
+    ChoiceError::of::<JobKind>(s)
 }
 
 /// Which scheduling policy the driver's task scheduler runs.
