@@ -43,8 +43,10 @@ pub enum Brokers {
     /// The user's (`--kafka-bootstrap`), shared by every run; each run's topic is deleted after
     /// it.
     Given(String),
-    /// A fresh tansu per run (an empty broker each time: tansu 0.6 with SQLite storage panics
-    /// deleting a topic, and its SQLite file would grow over the runs), its log appended to `log`.
+    /// A fresh tansu per run, its log appended to `log`: an empty broker each time, so no run
+    /// inherits another's state (a bench that reused one broker, deleting each run's topic, saw
+    /// tansu 0.6 panic in its SQLite storage and refuse every later topic), and no SQLite file
+    /// grows over the runs.
     Tansu {
         /// The tansu binary.
         exe: PathBuf,
