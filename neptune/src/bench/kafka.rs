@@ -14,6 +14,7 @@
 
 use super::plan::Variant;
 use super::runner::{self, RunRecord, Slot};
+use crate::apps::{StreamLoad, synthetic};
 use anyhow::{Context as _, bail};
 use neptune_core::kafka::{Connection, io};
 use rand::{Rng as _, SeedableRng as _};
@@ -88,8 +89,10 @@ impl Brokers {
     /// Run `v` in `slot` (see [`runner::run_one`]) reading a topic the bench produces into, on a
     /// broker of its own; a run without a stream job runs as it is.
     pub fn run(&self, v: &Variant, slot: &Slot) -> RunRecord {
-        let Some((partitions, rate, seed)) = stream_of(v) else {
-            return runner::run_one(v, slot);
+        let (partitions, rate, seed) = match stream_of(v) {
+            Ok(Some(stream)) => stream,
+            Ok(None) => return runner::run_one(v, slot),
+            Err(e) => return runner::failed(v, slot.point, slot.rep, e),
         };
         let topic = format!("neptune-bench-{}-{:08x}", slot.stem, rand::random::<u32>());
         let started = self.for_run().and_then(|broker| {
@@ -371,26 +374,17 @@ fn produce_loop(
     }
 }
 
-/// The last value of `key` in a variant's `--set` list.
-fn setting<T: std::str::FromStr>(v: &Variant, key: &str) -> Option<T> {
-    let prefix = format!("{key}=");
-    v.set
-        .iter()
-        .rev()
-        .find_map(|kv| kv.strip_prefix(&prefix)?.parse().ok())
-}
-
-/// What a run of `v` reads from Kafka: its stream tasks (the topic's partitions), rate and seed;
-/// `None` for a run without a stream job.
-pub fn stream_of(v: &Variant) -> Option<(u32, u64, u64)> {
-    let tasks = setting(v, "stream.tasks").unwrap_or(2u32);
-    (tasks > 0).then(|| {
-        (
-            tasks,
-            setting(v, "stream.rate").unwrap_or(20_000),
-            setting(v, "seed").unwrap_or(42),
-        )
-    })
+/// What a run of `v` reads from Kafka: its stream tasks (the topic's partitions), rate and seed,
+/// read from its `--set`s by `synthetic`'s own settings (later values win, defaults as the app
+/// has them); `None` for a run without a stream job.
+///
+/// # Errors
+/// A value the app would refuse, naming its key.
+pub fn stream_of(v: &Variant) -> Result<Option<(u32, u64, u64)>, String> {
+    let cfg = neptune_core::Config::from_args(&v.set).map_err(|e| e.to_string())?;
+    let stream = StreamLoad::read(&cfg, &synthetic::STREAM_TASKS).map_err(|e| e.to_string())?;
+    let seed = synthetic::SEED.get(&cfg).map_err(|e| e.to_string())?;
+    Ok((stream.tasks > 0).then_some((stream.tasks, stream.rate, seed)))
 }
 
 /// `v` reading `topic` at `bootstrap` from its latest offsets.
@@ -431,11 +425,13 @@ mod tests {
             "stream.tasks=3",
             "seed=7",
         ]);
-        assert_eq!(stream_of(&v), Some((3, 20_000, 7)));
+        assert_eq!(stream_of(&v), Ok(Some((3, 20_000, 7))));
         assert_eq!(
             stream_of(&variant(&["stream.tasks=2", "stream.tasks=0"])),
-            None
+            Ok(None)
         );
+        let e = stream_of(&variant(&["stream.rate=fast"])).unwrap_err();
+        assert!(e.contains("stream.rate"), "{e}");
         let r = reading(&v, "127.0.0.1:9", "t");
         assert!(r.set.ends_with(&[
             "source=kafka".to_string(),
