@@ -137,19 +137,12 @@ impl Brokers {
                     .and_then(|l| l.local_addr())
                     .context("cannot find a free loopback port")?
                     .port();
-                let url = format!("tcp://127.0.0.1:{port}");
                 let log = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
                     .open(log)
                     .with_context(|| format!("cannot open {}", log.display()))?;
-                let child = Command::new(exe)
-                    .current_dir(dir.path())
-                    .args(["broker", "--listener-url", &url])
-                    .args(["--advertised-listener-url", &url])
-                    .args(["--storage-engine", "sqlite://tansu.db"])
-                    .stdin(Stdio::null())
-                    .stdout(Stdio::null())
+                let child = tansu_broker(exe, dir.path(), port)
                     .stderr(log)
                     .spawn()
                     .with_context(|| format!("cannot start {}", exe.display()))?;
@@ -244,6 +237,20 @@ impl Drop for Broker {
             let _ = c.wait();
         }
     }
+}
+
+/// The command that starts tansu `exe` as a broker on `127.0.0.1:port`, its data in SQLite in
+/// `dir` (how the bench's runs and the Kafka tests start it; the caller directs its log).
+pub fn tansu_broker(exe: &Path, dir: &Path, port: u16) -> Command {
+    let url = format!("tcp://127.0.0.1:{port}");
+    let mut cmd = Command::new(exe);
+    cmd.current_dir(dir)
+        .args(["broker", "--listener-url", &url])
+        .args(["--advertised-listener-url", &url])
+        .args(["--storage-engine", "sqlite://tansu.db"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null());
+    cmd
 }
 
 /// tansu: `$NEPTUNE_TANSU`, else `.tools/bin/tansu` under the working directory (where

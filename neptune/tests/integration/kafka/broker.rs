@@ -2,12 +2,13 @@
 //! do with it: create topics, produce known records, read a sink topic back.
 
 use crate::common::*;
+use neptune::bench::kafka::tansu_broker;
 use neptune_core::kafka::sink::{HEADER, Mark};
 use neptune_core::kafka::{Connection, io};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::Duration;
 
 /// A tansu broker on `127.0.0.1:port`, its data in `dir` (killed when dropped).
@@ -56,14 +57,8 @@ impl Broker {
             .append(true)
             .open(self.dir.join("broker.log"))
             .unwrap();
-        let url = format!("tcp://{}", self.bootstrap());
-        let child = Command::new(tansu())
-            .current_dir(&self.dir)
-            .args(["broker", "--listener-url", &url])
-            .args(["--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://tansu.db"])
+        let child = tansu_broker(&tansu(), &self.dir, self.port)
             .args(&self.extra)
-            .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("start tansu");
