@@ -14,13 +14,6 @@ const PREAMBLE: &str = "\
 //! test `generated_code_is_current` fails when this file or the .proto changed without the other.
 //!";
 
-fn sha256(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let crate_dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
     let proto_dir = crate_dir.parent().ok_or("proto/gen has a parent")?;
@@ -54,9 +47,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let code = std::fs::read_to_string(&formatted)?;
     let header = format!(
-        "{PREAMBLE}\n//! proto sha256: {}\n//! code sha256: {}\n\n",
-        sha256(&std::fs::read(&proto)?),
-        sha256(code.as_bytes())
+        "{PREAMBLE}\n//! proto sha256: {:x}\n//! code sha256: {:x}\n\n",
+        Sha256::digest(std::fs::read(&proto)?),
+        Sha256::digest(code.as_bytes())
     );
     std::fs::write(&out, header + &code)?;
     println!("wrote {}", out.display());
