@@ -401,6 +401,22 @@ pub static JOB_RUNS: UInt = UInt::new(
 )
 .default(0);
 
+/// Per-job cap on micro-batches in flight.
+pub static JOB_MAX_IN_FLIGHT: UInt = UInt::new(
+    Meta::new(
+        "jobs.<job>.max_in_flight",
+        "Micro-batches of a stream job in flight at once. With that many begun and not committed, the next due ones wait and begin as earlier ones commit; their latency still counts from their due times. A job that cannot keep up falls behind (`/status` `waiting_runs`) with bounded driver memory.",
+    ),
+    1,
+    100_000,
+)
+.default(DEFAULT_MAX_IN_FLIGHT);
+
+/// Default of [`JOB_MAX_IN_FLIGHT`]: high enough that a stream job queued behind batch work
+/// under `fifo` (seconds of backlog at a 40 ms interval) is not throttled, low enough that a
+/// job's runs in flight stay a bounded amount of driver memory.
+pub const DEFAULT_MAX_IN_FLIGHT: u64 = 128;
+
 /// Per-job latency target.
 pub static JOB_LATENCY_TARGET_MS: UInt = UInt::new(
     Meta::new(
@@ -449,6 +465,7 @@ pub static ENGINE: &[&dyn Describe] = &[
     &JOB_KIND,
     &JOB_INTERVAL_MS,
     &JOB_RUNS,
+    &JOB_MAX_IN_FLIGHT,
     &JOB_LATENCY_TARGET_MS,
 ];
 

@@ -49,6 +49,9 @@ pub struct JobDef {
     pub runs: Option<u64>,
     /// Target end-to-end latency of a micro-batch (reported, not enforced).
     pub latency_target: Option<Duration>,
+    /// Micro-batches (stream jobs) begun and not committed at most; due ones wait beyond
+    /// (config `jobs.<name>.max_in_flight`).
+    pub max_in_flight: u64,
     /// Stages in execution order (the last one produces the task results the commit merges).
     pub stages: Vec<StageDef>,
     /// Merge and commit on the driver.
@@ -62,6 +65,7 @@ impl std::fmt::Debug for JobDef {
             .field("kind", &self.kind)
             .field("interval", &self.interval)
             .field("runs", &self.runs)
+            .field("max_in_flight", &self.max_in_flight)
             .field("stages", &self.stages)
             .finish()
     }
@@ -417,6 +421,7 @@ impl App {
             interval: DEFAULT_INTERVAL,
             runs: None,
             latency_target: None,
+            max_in_flight: neptune_config::keys::DEFAULT_MAX_IN_FLIGHT,
             stages: action.stages(),
             commit,
         });
@@ -424,12 +429,15 @@ impl App {
         JobBuilder { job, merge }
     }
 
-    /// Apply per-job config overrides (`jobs.<name>.kind|interval_ms|runs|latency_target_ms`).
+    /// Apply per-job config overrides
+    /// (`jobs.<name>.kind|interval_ms|runs|max_in_flight|latency_target_ms`).
     ///
     /// # Errors
     /// A [`ConfigError`] naming the key with a bad value.
     pub fn apply_overrides(&mut self) -> Result<(), ConfigError> {
-        use neptune_config::keys::{JOB_INTERVAL_MS, JOB_KIND, JOB_LATENCY_TARGET_MS, JOB_RUNS};
+        use neptune_config::keys::{
+            JOB_INTERVAL_MS, JOB_KIND, JOB_LATENCY_TARGET_MS, JOB_MAX_IN_FLIGHT, JOB_RUNS,
+        };
         let cfg = self.config.clone();
         for job in &mut self.jobs {
             let name = job.name.as_str();
@@ -439,6 +447,9 @@ impl App {
             }
             if let Some(runs) = JOB_RUNS.get_opt_for(&cfg, name)? {
                 job.runs = (runs > 0).then_some(runs);
+            }
+            if let Some(n) = JOB_MAX_IN_FLIGHT.get_opt_for(&cfg, name)? {
+                job.max_in_flight = n;
             }
             if let Some(ms) = JOB_LATENCY_TARGET_MS.get_opt_for(&cfg, name)? {
                 job.latency_target = Some(Duration::from_millis(ms));

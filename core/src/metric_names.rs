@@ -101,6 +101,9 @@ pub const DRIVER_STREAM_SLO_WITHIN: &str = "neptune_driver_stream_slo_within_tot
 /// Driver: 1 while the SLO-aware mode (`scheduler.slo_aware`) holds cores back from batch work
 /// for the stream job, else 0, label `neptune_job` (jobs with a target only).
 pub const DRIVER_STREAM_SLO_GUARD: &str = "neptune_driver_stream_slo_guard";
+/// Driver: micro-batches of a stream job that are due and have not begun because
+/// `jobs.<job>.max_in_flight` are in flight, label `neptune_job`: above 0, the job is behind.
+pub const DRIVER_STREAM_RUNS_WAITING: &str = "neptune_driver_stream_runs_waiting";
 /// Driver: records processed per job, labels `neptune_job`, `kind` (use `rate()` for records/s).
 pub const DRIVER_JOB_RECORDS: &str = "neptune_driver_job_records_total";
 /// Driver: batch records per second over the last window, label `neptune_job`.
@@ -200,6 +203,7 @@ pub const ALL: &[&str] = &[
     DRIVER_STREAM_SLO_MICROBATCHES,
     DRIVER_STREAM_SLO_WITHIN,
     DRIVER_STREAM_SLO_GUARD,
+    DRIVER_STREAM_RUNS_WAITING,
     DRIVER_JOB_RECORDS,
     DRIVER_BATCH_RECORDS_PER_SECOND,
     DRIVER_JOB_RUNS,

@@ -28,6 +28,8 @@ pub struct DriverMetrics {
     pub stream_slo_within: IntCounterVec,
     /// Whether the SLO-aware mode holds cores back from batch work for the job.
     pub stream_slo_guard: IntGaugeVec,
+    /// Due micro-batches waiting for `max_in_flight`, per stream job.
+    pub stream_runs_waiting: IntGaugeVec,
     /// Records per job.
     pub job_records: IntCounterVec,
     /// Batch records/s per job over the last window.
@@ -179,6 +181,18 @@ impl DriverMetrics {
                         n::DRIVER_STREAM_SLO_GUARD,
                         "1 while the SLO-aware scheduler holds cores back from batch work for \
                          the stream job.",
+                    ),
+                    &[n::JOB_LABEL],
+                )
+                .expect("valid"),
+            ),
+            stream_runs_waiting: reg(
+                &r,
+                IntGaugeVec::new(
+                    Opts::new(
+                        n::DRIVER_STREAM_RUNS_WAITING,
+                        "Micro-batches of the stream job due and not begun because \
+                         jobs.<job>.max_in_flight are in flight (above 0: the job is behind).",
                     ),
                     &[n::JOB_LABEL],
                 )

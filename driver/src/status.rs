@@ -129,6 +129,9 @@ pub struct JobSummary {
     pub slo_guard: Option<bool>,
     /// Runs in flight.
     pub active_runs: usize,
+    /// Stream micro-batches due and not begun because `jobs.<job>.max_in_flight` are in flight:
+    /// how far the job is behind (0 while it keeps up).
+    pub waiting_runs: u64,
     /// (seconds since start, latency ms) of the last committed micro-batches, at most
     /// [`crate::stats::RECENT_POINTS`] (final status only; not in `/status`).
     #[serde(skip)]

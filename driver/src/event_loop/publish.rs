@@ -8,10 +8,11 @@ impl EventLoop {
     /// Refresh the shared status (and gauges); the final one also carries latency series.
     pub(super) fn publish_status(&mut self, final_status: bool) {
         let snap = self.scheduler.snapshot();
+        let now = self.now();
         let elapsed = self
             .jobs
             .started_at()
-            .map_or(0.0, |s| (self.now().saturating_sub(s)).as_secs_f64());
+            .map_or(0.0, |s| (now.saturating_sub(s)).as_secs_f64());
         let mut executors: Vec<ExecutorStatus> = snap
             .executors
             .iter()
@@ -66,8 +67,15 @@ impl EventLoop {
             .enumerate()
             .map(|(j, def)| {
                 let st = self.jobs.stats(j);
+                let waiting_runs = self.jobs.waiting_runs(j, now);
+                if def.kind == JobKind::Stream {
+                    self.metrics
+                        .stream_runs_waiting
+                        .with_label_values(&[&def.name])
+                        .set(i64::try_from(waiting_runs).unwrap_or(i64::MAX));
+                }
                 let (records_processed, records_processed_per_sec) =
-                    self.processed.job(j, self.jobs.started_at(), self.now());
+                    self.processed.job(j, self.jobs.started_at(), now);
                 JobSummary {
                     progress: JobProgress {
                         name: def.name.clone(),
@@ -102,6 +110,7 @@ impl EventLoop {
                     slo_guard: (self.scheduler.config().slo_aware && st.latency.target().is_some())
                         .then(|| self.scheduler.slo_guarded(j as u32)),
                     active_runs: self.jobs.active_runs(j),
+                    waiting_runs,
                     latency_series: if final_status {
                         st.latency.recent()
                     } else {

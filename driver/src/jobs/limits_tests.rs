@@ -1,6 +1,6 @@
 //! Job manager bounds: fetch-failure recomputations are limited, everything a run holds is
 //! released when it ends however it ends, runs reading receivers are announced, reported values
-//! are checked and saturate.
+//! are checked and saturate, a stream job that falls behind has at most `max_in_flight` runs.
 
 use super::*;
 use neptune_core::config::Config;
@@ -192,4 +192,91 @@ fn a_commit_publishing_shared_state_larger_than_a_message_fails_the_job() {
         why.contains("`model`") && why.contains("grpc.max_message_bytes"),
         "{why}"
     );
+}
+
+/// A stream job of one task per micro-batch counting `run + 1` records, every 10 ms, at most
+/// `max` micro-batches in flight.
+fn capped_stream(max: u64) -> Arc<App> {
+    let cfg = Config::from_args(&[format!("jobs.s.max_in_flight={max}")]).unwrap();
+    let mut app = App::new("t", Arc::new(cfg));
+    let ds = Dataset::from_fn(1, |ctx| Box::new(0..ctx.run() + 1));
+    app.stream("s", ds.count()).interval(ms(10));
+    app.apply_overrides().unwrap();
+    Arc::new(app)
+}
+
+fn succeed(m: &mut JobManager, app: &App, now: u64, id: TaskId) -> Step {
+    let ctx = TaskContext::detached(id, JobKind::Stream);
+    let result = (app.jobs()[0].stages[0].run_task)(&ctx).unwrap();
+    m.task_succeeded(ms(now), id, result, 1, "e0")
+}
+
+#[test]
+fn a_stream_job_behind_keeps_max_in_flight_runs_and_begins_the_rest_in_order_as_runs_commit() {
+    let a = capped_stream(2);
+    let mut m = JobManager::new(a.clone(), Arc::default());
+    m.start(ms(0));
+    // Five micro-batches are due by 55 ms (at 10..50): two begin, three wait.
+    let begun = m.tick(ms(55)).submit.concat();
+    assert_eq!(begun.iter().map(|t| t.id.run).collect::<Vec<_>>(), [0, 1]);
+    assert_eq!(m.active_runs(0), 2);
+    assert_eq!(m.waiting_runs(0, ms(55)), 3);
+    assert_eq!(
+        m.next_deadline(),
+        None,
+        "nothing may begin until a run commits"
+    );
+    assert!(m.tick(ms(70)).submit.is_empty(), "still two in flight");
+    assert_eq!(m.waiting_runs(0, ms(70)), 5, "due at 30..70");
+
+    // Run 0 commits at 75: run 2 (due at 30) begins in its place.
+    let next = succeed(&mut m, &a, 75, begun[0].id).submit.concat();
+    assert_eq!(next.iter().map(|t| t.id.run).collect::<Vec<_>>(), [2]);
+    assert_eq!(m.active_runs(0), 2);
+    assert_eq!(m.waiting_runs(0, ms(75)), 4, "due at 40..70");
+    // Run 2's latency counts from its due time, the wait for a slot included.
+    let next = succeed(&mut m, &a, 90, next[0].id).submit.concat();
+    assert_eq!(next.iter().map(|t| t.id.run).collect::<Vec<_>>(), [3]);
+    assert_eq!(
+        m.stats(0).latency.recent(),
+        vec![(0.075, 65.0), (0.09, 60.0)]
+    );
+    assert_eq!(
+        m.stats(0).last_result,
+        serde_json::json!(3),
+        "run 2's count"
+    );
+
+    // Caught up: with the backlog drained the job follows its interval again.
+    let mut in_flight = vec![begun[1].id, next[0].id];
+    let mut now = 90;
+    while m.waiting_runs(0, ms(now)) > 0 {
+        now += 1;
+        let id = in_flight.remove(0);
+        in_flight.extend(
+            succeed(&mut m, &a, now, id)
+                .submit
+                .concat()
+                .iter()
+                .map(|t| t.id),
+        );
+        assert!(m.active_runs(0) <= 2);
+    }
+    let (due, _) = m.next_due(0).unwrap();
+    assert!(due > ms(now), "next due {due:?} at {now} ms");
+    assert_eq!(
+        m.stats(0).runs + m.active_runs(0) as u64,
+        now / 10,
+        "every micro-batch due by then began, none was skipped"
+    );
+}
+
+#[test]
+fn max_in_flight_must_be_positive() {
+    let cfg = Config::from_args(&["jobs.s.max_in_flight=0"]).unwrap();
+    let mut app = App::new("t", Arc::new(cfg));
+    let ds = Dataset::from_fn(1, |_| Box::new(0..1u64));
+    app.stream("s", ds.count());
+    let e = app.apply_overrides().unwrap_err().to_string();
+    assert!(e.contains("jobs.s.max_in_flight"), "{e}");
 }

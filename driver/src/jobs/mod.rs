@@ -11,6 +11,13 @@
 //! Stream latency of a micro-batch = its due time → its results committed. Batch records/s counts
 //! records of successful tasks (work lost to kills does not count).
 //!
+//! Micro-batches of one stream job overlap (one that runs long does not hold back the next), up
+//! to the job's `max_in_flight`. Beyond it, due micro-batches wait — nothing but the job's next due
+//! time stands for them — and begin, in order and with their own due times, as earlier ones
+//! commit. A job that cannot keep up so falls behind with its latency growing honestly and the
+//! driver's memory bounded; without the cap every due micro-batch began at once, and a driver
+//! that fell behind held (and scheduled) every one of them.
+//!
 //! Everything executors hold for a run (shuffle blocks, receiver cuts) is released when the run
 //! ends, committed or failed ([`Step::released`]); runs that read stream receivers are announced
 //! when they begin ([`Step::opened`]), and a receiver cuts its buffer only for announced runs.
@@ -93,6 +100,8 @@ struct JobState {
     kind: JobKind,
     interval: Duration,
     runs_limit: Option<u64>,
+    /// Runs in flight at most (stream jobs; a batch job has one at a time anyway).
+    max_in_flight: usize,
     next_run: u64,
     next_due: Option<Duration>,
     active: BTreeMap<u64, RunState>,
@@ -174,6 +183,9 @@ impl JobManager {
                 kind: j.kind,
                 interval: j.interval,
                 runs_limit: j.runs,
+                max_in_flight: usize::try_from(j.max_in_flight)
+                    .unwrap_or(usize::MAX)
+                    .max(1),
                 next_run: 0,
                 next_due: None,
                 active: BTreeMap::new(),
@@ -289,12 +301,17 @@ impl JobManager {
         self.stopped = true;
     }
 
-    /// Earliest due time of a stream micro-batch.
+    /// Earliest due time of a stream micro-batch that may begin then: a job with
+    /// `max_in_flight` runs in flight has none (its next begins when one commits).
     pub fn next_deadline(&self) -> Option<Duration> {
         if self.stopped {
             return None;
         }
-        self.jobs.iter().filter_map(|j| j.next_due).min()
+        self.jobs
+            .iter()
+            .filter(|j| j.active.len() < j.max_in_flight)
+            .filter_map(|j| j.next_due)
+            .min()
     }
 
     /// When stream job `j`'s next micro-batch is due, and its interval (`None`: no more are
@@ -307,25 +324,51 @@ impl JobManager {
         job.next_due.map(|due| (due, job.interval))
     }
 
-    /// Submit every micro-batch due at `now`.
+    /// Submit every micro-batch due at `now` that its job's `max_in_flight` lets begin.
     pub fn tick(&mut self, now: Duration) -> Step {
         let mut step = Step::default();
-        if self.stopped {
-            return step;
-        }
         for j in 0..self.jobs.len() {
-            while let Some(due) = self.jobs[j].next_due {
-                if due > now || self.runs_exhausted(j) {
-                    break;
-                }
-                self.jobs[j].next_due = Some(due + self.jobs[j].interval);
-                self.begin_run(j, due, &mut step);
-            }
-            if self.runs_exhausted(j) {
-                self.jobs[j].next_due = None;
-            }
+            self.begin_due(j, now, &mut step);
         }
         step
+    }
+
+    /// Begin stream job `j`'s micro-batches due at `now`, oldest first, while fewer than its
+    /// `max_in_flight` are in flight. Each keeps its own due time, however late it begins.
+    fn begin_due(&mut self, j: usize, now: Duration, step: &mut Step) {
+        if self.stopped {
+            return;
+        }
+        while let Some(due) = self.jobs[j].next_due {
+            if due > now
+                || self.runs_exhausted(j)
+                || self.jobs[j].active.len() >= self.jobs[j].max_in_flight
+            {
+                break;
+            }
+            self.jobs[j].next_due = Some(due + self.jobs[j].interval);
+            self.begin_run(j, due, step);
+        }
+        if self.runs_exhausted(j) {
+            self.jobs[j].next_due = None;
+        }
+    }
+
+    /// Stream job `j`'s micro-batches due by `now` that have not begun because
+    /// `max_in_flight` are in flight (0 for a job keeping up, and for batch jobs).
+    pub fn waiting_runs(&self, j: usize, now: Duration) -> u64 {
+        let job = &self.jobs[j];
+        let Some(due) = job.next_due.filter(|d| *d <= now && !self.stopped) else {
+            return 0;
+        };
+        let interval = job.interval.as_nanos().max(1);
+        let waiting = u64::try_from((now - due).as_nanos() / interval)
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        match job.runs_limit {
+            Some(limit) => waiting.min(limit.saturating_sub(job.next_run)),
+            None => waiting,
+        }
     }
 
     fn runs_exhausted(&self, j: usize) -> bool {
@@ -555,6 +598,8 @@ impl JobManager {
             .saturating_add(done.shuffle_bytes);
         if done.stage_complete {
             self.advance(j, id.run, now, &mut step);
+            // A commit makes room for micro-batches that waited for `max_in_flight`.
+            self.begin_due(j, now, &mut step);
         }
         step
     }

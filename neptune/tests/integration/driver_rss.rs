@@ -3,7 +3,9 @@
 //! micro-batches; the driver process's RSS (`/proc/<pid>/status` VmRSS) after warm-up and at the
 //! end differ by less than a generous bound, the driver's own account of its statistics memory
 //! (`totals.stats_bytes`) does not move, every micro-batch is counted in the percentiles, and
-//! the report's raw series is capped at the recent window.
+//! the report's raw series is capped at the recent window, and a driver that falls behind (a
+//! loaded machine does not keep up with 1,000 micro-batches a second) holds at most
+//! `jobs.<job>.max_in_flight` of them.
 //!
 //! The driver once kept every latency in two vectors and copied and sorted them at every status
 //! tick: measured, its RSS grew ≈ 30 B a micro-batch (≈ 1 MiB over 30,000, 2.9 MiB over
@@ -25,6 +27,8 @@ const RECENT_POINTS: u64 = 10_000;
 /// Micro-batches after which the baseline is taken: past the warm-up (the first second, ~1,000
 /// micro-batches at 1 ms) and past start-up allocations.
 const BASELINE_AT: u64 = 3_000;
+/// `jobs.<job>.max_in_flight`'s default: runs in flight at most, however far behind.
+const MAX_IN_FLIGHT: u64 = neptune_core::config::keys::DEFAULT_MAX_IN_FLIGHT;
 /// Largest RSS growth allowed between the baseline and the end, KiB. Generous: this code grows
 /// ≈ 0.2 MiB (the recent window filling), allocator noise is well under a MiB.
 const RSS_GROWTH_BOUND_KIB: u64 = 4 * 1024;
@@ -118,11 +122,13 @@ fn driver_memory_is_flat_over_tens_of_thousands_of_micro_batches() {
     let runs = live["runs"].as_u64().unwrap();
     let steady = live["latency_ms"]["count"].as_u64().unwrap();
     let warm = live["warmup_latency_ms"]["count"].as_u64().unwrap();
+    let in_flight = live["active_runs"].as_u64().unwrap();
+    let waiting = live["waiting_runs"].as_u64().unwrap();
     let growth = rss_end.saturating_sub(rss_base);
     eprintln!(
         "driver RSS {rss_base} KiB at {} micro-batches, {rss_end} KiB at {runs} (+{growth} KiB); \
          stats_bytes {stats_base} → {stats_end}; warm-up {warm}, steady {steady}; \
-         steady p50 {} p99 {} p99.9 {} max {} ms",
+         steady p50 {} p99 {} p99.9 {} max {} ms; {in_flight} in flight, {waiting} waiting",
         stream_job(&base)["runs"],
         live["latency_ms"]["p50"],
         live["latency_ms"]["p99"],
@@ -132,6 +138,10 @@ fn driver_memory_is_flat_over_tens_of_thousands_of_micro_batches() {
     assert_eq!(warm + steady, runs, "every micro-batch is counted once");
     assert!(warm > 0 && steady > 0, "warm-up {warm}, steady {steady}");
     assert!(stats_base > 0);
+    assert!(
+        in_flight <= MAX_IN_FLIGHT,
+        "{in_flight} micro-batches in flight, more than jobs.stream.max_in_flight"
+    );
     assert_eq!(
         stats_base, stats_end,
         "the statistics' memory does not grow with micro-batches"
