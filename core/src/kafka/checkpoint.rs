@@ -9,6 +9,12 @@
 //! sink) but did not commit, so it runs again with exactly the same ranges and batch number.
 //! Files older than the newest commit by more than [`KEEP`] batches are removed. `metadata.json`
 //! holds the checkpoint's id ([`Checkpoint::id`]).
+//!
+//! Both files also carry the shared state the source's job publishes from its commits
+//! ([`SavedState`]; e.g. fraud-detection's pinned model): a plan the state its micro-batch's tasks
+//! read, a commit the state its commit left. A restarted driver restores the replayed plan's, else
+//! the newest commit's, before any task runs, so a micro-batch run again reads what its first
+//! attempt read and its output (a sink's exactly-once rests on it) is the same.
 
 use super::KafkaError;
 use super::plan::{BatchPlan, PartitionOffsets};
@@ -26,6 +32,39 @@ pub struct Committed {
     pub batch: u64,
     /// Where the next micro-batch starts, per partition.
     pub next: PartitionOffsets,
+    /// The job's shared state as this commit left it (absent in files of older versions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state: Vec<SavedState>,
+}
+
+/// One shared-state variable's version and value (postcard bytes, base64 in the file), as
+/// [`crate::state::Broadcasts`] holds it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SavedState {
+    /// The variable's name.
+    pub name: String,
+    /// Its version.
+    pub version: u64,
+    /// Its value.
+    #[serde(with = "base64_bytes")]
+    pub bytes: Vec<u8>,
+}
+
+/// Bytes as one base64 string: a third more than the bytes, where serde_json's default (an
+/// array of numbers) takes up to four times as much.
+mod base64_bytes {
+    use base64::Engine as _;
+    use base64::engine::general_purpose::STANDARD;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
 }
 
 /// The checkpoint's metadata file.
@@ -175,6 +214,7 @@ mod tests {
             ranges: [(0, r)].into(),
             slots: vec![vec![r]],
             lost: 0,
+            state: Vec::new(),
         }
     }
 
@@ -188,6 +228,7 @@ mod tests {
         let c = Committed {
             batch: 0,
             next: [(0, 5)].into(),
+            state: Vec::new(),
         };
         cp.commit(&c).unwrap();
         assert_eq!(cp.load().unwrap(), (Some(c.clone()), vec![]));
@@ -216,6 +257,7 @@ mod tests {
             cp.commit(&Committed {
                 batch: b,
                 next: [(0, b as i64)].into(),
+                state: Vec::new(),
             })
             .unwrap();
         }
@@ -223,5 +265,49 @@ mod tests {
         std::fs::write(dir.path().join("commit-000000000031.json"), b"{").unwrap();
         let e = cp.load().unwrap_err().to_string();
         assert!(e.contains("commit-000000000031.json"), "{e}");
+    }
+
+    #[test]
+    fn state_is_kept_with_plans_and_commits_and_files_without_it_still_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoint::open(dir.path()).unwrap();
+        let pin = |version: u64, bytes: &[u8]| SavedState {
+            name: "pin".into(),
+            version,
+            bytes: bytes.to_vec(),
+        };
+        let mut p = plan(5);
+        p.state = vec![pin(3, &[0, 1, 255])];
+        cp.log_plan(0, &p).unwrap();
+        let text = std::fs::read_to_string(dir.path().join("plan-000000000000.json")).unwrap();
+        assert!(
+            text.contains(r#""bytes":"AAH/""#),
+            "base64 in the file: {text}"
+        );
+        assert_eq!(cp.load().unwrap().1, vec![(0, p)]);
+        let c = Committed {
+            batch: 0,
+            next: [(0, 5)].into(),
+            state: vec![pin(4, b"next")],
+        };
+        cp.commit(&c).unwrap();
+        assert_eq!(cp.load().unwrap().0, Some(c));
+
+        // Files written before the state was kept.
+        std::fs::write(
+            dir.path().join("commit-000000000001.json"),
+            r#"{"batch":1,"next":{"0":9}}"#,
+        )
+        .unwrap();
+        let (c, _) = cp.load().unwrap();
+        assert_eq!(c.unwrap().state, vec![]);
+        // Bytes that are not base64 are named.
+        std::fs::write(
+            dir.path().join("commit-000000000002.json"),
+            r#"{"batch":2,"next":{},"state":[{"name":"pin","version":1,"bytes":"*"}]}"#,
+        )
+        .unwrap();
+        let e = cp.load().unwrap_err().to_string();
+        assert!(e.contains("commit-000000000002.json"), "{e}");
     }
 }

@@ -122,6 +122,10 @@ pub struct BatchPlan {
     pub slots: Vec<SlotPlan>,
     /// Records deleted before they were read, skipped (only with `fail_on_data_loss=false`).
     pub lost: u64,
+    /// The job's shared state the micro-batch's tasks read, logged with the plan (see
+    /// [`super::checkpoint`]; absent in files of older versions).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub state: Vec<super::checkpoint::SavedState>,
 }
 
 impl BatchPlan {
@@ -230,6 +234,7 @@ pub fn plan_batch(
         ranges,
         slots,
         lost,
+        state: Vec::new(),
     })
 }
 

@@ -16,7 +16,7 @@
 //! back-off for as long as it takes (the micro-batch waits; never a skip); a range whose records
 //! are gone fails the task naming the partition and offsets.
 
-use super::checkpoint::{Checkpoint, Committed};
+use super::checkpoint::{Checkpoint, Committed, SavedState};
 use super::io::{self, READ_TICK};
 use super::plan::{Available, BatchPlan, PartitionOffsets, SlotPlan, StartingOffsets};
 use super::security::{Connection, Security};
@@ -157,6 +157,9 @@ struct Planner {
     in_flight: Option<InFlight>,
     /// Records skipped because they were deleted before being read.
     lost: u64,
+    /// Shared state from the checkpoint the driver has not restored yet
+    /// ([`KafkaSource::take_restored`]).
+    restore: Vec<SavedState>,
 }
 
 /// Per-partition offsets of a source, for `/status` and metrics.
@@ -256,7 +259,7 @@ impl KafkaSource {
     fn start(&self) -> Result<Planner, KafkaError> {
         let c = &self.config;
         let checkpoint = c.checkpoint.as_ref().map(Checkpoint::open).transpose()?;
-        let (committed, replay) = match &checkpoint {
+        let (mut committed, replay) = match &checkpoint {
             Some(cp) => cp.load()?,
             None => (None, Vec::new()),
         };
@@ -310,6 +313,10 @@ impl KafkaSource {
             epoch,
             polled,
             checkpoint,
+            restore: committed
+                .as_mut()
+                .map(|k| std::mem::take(&mut k.state))
+                .unwrap_or_default(),
             next: committed.map(|k| k.next),
             next_batch,
             replay: replay.into(),
@@ -320,11 +327,17 @@ impl KafkaSource {
 
     /// Plan run `run`'s micro-batch: the ranges of each task slot (empty ones when nothing is
     /// to be read now). Called by the driver when the run begins; never waits on the broker.
+    /// `state` gives the job's shared state as the micro-batch's tasks will read it, logged with
+    /// a new plan (asked only then).
     ///
     /// # Errors
     /// [`KafkaError::Checkpoint`] when the plan cannot be logged, [`KafkaError::Lost`] when
     /// records were deleted before being read and `kafka.fail_on_data_loss` is set.
-    pub fn plan(&self, run: u64) -> Result<Vec<SlotPlan>, KafkaError> {
+    pub fn plan(
+        &self,
+        run: u64,
+        state: impl FnOnce() -> Vec<SavedState>,
+    ) -> Result<Vec<SlotPlan>, KafkaError> {
         let c = &self.config;
         let mut guard = self.planner.lock().expect("planner");
         if guard.is_none() {
@@ -346,6 +359,10 @@ impl KafkaSource {
                 )));
             }
             tracing::info!(source = %c.name, batch, records = plan.records(), "Kafka micro-batch planned before a restart runs again");
+            if !plan.state.is_empty() {
+                // What its first attempt read.
+                p.restore = plan.state.clone();
+            }
             (batch, plan)
         } else {
             let Some(avail) = p.polled.lock().expect("poll state").avail.clone() else {
@@ -355,7 +372,7 @@ impl KafkaSource {
                 .next
                 .clone()
                 .unwrap_or_else(|| super::plan::start_offsets(&c.starting, &avail));
-            let plan = super::plan::plan_batch(
+            let mut plan = super::plan::plan_batch(
                 &next,
                 &avail,
                 c.max_records_per_batch,
@@ -371,6 +388,13 @@ impl KafkaSource {
             }
             let batch = p.next_batch;
             if let Some(cp) = &p.checkpoint {
+                // What the tasks will read: the driver's state, and what it restores from the
+                // checkpoint before they run.
+                plan.state = state();
+                for r in &p.restore {
+                    plan.state.retain(|s| s.name != r.name);
+                    plan.state.push(r.clone());
+                }
                 cp.log_plan(batch, &plan)?;
             }
             p.next_batch += 1;
@@ -383,11 +407,16 @@ impl KafkaSource {
     }
 
     /// Run `run` committed: its micro-batch's offsets become the committed ones (durably, when
-    /// there is a checkpoint). Runs planned empty commit nothing.
+    /// there is a checkpoint, with the job's shared state as the commit left it: `state`, asked
+    /// only then). Runs planned empty commit nothing.
     ///
     /// # Errors
     /// [`KafkaError::Checkpoint`] when the commit cannot be written.
-    pub fn commit(&self, run: u64) -> Result<(), KafkaError> {
+    pub fn commit(
+        &self,
+        run: u64,
+        state: impl FnOnce() -> Vec<SavedState>,
+    ) -> Result<(), KafkaError> {
         let mut guard = self.planner.lock().expect("planner");
         let Some(p) = guard.as_mut() else {
             return Ok(());
@@ -401,10 +430,22 @@ impl KafkaSource {
             cp.commit(&Committed {
                 batch: f.batch,
                 next: next.clone(),
+                state: state(),
             })?;
         }
         p.next = Some(next);
         Ok(())
+    }
+
+    /// Shared state this source's checkpoint holds and the driver has not restored yet: after a
+    /// restart, the replayed micro-batch's (what its first attempt read), else the newest
+    /// commit's. Empty once taken, and without a checkpoint.
+    pub fn take_restored(&self) -> Vec<SavedState> {
+        let mut guard = self.planner.lock().expect("planner");
+        guard
+            .as_mut()
+            .map(|p| std::mem::take(&mut p.restore))
+            .unwrap_or_default()
     }
 
     /// The durable number of run `run`'s micro-batch, if it reads records.
@@ -609,5 +650,75 @@ impl Iterator for Reader<'_> {
                 return None;
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kafka::plan::OffsetRange;
+
+    /// A source whose brokers never answer (nothing listens on port 9) over `checkpoint`.
+    fn source(checkpoint: &std::path::Path) -> KafkaSource {
+        let cfg = crate::config::Config::from_args(&[
+            "kafka.bootstrap=127.0.0.1:9".to_string(),
+            "kafka.topic=t".to_string(),
+            format!("kafka.checkpoint={}", checkpoint.display()),
+        ])
+        .unwrap();
+        KafkaSource::new(0, SourceConfig::from_config("src", &cfg, 1).unwrap())
+    }
+
+    fn pin(version: u64) -> SavedState {
+        SavedState {
+            name: "pin".into(),
+            version,
+            bytes: vec![version as u8],
+        }
+    }
+
+    #[test]
+    fn a_restarted_source_restores_the_replayed_plans_state_else_the_last_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let cp = Checkpoint::open(dir.path().join("src")).unwrap();
+        let r = OffsetRange {
+            partition: 0,
+            from: 5,
+            until: 9,
+        };
+        cp.commit(&Committed {
+            batch: 0,
+            next: [(0, 5)].into(),
+            state: vec![pin(1)],
+        })
+        .unwrap();
+        let plan = BatchPlan {
+            ranges: [(0, r)].into(),
+            slots: vec![vec![r]],
+            lost: 0,
+            state: vec![pin(2)],
+        };
+        cp.log_plan(1, &plan).unwrap();
+
+        // Batch 1 was planned and did not commit: it runs again with what it read.
+        let s = source(dir.path());
+        assert_eq!(s.take_restored(), vec![], "nothing before planning starts");
+        let asked = std::cell::Cell::new(false);
+        let slots = s
+            .plan(0, || {
+                asked.set(true);
+                vec![]
+            })
+            .unwrap();
+        assert_eq!(slots, plan.slots);
+        assert!(!asked.get(), "a replayed plan is not logged again");
+        assert_eq!(s.take_restored(), vec![pin(2)]);
+        assert_eq!(s.take_restored(), vec![], "taken once");
+        s.commit(0, || vec![pin(3)]).unwrap();
+
+        // Restarted after that commit: nothing to replay, the commit's state comes back.
+        let s = source(dir.path());
+        assert!(s.plan(0, Vec::new).unwrap().iter().all(Vec::is_empty));
+        assert_eq!(s.take_restored(), vec![pin(3)]);
     }
 }

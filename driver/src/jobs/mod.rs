@@ -43,8 +43,9 @@ use lineage::RunState;
 use neptune_core::EventTimes;
 use neptune_core::app::{App, CommitCtx};
 use neptune_core::ids::{JobKind, TaskId};
+use neptune_core::kafka::checkpoint::SavedState;
 use neptune_core::state::Broadcasts;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -106,6 +107,28 @@ struct JobState {
     next_due: Option<Duration>,
     active: BTreeMap<u64, RunState>,
     stats: JobStats,
+    /// Shared state the job's commits published (or a Kafka checkpoint restored): kept with its
+    /// Kafka sources' plans and commits ([`saved_state`]).
+    durable: BTreeSet<String>,
+}
+
+/// The current versions of `names` in `broadcasts`, for a Kafka checkpoint: a micro-batch run
+/// again after a driver restart then reads what its first attempt read.
+fn saved_state<'a>(
+    broadcasts: &Broadcasts,
+    names: impl IntoIterator<Item = &'a String>,
+) -> Vec<SavedState> {
+    names
+        .into_iter()
+        .filter_map(|name| {
+            let (version, bytes) = broadcasts.bytes(name)?;
+            Some(SavedState {
+                name: name.clone(),
+                version,
+                bytes: bytes.to_vec(),
+            })
+        })
+        .collect()
 }
 
 /// What the event loop must do after a job-manager step.
@@ -189,6 +212,7 @@ impl JobManager {
                 next_run: 0,
                 next_due: None,
                 active: BTreeMap::new(),
+                durable: BTreeSet::new(),
                 stats: {
                     let mut stats = JobStats::default();
                     // Attainment is a stream job's: a batch job's target (if set) means nothing.
@@ -396,6 +420,7 @@ impl JobManager {
         let mut kafka = BTreeMap::new();
         let mut kafka_batch = None;
         let mut kafka_epoch = None;
+        let mut restored = Vec::new();
         for s in &self.app.jobs()[j].stages {
             for input in &s.inputs {
                 let Some(k) = neptune_core::kafka::source_index(input) else {
@@ -407,7 +432,10 @@ impl JobManager {
                 let Some(source) = self.app.kafka_sources().get(k as usize) else {
                     continue;
                 };
-                match source.plan(run) {
+                let planned =
+                    source.plan(run, || saved_state(&self.broadcasts, &self.jobs[j].durable));
+                restored.extend(source.take_restored());
+                match planned {
                     Ok(slots) => {
                         kafka.insert(input.clone(), slots);
                         if kafka_batch.is_none() {
@@ -422,6 +450,7 @@ impl JobManager {
                 }
             }
         }
+        self.restore_state(j, restored, step);
         self.jobs[j].next_run += 1;
         let mut st = RunState::new(due, &self.app.jobs()[j].stages);
         st.kafka = kafka;
@@ -444,6 +473,20 @@ impl JobManager {
         }
         // A result stage without partitions is complete at once: the run commits now.
         self.advance(j, run, due, step);
+    }
+
+    /// Put shared state a Kafka checkpoint held into the broadcasts (sent to executors with the
+    /// step, before its tasks) and keep it durable for job `j`.
+    fn restore_state(&mut self, j: usize, state: Vec<SavedState>, step: &mut Step) {
+        for s in state {
+            if self.broadcasts.put(&s.name, s.version, s.bytes) {
+                tracing::info!(job = j, state = %s.name, version = s.version, "shared state restored from the Kafka checkpoint");
+                step.published.push((s.name.clone(), s.version));
+            } else {
+                tracing::warn!(job = j, state = %s.name, version = s.version, held = ?self.broadcasts.version(&s.name), "shared state in the Kafka checkpoint not restored: a newer version is held");
+            }
+            self.jobs[j].durable.insert(s.name);
+        }
     }
 
     /// Commit run `run` of job `j` if its result stage is complete; otherwise submit what can
@@ -640,12 +683,20 @@ impl JobManager {
             .and_then(|v| {
                 // The micro-batch's Kafka offsets become the committed ones, after the job's own
                 // commit succeeded (a failed commit leaves them to be read again).
+                // With the job's shared state as this commit left it.
+                let durable = &self.jobs[j].durable;
+                let names = durable.iter().chain(
+                    ctx.published()
+                        .iter()
+                        .map(|(name, _)| name)
+                        .filter(|n| !durable.contains(*n)),
+                );
                 for k in st.kafka.keys() {
                     let source = neptune_core::kafka::source_index(k)
                         .and_then(|i| self.app.kafka_sources().get(i as usize));
                     if let Some(source) = source {
                         source
-                            .commit(run)
+                            .commit(run, || saved_state(&self.broadcasts, names.clone()))
                             .map_err(|e| format!("run {run} failed to commit: {e}"))?;
                     }
                 }
@@ -659,6 +710,8 @@ impl JobManager {
             Ok(v) => {
                 step.published.extend(ctx.published().iter().cloned());
                 let job = &mut self.jobs[j];
+                job.durable
+                    .extend(ctx.published().iter().map(|(name, _)| name.clone()));
                 job.stats.runs += 1;
                 if job.stats.last_result_run.is_none_or(|r| r < run) {
                     job.stats.last_result = v;

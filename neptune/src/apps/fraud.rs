@@ -23,12 +23,12 @@
 //! micro-batch with records in flight and commits in order, and executors receive a version
 //! before any task launched after it, so from its first task to its commit a micro-batch with
 //! records sees one `score-model` version: nothing else publishes it meanwhile (runs without
-//! records may commit then; they do not publish). The pin lives in the driver's memory: a
-//! micro-batch run again after a *driver* restart (planned before the restart, see
-//! `kafka.checkpoint`) is scored with the restarted driver's pin (the untrained model until its
-//! first micro-batch with records commits), so its alerts may differ from those its first
-//! attempt wrote: fewer fail it (the sink names the micro-batch), others may leave a mix of both
-//! attempts' alerts for it (docs/dataplane.md, "Kafka").
+//! records may commit then; they do not publish). With `kafka.checkpoint`, the pin is durable:
+//! the driver logs the job's shared state with each plan and commit, and a restarted driver
+//! restores it before any task runs (`neptune_core::kafka::checkpoint`), so a micro-batch run
+//! again after a *driver* restart scores with the model its first attempt used. The pin only
+//! moves forward (a newer training epoch): a restarted `train` starts over, and the restored pin
+//! stays until training passes it.
 //!
 //! Keys: see the settings below (`neptune config --app fraud-detection`, `docs/config.md`).
 
@@ -443,8 +443,10 @@ pub fn build(app: &mut App) -> neptune_core::Result<()> {
                 if ctx.records == 0 {
                     return Ok(());
                 }
+                // Forward only: a pin restored after a driver restart (trained further than
+                // the restarted `train` has got yet) stays until training passes it.
                 let (version, trained) = m.latest(ctx);
-                if pinned.latest(ctx).1.version != version {
+                if trained.epoch > pinned.latest(ctx).1.model.epoch {
                     let next = Pinned {
                         model: (*trained).clone(),
                         version,
@@ -657,6 +659,24 @@ mod tests {
         // Nothing new trained: no new version of the pin.
         commit_with(&app, 1, 4, 7, &b);
         assert_eq!(pin().unwrap().0, 2);
+
+        // A driver restarted on the same checkpoint: the pin (trained to epoch 40) is restored,
+        // training starts over; the pin stays until training passes it.
+        let b = Arc::new(Broadcasts::default());
+        let pin = || b.get::<Pinned>("score-model").unwrap();
+        let restored = Pinned {
+            model: Model {
+                weights: vec![0.5; FEATURES + 1],
+                epoch: 40,
+            },
+            version: 40,
+        };
+        b.put("score-model", 9, postcard::to_stdvec(&restored).unwrap());
+        for run in 0..2 {
+            run_job(&app, 0, run, &b);
+        }
+        commit_with(&app, 1, 0, 10, &b);
+        assert_eq!(pin().unwrap(), (9, Arc::new(restored)));
     }
 
     #[test]
