@@ -86,6 +86,8 @@ struct JobBody {
     latency_target_ms: Option<f64>,
     #[serde(default)]
     slo_attainment: Option<f64>,
+    #[serde(default)]
+    waiting_runs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -113,6 +115,10 @@ pub fn parse_status(body: &[u8]) -> Result<DriverReport, serde_json::Error> {
             // Only meaningful values: a fraction in 0..=1 (anything else is not the driver's).
             slo_attainment: j.slo_attainment.filter(|a| (0.0..=1.0).contains(a)),
             latency_target_ms: j.latency_target_ms.filter(|t| t.is_finite() && *t > 0.0),
+            waiting_runs: j
+                .waiting_runs
+                .filter(|_| j.kind == "stream")
+                .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
             name: j.name,
             kind: j.kind,
             runs: j.runs,
@@ -286,6 +292,7 @@ mod tests {
                 slo_within: Some(997),
                 ..Default::default()
             },
+            waiting_runs: 42,
             ..Default::default()
         });
         st.jobs.push(JobSummary {
@@ -315,6 +322,12 @@ mod tests {
         );
         assert_eq!(report.jobs[0].latency_target_ms, Some(250.0));
         assert_eq!(report.jobs[0].slo_attainment, Some(0.997));
+        assert_eq!(
+            report.jobs[0].waiting_runs,
+            Some(42),
+            "the stream job is behind"
+        );
+        assert_eq!(report.jobs[1].waiting_runs, None, "batch jobs have none");
         assert_eq!(
             (
                 report.jobs[1].latency_target_ms,

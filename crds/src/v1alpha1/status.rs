@@ -171,6 +171,10 @@ pub struct JobStatus {
     /// work of running and suspended tasks included, not only finished tasks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub records_per_second: Option<f64>,
+    /// Stream micro-batches due and not begun because `jobs.<job>.max_in_flight` are in flight:
+    /// above 0, the job is falling behind its interval. Stream jobs only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub waiting_runs: Option<i64>,
 }
 
 // Named `AppPhase`, not `Phase`: the engine's tasks have phases of their own (`TaskPhase`).

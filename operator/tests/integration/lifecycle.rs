@@ -412,6 +412,7 @@ fn stream_p99_from_the_driver_appears_in_status() {
             // 9,999 of 10,000: shown as 99.9 %, never rounded up to 100 %.
             slo_attainment: Some(0.9999),
             records_per_second: None,
+            waiting_runs: Some(0),
         },
         JobStatus {
             name: "alerts".into(),
