@@ -73,12 +73,7 @@ fn alerts(bootstrap: &str) -> Vec<(i32, Mark, serde_json::Value)> {
 #[ignore = "needs the tansu broker: `make kafka` (part of `make test`) builds it once per machine and runs these"]
 fn fraud_detection_over_kafka_alerts_once_per_transaction_with_a_model_pinned_per_micro_batch() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(&dir.path().join("broker"));
-    let bootstrap = broker.bootstrap();
-    create_topic(&bootstrap, "transactions", 2);
-    create_topic(&bootstrap, "alerts", 2);
-    let mut ids = BTreeSet::new();
-    produce_transactions(&bootstrap, 2, 0, 1500, &mut ids);
+    let (_broker, bootstrap, mut ids) = broker_with_transactions(&dir, 1500);
 
     let sets = fraud_sets(&bootstrap, &dir.path().join("checkpoint"), &[]);
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
@@ -97,16 +92,7 @@ fn fraud_detection_over_kafka_alerts_once_per_transaction_with_a_model_pinned_pe
     let victim = executor_mid_micro_batch(&addr, "score", &pids).1;
     sigkill(victim);
     produce_transactions(&bootstrap, 2, 1500, 300, &mut ids);
-    // Every transaction read: no lag left on the source.
-    wait_for(Duration::from_secs(240), "every transaction scored", || {
-        let st = status(&addr)?;
-        let parts = st["kafka"][0]["partitions"].as_array()?.clone();
-        (parts.len() == 2 && parts.iter().all(|p| p["lag"] == 0)).then_some(())
-    });
-    let at = job_runs(&addr, "score").expect("runs");
-    wait_for(Duration::from_secs(60), "three more micro-batches", || {
-        job_runs(&addr, "score").filter(|r| *r >= at + 3)
-    });
+    wait_until_every_transaction_is_scored(&addr);
     let versions = assert_alerts_once_with_one_model_per_micro_batch(&bootstrap, &ids);
     let all: BTreeSet<u64> = versions.values().flatten().copied().collect();
     assert!(
@@ -114,6 +100,32 @@ fn fraud_detection_over_kafka_alerts_once_per_transaction_with_a_model_pinned_pe
         "the pin never moved while training ran: versions {all:?}"
     );
     let _ = terminate(child.take());
+}
+
+/// A broker with topics `transactions` (`n` transactions in each of its 2 partitions) and
+/// `alerts`; its address and the transactions' ids.
+fn broker_with_transactions(dir: &tempfile::TempDir, n: u64) -> (Broker, String, BTreeSet<u64>) {
+    let broker = Broker::start(&dir.path().join("broker"));
+    let bootstrap = broker.bootstrap();
+    create_topic(&bootstrap, "transactions", 2);
+    create_topic(&bootstrap, "alerts", 2);
+    let mut ids = BTreeSet::new();
+    produce_transactions(&bootstrap, 2, 0, n, &mut ids);
+    (broker, bootstrap, ids)
+}
+
+/// Waits until the app at `addr` has read every transaction (no lag on the source) and
+/// committed three more micro-batches (any alerts of the last records are written by then).
+fn wait_until_every_transaction_is_scored(addr: &str) {
+    wait_for(Duration::from_secs(240), "every transaction scored", || {
+        let st = status(addr)?;
+        let parts = st["kafka"][0]["partitions"].as_array()?.clone();
+        (parts.len() == 2 && parts.iter().all(|p| p["lag"] == 0)).then_some(())
+    });
+    let at = job_runs(addr, "score").expect("runs");
+    wait_for(Duration::from_secs(60), "three more micro-batches", || {
+        job_runs(addr, "score").filter(|r| *r >= at + 3)
+    });
 }
 
 /// The app's `--set`s: transactions from `transactions`, alerts to `alerts`, offsets and the
@@ -203,12 +215,7 @@ fn planned_uncommitted(checkpoint: &Path) -> Option<u64> {
 #[ignore = "needs the tansu broker: `make kafka` (part of `make test`) builds it once per machine and runs these"]
 fn fraud_detection_restarted_mid_micro_batch_scores_it_again_with_the_same_pinned_model() {
     let dir = tempfile::tempdir().unwrap();
-    let broker = Broker::start(&dir.path().join("broker"));
-    let bootstrap = broker.bootstrap();
-    create_topic(&bootstrap, "transactions", 2);
-    create_topic(&bootstrap, "alerts", 2);
-    let mut ids = BTreeSet::new();
-    produce_transactions(&bootstrap, 2, 0, 600, &mut ids);
+    let (_broker, bootstrap, mut ids) = broker_with_transactions(&dir, 600);
     let checkpoint = dir.path().join("checkpoint");
     // Six scoring tasks over 2 executors x 2 cores: a micro-batch's tasks land on both. A frozen
     // executor is not declared lost while the test looks.
@@ -274,15 +281,7 @@ fn fraud_detection_restarted_mid_micro_batch_scores_it_again_with_the_same_pinne
     let (child, _) =
         spawn_with_executor_pids(local_on("fraud-detection", 2, &report, &sets, &addr));
     let child = Reap(Some(child));
-    wait_for(Duration::from_secs(240), "every transaction scored", || {
-        let st = status(&addr)?;
-        let parts = st["kafka"][0]["partitions"].as_array()?.clone();
-        (parts.len() == 2 && parts.iter().all(|p| p["lag"] == 0)).then_some(())
-    });
-    let at = job_runs(&addr, "score").expect("runs");
-    wait_for(Duration::from_secs(60), "three more micro-batches", || {
-        job_runs(&addr, "score").filter(|r| *r >= at + 3)
-    });
+    wait_until_every_transaction_is_scored(&addr);
     let versions = assert_alerts_once_with_one_model_per_micro_batch(&bootstrap, &ids);
     assert_eq!(
         versions.get(&batch),
