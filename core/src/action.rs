@@ -23,6 +23,7 @@ pub struct Action<R> {
     pub(crate) reads: Vec<u32>,
     pub(crate) receivers: Vec<u32>,
     pub(crate) inputs: Vec<String>,
+    pub(crate) kafka: Vec<u32>,
     pub(crate) run_task: TaskFn,
     pub(crate) merge: MergeFn<R>,
 }
@@ -50,6 +51,7 @@ impl<R: 'static> Action<R> {
         let reads = ds.reads().to_vec();
         let receivers = ds.receivers().to_vec();
         let inputs = ds.inputs().to_vec();
+        let kafka = ds.kafka_sources().to_vec();
         let run_task: TaskFn = Arc::new(move |ctx: &TaskContext| {
             let partial = run(ctx, ds.iter(ctx));
             if let Some(e) = ctx.take_error() {
@@ -75,6 +77,7 @@ impl<R: 'static> Action<R> {
             reads,
             receivers,
             inputs,
+            kafka,
             run_task,
             merge,
         }
@@ -90,6 +93,7 @@ impl<R: 'static> Action<R> {
             shuffle_out: None,
             receivers: self.receivers.clone(),
             inputs: self.inputs.clone(),
+            kafka: self.kafka.clone(),
         });
         stages
     }

@@ -28,6 +28,7 @@ pub struct Dataset<T> {
     reads: Arc<Vec<u32>>,
     receivers: Arc<Vec<u32>>,
     inputs: Arc<Vec<String>>,
+    kafka: Arc<Vec<u32>>,
 }
 
 impl<T> Clone for Dataset<T> {
@@ -39,6 +40,7 @@ impl<T> Clone for Dataset<T> {
             reads: self.reads.clone(),
             receivers: self.receivers.clone(),
             inputs: self.inputs.clone(),
+            kafka: self.kafka.clone(),
         }
     }
 }
@@ -110,6 +112,7 @@ impl<T: 'static> Dataset<T> {
             reads: Arc::new(reads),
             receivers: Arc::new(Vec::new()),
             inputs: Arc::new(Vec::new()),
+            kafka: Arc::new(Vec::new()),
         }
     }
 
@@ -127,6 +130,14 @@ impl<T: 'static> Dataset<T> {
         self
     }
 
+    /// The same dataset, reading Kafka source `index` (see
+    /// [`App::kafka_source`](crate::App::kafka_source)): the driver plans its offset ranges per
+    /// micro-batch and sends every task its own.
+    pub(crate) fn reading_kafka(mut self, index: u32) -> Self {
+        Arc::make_mut(&mut self.kafka).push(index);
+        self
+    }
+
     /// Stages that must run before this dataset's own (empty without a shuffle upstream).
     pub fn lineage(&self) -> &[StageDef] {
         &self.deps
@@ -135,6 +146,11 @@ impl<T: 'static> Dataset<T> {
     /// Map stages this dataset's pipeline reads, by slot.
     pub fn reads(&self) -> &[u32] {
         &self.reads
+    }
+
+    /// Kafka sources this dataset's pipeline reads (indices in the app's Kafka sources).
+    pub fn kafka_sources(&self) -> &[u32] {
+        &self.kafka
     }
 
     /// Stream receivers this dataset's pipeline reads (indices in the app's receivers).
@@ -176,6 +192,7 @@ impl<T: 'static> Dataset<T> {
             reads: self.reads.clone(),
             receivers: self.receivers.clone(),
             inputs: self.inputs.clone(),
+            kafka: self.kafka.clone(),
         }
     }
 

@@ -59,6 +59,7 @@ fn map_stage<K: Key, V: 'static, C: Value>(
         shuffle_out: Some(partitions),
         receivers: input.receivers().to_vec(),
         inputs: input.inputs().to_vec(),
+        kafka: input.kafka_sources().to_vec(),
         run_task: Arc::new(move |ctx: &TaskContext| {
             run_map_task(ctx, &input, partitions, &combiner)
         }),
@@ -323,6 +324,7 @@ where
         shuffle_out: Some(1),
         receivers: input.receivers().to_vec(),
         inputs: input.inputs().to_vec(),
+        kafka: input.kafka_sources().to_vec(),
         run_task: Arc::new(move |ctx: &TaskContext| run_sample_task(ctx, &input, partitions)),
     }
 }
@@ -336,6 +338,7 @@ fn bounds_stage<K: Key + Ord + Clone>(sample: u32, partitions: u32) -> StageDef 
         shuffle_out: Some(1),
         receivers: Vec::new(),
         inputs: Vec::new(),
+        kafka: Vec::new(),
         run_task: Arc::new(move |ctx: &TaskContext| run_bounds_task::<K>(ctx, partitions)),
     }
 }
@@ -359,6 +362,7 @@ where
         shuffle_out: Some(partitions),
         receivers: input.receivers().to_vec(),
         inputs: input.inputs().to_vec(),
+        kafka: input.kafka_sources().to_vec(),
         run_task: Arc::new(move |ctx: &TaskContext| {
             run_range_map_task(ctx, &input, bounds_slot, partitions)
         }),

@@ -27,9 +27,11 @@ pub struct StageDef {
     pub receivers: Vec<u32>,
     /// File sources (their patterns) this stage's tasks read: the driver lists each once per run
     /// and sends every task its files in `Launch.params` (see [`crate::source_snapshot`]).
-    /// Kafka sources appear here as `kafka-source:<index>` ([`crate::kafka::INPUT_PREFIX`]): the
-    /// driver plans their offset ranges instead of listing files.
     pub inputs: Vec<String>,
+    /// Kafka sources (indices in the app's [`kafka_sources`](crate::App::kafka_sources)) this
+    /// stage's tasks read: the driver plans their offset ranges per run and sends every task
+    /// its own in `Launch.params`.
+    pub kafka: Vec<u32>,
 }
 
 impl std::fmt::Debug for StageDef {
@@ -40,6 +42,7 @@ impl std::fmt::Debug for StageDef {
             .field("shuffle_out", &self.shuffle_out)
             .field("receivers", &self.receivers)
             .field("inputs", &self.inputs)
+            .field("kafka", &self.kafka)
             .finish()
     }
 }

@@ -23,15 +23,6 @@ pub use plan::{Available, OffsetRange, PartitionOffsets, SlotPlan, StartingOffse
 pub use security::Connection;
 pub use source::{KafkaRecord, KafkaSource, SourceStatus};
 
-/// Prefix of the [`StageDef::inputs`](crate::plan::StageDef::inputs) entry naming a Kafka
-/// source (`kafka-source:<index>`), so the driver plans it instead of listing files.
-pub const INPUT_PREFIX: &str = "kafka-source:";
-
-/// The index of the Kafka source a stage input names, if it names one.
-pub fn source_index(input: &str) -> Option<u32> {
-    input.strip_prefix(INPUT_PREFIX)?.parse().ok()
-}
-
 /// A fresh random id naming a numbering of micro-batches or runs (16 hex digits; see
 /// [`TaskContext::output_epoch`](crate::task::TaskContext::output_epoch)).
 pub fn new_epoch() -> String {

@@ -20,7 +20,7 @@ use super::checkpoint::{Checkpoint, Committed, SavedState};
 use super::io::{self, READ_TICK};
 use super::plan::{Available, BatchPlan, PartitionOffsets, SlotPlan, StartingOffsets};
 use super::security::{Connection, Security};
-use super::{INPUT_PREFIX, KafkaError, OffsetRange};
+use super::{KafkaError, OffsetRange};
 use crate::dataset::Dataset;
 use crate::source::Malformed;
 use crate::task::TaskContext;
@@ -215,9 +215,10 @@ impl KafkaSource {
         &self.config
     }
 
-    /// The stage input naming this source.
-    pub fn input(&self) -> String {
-        format!("{INPUT_PREFIX}{}", self.index)
+    /// Its index in the app's Kafka sources (what [`StageDef::kafka`](crate::plan::StageDef::kafka)
+    /// lists).
+    pub fn index(&self) -> u32 {
+        self.index
     }
 
     /// The records of the micro-batch's ranges, one partition per task slot.
@@ -227,7 +228,7 @@ impl KafkaSource {
         Dataset::from_fn(self.config.slots, move |ctx: &TaskContext| {
             Box::new(Reader::new(ctx, conn.clone(), topic.clone()))
         })
-        .reading_files(&self.input())
+        .reading_kafka(self.index)
     }
 
     /// The records' values as text lines; a value that is not UTF-8 is malformed: it fails the
@@ -253,7 +254,7 @@ impl KafkaSource {
                 }),
             )
         })
-        .reading_files(&self.input())
+        .reading_kafka(self.index)
     }
 
     fn start(&self) -> Result<Planner, KafkaError> {
@@ -720,5 +721,19 @@ mod tests {
         let s = source(dir.path());
         assert!(s.plan(0, Vec::new).unwrap().iter().all(Vec::is_empty));
         assert_eq!(s.take_restored(), vec![pin(3)]);
+    }
+
+    #[test]
+    fn its_datasets_name_the_source_by_index_not_as_a_file_input() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = source(dir.path());
+        for ds in [
+            s.records().map(|r| r.offset as u64),
+            s.lines(Malformed::Skip).map(|l| l.len() as u64),
+        ] {
+            let stages = ds.count().stages();
+            assert_eq!(stages[0].kafka, [s.index()]);
+            assert!(stages[0].inputs.is_empty(), "no file listing for it");
+        }
     }
 }

@@ -192,12 +192,11 @@ impl EventLoop {
         let mut out = Vec::with_capacity(sources.len());
         for k in sources {
             let status = k.status();
-            let input = k.input();
             let jobs: Vec<&str> = self
                 .app
                 .jobs()
                 .iter()
-                .filter(|j| j.stages.iter().any(|s| s.inputs.contains(&input)))
+                .filter(|j| j.stages.iter().any(|s| s.kafka.contains(&k.index())))
                 .map(|j| j.name.as_str())
                 .collect();
             self.metrics.set_kafka(&jobs, &status);

@@ -112,9 +112,7 @@ pub(crate) fn snapshot_inputs(stages: &[StageDef]) -> Result<Inputs, SnapshotErr
     let mut inputs = Inputs::new();
     for s in stages {
         for pattern in &s.inputs {
-            // Kafka sources are planned by their own planner (`JobManager::begin_run`).
-            if neptune_core::kafka::source_index(pattern).is_none() && !inputs.contains_key(pattern)
-            {
+            if !inputs.contains_key(pattern) {
                 inputs.insert(pattern.clone(), snapshot(pattern, s.partitions)?);
             }
         }
@@ -129,8 +127,9 @@ pub(crate) struct RunState {
     pub records: u64,
     /// The run's input snapshot: for each file source (pattern) its files by partition.
     pub inputs: Inputs,
-    /// The run's Kafka plan: for each Kafka source (its stage input) the ranges by partition.
-    pub kafka: BTreeMap<String, Vec<SlotPlan>>,
+    /// The run's Kafka plan: for each Kafka source (its index in the app) the ranges by
+    /// partition.
+    pub kafka: BTreeMap<u32, Vec<SlotPlan>>,
     /// The durable number of the run's Kafka micro-batch, when it reads Kafka records (every
     /// task of the run gets it: output written under it replaces a restarted run's own).
     pub kafka_batch: Option<u64>,
@@ -180,9 +179,10 @@ impl RunState {
         t
     }
 
-    /// The Kafka offset ranges task `partition` of a stage reading `inputs` reads in this run.
-    pub fn kafka_of(&self, inputs: &[String], partition: u32) -> Vec<OffsetRange> {
-        inputs
+    /// The Kafka offset ranges task `partition` of a stage reading Kafka sources `sources`
+    /// reads in this run.
+    pub fn kafka_of(&self, sources: &[u32], partition: u32) -> Vec<OffsetRange> {
+        sources
             .iter()
             .filter_map(|i| self.kafka.get(i)?.get(partition as usize))
             .flatten()

@@ -422,11 +422,8 @@ impl JobManager {
         let mut kafka_epoch = None;
         let mut restored = Vec::new();
         for s in &self.app.jobs()[j].stages {
-            for input in &s.inputs {
-                let Some(k) = neptune_core::kafka::source_index(input) else {
-                    continue;
-                };
-                if kafka.contains_key(input) {
+            for &k in &s.kafka {
+                if kafka.contains_key(&k) {
                     continue;
                 }
                 let Some(source) = self.app.kafka_sources().get(k as usize) else {
@@ -437,7 +434,7 @@ impl JobManager {
                 restored.extend(source.take_restored());
                 match planned {
                     Ok(slots) => {
-                        kafka.insert(input.clone(), slots);
+                        kafka.insert(k, slots);
                         if kafka_batch.is_none() {
                             kafka_batch = source.batch_of(run);
                             kafka_epoch = kafka_batch.and_then(|_| source.epoch());
@@ -691,10 +688,8 @@ impl JobManager {
                         .map(|(name, _)| name)
                         .filter(|n| !durable.contains(*n)),
                 );
-                for k in st.kafka.keys() {
-                    let source = neptune_core::kafka::source_index(k)
-                        .and_then(|i| self.app.kafka_sources().get(i as usize));
-                    if let Some(source) = source {
+                for &k in st.kafka.keys() {
+                    if let Some(source) = self.app.kafka_sources().get(k as usize) {
                         source
                             .commit(run, || saved_state(&self.broadcasts, names.clone()))
                             .map_err(|e| format!("run {run} failed to commit: {e}"))?;

@@ -117,7 +117,7 @@ impl JobManager {
             // The task's share of the run's input snapshot (listed when the run began).
             files: (!stage.inputs.is_empty()).then(|| st.files_of(&stage.inputs, id.partition)),
             // The task's ranges of the micro-batch's Kafka plan (made when the run began).
-            kafka: st.kafka_of(&stage.inputs, id.partition),
+            kafka: st.kafka_of(&stage.kafka, id.partition),
             kafka_batch: st.kafka_batch,
             // Every task gets it: a sink deduplicating by batch number keys by it too.
             epoch: st.epoch.clone(),
