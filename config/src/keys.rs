@@ -406,7 +406,8 @@ pub static JOB_MAX_IN_FLIGHT: UInt = UInt::new(
     Meta::new(
         "jobs.<job>.max_in_flight",
         "Micro-batches of a stream job in flight at once. With that many begun and not committed, the next due ones wait and begin as earlier ones commit; their latency still counts from their due times. A job that cannot keep up falls behind (`/status` `waiting_runs`) with bounded driver memory.",
-    ),
+    )
+    .crd("spec.jobs.<job>.maxInFlight"),
     1,
     100_000,
 )

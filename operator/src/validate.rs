@@ -8,7 +8,8 @@
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use neptune_config::keys::{
     CORES, EXECUTORS, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, JOB_INTERVAL_MS,
-    JOB_LATENCY_TARGET_MS, MAX_SUSPENSIONS, MEMORY, QUANTUM_MS, STATIC_STREAM_EXECUTORS,
+    JOB_LATENCY_TARGET_MS, JOB_MAX_IN_FLIGHT, MAX_SUSPENSIONS, MEMORY, QUANTUM_MS,
+    STATIC_STREAM_EXECUTORS,
 };
 use neptune_config::rules;
 use neptune_config::{UInt, keys};
@@ -230,6 +231,12 @@ pub fn validate(app: &StreamBatchApp) -> Result<Validated, InvalidSpec> {
             &format!("spec.jobs[{job}].intervalMs"),
             &JOB_INTERVAL_MS,
             o.interval_ms,
+        );
+        setting(
+            &mut errs,
+            &format!("spec.jobs[{job}].maxInFlight"),
+            &JOB_MAX_IN_FLIGHT,
+            o.max_in_flight,
         );
     }
     let rp = &spec.restart_policy;

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{EnvVar, LocalObjectReference, Toleration};
 use neptune_config::keys::{
     CORES, EXECUTORS, HEARTBEAT_INTERVAL_MS, HEARTBEAT_TIMEOUT_MS, JOB_INTERVAL_MS,
-    JOB_LATENCY_TARGET_MS, MAX_SUSPENSIONS, QUANTUM_MS, STATIC_STREAM_EXECUTORS,
+    JOB_LATENCY_TARGET_MS, JOB_MAX_IN_FLIGHT, MAX_SUSPENSIONS, QUANTUM_MS, STATIC_STREAM_EXECUTORS,
 };
 use neptune_config::rules;
 
@@ -343,6 +343,11 @@ pub struct JobOverride {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = JOB_LATENCY_TARGET_MS.min, max = JOB_LATENCY_TARGET_MS.max))]
     pub latency_target_ms: Option<i64>,
+    /// Micro-batches of a stream job in flight at once; due ones beyond wait (the job falls
+    /// behind, `status.jobs[].waitingRuns`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = JOB_MAX_IN_FLIGHT.min, max = JOB_MAX_IN_FLIGHT.max))]
+    pub max_in_flight: Option<i64>,
 }
 
 /// When the driver exits: `Never` restart, restart `OnFailure`, or `Always`.

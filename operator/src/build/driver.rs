@@ -80,6 +80,9 @@ fn driver_args_with(spec: &StreamBatchAppSpec, executors: &str) -> Vec<String> {
         if let Some(v) = o.latency_target_ms {
             set(format!("jobs.{job}.latency_target_ms"), v.to_string());
         }
+        if let Some(v) = o.max_in_flight {
+            set(format!("jobs.{job}.max_in_flight"), v.to_string());
+        }
     }
     for (k, v) in &spec.app.config {
         set(k.clone(), v.clone());

@@ -118,7 +118,7 @@ fn every_option_set_children_match_golden() {
     heartbeatIntervalMs: 500
     heartbeatTimeoutMs: 5000
   jobs:
-    score: {kind: stream, intervalMs: 250, latencyTargetMs: 100}
+    score: {kind: stream, intervalMs: 250, latencyTargetMs: 100, maxInFlight: 16}
     train: {kind: batch}
   restartPolicy: {type: Always, maxRetries: 10, backoffInitialSeconds: 5, backoffMaxSeconds: 60}
   ttlSecondsAfterFinished: 600

@@ -117,6 +117,11 @@ fn rows() -> Vec<Row> {
             apply: Cel,
         },
         Row {
+            field: "spec.jobs[score].maxInFlight",
+            spec: "  jobs: {score: {maxInFlight: 0}}\n",
+            apply: Schema("minimum"),
+        },
+        Row {
             field: "spec.jobs[train].latencyTargetMs",
             spec: "  jobs: {train: {kind: batch, latencyTargetMs: 100}}\n",
             apply: Cel,
