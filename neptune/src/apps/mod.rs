@@ -81,7 +81,7 @@ pub static STREAM_COST: UInt = UInt::new(
 .default(20);
 
 /// Default micro-batch interval of the generated stream job.
-const STREAM_INTERVAL_MS: u64 = 200;
+pub(crate) const STREAM_INTERVAL_MS: u64 = 200;
 
 /// The generated CPU-bound stream job of `synthetic` and `shuffle`: `tasks` tasks per
 /// micro-batch, each with its share of `rate` records per second, every record put through

@@ -101,9 +101,10 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
         out.display()
     );
     // The machine's wake-up floor first, on the same machine state the runs start in.
+    let interval = stream_interval(&workload)?;
     let floor = (!args.quick).then(|| {
         eprintln!("neptune bench: measuring the machine's wake-up floor (about 20 s)");
-        floor::measure(stream_interval(&workload), FLOOR_SAMPLES)
+        floor::measure(interval, FLOOR_SAMPLES)
     });
     let kafka = match args.source {
         crate::apps::Source::Kafka => {
@@ -217,15 +218,15 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<i32> {
 /// the bench's 40 ms interval.
 const FLOOR_SAMPLES: usize = 250;
 
-/// The stream interval the runs use (the last `jobs.stream.interval_ms` of the workload, so a
-/// `--set` wins): the idle gap of the floor's wake-ups.
-fn stream_interval(workload: &[String]) -> Duration {
-    workload
-        .iter()
-        .rev()
-        .find_map(|kv| kv.strip_prefix("jobs.stream.interval_ms="))
-        .and_then(|ms| ms.parse().ok())
-        .map_or(Duration::from_millis(40), Duration::from_millis)
+/// The stream interval the runs use, read as `synthetic` reads it (the last
+/// `jobs.stream.interval_ms` of the workload, so a `--set` wins; the app's default without one):
+/// the idle gap of the floor's wake-ups.
+///
+/// # Errors
+/// A value the app would refuse, naming its key.
+fn stream_interval(workload: &[String]) -> anyhow::Result<Duration> {
+    let cfg = neptune_core::Config::from_args(workload)?;
+    Ok(crate::apps::StreamLoad::read(&cfg, &crate::apps::synthetic::STREAM_TASKS)?.interval)
 }
 
 /// CPU model, logical CPUs and kernel, for the record.
@@ -346,9 +347,16 @@ mod tests {
     #[test]
     fn the_floor_idles_for_the_stream_interval_a_set_value_wins() {
         let mut w = plan::base_workload();
-        assert_eq!(stream_interval(&w), Duration::from_millis(40));
+        assert_eq!(stream_interval(&w).unwrap(), Duration::from_millis(40));
         w.push("jobs.stream.interval_ms=25".into());
-        assert_eq!(stream_interval(&w), Duration::from_millis(25));
-        assert_eq!(stream_interval(&[]), Duration::from_millis(40));
+        assert_eq!(stream_interval(&w).unwrap(), Duration::from_millis(25));
+        assert_eq!(
+            stream_interval(&[]).unwrap(),
+            Duration::from_millis(crate::apps::STREAM_INTERVAL_MS),
+            "the app's own default"
+        );
+        w.push("jobs.stream.interval_ms=soon".into());
+        let e = stream_interval(&w).unwrap_err().to_string();
+        assert!(e.contains("jobs.stream.interval_ms"), "{e}");
     }
 }
