@@ -218,11 +218,16 @@ fn fraud_detection_restarted_mid_micro_batch_scores_it_again_with_the_same_pinne
     let (_broker, bootstrap, mut ids) = broker_with_transactions(&dir, 600);
     let checkpoint = dir.path().join("checkpoint");
     // Six scoring tasks over 2 executors x 2 cores: a micro-batch's tasks land on both. A frozen
-    // executor is not declared lost while the test looks.
+    // executor is neither declared lost nor has its launches moved elsewhere while the test
+    // looks (the half-written micro-batch stays so until the kill).
     let sets = fraud_sets(
         &bootstrap,
         &checkpoint,
-        &["score.partitions=6", "heartbeat.timeout_ms=120000"],
+        &[
+            "score.partitions=6",
+            "heartbeat.timeout_ms=120000",
+            "driver.launch_ack_timeout_ms=120000",
+        ],
     );
     let sets: Vec<&str> = sets.iter().map(String::as_str).collect();
     let report = report_path(&dir, "fraud");
