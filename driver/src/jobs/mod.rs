@@ -339,12 +339,16 @@ impl JobManager {
     }
 
     /// When stream job `j`'s next micro-batch is due, and its interval (`None`: no more are
-    /// due, or the job is not a stream job).
+    /// due, the job is not a stream job, or it has `max_in_flight` runs in flight — its next
+    /// begins when one commits, whatever its due time, so there is nothing to act ahead for).
     pub fn next_due(&self, j: usize) -> Option<(Duration, Duration)> {
         if self.stopped {
             return None;
         }
         let job = self.jobs.get(j)?;
+        if job.active.len() >= job.max_in_flight {
+            return None;
+        }
         job.next_due.map(|due| (due, job.interval))
     }
 
