@@ -114,12 +114,9 @@ struct JobState {
 
 /// The current versions of `names` in `broadcasts`, for a Kafka checkpoint: a micro-batch run
 /// again after a driver restart then reads what its first attempt read.
-fn saved_state<'a>(
-    broadcasts: &Broadcasts,
-    names: impl IntoIterator<Item = &'a String>,
-) -> Vec<SavedState> {
+fn saved_state(broadcasts: &Broadcasts, names: &BTreeSet<String>) -> Vec<SavedState> {
     names
-        .into_iter()
+        .iter()
         .filter_map(|name| {
             let (version, bytes) = broadcasts.bytes(name)?;
             Some(SavedState {
@@ -679,23 +676,23 @@ impl JobManager {
         let parts = st.take_results();
         let mut ctx = CommitCtx::new(run, st.records, &self.broadcasts);
         let commit = self.app.jobs()[j].commit.clone();
-        let outcome = commit(&mut ctx, parts)
-            .map_err(|e| format!("run {run} failed to commit: {e}"))
+        let outcome =
+            commit(&mut ctx, parts).map_err(|e| format!("run {run} failed to commit: {e}"));
+        if outcome.is_ok() {
+            // What the commit published is the job's durable state from now on.
+            self.jobs[j]
+                .durable
+                .extend(ctx.published().iter().map(|(name, _)| name.clone()));
+        }
+        let outcome = outcome
             .and_then(|v| {
                 // The micro-batch's Kafka offsets become the committed ones, after the job's own
-                // commit succeeded (a failed commit leaves them to be read again).
-                // With the job's shared state as this commit left it.
-                let durable = &self.jobs[j].durable;
-                let names = durable.iter().chain(
-                    ctx.published()
-                        .iter()
-                        .map(|(name, _)| name)
-                        .filter(|n| !durable.contains(*n)),
-                );
+                // commit succeeded (a failed commit leaves them to be read again), with the job's
+                // shared state as this commit left it.
                 for &k in st.kafka.keys() {
                     if let Some(source) = self.app.kafka_sources().get(k as usize) {
                         source
-                            .commit(run, || saved_state(&self.broadcasts, names.clone()))
+                            .commit(run, || saved_state(&self.broadcasts, &self.jobs[j].durable))
                             .map_err(|e| format!("run {run} failed to commit: {e}"))?;
                     }
                 }
@@ -709,8 +706,6 @@ impl JobManager {
             Ok(v) => {
                 step.published.extend(ctx.published().iter().cloned());
                 let job = &mut self.jobs[j];
-                job.durable
-                    .extend(ctx.published().iter().map(|(name, _)| name.clone()));
                 job.stats.runs += 1;
                 if job.stats.last_result_run.is_none_or(|r| r < run) {
                     job.stats.last_result = v;
