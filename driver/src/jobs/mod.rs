@@ -112,6 +112,14 @@ struct JobState {
     durable: BTreeSet<String>,
 }
 
+impl JobState {
+    /// Whether `max_in_flight` runs are in flight: no due micro-batch may begin before one
+    /// commits.
+    fn at_capacity(&self) -> bool {
+        self.active.len() >= self.max_in_flight
+    }
+}
+
 /// The current versions of `names` in `broadcasts`, for a Kafka checkpoint: a micro-batch run
 /// again after a driver restart then reads what its first attempt read.
 fn saved_state(broadcasts: &Broadcasts, names: &BTreeSet<String>) -> Vec<SavedState> {
@@ -330,7 +338,7 @@ impl JobManager {
         }
         self.jobs
             .iter()
-            .filter(|j| j.active.len() < j.max_in_flight)
+            .filter(|j| !j.at_capacity())
             .filter_map(|j| j.next_due)
             .min()
     }
@@ -343,7 +351,7 @@ impl JobManager {
             return None;
         }
         let job = self.jobs.get(j)?;
-        if job.active.len() >= job.max_in_flight {
+        if job.at_capacity() {
             return None;
         }
         job.next_due.map(|due| (due, job.interval))
@@ -365,10 +373,7 @@ impl JobManager {
             return;
         }
         while let Some(due) = self.jobs[j].next_due {
-            if due > now
-                || self.runs_exhausted(j)
-                || self.jobs[j].active.len() >= self.jobs[j].max_in_flight
-            {
+            if due > now || self.runs_exhausted(j) || self.jobs[j].at_capacity() {
                 break;
             }
             self.jobs[j].next_due = Some(due + self.jobs[j].interval);
