@@ -33,8 +33,12 @@ impl EventTimes {
 
     /// Add one record's timestamp to `times` (which may be empty).
     pub fn note(times: &mut Option<Self>, ms: i64) {
-        let one = Self::one(ms);
-        *times = Some(times.map_or(one, |t| t.merged(&one)));
+        Self::add(times, Self::one(ms));
+    }
+
+    /// Add the set `more` to `times` (which may be empty).
+    pub fn add(times: &mut Option<Self>, more: Self) {
+        *times = Some(times.map_or(more, |t| t.merged(&more)));
     }
 
     /// Both sets together.

@@ -658,7 +658,7 @@ impl JobManager {
             .get_mut(id.job as usize)
             .and_then(|j| j.active.get_mut(&id.run));
         if let Some(run) = run {
-            run.event_times = Some(run.event_times.map_or(times, |t| t.merged(&times)));
+            EventTimes::add(&mut run.event_times, times);
         }
     }
 
