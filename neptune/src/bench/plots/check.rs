@@ -3,7 +3,8 @@
 //!
 //! The SVG is parsed as XML (`roxmltree`); a series is recognised by its color: a legend entry
 //! is a text inside the legend box with a colored mark on its row, and the data drawn in that
-//! color outside the box is the series. Bars without a legend are recognised by their x-axis
+//! color is the series. `plotters` draws the legend after every series, so what comes after the
+//! legend's border is legend and everything before it data — also a line drawn under the box. Bars without a legend are recognised by their x-axis
 //! label: a bar spans the label's x.
 
 use anyhow::{Context as _, anyhow, bail};
@@ -52,9 +53,6 @@ impl Area {
     fn contains(&self, x: f64, y: f64) -> bool {
         (self.x0..=self.x1).contains(&x) && (self.y0..=self.y1).contains(&y)
     }
-    fn inside(&self, outer: &Area) -> bool {
-        outer.contains(self.x0, self.y0) && outer.contains(self.x1, self.y1)
-    }
     fn center_y(&self) -> f64 {
         (self.y0 + self.y1) / 2.0
     }
@@ -81,6 +79,10 @@ struct Shape {
     color: String,
     kind: Kind,
     area: Area,
+    /// Drawn after the legend's border: a legend mark. `plotters` draws the legend (background,
+    /// border, marks, texts) after every series, so this tells marks from data even where a
+    /// series passes under the legend box (a short line wholly inside the box is still data).
+    legend: bool,
 }
 
 /// The texts and series-colored shapes of one plot, and its legend box if it has one.
@@ -141,6 +143,7 @@ impl Drawn {
                     };
                     d.shapes.push(Shape {
                         color,
+                        legend: d.legend.is_some(),
                         kind: Kind::Line(pts.len()),
                         area: Area {
                             x0: fold(f64::min, f64::MAX, false),
@@ -163,6 +166,7 @@ impl Drawn {
                             color,
                             kind: Kind::Rect,
                             area,
+                            legend: d.legend.is_some(),
                         });
                     } else if n.attribute("fill") == Some("none") && d.legend.is_none() {
                         // The legend's border: the only unfilled rectangle `plotters` draws.
@@ -173,10 +177,6 @@ impl Drawn {
             }
         }
         Ok(d)
-    }
-
-    fn in_legend(&self, a: &Area) -> bool {
-        self.legend.is_some_and(|l| a.inside(&l))
     }
 
     /// The color of the legend entry `label`: the series-colored mark on the text's row.
@@ -190,16 +190,14 @@ impl Drawn {
         let row = text.y + 5.0;
         self.shapes
             .iter()
-            .filter(|s| self.in_legend(&s.area))
+            .filter(|s| s.legend)
             .find(|s| (s.area.center_y() - row).abs() <= 6.0)
             .map(|s| s.color.as_str())
     }
 
     /// Data (not legend) shapes that `keep` accepts.
     fn data(&self, keep: impl Fn(&Shape) -> bool) -> impl Iterator<Item = &Shape> {
-        self.shapes
-            .iter()
-            .filter(move |s| !self.in_legend(&s.area) && keep(s))
+        self.shapes.iter().filter(move |s| !s.legend && keep(s))
     }
 
     fn missing(&self, e: &Expect<'_>) -> Vec<String> {

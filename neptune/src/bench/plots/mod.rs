@@ -369,6 +369,26 @@ mod tests {
     }
 
     #[test]
+    fn a_series_drawn_under_the_legend_box_is_data_not_a_legend_mark() {
+        // `b` is a short line in the top-right corner, where the legend box is drawn over it: a
+        // check that took every shape inside the box for a legend mark saw no line of `b`'s
+        // color and gave another entry `b`'s color when the line sat on its row.
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("under.svg");
+        let e = Expect {
+            lines: &["a", "b", "c"],
+            ..Expect::default()
+        };
+        let a = ("a".to_string(), vec![(0.0, 1.0), (100.0, 1.0)]);
+        let c = ("c".to_string(), vec![(0.0, 2.0), (100.0, 2.0)]);
+        for y in [1_000.0, 1_100.0, 1_300.0, 1_600.0, 2_000.0] {
+            let b = ("b".to_string(), vec![(97.0, y), (99.0, y)]);
+            lines(&p, "t", ("x", "y"), &[a.clone(), b, c.clone()], true).unwrap();
+            check(&p, &e).unwrap_or_else(|err| panic!("b at {y}: {err:#}"));
+        }
+    }
+
+    #[test]
     fn bars_draw_a_bar_per_label_and_the_check_sees_one_missing() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("b.svg");
